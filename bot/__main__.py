@@ -1,0 +1,181 @@
+"""Command line: demo, run, roster import, invites."""
+
+import argparse
+import asyncio
+import csv
+import logging
+import re
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.clock import SystemClock
+from bot.config import TOKEN_PATTERN, Settings
+from bot.runtime import Runtime
+
+DEMO_DATABASE = "sqlite:///data/demo.db"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="创先争优 campaign assistant"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="chat with the bot locally, as the demo organisation")
+    demo.add_argument("--database", default=DEMO_DATABASE, help=f"default {DEMO_DATABASE}")
+
+    commands.add_parser("run", help="run against Telegram (long polling) with TELEGRAM_BOT_TOKEN")
+
+    roster = commands.add_parser("roster", help="the organisation's roster")
+    roster_commands = roster.add_subparsers(dest="roster_command", required=True)
+    load = roster_commands.add_parser("import", help="import a CSV or XLSX roster")
+    load.add_argument("file", type=Path)
+    load.add_argument("--branches", type=Path, help="a CSV of branches (XLSX: a 支部 sheet)")
+    load.add_argument("--organisation", default="本单位", help="name, when creating it")
+
+    invites = commands.add_parser("invites", help="print personal invite links")
+    invites.add_argument("--branch", help="only this branch")
+    invites.add_argument("--reissue", action="store_true", help="replace the live invites")
+    invites.add_argument("--csv", type=Path, help="also write the links to this CSV file")
+    invites.add_argument("--qr", type=Path, help="also write a QR-code PNG per member here")
+    return parser
+
+
+def _say(runtime: Runtime, template: str, **values: object) -> None:
+    print(runtime.messages.render(runtime.settings.default_locale, template, **values))
+
+
+async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot.services import roster
+
+    await runtime.db.migrate()
+    try:
+        people_table, branch_table = roster.read_tables(args.file, args.branches)
+    except (OSError, ValueError) as error:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+        return 2
+    async with runtime.db.session() as session:
+        report = await roster.import_roster(
+            session,
+            people_table=people_table,
+            branch_table=branch_table,
+            organisation_name=args.organisation,
+            timezone=runtime.settings.timezone,
+            now=runtime.clock.now(),
+        )
+        if not report.ok:
+            await session.rollback()
+    _say(runtime, "cli_roster_report.txt", report=report)
+    return 0 if report.ok else 1
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.telegram_bot_username:
+        return settings.telegram_bot_username
+    if settings.telegram_bot_token and TOKEN_PATTERN.match(settings.telegram_bot_token):
+        from telegram import Bot
+
+        async with Bot(settings.telegram_bot_token) as bot:
+            return bot.username
+    return None
+
+
+async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bot.services import onboarding
+    from storage import people
+
+    username = await _bot_username(runtime.settings)
+    if username is None:
+        _say(runtime, "cli_no_username.txt")
+        return 2
+    await runtime.db.migrate()
+    async with runtime.db.session() as session:
+        branch_id = None
+        if args.branch:
+            organisation = await people.get_organisation(session)
+            branch = organisation and await people.get_branch_by_name(
+                session, organisation_id=organisation.id, name=args.branch
+            )
+            if not branch:
+                _say(runtime, "cli_unknown_branch.txt", branch=args.branch)
+                return 1
+            branch_id = branch.id
+        issued = await onboarding.issue_invites(
+            session,
+            now=runtime.clock.now(),
+            valid_for=timedelta(days=runtime.settings.invite_days),
+            branch_id=branch_id,
+            reissue=args.reissue,
+        )
+    rows = [(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued]
+    _say(runtime, "cli_invites.txt", rows=rows)
+    if args.csv:
+        with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
+            writer = csv.writer(file)
+            writer.writerow(["支部", "姓名", "链接", "有效期至"])
+            for branch, name, link, expires in rows:
+                local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
+                writer.writerow([branch, name, link, local])
+    if args.qr:
+        import qrcode
+
+        args.qr.mkdir(parents=True, exist_ok=True)
+        for branch, name, link, _expires in rows:
+            safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
+            qrcode.make(link).save(args.qr / f"{safe}.png")
+    return 0
+
+
+def _run_telegram(settings: Settings) -> int:
+    token = settings.telegram_bot_token
+    if not token or not TOKEN_PATTERN.match(token):
+        problem = "is not set" if not token else "does not look like a bot token (digits:letters)"
+        print(
+            f"error: TELEGRAM_BOT_TOKEN {problem}. Get one from @BotFather, "
+            "or try the bot without Telegram: python -m bot demo",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.telegram import run_polling
+
+    return run_polling(settings, token)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        print(f"error: setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "demo":
+        from bot.console import run_demo
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return asyncio.run(run_demo(settings.model_copy(update={"database_url": args.database})))
+    if args.command == "run":
+        return _run_telegram(settings)
+    runtime = Runtime.create(settings, SystemClock())
+
+    async def command() -> int:
+        try:
+            if args.command == "roster":
+                return await _import_roster(runtime, args)
+            return await _invites(runtime, args)
+        finally:
+            await runtime.db.dispose()
+
+    return asyncio.run(command())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

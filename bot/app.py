@@ -1,0 +1,38 @@
+"""Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
+
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+import handlers
+from bot.jobs import PeriodicJob
+from bot.runtime import Runtime
+
+# Local runs (demo, tests, benchmarks) need a token-shaped string; no request leaves the process.
+LOCAL_TOKEN = "1000000:local-demo-token-not-used-for-any-request"
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    """The periodic jobs of every feature."""
+    return []
+
+
+def build_application(
+    runtime: Runtime,
+    *,
+    request: BaseRequest | None = None,
+    token: str | None = None,
+    api_base_url: str | None = None,
+) -> Application:
+    """The Application with every handler; `request` answers the Bot API locally if given."""
+    builder: ApplicationBuilder = Application.builder().token(token or LOCAL_TOKEN)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request).updater(None)
+    else:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    if api_base_url:
+        base = api_base_url.rstrip("/")
+        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    application = builder.build()
+    application.bot_data["runtime"] = runtime
+    handlers.register(application)
+    return application

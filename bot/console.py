@@ -1,0 +1,128 @@
+"""`python -m bot demo`: chat with the bot in a terminal, or from a piped script."""
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bot import demo
+from bot.app import build_application, periodic_jobs
+from bot.clock import ManualClock, SystemClock
+from bot.config import Settings
+from bot.jobs import SteppedJobs
+from bot.local_api import LocalBotAPI
+from bot.local_chat import LocalChat, Person, printer_for
+from bot.runtime import Runtime
+
+STRANGER = Person(7_099_999, "访客")
+
+
+class Console:
+    """Reads the local chat's lines and acts on them."""
+
+    def __init__(
+        self,
+        chat: LocalChat,
+        everyone: list[Person],
+        runtime: Runtime,
+        write: Callable[[str], None],
+    ) -> None:
+        self.chat = chat
+        self.everyone = everyone
+        self.current = everyone[0]
+        self.runtime = runtime
+        self.write = write
+
+    def say(self, template: str, **values: object) -> None:
+        self.write(
+            self.runtime.messages.render(self.runtime.settings.default_locale, template, **values)
+        )
+
+    def find(self, key: str) -> Person | None:
+        if key in ("stranger", "访客"):
+            return STRANGER
+        for person in self.everyone:
+            if key in (person.name, person.description.split(" ")[0]):
+                return person
+        return None
+
+    async def handle(self, line: str) -> bool:
+        """Act on one line; False when the chat should end."""
+        line = line.strip()
+        if not line:
+            return True
+        if line in (":quit", ":q"):
+            return False
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if command == ":who":
+            self.say("console_who.txt", people=self.everyone, current=self.current)
+        elif command == ":as":
+            person = self.find(argument)
+            if person is None:
+                self.say("console_unknown_person.txt", key=argument)
+            else:
+                self.current = person
+                self.say("console_now_as.txt", person=person)
+        elif command == ":tap":
+            if not await self.chat.tap(self.current, argument):
+                self.say("console_no_button.txt", selector=argument)
+        elif command == ":clock":
+            try:
+                moment = await self.chat.move_clock(argument)
+            except ValueError:
+                self.say("console_bad_clock.txt", spec=argument)
+            else:
+                self.say("console_clock.txt", moment=moment)
+        elif command.startswith(":"):
+            self.say("console_help.txt")
+        else:
+            await self.chat.send(self.current, line)
+        return True
+
+
+def _lines(stream: TextIO):
+    if stream.isatty():
+
+        async def prompt() -> str | None:
+            try:
+                return await asyncio.to_thread(input, "> ")
+            except EOFError:
+                return None
+
+        return prompt
+    iterator = iter(stream)
+
+    async def read() -> str | None:
+        return next(iterator, None)
+
+    return read
+
+
+async def run_demo(
+    settings: Settings, *, stdin: TextIO = sys.stdin, write: Callable[[str], None] = print
+) -> int:
+    """Seed the demo organisation if needed, then chat until :quit or end of input."""
+    clock = ManualClock(SystemClock().now())
+    runtime = Runtime.create(settings, clock)
+    await runtime.db.migrate()
+    await demo.seed(runtime)
+    everyone = await demo.demo_people(runtime)
+    names = {person.user_id: person.name for person in [*everyone, STRANGER]}
+    api = LocalBotAPI(
+        now=lambda: clock.now().timestamp(),
+        on_call=printer_for(lambda chat_id: names.get(chat_id, str(chat_id)), write),
+    )
+    application = build_application(runtime, request=api)
+    chat = LocalChat(
+        application, api, clock, SteppedJobs(application, periodic_jobs(), clock.now())
+    )
+    console = Console(chat, everyone, runtime, write)
+    read = _lines(stdin)
+    async with application:
+        console.say("console_intro.txt", current=console.current)
+        while (line := await read()) is not None:
+            if not await console.handle(line):
+                break
+    await runtime.db.dispose()
+    return 0

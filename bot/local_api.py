@@ -1,0 +1,226 @@
+"""A Bot API that answers in-process: the local chat's, the tests' and the benchmarks'.
+
+It plugs into python-telegram-bot as its `BaseRequest`, so the real `Bot` and `Application`
+run unchanged; it records every call, answers like Telegram does, and can be told to fail
+the way Telegram fails (429 with retry_after, 403 for a blocked user, timeouts).
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from telegram.error import TimedOut
+from telegram.request import BaseRequest, RequestData
+
+BOT_USER = {
+    "id": 7000000001,
+    "is_bot": True,
+    "first_name": "创先争优助手",
+    "username": "cxzy_demo_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+
+_SENDS = {"sendMessage", "sendPhoto", "sendDocument"}
+_EDITS = {"editMessageText", "editMessageReplyMarkup", "editMessageCaption"}
+
+
+@dataclass
+class Call:
+    """One Bot API request as the bot made it."""
+
+    method: str
+    params: dict[str, Any]
+    message_id: int | None = None
+
+    @property
+    def chat_id(self) -> int | None:
+        chat = self.params.get("chat_id")
+        return int(chat) if chat is not None else None
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        markup = self.params.get("reply_markup") or {}
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+@dataclass
+class _Failure:
+    method: str | None
+    chat_id: int | None
+    times: int
+    status: int
+    description: str
+    retry_after: int | None = None
+
+
+class LocalBotAPI(BaseRequest):
+    """Records and answers Bot API calls without a network."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float] = lambda: 0.0,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.now = now
+        self.on_call = on_call
+        self.calls: list[Call] = []
+        self._failures: list[_Failure] = []
+        self._blocked: set[int] = set()
+        self._message_ids = count(1000)
+
+    # --- telling it how Telegram should behave -------------------------------------------
+
+    def fail(
+        self,
+        *,
+        method: str | None = None,
+        chat_id: int | None = None,
+        status: int = 429,
+        retry_after: int | None = None,
+        times: int = 1,
+        description: str | None = None,
+    ) -> None:
+        """The next `times` matching calls fail with `status` (a 0 status: a timeout)."""
+        description = description or {
+            429: f"Too Many Requests: retry after {retry_after or 1}",
+            403: "Forbidden: bot was blocked by the user",
+            400: "Bad Request: chat not found",
+        }.get(status, "Internal Server Error")
+        self._failures.append(
+            _Failure(method, chat_id, times, status, description, retry_after or 1)
+        )
+
+    def block(self, chat_id: int) -> None:
+        """The user blocked the bot: every send to them answers 403 until `unblock`."""
+        self._blocked.add(chat_id)
+
+    def unblock(self, chat_id: int) -> None:
+        self._blocked.discard(chat_id)
+
+    # --- reading what was sent -----------------------------------------------------------
+
+    def sent(self, chat_id: int | None = None) -> list[Call]:
+        """Messages, photos and documents sent (and edits made), optionally to one chat."""
+        return [
+            call
+            for call in self.calls
+            if call.method in _SENDS | _EDITS and (chat_id is None or call.chat_id == chat_id)
+        ]
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        return [call.text for call in self.sent(chat_id)]
+
+    def last(self, chat_id: int | None = None) -> Call:
+        return self.sent(chat_id)[-1]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+    # --- BaseRequest ---------------------------------------------------------------------
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        if request_data and request_data.multipart_data:
+            for name, (filename, _content, _mime) in request_data.multipart_data.items():
+                params[name] = {"filename": filename, "size": len(_content)}
+        call = Call(api_method, params)
+        failure = self._failure_for(call)
+        if failure is not None:
+            if failure.status == 0:
+                raise TimedOut()
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": failure.status,
+                "description": failure.description,
+            }
+            if failure.status == 429:
+                body["parameters"] = {"retry_after": failure.retry_after}
+            return failure.status, json.dumps(body).encode()
+        result = self._result(call)
+        if isinstance(result, dict):
+            call.message_id = result.get("message_id")
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def _failure_for(self, call: Call) -> _Failure | None:
+        if call.method in _SENDS and call.chat_id in self._blocked:
+            return _Failure(
+                call.method, call.chat_id, 1, 403, "Forbidden: bot was blocked by the user"
+            )
+        for failure in self._failures:
+            if (failure.method in (None, call.method)) and (
+                failure.chat_id in (None, call.chat_id)
+            ):
+                failure.times -= 1
+                if failure.times <= 0:
+                    self._failures.remove(failure)
+                return failure
+        return None
+
+    def _result(self, call: Call) -> Any:
+        if call.method == "getMe":
+            return BOT_USER
+        if call.method in _SENDS or (call.method in _EDITS and "chat_id" in call.params):
+            message: dict[str, Any] = {
+                "message_id": call.params.get("message_id") or next(self._message_ids),
+                "date": int(self.now()),
+                "chat": {
+                    "id": call.chat_id,
+                    "type": "private" if (call.chat_id or 0) > 0 else "group",
+                },
+                "from": BOT_USER,
+            }
+            if "text" in call.params:
+                message["text"] = call.params["text"]
+            if "caption" in call.params:
+                message["caption"] = call.params["caption"]
+            if call.params.get("reply_markup"):
+                markup = call.params["reply_markup"]
+                message["reply_markup"] = json.loads(markup) if isinstance(markup, str) else markup
+            if call.method == "sendDocument":
+                message["document"] = {"file_id": "local-doc", "file_unique_id": "local-doc"}
+            if call.method == "sendPhoto":
+                message["photo"] = [
+                    {
+                        "file_id": "local-photo",
+                        "file_unique_id": "local-photo",
+                        "width": 1,
+                        "height": 1,
+                    }
+                ]
+            return message
+        return True

@@ -1,0 +1,189 @@
+"""The local chat: people type, the real Application answers, the local Bot API prints.
+
+It turns what a person does (a message, a command, a button press) into the update payload
+Telegram would send, and feeds it to `Application.process_update`; the tests and the
+benchmarks drive the bot through the same class.
+"""
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+
+from bot.clock import ManualClock
+from bot.jobs import SteppedJobs
+from bot.local_api import BOT_USER, Call, LocalBotAPI
+
+_TAG = re.compile(r"<[^>]+>")
+_STEP = re.compile(r"^\+(\d+)([dhm])$")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone at a Telegram client: an account id, a name, the app's language."""
+
+    user_id: int
+    name: str
+    language_code: str = "zh-hans"
+    description: str = ""
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return {
+            "id": self.user_id,
+            "is_bot": False,
+            "first_name": self.name,
+            "language_code": self.language_code,
+        }
+
+
+def plain(text: str) -> str:
+    """Telegram HTML as a terminal shows it."""
+    return html.unescape(_TAG.sub("", text))
+
+
+class LocalChat:
+    """Feeds people's actions to the Application as real update payloads."""
+
+    def __init__(
+        self,
+        application: Application,
+        api: LocalBotAPI,
+        clock: ManualClock,
+        jobs: SteppedJobs | None = None,
+    ) -> None:
+        self.application = application
+        self.api = api
+        self.clock = clock
+        self.jobs = jobs
+        self._update_ids = count(1)
+        self._message_ids = count(1)
+
+    def _stamp(self) -> int:
+        return int(self.clock.now().timestamp())
+
+    async def _feed(self, payload: dict[str, Any]) -> None:
+        payload["update_id"] = next(self._update_ids)
+        await self.application.process_update(Update.de_json(payload, self.application.bot))
+
+    async def send(self, person: Person, text: str) -> None:
+        """A private text message; a leading /word is a bot command, as Telegram marks it."""
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": self._stamp(),
+            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "from": person.user,
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        await self._feed({"message": message})
+
+    async def send_payload(self, person: Person, **content: Any) -> None:
+        """A private message of another kind (a photo, a sticker…): `content` is its fields."""
+        message = {
+            "message_id": next(self._message_ids),
+            "date": self._stamp(),
+            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "from": person.user,
+            **content,
+        }
+        await self._feed({"message": message})
+
+    def last_with_buttons(self, person: Person) -> Call | None:
+        return next((c for c in reversed(self.api.sent(person.user_id)) if c.buttons), None)
+
+    async def press(self, person: Person, data: str, message: Call | None = None) -> None:
+        """Press a button carrying `data` (which a forger may choose freely)."""
+        message = message or self.last_with_buttons(person)
+        payload: dict[str, Any] = {
+            "id": str(next(self._update_ids)),
+            "from": person.user,
+            "chat_instance": f"local-{person.user_id}",
+            "data": data,
+        }
+        if message is not None:
+            payload["message"] = {
+                "message_id": message.message_id,
+                "date": self._stamp(),
+                "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+                "from": BOT_USER,
+                "text": message.text,
+            }
+        await self._feed({"callback_query": payload})
+
+    async def tap(self, person: Person, selector: str) -> bool:
+        """Press button N (from 1) or the one labelled `selector` of the last keyboard."""
+        message = self.last_with_buttons(person)
+        if message is None:
+            return False
+        buttons = message.buttons
+        if selector.isdigit() and 1 <= int(selector) <= len(buttons):
+            button = buttons[int(selector) - 1]
+        else:
+            button = next((b for b in buttons if b["text"] == selector), None)
+            if button is None:
+                return False
+        await self.press(person, button["callback_data"], message)
+        return True
+
+    async def move_clock(self, spec: str) -> datetime:
+        """`+3d`, `+4h`, `+30m` or an ISO time; every job that fell due runs, in order."""
+        step = _STEP.match(spec.strip())
+        if step:
+            amount, unit = int(step.group(1)), step.group(2)
+            target = self.clock.now() + timedelta(
+                days=amount * (unit == "d"),
+                hours=amount * (unit == "h"),
+                minutes=amount * (unit == "m"),
+            )
+        else:
+            target = datetime.fromisoformat(spec.strip())
+            if target.tzinfo is None:
+                zone = self.application.bot_data["runtime"].settings.zone
+                target = target.replace(tzinfo=zone)
+        if target < self.clock.now():
+            raise ValueError("the clock only moves forward")
+        if self.jobs is not None:
+            await self.jobs.run_until(target, self.clock.set)
+        else:
+            self.clock.set(target)
+        return self.clock.now()
+
+
+Printer = Callable[[str], None]
+
+
+def printer_for(names: Callable[[int], str], write: Printer) -> Callable[[Call], None]:
+    """A LocalBotAPI observer that prints each message as a block headed by its recipient."""
+
+    def show(call: Call) -> None:
+        if call.method == "answerCallbackQuery":
+            if call.params.get("text"):
+                write(f"  ({plain(str(call.params['text']))})")
+            return
+        if call.method not in ("sendMessage", "editMessageText", "sendPhoto", "sendDocument"):
+            return
+        header = f"── {names(call.chat_id)} ──"
+        if call.method == "editMessageText":
+            header += " (edited)"
+        lines = [header]
+        if call.method == "sendDocument":
+            document = call.params.get("document") or {}
+            lines.append(f"[document: {document.get('filename', '')}]")
+        if call.method == "sendPhoto":
+            lines.append("[photo]")
+        if call.text:
+            lines.append(plain(call.text))
+        if call.buttons:
+            lines.append("  ".join(f"[{i}] {b['text']}" for i, b in enumerate(call.buttons, 1)))
+        write("\n".join(lines) + "\n")
+
+    return show

@@ -1,0 +1,1 @@
+"""Channel-free rules: Telegram handlers, the local chat and any future channel call these."""

@@ -1,0 +1,97 @@
+"""Who is asking and what they may do: the one access check every channel goes through."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import people
+from storage.models import Category, Member, Role
+
+
+class Permission(StrEnum):
+    """Things a person can ask the bot to do; each maps to the roles that may."""
+
+    START = "start"  # anyone, bound or not: /start with or without an invite
+    USE = "use"  # any bound member
+    BRANCH_OVERSIGHT = "branch_oversight"  # see and chase the members of one's branch
+    LEAD = "lead"  # leadership-team work: reviews of assigned branches and people
+    ORGANISE = "organise"  # set up rounds, calendars and exports for everybody
+
+
+_ALLOWED: dict[Permission, frozenset[Role]] = {
+    Permission.USE: frozenset(Role),
+    Permission.BRANCH_OVERSIGHT: frozenset({Role.SECRETARY, Role.ORGANISER}),
+    Permission.LEAD: frozenset({Role.LEADER, Role.PARTY_SECRETARY, Role.ORGANISER}),
+    Permission.ORGANISE: frozenset({Role.ORGANISER}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A bound, active member, as every service sees the person asking."""
+
+    member_id: int
+    organisation_id: int
+    branch_id: int
+    name: str
+    roles: frozenset[Role]
+    category: Category
+    locale: str | None
+
+    @classmethod
+    def of(cls, member: Member) -> "Actor":
+        return cls(
+            member_id=member.id,
+            organisation_id=member.organisation_id,
+            branch_id=member.branch_id,
+            name=member.name,
+            roles=parse_roles(member.roles),
+            category=Category(member.category),
+            locale=member.locale,
+        )
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    return frozenset(Role(code) for code in text.split()) | {Role.MEMBER}
+
+
+def format_roles(roles: frozenset[Role] | set[Role]) -> str:
+    return " ".join(sorted(role.value for role in roles | {Role.MEMBER}))
+
+
+async def identify(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
+    """The active member bound to this Telegram account, or None for a stranger."""
+    member = await people.get_member_by_telegram_id(session, telegram_user_id=telegram_user_id)
+    return Actor.of(member) if member is not None else None
+
+
+def roles_allow(roles: frozenset[Role], permission: Permission) -> bool:
+    return permission is Permission.START or bool(roles & _ALLOWED[permission])
+
+
+def allows(actor: Actor | None, permission: Permission) -> bool:
+    """The one answer to "may this person do this?" for every channel."""
+    return roles_allow(actor.roles if actor else frozenset(), permission)
+
+
+def overseen_branch(actor: Actor) -> int | None:
+    """The branch whose members this person looks after; None for the whole organisation."""
+    return None if actor.has(Role.ORGANISER) else actor.branch_id
+
+
+# The commands of the bot, in the order /help and the command menu show them.
+COMMANDS: tuple[tuple[str, Permission], ...] = (
+    ("help", Permission.USE),
+    ("invites", Permission.BRANCH_OVERSIGHT),
+    ("lang", Permission.USE),
+    ("cancel", Permission.USE),
+)
+
+
+def commands_for(roles: frozenset[Role]) -> list[str]:
+    """The commands these roles may use, for /help and the per-role command menu."""
+    return [name for name, permission in COMMANDS if roles_allow(roles, permission)]

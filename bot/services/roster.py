@@ -1,0 +1,474 @@
+"""Roster import: read a CSV or XLSX roster, validate every row, then apply it all or nothing."""
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from openpyxl import load_workbook
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.access import format_roles
+from storage import people
+from storage.models import Branch, Category, Member, Organisation, Outsider, RaterGroup, Role
+
+# Column → the headers that name it (Chinese first; English and codes also accepted).
+PEOPLE_COLUMNS = {
+    "roster_id": ("编号", "id", "roster_id"),
+    "name": ("姓名", "name"),
+    "branch": ("支部", "branch"),
+    "roles": ("角色", "role", "roles"),
+    "category": ("类别", "category"),
+    "locale": ("语言", "language", "locale"),
+}
+BRANCH_COLUMNS = {
+    "name": ("支部", "branch", "name"),
+    "is_organ": ("机关支部", "organ", "is_organ"),
+    "liaison": ("联系班子成员", "liaison"),
+}
+REQUIRED_PEOPLE_COLUMNS = ("name", "branch")
+
+ROLE_WORDS = {
+    "党员": Role.MEMBER,
+    "支部书记": Role.SECRETARY,
+    "班子成员": Role.LEADER,
+    "党组书记": Role.PARTY_SECRETARY,
+    "管理员": Role.ORGANISER,
+    **{role.value: role for role in Role},
+}
+CATEGORY_WORDS = {
+    "普通党员": Category.ORDINARY,
+    "党员领导干部": Category.LEADING_CADRE,
+    "年老体弱": Category.ELDERLY,
+    "年老体弱党员": Category.ELDERLY,
+    **{category.value: category for category in Category},
+}
+RATER_GROUP_WORDS = {
+    "局工作人员": RaterGroup.STAFF,
+    "基层单位工作人员": RaterGroup.UNIT_STAFF,
+    "市场经营户": RaterGroup.VENDOR,
+    **{group.value: group for group in RaterGroup},
+}
+YES_WORDS = {"是", "yes", "y", "true", "1"}
+NO_WORDS = {"否", "no", "n", "false", "0", ""}
+LOCALE_WORDS = {"zh_CN": "zh_CN", "中文": "zh_CN", "zh": "zh_CN", "en": "en", "English": "en"}
+_SEPARATORS = str.maketrans({"、": " ", ",": " ", "，": " ", ";": " ", "；": " ", "/": " "})
+
+
+@dataclass(frozen=True)
+class RosterProblem:
+    """One reason the file cannot be imported: where (sheet, row) and why (a reason code)."""
+
+    sheet: str
+    row: int
+    reason: str
+    value: str = ""
+
+
+@dataclass
+class PersonRow:
+    row: int
+    name: str
+    branch: str
+    roster_id: str | None
+    roles: frozenset[Role]
+    category: Category | None  # None for one of the masses
+    rater_group: RaterGroup | None
+    locale: str | None
+
+
+@dataclass
+class BranchRow:
+    row: int
+    name: str
+    is_organ: bool
+    liaison: str | None
+
+
+@dataclass
+class RosterFile:
+    people: list[PersonRow] = field(default_factory=list)
+    branches: list[BranchRow] | None = None
+
+
+@dataclass
+class ImportReport:
+    problems: list[RosterProblem] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    branches_added: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- reading ---------------------------------------------------------------------------
+
+Table = list[list[str]]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _read_csv(path: Path) -> Table:
+    raw = path.read_bytes()
+    # Excel on Chinese Windows saves CSV as GB18030; everything else as UTF-8 (maybe with BOM).
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise ValueError(f"{path}: neither UTF-8 nor GB18030")
+    return [[_cell(value) for value in row] for row in csv.reader(io.StringIO(text))]
+
+
+def _read_workbook(path: Path) -> tuple[Table, Table | None]:
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheets = {sheet.title.strip(): sheet for sheet in workbook.worksheets}
+        branch_sheet = next((sheets[n] for n in ("支部", "branches") if n in sheets), None)
+        people_sheet = next(
+            (sheets[n] for n in ("人员", "党员", "people", "roster") if n in sheets),
+            next(s for s in workbook.worksheets if s is not branch_sheet),
+        )
+
+        def table(sheet) -> Table:
+            return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+
+        return table(people_sheet), table(branch_sheet) if branch_sheet is not None else None
+    finally:
+        workbook.close()
+
+
+def read_tables(people_path: Path, branches_path: Path | None = None) -> tuple[Table, Table | None]:
+    """The people table and, if there is one, the branches table of a roster."""
+    if people_path.suffix.lower() in (".xlsx", ".xlsm"):
+        people_table, branch_table = _read_workbook(people_path)
+    else:
+        people_table, branch_table = _read_csv(people_path), None
+    if branches_path is not None:
+        branch_table = _read_csv(branches_path)
+    return people_table, branch_table
+
+
+# --- validating ------------------------------------------------------------------------
+
+
+def _columns(
+    header: list[str], wanted: dict[str, tuple[str, ...]], sheet: str
+) -> tuple[dict[str, int], list[RosterProblem]]:
+    positions: dict[str, int] = {}
+    problems = []
+    lowered = [h.strip().lower() for h in header]
+    for column, names in wanted.items():
+        for name in names:
+            if name.lower() in lowered:
+                positions[column] = lowered.index(name.lower())
+                break
+    accepted = {name.lower() for names in wanted.values() for name in names}
+    problems += [
+        RosterProblem(sheet, 1, "unknown_column", title)
+        for title in header
+        if title.strip() and title.strip().lower() not in accepted
+    ]
+    return positions, problems
+
+
+def _rows(table: Table) -> Iterable[tuple[int, list[str]]]:
+    for number, row in enumerate(table[1:], start=2):
+        if any(row):
+            yield number, row
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in text.translate(_SEPARATORS).split() if word]
+
+
+def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
+    sheet = "people"
+    if not table:
+        return [], [RosterProblem(sheet, 1, "empty")]
+    positions, problems = _columns(table[0], PEOPLE_COLUMNS, sheet)
+    for column in REQUIRED_PEOPLE_COLUMNS:
+        if column not in positions:
+            problems.append(RosterProblem(sheet, 1, "missing_column", PEOPLE_COLUMNS[column][0]))
+    if problems:
+        return [], problems
+    rows = []
+    for number, row in _rows(table):
+
+        def value(column: str, row=row) -> str:
+            index = positions.get(column)
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        name, branch = value("name"), value("branch")
+        if not name:
+            problems.append(RosterProblem(sheet, number, "missing_value", "姓名"))
+            continue
+        if len(name) > 100:
+            problems.append(RosterProblem(sheet, number, "too_long", name[:20]))
+            continue
+        roles: set[Role] = set()
+        for word in _words(value("roles")):
+            if word not in ROLE_WORDS:
+                problems.append(RosterProblem(sheet, number, "unknown_role", word))
+            else:
+                roles.add(ROLE_WORDS[word])
+        category_word = value("category")
+        category, rater_group = None, None
+        if category_word in RATER_GROUP_WORDS:
+            rater_group = RATER_GROUP_WORDS[category_word]
+            if roles - {Role.MEMBER}:
+                problems.append(RosterProblem(sheet, number, "outsider_with_role", name))
+        elif category_word in CATEGORY_WORDS or not category_word:
+            category = CATEGORY_WORDS.get(category_word, Category.ORDINARY)
+            if not branch:
+                problems.append(RosterProblem(sheet, number, "missing_value", "支部"))
+        else:
+            problems.append(RosterProblem(sheet, number, "unknown_category", category_word))
+        locale_word = value("locale")
+        if locale_word and locale_word not in LOCALE_WORDS:
+            problems.append(RosterProblem(sheet, number, "unknown_locale", locale_word))
+        rows.append(
+            PersonRow(
+                row=number,
+                name=name,
+                branch=branch,
+                roster_id=value("roster_id") or None,
+                roles=frozenset(roles),
+                category=category,
+                rater_group=rater_group,
+                locale=LOCALE_WORDS.get(locale_word),
+            )
+        )
+    ids = Counter(row.roster_id for row in rows if row.roster_id)
+    names = Counter((row.branch, row.name) for row in rows if row.category is not None)
+    for row in rows:
+        if row.roster_id and ids[row.roster_id] > 1:
+            problems.append(RosterProblem(sheet, row.row, "duplicate_id", row.roster_id))
+        if row.category is not None and names[(row.branch, row.name)] > 1:
+            problems.append(
+                RosterProblem(sheet, row.row, "duplicate_name", f"{row.branch} {row.name}")
+            )
+    return rows, problems
+
+
+def parse_branches(table: Table) -> tuple[list[BranchRow], list[RosterProblem]]:
+    sheet = "branches"
+    if not table:
+        return [], [RosterProblem(sheet, 1, "empty")]
+    positions, problems = _columns(table[0], BRANCH_COLUMNS, sheet)
+    if "name" not in positions:
+        problems.append(RosterProblem(sheet, 1, "missing_column", BRANCH_COLUMNS["name"][0]))
+        return [], problems
+    rows = []
+    for number, row in _rows(table):
+
+        def value(column: str, row=row) -> str:
+            index = positions.get(column)
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        name, organ = value("name"), value("is_organ").lower()
+        if not name:
+            problems.append(RosterProblem(sheet, number, "missing_value", "支部"))
+            continue
+        if organ not in YES_WORDS | NO_WORDS:
+            problems.append(RosterProblem(sheet, number, "unknown_flag", organ))
+        rows.append(BranchRow(number, name, organ in YES_WORDS, value("liaison") or None))
+    counts = Counter(row.name for row in rows)
+    problems += [
+        RosterProblem(sheet, row.row, "duplicate_branch", row.name)
+        for row in rows
+        if counts[row.name] > 1
+    ]
+    return rows, problems
+
+
+def validate(
+    people_table: Table, branch_table: Table | None, known_branches: set[str]
+) -> tuple[RosterFile, list[RosterProblem]]:
+    """The parsed roster and every problem in it, checked against the branches already known."""
+    people_rows, problems = parse_people(people_table)
+    branch_rows = None
+    if branch_table is not None:
+        branch_rows, branch_problems = parse_branches(branch_table)
+        problems += branch_problems
+        known_branches = known_branches | {row.name for row in branch_rows}
+    for row in people_rows:
+        if row.branch and row.branch not in known_branches:
+            problems.append(RosterProblem("people", row.row, "unknown_branch", row.branch))
+    leaders = {
+        key
+        for row in people_rows
+        if row.roles & {Role.LEADER, Role.PARTY_SECRETARY}
+        for key in (row.name, row.roster_id)
+        if key
+    }
+    everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key}
+    for branch in branch_rows or []:
+        if branch.liaison and branch.liaison not in everyone:
+            problems.append(
+                RosterProblem("branches", branch.row, "unknown_liaison", branch.liaison)
+            )
+        elif branch.liaison and branch.liaison not in leaders:
+            problems.append(
+                RosterProblem("branches", branch.row, "liaison_not_leader", branch.liaison)
+            )
+    problems.sort(key=lambda p: (p.sheet != "branches", p.row))
+    return RosterFile(people_rows, branch_rows), problems
+
+
+# --- applying --------------------------------------------------------------------------
+
+
+async def _organisation(
+    session: AsyncSession, *, name: str, timezone: str, now: datetime
+) -> Organisation:
+    organisation = await people.get_organisation(session)
+    if organisation is None:
+        organisation = Organisation(name=name, timezone=timezone, created_at=now)
+        session.add(organisation)
+        await session.flush()
+    return organisation
+
+
+async def import_roster(
+    session: AsyncSession,
+    *,
+    people_table: Table,
+    branch_table: Table | None,
+    organisation_name: str,
+    timezone: str,
+    now: datetime,
+) -> ImportReport:
+    """Validate the whole roster, then apply it in the caller's transaction, or nothing.
+
+    People are matched by roster id when the file has one, else by branch and name, so an
+    updated file keeps every member's Telegram binding and history. People missing from the
+    file are deactivated, never deleted.
+    """
+    organisation = await _organisation(session, name=organisation_name, timezone=timezone, now=now)
+    branches = {
+        b.name: b for b in await people.list_branches(session, organisation_id=organisation.id)
+    }
+    roster, problems = validate(people_table, branch_table, set(branches))
+    report = ImportReport(problems=problems)
+    if problems:
+        return report
+
+    for row in roster.branches or []:
+        branch = branches.get(row.name)
+        if branch is None:
+            branch = Branch(organisation_id=organisation.id, name=row.name, is_organ=row.is_organ)
+            session.add(branch)
+            branches[row.name] = branch
+            report.branches_added += 1
+        else:
+            branch.is_organ = row.is_organ
+    await session.flush()
+
+    await _apply_members(session, organisation, branches, roster, report, now)
+    await _apply_outsiders(session, organisation, branches, roster, report, now)
+    await session.flush()
+
+    if roster.branches is not None:
+        members = await people.list_members(session, organisation_id=organisation.id)
+        by_key = {key: m for m in members for key in (m.name, m.roster_id) if key}
+        for row in roster.branches:
+            liaison = by_key[row.liaison].id if row.liaison else None
+            await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
+    await session.flush()
+    return report
+
+
+async def _apply_members(session, organisation, branches, roster, report, now) -> None:
+    existing = await people.list_members(
+        session, organisation_id=organisation.id, active_only=False
+    )
+    by_id = {m.roster_id: m for m in existing if m.roster_id}
+    by_name = {(m.branch_id, m.name): m for m in existing}
+    seen: set[int] = set()
+    for row in roster.people:
+        if row.category is None:
+            continue
+        branch_id = branches[row.branch].id
+        member = (by_id.get(row.roster_id) if row.roster_id else None) or by_name.get(
+            (branch_id, row.name)
+        )
+        if member is None:
+            member = Member(
+                organisation_id=organisation.id,
+                name=row.name,
+                branch_id=branch_id,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(member)
+            report.added += 1
+        else:
+            report.updated += 1
+        member.roster_id = row.roster_id or member.roster_id
+        member.name = row.name
+        member.branch_id = branch_id
+        member.category = row.category
+        member.roles = format_roles(set(row.roles))
+        member.locale = row.locale or member.locale
+        member.active = True
+        member.updated_at = now
+        if member.id is not None:
+            seen.add(member.id)
+    for member in existing:
+        if member.id not in seen and member.active:
+            member.active = False
+            member.updated_at = now
+            report.deactivated += 1
+
+
+async def _apply_outsiders(session, organisation, branches, roster, report, now) -> None:
+    existing = await people.list_outsiders(session, organisation_id=organisation.id)
+    by_id = {o.roster_id: o for o in existing if o.roster_id}
+    by_name = {(o.rater_group, o.name, o.branch_id): o for o in existing}
+    seen: set[int] = set()
+    for row in roster.people:
+        if row.rater_group is None:
+            continue
+        branch_id = branches[row.branch].id if row.branch else None
+        outsider = (by_id.get(row.roster_id) if row.roster_id else None) or by_name.get(
+            (row.rater_group, row.name, branch_id)
+        )
+        if outsider is None:
+            outsider = Outsider(
+                organisation_id=organisation.id,
+                name=row.name,
+                rater_group=row.rater_group,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(outsider)
+            report.added += 1
+        else:
+            report.updated += 1
+            seen.add(outsider.id)
+        outsider.roster_id = row.roster_id or outsider.roster_id
+        outsider.name = row.name
+        outsider.rater_group = row.rater_group
+        outsider.branch_id = branch_id
+        outsider.active = True
+        outsider.updated_at = now
+    for outsider in existing:
+        if outsider.id not in seen and outsider.active:
+            outsider.active = False
+            outsider.updated_at = now
+            report.deactivated += 1

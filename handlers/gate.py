@@ -1,0 +1,153 @@
+"""The one door every handler goes through: who is asking, may they, one session, replies.
+
+A handler is written as `async def callback(turn: Turn)` and wrapped with `@gated(...)`.
+The gate opens the update's database session, identifies the sender, refuses politely
+when the permission is missing, and sends the handler's replies only after the session
+has committed, so a failed update never leaves a half-told story in the chat.
+"""
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes, ConversationHandler
+
+from bot.runtime import Runtime
+from bot.services import access
+from bot.services.access import Actor, Permission
+
+CALLBACK_DATA_LIMIT = 64
+
+Buttons = Sequence[Sequence[tuple[str, str]]]
+
+
+def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+    return context.application.bot_data["runtime"]
+
+
+def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
+    """Rows of (label, callback data); the data must fit Telegram's 64 bytes."""
+    if not buttons:
+        return None
+    for row in buttons:
+        for _label, data in row:
+            if len(data.encode()) > CALLBACK_DATA_LIMIT:
+                raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in buttons
+        ]
+    )
+
+
+@dataclass
+class _Reply:
+    template: str
+    values: dict[str, Any]
+    buttons: Buttons | None
+    edit: bool
+
+
+@dataclass
+class Turn:
+    """One update as a handler sees it."""
+
+    update: Update
+    context: ContextTypes.DEFAULT_TYPE
+    runtime: Runtime
+    session: AsyncSession
+    actor: Actor | None
+    locale: str
+    _replies: list[_Reply] = field(default_factory=list)
+    _notice: str | None = None
+
+    @property
+    def now(self):
+        return self.runtime.clock.now()
+
+    @property
+    def text(self) -> str:
+        message = self.update.effective_message
+        return (message.text or "") if message else ""
+
+    @property
+    def args(self) -> list[str]:
+        return list(self.context.args or [])
+
+    @property
+    def callback_data(self) -> str:
+        query = self.update.callback_query
+        return (query.data or "") if query else ""
+
+    def reply(self, template: str, *, buttons: Buttons | None = None, **values: Any) -> None:
+        """Send a new message rendered from `template` once the update has committed."""
+        self._replies.append(_Reply(template, values, buttons, edit=False))
+
+    def edit(self, template: str, *, buttons: Buttons | None = None, **values: Any) -> None:
+        """Replace the message whose button was pressed (a new message if there is none)."""
+        self._replies.append(_Reply(template, values, buttons, edit=True))
+
+    def notice(self, template: str, **values: Any) -> None:
+        """A short toast answering the pressed button."""
+        self._notice = self.runtime.messages.render(self.locale, template, **values)
+
+    async def deliver(self) -> None:
+        """Send the queued replies and answer the callback query, in order."""
+        query = self.update.callback_query
+        if query is not None:
+            await query.answer(self._notice[:200] if self._notice else None)
+        chat = self.update.effective_chat
+        if chat is None:
+            return
+        for reply in self._replies:
+            parts = self.runtime.messages.render_parts(self.locale, reply.template, **reply.values)
+            markup = keyboard(reply.buttons)
+            for index, part in enumerate(parts):
+                last = index == len(parts) - 1
+                if reply.edit and query is not None and query.message is not None and index == 0:
+                    await query.edit_message_text(
+                        part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
+                    )
+                else:
+                    await chat.send_message(
+                        part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
+                    )
+
+
+Callback = Callable[[Turn], Awaitable[Any]]
+
+
+def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitable[Any]]]:
+    """Wrap a handler in the access check, the update's session and its replies."""
+
+    def decorate(callback: Callback) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(callback)
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
+            user = update.effective_user
+            if user is None or user.is_bot:
+                return None
+            runtime = runtime_of(context)
+            async with runtime.db.session() as session:
+                actor = await access.identify(session, telegram_user_id=user.id)
+                locale = runtime.messages.locale_for(
+                    actor.locale if actor else None, user.language_code
+                )
+                turn = Turn(update, context, runtime, session, actor, locale)
+                if access.allows(actor, permission):
+                    result = await callback(turn)
+                else:
+                    turn.reply("not_member" if actor is None else "not_allowed")
+                    turn.notice("button_refused")
+                    result = ConversationHandler.END
+            await turn.deliver()
+            return result
+
+        handle.permission = permission  # type: ignore[attr-defined]
+        return handle
+
+    return decorate

@@ -1,0 +1,41 @@
+"""/help, /cancel outside any conversation, and the polite answers to everything else."""
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.services import access
+from bot.services.access import Permission
+from handlers.gate import Turn, gated
+
+
+@gated(Permission.USE)
+async def show_help(turn: Turn) -> None:
+    """List what this person can do, by role."""
+    turn.reply("help", name=turn.actor.name, commands=access.commands_for(turn.actor.roles))
+
+
+@gated(Permission.USE)
+async def cancel(turn: Turn) -> None:
+    """Nothing is in progress: say so kindly."""
+    turn.reply("cancel_nothing")
+
+
+@gated(Permission.USE)
+async def not_understood(turn: Turn) -> None:
+    """Text, photos, stickers or commands the bot has no use for here."""
+    turn.reply("not_understood")
+
+
+@gated(Permission.USE)
+async def stale_button(turn: Turn) -> None:
+    """A button that no longer means anything (old message, or forged data)."""
+    turn.notice("button_stale")
+
+
+def handlers() -> list[BaseHandler]:
+    private = filters.ChatType.PRIVATE
+    return [
+        CommandHandler("help", show_help, filters=private),
+        CommandHandler("cancel", cancel, filters=private),
+        MessageHandler(private & ~filters.StatusUpdate.ALL, not_understood),
+        CallbackQueryHandler(stale_button),
+    ]

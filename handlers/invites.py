@@ -1,0 +1,35 @@
+"""/invites: a secretary hands out personal links, or a new one to a member with a new phone."""
+
+from datetime import timedelta
+
+from telegram.ext import BaseHandler, CommandHandler, filters
+
+from bot.services import access, onboarding
+from bot.services.access import Permission
+from handlers.gate import Turn, gated
+
+
+@gated(Permission.BRANCH_OVERSIGHT)
+async def list_invites(turn: Turn) -> None:
+    """Links for the unbound members I look after; `/invites NAME` renews one member's link."""
+    name = " ".join(turn.args) or None
+    issued = await onboarding.issue_invites(
+        turn.session,
+        now=turn.now,
+        valid_for=timedelta(days=turn.runtime.settings.invite_days),
+        branch_id=access.overseen_branch(turn.actor),
+        member_name=name,
+    )
+    if name and not issued:
+        turn.reply("invites_unknown_member", name=name)
+        return
+    username = turn.context.bot.username
+    turn.reply(
+        "invites",
+        renewed=name is not None,
+        invites=[(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued],
+    )
+
+
+def handlers() -> list[BaseHandler]:
+    return [CommandHandler("invites", list_invites, filters=filters.ChatType.PRIVATE)]

@@ -1,0 +1,40 @@
+"""/lang: choose the language the bot speaks to me."""
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.config import LOCALES
+from bot.services import preferences
+from bot.services.access import Permission
+from handlers.gate import Turn, gated
+
+CHOICES = {"zh_CN": "中文", "en": "English"}
+
+
+@gated(Permission.USE)
+async def ask(turn: Turn) -> None:
+    """Offer the languages as buttons, or switch straight away with /lang en."""
+    if turn.args:
+        await _switch(turn, turn.args[0])
+        return
+    turn.reply("language_choose", buttons=[[(CHOICES[code], f"lang:{code}") for code in LOCALES]])
+
+
+@gated(Permission.USE)
+async def choose(turn: Turn) -> None:
+    """A language button was pressed."""
+    await _switch(turn, turn.callback_data.removeprefix("lang:"), edit=True)
+
+
+async def _switch(turn: Turn, locale: str, *, edit: bool = False) -> None:
+    if not await preferences.set_locale(turn.session, actor=turn.actor, locale=locale):
+        turn.reply("language_unknown", choices=list(CHOICES.values()))
+        return
+    turn.locale = locale
+    (turn.edit if edit else turn.reply)("language_set")
+
+
+def handlers() -> list[BaseHandler]:
+    return [
+        CommandHandler("lang", ask, filters=filters.ChatType.PRIVATE),
+        CallbackQueryHandler(choose, pattern=r"^lang:[A-Za-z_]{2,5}$"),
+    ]

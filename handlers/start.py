@@ -1,0 +1,47 @@
+"""/start: onboarding through a personal invite link, or a greeting."""
+
+from telegram.ext import BaseHandler, CommandHandler, filters
+
+from bot.services import access, onboarding
+from bot.services.access import Actor, Permission
+from bot.services.onboarding import Redemption
+from handlers import menus
+from handlers.gate import Turn, gated
+
+
+@gated(Permission.START)
+async def start(turn: Turn) -> None:
+    """Bind the account when a token came with /start; otherwise greet."""
+    payload = turn.args[0] if turn.args else ""
+    if not payload:
+        if turn.actor is None:
+            turn.reply("not_member")
+        else:
+            turn.reply(
+                "welcome_back", name=turn.actor.name, commands=access.commands_for(turn.actor.roles)
+            )
+        return
+    result = await onboarding.redeem(
+        turn.session,
+        token=payload,
+        telegram_user_id=turn.update.effective_user.id,
+        now=turn.now,
+    )
+    if result.outcome is Redemption.INVALID:
+        turn.reply("invite_invalid")
+    elif result.outcome is Redemption.ACCOUNT_TAKEN:
+        turn.reply("invite_account_taken", name=result.member.name)
+    else:
+        actor = Actor.of(result.member)
+        turn.locale = turn.runtime.messages.locale_for(
+            actor.locale, turn.update.effective_user.language_code
+        )
+        template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
+        turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))
+        await menus.publish_for(
+            turn.context.bot, turn.runtime.messages, turn.update.effective_chat.id, actor
+        )
+
+
+def handlers() -> list[BaseHandler]:
+    return [CommandHandler("start", start, filters=filters.ChatType.PRIVATE)]

@@ -1,0 +1,153 @@
+"""Templates to Telegram HTML: one Jinja2 environment, escaping on, long texts split safely."""
+
+import re
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent
+LOCALES = ("zh_CN", "en")
+MESSAGE_LIMIT = 4096
+# The tags Telegram's HTML parse mode accepts.
+TELEGRAM_TAGS = frozenset(
+    "b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split()
+)
+
+_TAG = re.compile(r"<(/?)([a-z][a-z-]*)([^>]*)>")
+_ATOM = re.compile(r"<[^>]*>|&#?\w+;|[^<&]")
+
+
+class Messages:
+    """Renders `messages/<locale>/<name>.j2` with every value HTML-escaped."""
+
+    def __init__(self, *, timezone: ZoneInfo, default_locale: str = "zh_CN") -> None:
+        self.default_locale = default_locale
+        self._zone = timezone
+        self._env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            # HTML for the chat; `*.txt.j2` are plain text for the command line.
+            autoescape=lambda name: not (name or "").endswith(".txt.j2"),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self._env.filters["date"] = self._format_date
+        self._env.filters["datetime"] = self._format_datetime
+
+    def _local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self._zone)
+
+    def _format_date(self, moment: datetime) -> str:
+        return self._local(moment).strftime("%Y-%m-%d")
+
+    def _format_datetime(self, moment: datetime) -> str:
+        return self._local(moment).strftime("%Y-%m-%d %H:%M")
+
+    def locale_for(self, *candidates: str | None) -> str:
+        """The first candidate that names a locale we have (Telegram codes like zh-hans too)."""
+        for candidate in candidates:
+            if not candidate:
+                continue
+            code = candidate.replace("-", "_").lower()
+            if code.startswith("zh"):
+                return "zh_CN"
+            if code.startswith("en"):
+                return "en"
+        return self.default_locale
+
+    def render(self, locale: str, template: str, /, **values: object) -> str:
+        """One message, as Telegram HTML; may be longer than one message (see `split`)."""
+        if locale not in LOCALES:
+            locale = self.default_locale
+        text = self._env.get_template(f"{locale}/{template}.j2").render(**values)
+        return text.strip()
+
+    def render_parts(self, locale: str, template: str, /, **values: object) -> list[str]:
+        """The rendered message cut into pieces Telegram accepts."""
+        return split(self.render(locale, template, **values))
+
+    def command_descriptions(self, locale: str) -> dict[str, str]:
+        """Command → its one-line description, from `<locale>/commands.j2`."""
+        return dict(self._env.get_template(f"{locale}/commands.j2").module.descriptions)
+
+    def template_names(self) -> list[str]:
+        """Every template name, as present in the default locale."""
+        return sorted(
+            p.name.removesuffix(".j2") for p in (TEMPLATES / self.default_locale).glob("*.j2")
+        )
+
+    def source(self, locale: str, name: str) -> str:
+        return (TEMPLATES / locale / f"{name}.j2").read_text(encoding="utf-8")
+
+    @property
+    def environment(self) -> Environment:
+        return self._env
+
+
+def _pieces(text: str, longest: int) -> list[str]:
+    """Lines (with their newline); a longer line is cut between atoms, at a space if it can."""
+    pieces: list[str] = []
+    for line in text.splitlines(keepends=True):
+        while len(line) > longest:
+            cut, length = 0, 0
+            last_space = 0
+            for atom in _ATOM.finditer(line):
+                if length + len(atom.group()) > longest:
+                    break
+                length += len(atom.group())
+                cut = atom.end()
+                if atom.group() == " ":
+                    last_space = cut
+            if last_space > longest // 2:
+                cut = last_space
+            pieces.append(line[:cut])
+            line = line[cut:]
+        if line:
+            pieces.append(line)
+    return pieces
+
+
+def _apply_tags(stack: list[tuple[str, str]], piece: str) -> list[tuple[str, str]]:
+    stack = list(stack)
+    for match in _TAG.finditer(piece):
+        closing, name = match.group(1), match.group(2)
+        if closing:
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index][0] == name:
+                    del stack[index]
+                    break
+        else:
+            stack.append((name, match.group()))
+    return stack
+
+
+def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut HTML into messages of at most `limit` characters, between lines where possible.
+
+    Tags open at a cut are closed at the end of one part and reopened at the start of the
+    next, so every part is valid on its own and no tag or entity is ever cut in two.
+    """
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    stack: list[tuple[str, str]] = []
+    current = ""
+    reopened = ""
+
+    def closing(tags: list[tuple[str, str]]) -> str:
+        return "".join(f"</{name}>" for name, _ in reversed(tags))
+
+    for piece in _pieces(text, limit // 2):
+        after = _apply_tags(stack, piece)
+        if current != reopened and len(current) + len(piece) + len(closing(after)) > limit:
+            parts.append(current.rstrip("\n") + closing(stack))
+            reopened = "".join(tag for _, tag in stack)
+            current = reopened
+        current += piece
+        stack = after
+    if current.strip() and current != reopened:
+        parts.append(current.rstrip("\n") + closing(stack))
+    return parts

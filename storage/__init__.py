@@ -1,0 +1,1 @@
+"""Persistence: the models, the database engine and the queries, one module per aggregate."""

@@ -1,0 +1,87 @@
+"""Queries on the roster: organisations, branches, members, liaisons and outsiders."""
+
+from collections.abc import Sequence
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Branch, BranchLiaison, Member, Organisation, Outsider
+
+
+async def get_organisation(session: AsyncSession) -> Organisation | None:
+    """The organisation this deployment serves (the first one, there is one per database)."""
+    result = await session.exec(select(Organisation).order_by(Organisation.id).limit(1))
+    return result.first()
+
+
+async def list_branches(session: AsyncSession, *, organisation_id: int) -> Sequence[Branch]:
+    result = await session.exec(
+        select(Branch).where(Branch.organisation_id == organisation_id).order_by(Branch.id)
+    )
+    return result.all()
+
+
+async def get_branch_by_name(
+    session: AsyncSession, *, organisation_id: int, name: str
+) -> Branch | None:
+    result = await session.exec(
+        select(Branch).where(Branch.organisation_id == organisation_id, Branch.name == name)
+    )
+    return result.first()
+
+
+async def list_members(
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    branch_id: int | None = None,
+    active_only: bool = True,
+) -> Sequence[Member]:
+    query = select(Member).where(Member.organisation_id == organisation_id)
+    if branch_id is not None:
+        query = query.where(Member.branch_id == branch_id)
+    if active_only:
+        query = query.where(Member.active)
+    result = await session.exec(query.order_by(Member.branch_id, Member.id))
+    return result.all()
+
+
+async def get_member(session: AsyncSession, *, member_id: int) -> Member | None:
+    return await session.get(Member, member_id)
+
+
+async def get_member_by_telegram_id(
+    session: AsyncSession, *, telegram_user_id: int
+) -> Member | None:
+    result = await session.exec(
+        select(Member).where(Member.telegram_user_id == telegram_user_id, Member.active)
+    )
+    return result.first()
+
+
+async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:
+    result = await session.exec(
+        select(Outsider).where(Outsider.organisation_id == organisation_id).order_by(Outsider.id)
+    )
+    return result.all()
+
+
+async def liaison_map(session: AsyncSession, *, organisation_id: int) -> dict[int, int]:
+    """Branch id → the member id of its liaison leader."""
+    result = await session.exec(
+        select(BranchLiaison)
+        .join(Branch, Branch.id == BranchLiaison.branch_id)
+        .where(Branch.organisation_id == organisation_id)
+    )
+    return {link.branch_id: link.member_id for link in result.all()}
+
+
+async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int | None) -> None:
+    link = await session.get(BranchLiaison, branch_id)
+    if member_id is None:
+        if link is not None:
+            await session.delete(link)
+    elif link is None:
+        session.add(BranchLiaison(branch_id=branch_id, member_id=member_id))
+    else:
+        link.member_id = member_id
