@@ -79,6 +79,7 @@ class LocalBotAPI(BaseRequest):
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
         self._message_ids = count(1000)
+        self._keyboards: dict[int, Call] = {}
 
     # --- telling it how Telegram should behave -------------------------------------------
 
@@ -125,8 +126,13 @@ class LocalBotAPI(BaseRequest):
     def last(self, chat_id: int | None = None) -> Call:
         return self.sent(chat_id)[-1]
 
+    def last_keyboard(self, chat_id: int) -> Call | None:
+        """The newest message with buttons sent to (or edited in) this chat."""
+        return self._keyboards.get(chat_id)
+
     def clear(self) -> None:
         self.calls.clear()
+        self._keyboards.clear()
 
     # --- BaseRequest ---------------------------------------------------------------------
 
@@ -172,6 +178,8 @@ class LocalBotAPI(BaseRequest):
         if isinstance(result, dict):
             call.message_id = result.get("message_id")
         self.calls.append(call)
+        if call.buttons and call.chat_id is not None:
+            self._keyboards[call.chat_id] = call
         if self.on_call is not None:
             self.on_call(call)
         return 200, json.dumps({"ok": True, "result": result}).encode()

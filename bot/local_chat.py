@@ -68,7 +68,8 @@ class LocalChat:
     def _stamp(self) -> int:
         return int(self.clock.now().timestamp())
 
-    async def _feed(self, payload: dict[str, Any]) -> None:
+    async def feed(self, payload: dict[str, Any]) -> None:
+        """Feed one update payload, as Telegram would deliver it."""
         payload["update_id"] = next(self._update_ids)
         await self.application.process_update(Update.de_json(payload, self.application.bot))
 
@@ -84,7 +85,7 @@ class LocalChat:
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        await self._feed({"message": message})
+        await self.feed({"message": message})
 
     async def send_payload(self, person: Person, **content: Any) -> None:
         """A private message of another kind (a photo, a sticker…): `content` is its fields."""
@@ -95,10 +96,10 @@ class LocalChat:
             "from": person.user,
             **content,
         }
-        await self._feed({"message": message})
+        await self.feed({"message": message})
 
     def last_with_buttons(self, person: Person) -> Call | None:
-        return next((c for c in reversed(self.api.sent(person.user_id)) if c.buttons), None)
+        return self.api.last_keyboard(person.user_id)
 
     async def press(self, person: Person, data: str, message: Call | None = None) -> None:
         """Press a button carrying `data` (which a forger may choose freely)."""
@@ -109,15 +110,15 @@ class LocalChat:
             "chat_instance": f"local-{person.user_id}",
             "data": data,
         }
-        if message is not None:
-            payload["message"] = {
-                "message_id": message.message_id,
-                "date": self._stamp(),
-                "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
-                "from": BOT_USER,
-                "text": message.text,
-            }
-        await self._feed({"callback_query": payload})
+        # A button always sits on a message; a forger's press names any message id.
+        payload["message"] = {
+            "message_id": message.message_id if message else 1,
+            "date": self._stamp(),
+            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "from": BOT_USER,
+            "text": message.text if message else "",
+        }
+        await self.feed({"callback_query": payload})
 
     async def tap(self, person: Person, selector: str) -> bool:
         """Press button N (from 1) or the one labelled `selector` of the last keyboard."""

@@ -1,9 +1,10 @@
 """What every update and job needs: settings, database, clock and messages, built once."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.services.access import Identities
 from messages.render import Messages
 from storage.db import Database
 
@@ -14,6 +15,10 @@ class Runtime:
     db: Database
     clock: Clock
     messages: Messages
+    identities: Identities = field(default_factory=Identities)
+
+    def __post_init__(self) -> None:
+        self.db.on_roster_change(self.identities.forget)
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> "Runtime":

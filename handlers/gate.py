@@ -133,7 +133,9 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
                 return None
             runtime = runtime_of(context)
             async with runtime.db.session() as session:
-                actor = await access.identify(session, telegram_user_id=user.id)
+                actor = await runtime.identities.identify(
+                    session, telegram_user_id=user.id, now=runtime.clock.now()
+                )
                 locale = runtime.messages.locale_for(
                     actor.locale if actor else None, user.language_code
                 )

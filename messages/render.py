@@ -33,6 +33,7 @@ class Messages:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,  # templates change with a deploy, not while running
         )
         self._env.filters["date"] = self._format_date
         self._env.filters["datetime"] = self._format_datetime

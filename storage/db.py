@@ -1,15 +1,19 @@
 """The database: async engine, one session per unit of work, SQLite pragmas, migrations."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Member
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,6 +46,18 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def _note_roster_writes(session: Session, _context) -> None:
+    """Remember which Telegram accounts' member rows this flush really changed."""
+    changed: set[int | None] = session.info.setdefault("roster_changed", set())
+    for row in (*session.new, *session.deleted):
+        if isinstance(row, Member):
+            changed.add(row.telegram_user_id)
+    for row in session.dirty:
+        if isinstance(row, Member) and session.is_modified(row):
+            history = inspect(row).attrs.telegram_user_id.history
+            changed.update({row.telegram_user_id, *history.deleted})
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers run beside the writer; SQLite leaves foreign keys off unless asked.
     cursor = dbapi_connection.cursor()
@@ -56,6 +72,7 @@ class Database:
     """One engine per process; `session()` opens the session of one update or job."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
+        self._roster_listeners: list[Callable[[set[int | None]], None]] = []
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -64,9 +81,26 @@ class Database:
         self.engine = create_async_engine(self.url, echo=echo)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # A session class of this database's own, so its listeners hear only its sessions.
+        session_class = type("DatabaseSession", (SyncSession,), {})
         self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
+            self.engine,
+            class_=AsyncSession,
+            sync_session_class=session_class,
+            expire_on_commit=False,
         )
+        event.listen(session_class, "after_flush", _note_roster_writes)
+        event.listen(session_class, "after_commit", self._after_commit)
+
+    def on_roster_change(self, listener: Callable[[set[int | None]], None]) -> None:
+        """After a commit that changed member rows, call `listener` with their Telegram ids."""
+        self._roster_listeners.append(listener)
+
+    def _after_commit(self, session: Session) -> None:
+        changed = session.info.pop("roster_changed", None)
+        if changed:
+            for listener in self._roster_listeners:
+                listener(changed)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -74,7 +108,8 @@ class Database:
         async with self._sessions() as session:
             try:
                 yield session
-                await session.commit()
+                if session.in_transaction():
+                    await session.commit()
             except BaseException:
                 await session.rollback()
                 raise

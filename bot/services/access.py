@@ -1,6 +1,7 @@
 """Who is asking and what they may do: the one access check every channel goes through."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -63,10 +64,33 @@ def format_roles(roles: frozenset[Role] | set[Role]) -> str:
     return " ".join(sorted(role.value for role in roles | {Role.MEMBER}))
 
 
-async def identify(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
-    """The active member bound to this Telegram account, or None for a stranger."""
-    member = await people.get_member_by_telegram_id(session, telegram_user_id=telegram_user_id)
-    return Actor.of(member) if member is not None else None
+class Identities:
+    """Who each Telegram account is, remembered briefly: the gate asks on every update.
+
+    Any member row written through this process clears the memory when its transaction
+    commits (see `storage.db`); changes from another process (the roster command line)
+    are seen once an entry is older than `ttl`.
+    """
+
+    def __init__(self, ttl: timedelta = timedelta(seconds=60)) -> None:
+        self._ttl = ttl
+        self._known: dict[int, tuple[Actor | None, datetime]] = {}
+
+    async def identify(
+        self, session: AsyncSession, *, telegram_user_id: int, now: datetime
+    ) -> Actor | None:
+        """The active member bound to this Telegram account, or None for a stranger."""
+        known = self._known.get(telegram_user_id)
+        if known is not None and now - known[1] < self._ttl:
+            return known[0]
+        member = await people.get_member_by_telegram_id(session, telegram_user_id=telegram_user_id)
+        actor = Actor.of(member) if member is not None else None
+        self._known[telegram_user_id] = (actor, now)
+        return actor
+
+    def forget(self, telegram_user_ids: set[int | None]) -> None:
+        for telegram_user_id in telegram_user_ids:
+            self._known.pop(telegram_user_id, None)
 
 
 def roles_allow(roles: frozenset[Role], permission: Permission) -> bool:

@@ -11,6 +11,8 @@ async def set_locale(session: AsyncSession, *, actor: Actor, locale: str) -> boo
     """Remember the member's language; False for a locale the bot does not speak."""
     if locale not in LOCALES:
         return False
+    if actor.locale == locale:
+        return True
     member = await people.get_member(session, member_id=actor.member_id)
     member.locale = locale
     return True

@@ -306,6 +306,8 @@ def validate(
         branch_rows, branch_problems = parse_branches(branch_table)
         problems += branch_problems
         known_branches = known_branches | {row.name for row in branch_rows}
+    if not people_rows:  # the people table itself is unreadable: cross-checks would only add noise
+        return RosterFile([], branch_rows), problems
     for row in people_rows:
         if row.branch and row.branch not in known_branches:
             problems.append(RosterProblem("people", row.row, "unknown_branch", row.branch))

@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set),
+a manual clock, the real Application answered by the local Bot API, and the demo people."""
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot import demo
+from bot.app import build_application
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.local_api import LocalBotAPI
+from bot.local_chat import LocalChat, Person
+from bot.runtime import Runtime
+from messages.render import Messages
+from storage.db import Database, async_url
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request, tmp_path) -> str:
+    """An empty database on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    url = os.environ["TEST_DATABASE_URL"]
+    await _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+async def database(database_url):
+    db = Database(database_url)
+    await db.migrate()
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(_env_file=None, database_url=database_url)
+
+
+@pytest.fixture
+def runtime(settings, database, clock) -> Runtime:
+    messages = Messages(timezone=settings.zone, default_locale=settings.default_locale)
+    return Runtime(settings=settings, db=database, clock=clock, messages=messages)
+
+
+@pytest.fixture
+def api(clock) -> LocalBotAPI:
+    return LocalBotAPI(now=lambda: clock.now().timestamp())
+
+
+@pytest.fixture
+async def app(runtime, api):
+    application = build_application(runtime, request=api)
+    async with application:
+        yield application
+
+
+@pytest.fixture
+def chat(app, api, clock) -> LocalChat:
+    return LocalChat(app, api, clock)
+
+
+@pytest.fixture
+async def people(runtime) -> dict[str, Person]:
+    """The demo organisation, everyone bound; by name."""
+    await demo.seed(runtime)
+    return {person.name: person for person in await demo.demo_people(runtime)}
+
+
+@pytest.fixture
+def stranger() -> Person:
+    return Person(555_000_111, "Stranger", "zh-hans")

@@ -1,0 +1,125 @@
+"""One access check: roles decide, callback data is untrusted, errors end in an apology."""
+
+import logging
+
+from sqlmodel import select
+
+from bot.local_chat import Person
+from storage.models import Member
+
+
+async def test_member_cannot_run_a_secretary_command(chat, api, people):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/invites")
+    answer = api.last(zheng.user_id).text
+    assert "没有这项权限" in answer
+    assert "https://t.me/" not in answer
+
+
+async def test_help_lists_what_each_role_can_do(chat, api, people):
+    await chat.send(people["郑强"], "/help")
+    await chat.send(people["张明"], "/help")
+    assert "/invites" not in api.last(people["郑强"].user_id).text
+    assert "/invites" in api.last(people["张明"].user_id).text
+
+
+async def test_forged_language_is_refused_and_nothing_changes(chat, api, runtime, people):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/lang")
+    await chat.press(zheng, "lang:xx")
+    assert "暂时只支持" in api.last(zheng.user_id).text
+    async with runtime.db.session() as session:
+        member = (await session.exec(select(Member).where(Member.name == "郑强"))).one()
+    assert member.locale is None
+
+
+async def test_unknown_callback_data_gets_a_stale_button_notice(chat, api, people):
+    zheng = people["郑强"]
+    await chat.press(zheng, "pledge:delete:1")
+    answer = [call for call in api.calls if call.method == "answerCallbackQuery"][-1]
+    assert "失效" in answer.params["text"]
+    assert not api.sent(zheng.user_id)
+
+
+async def test_stranger_pressing_a_button_is_refused(chat, api, stranger, people):
+    await chat.press(stranger, "lang:en")
+    answer = [call for call in api.calls if call.method == "answerCallbackQuery"][-1]
+    assert "不适用" in answer.params["text"]
+    assert "个人专属链接" in api.last(stranger.user_id).text
+
+
+async def test_language_button_switches_and_later_replies_follow(chat, api, people):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/lang")
+    assert await chat.tap(zheng, "English")
+    assert api.last(zheng.user_id).method == "editMessageText"
+    await chat.send(zheng, "/help")
+    assert "Here is what you can do" in api.last(zheng.user_id).text
+
+
+async def test_telegram_language_is_used_until_a_member_chooses(chat, api, people):
+    english_app_user = Person(people["郑强"].user_id, "Zheng", language_code="en")
+    await chat.send(english_app_user, "/help")
+    assert "Here is what you can do" in api.last(english_app_user.user_id).text
+
+
+async def test_wrong_message_types_get_a_polite_prompt(chat, api, people):
+    zheng = people["郑强"]
+    await chat.send_payload(
+        zheng,
+        sticker={
+            "file_id": "s",
+            "file_unique_id": "s",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    await chat.send_payload(
+        zheng, photo=[{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
+    )
+    assert api.texts(zheng.user_id) == [api.texts(zheng.user_id)[0]] * 2
+    assert "没有理解" in api.texts(zheng.user_id)[0]
+
+
+async def test_cancel_outside_a_conversation(chat, api, people):
+    await chat.send(people["郑强"], "/cancel")
+    assert "无需取消" in api.last(people["郑强"].user_id).text
+
+
+async def test_telegram_error_is_logged_with_context_and_apologised_for(chat, api, people, caplog):
+    zheng = people["郑强"]
+    api.fail(method="sendMessage", chat_id=zheng.user_id, status=500)
+    with caplog.at_level(logging.ERROR, logger="bot.errors"):
+        await chat.send(zheng, "/help")
+    assert "抱歉，处理您的消息时出了点问题" in api.last(zheng.user_id).text
+    assert "Traceback" not in api.last(zheng.user_id).text
+    record = caplog.records[-1]
+    assert "(message) in chat" in record.getMessage() and record.exc_info is not None
+
+
+async def test_timeout_is_logged_and_apologised_for(chat, api, people, caplog):
+    zheng = people["郑强"]
+    api.fail(method="sendMessage", chat_id=zheng.user_id, status=0)
+    with caplog.at_level(logging.ERROR, logger="bot.errors"):
+        await chat.send(zheng, "/help")
+    assert "出了点问题" in api.last(zheng.user_id).text
+
+
+async def test_group_chats_are_not_answered_with_member_data(chat, api, people):
+    zheng = people["郑强"]
+    await chat.feed(
+        {
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": -100123, "type": "supergroup", "title": "支部群"},
+                "from": zheng.user,
+                "text": "/invites",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
+            }
+        }
+    )
+    assert not api.sent(-100123)

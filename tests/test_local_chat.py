@@ -1,0 +1,98 @@
+"""The local chat, driven by a piped script exactly as a newcomer would type it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = """\
+/start
+:who
+:as 张明
+/invites 郑强
+/lang
+:tap English
+/help
+:tap 1
+:clock +3d
+:clock 2099-01-01T09:00
+:clock +1x
+:as 郑强
+/invites
+:as stranger
+/start
+:quit
+/help
+"""
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory) -> subprocess.CompletedProcess:
+    database = tmp_path_factory.mktemp("demo") / "demo.db"
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}"],
+        input=SCRIPT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_exits_cleanly_at_quit(transcript):
+    assert transcript.returncode == 0, transcript.stderr
+    assert "Traceback" not in transcript.stderr
+    # Nothing after :quit is read.
+    assert transcript.stdout.count("我能做什么") == 1 + 0  # the greeting lists /help once
+
+
+def test_identities_switch_and_blocks_name_the_recipient(transcript):
+    out = transcript.stdout
+    assert "── 王志刚 ──\n王志刚同志，欢迎回来" in out
+    assert "* 王志刚  D01 机关党支部" in out
+    assert "── 张明 ──\n已为这位同志生成新的专属链接" in out
+    assert "── 郑强 ──\n这项功能由负责同志使用" in out
+    assert "── 访客 ──\n您好！本助手为党组织的党员同志服务" in out
+
+
+def test_buttons_print_numbered_and_can_be_pressed(transcript):
+    out = transcript.stdout
+    assert "[1] 中文  [2] English" in out
+    assert "── 张明 ── (edited)\nDone: I will speak English with you from now on." in out
+    assert "Hello, 张明. Here is what you can do:" in out
+    assert "── 张明 ── (edited)\n好的，今后我将使用中文与您交流。" in out
+
+
+def test_clock_moves_forward_only_and_says_so(transcript):
+    out = transcript.stdout
+    assert "（模拟时钟：2099-01-01 09:00）" in out
+    assert "无法识别时间“+1x”" in out
+
+
+def test_demo_refuses_nothing_when_stdin_is_empty(tmp_path, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["demo", "--database", f"sqlite:///{tmp_path / 'd.db'}"]) == 0
+    assert "本地聊天已启动" in capsys.readouterr().out
+
+
+def test_run_without_token_is_one_clear_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    assert main(["run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "TELEGRAM_BOT_TOKEN" in error and "python -m bot demo" in error
+
+
+def test_run_with_malformed_token_is_one_clear_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "not-a-token")
+    assert main(["run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "python -m bot demo" in error

@@ -1,0 +1,130 @@
+"""Every template, every locale, hostile values: escaped, valid Telegram HTML, within limits."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from jinja2 import meta
+
+from bot.config import LOCALES
+from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
+from storage.models import Role
+
+HOSTILE = "<b>&amp; </a><script>alert(1)</script> & \"'" + "长" * 5000
+
+
+class Hostile:
+    """A value that is hostile however a template uses it: as text, attribute or list."""
+
+    def __str__(self) -> str:
+        return HOSTILE
+
+    def __getattr__(self, name: str) -> "Hostile":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Hostile()
+
+    def __getitem__(self, key) -> "Hostile":
+        return Hostile()
+
+    def __iter__(self):
+        return iter([Hostile(), Hostile()])
+
+    def __len__(self) -> int:
+        return 2
+
+
+SPECIAL_VALUES = {
+    "commands": [name for name in ("help", "invites", "lang", "cancel")],
+    "roles": [Role.MEMBER],
+    "expires": datetime(2026, 1, 1, tzinfo=UTC),
+    "moment": datetime(2026, 1, 1, tzinfo=UTC),
+    "invites": [("<b>支部", "</a>名", "https://t.me/x?start=<i>", datetime(2026, 1, 1, tzinfo=UTC))]
+    * 40,
+    "rows": [("<b>", "&", "</a>", datetime(2026, 1, 1, tzinfo=UTC))],
+    "renewed": False,
+}
+
+
+@pytest.fixture(scope="module")
+def messages() -> Messages:
+    from zoneinfo import ZoneInfo
+
+    return Messages(timezone=ZoneInfo("Asia/Shanghai"))
+
+
+def values_for(messages: Messages, locale: str, name: str) -> dict:
+    names = meta.find_undeclared_variables(
+        messages.environment.parse(messages.source(locale, name))
+    )
+    return {n: SPECIAL_VALUES.get(n, Hostile()) for n in names}
+
+
+def html_templates(messages: Messages) -> list[str]:
+    return [n for n in messages.template_names() if not n.endswith(".txt")]
+
+
+def test_every_locale_has_the_same_templates():
+    from messages.render import TEMPLATES
+
+    sets = {locale: {p.name for p in (TEMPLATES / locale).glob("*.j2")} for locale in LOCALES}
+    assert sets["zh_CN"] == sets["en"]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_template_escapes_hostile_values(messages, locale):
+    for name in html_templates(messages):
+        if name == "commands":
+            continue
+        rendered = messages.render(locale, name, **values_for(messages, locale, name))
+        assert "<script" not in rendered, name
+        assert "</a><script" not in rendered, name
+        for part in split(rendered):
+            assert 0 < len(part) <= MESSAGE_LIMIT, name
+            tags = re.findall(r"</?([a-z-]+)[^>]*>", part)
+            assert set(tags) <= TELEGRAM_TAGS, (name, set(tags) - TELEGRAM_TAGS)
+            assert_balanced(part, name)
+            assert not re.search(r"&[#\w]*$", part.split("<")[-1]), name  # no cut entity
+
+
+def assert_balanced(part: str, name: str) -> None:
+    stack = []
+    for closing, tag in re.findall(r"<(/?)([a-z-]+)[^>]*>", part):
+        if closing:
+            assert stack and stack[-1] == tag, (name, part[:200])
+            stack.pop()
+        else:
+            stack.append(tag)
+    assert not stack, name
+
+
+def test_command_descriptions_exist_for_every_command(messages):
+    from bot.services.access import COMMANDS
+
+    for locale in LOCALES:
+        descriptions = messages.command_descriptions(locale)
+        for command, _ in COMMANDS:
+            assert 0 < len(descriptions[command]) <= 256
+
+
+def test_split_cuts_between_lines_and_reopens_tags():
+    text = "<b>" + "\n".join(f"第{i}行 " + "字" * 50 for i in range(200)) + "</b>"
+    parts = split(text, limit=1000)
+    assert len(parts) > 5
+    for part in parts:
+        assert len(part) <= 1000
+        assert part.startswith("<b>") and part.endswith("</b>")
+    assert "".join(p.removeprefix("<b>").removesuffix("</b>") for p in parts).replace("\n", "") == (
+        text.removeprefix("<b>").removesuffix("</b>").replace("\n", "")
+    )
+
+
+def test_split_never_cuts_an_entity_or_a_tag():
+    text = ("&amp;" * 300) + ('<a href="https://example.org">x</a>' * 100)
+    for part in split(text, limit=700):
+        assert len(part) <= 700
+        assert not re.search(r"&[a-z]*$", part) and not re.search(r"<[^>]*$", part)
+
+
+def test_short_text_is_one_part():
+    assert split("你好") == ["你好"]

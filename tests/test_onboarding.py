@@ -1,0 +1,146 @@
+"""Binding a Telegram account through a personal invite link."""
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot import demo
+from bot.local_chat import Person
+from bot.services import onboarding, roster
+from storage.models import Invite, Member
+
+
+@pytest.fixture
+async def unbound(runtime) -> dict[str, str]:
+    """The demo roster, nobody bound yet; name → a live invite token."""
+    people_table, branch_table = roster.read_tables(demo.DEMO_ROSTER, demo.DEMO_BRANCHES)
+    async with runtime.db.session() as session:
+        report = await roster.import_roster(
+            session,
+            people_table=people_table,
+            branch_table=branch_table,
+            organisation_name="示范局",
+            timezone="Asia/Shanghai",
+            now=runtime.clock.now(),
+        )
+        assert report.ok
+        issued = await onboarding.issue_invites(
+            session, now=runtime.clock.now(), valid_for=timedelta(days=14)
+        )
+    return {invite.member.name: invite.token for invite in issued}
+
+
+async def member_named(runtime, name: str) -> Member:
+    async with runtime.db.session() as session:
+        return (await session.exec(select(Member).where(Member.name == name))).one()
+
+
+async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):
+    zheng = Person(42, "Zheng", "zh-hans")
+    await chat.send(zheng, f"/start {unbound['郑强']}")
+    greeting = api.last(42).text
+    assert "郑强同志，欢迎您" in greeting
+    assert "/help" in greeting
+    member = await member_named(runtime, "郑强")
+    assert member.telegram_user_id == 42
+    assert member.bound_at == runtime.clock.now()
+
+
+async def test_secretary_gets_a_menu_of_their_own(chat, api, unbound):
+    await chat.send(Person(43, "Zhang"), f"/start {unbound['张明']}")
+    menus = [call for call in api.calls if call.method == "setMyCommands"]
+    assert len(menus) == 1
+    assert menus[0].params["scope"] == {"type": "chat", "chat_id": 43}
+    assert "invites" in [command["command"] for command in menus[0].params["commands"]]
+
+
+async def test_ordinary_member_keeps_the_default_menu(chat, api, unbound):
+    await chat.send(Person(44, "Feng"), f"/start {unbound['冯磊']}")
+    assert not [call for call in api.calls if call.method == "setMyCommands"]
+
+
+async def test_reused_token_by_another_account_is_refused_politely(chat, api, runtime, unbound):
+    token = unbound["郑强"]
+    await chat.send(Person(42, "Zheng"), f"/start {token}")
+    await chat.send(Person(99, "Someone else"), f"/start {token}")
+    answer = api.last(99).text
+    assert "无法使用" in answer
+    assert "郑强" not in answer and "示范局" not in answer
+    assert (await member_named(runtime, "郑强")).telegram_user_id == 42
+
+
+async def test_same_account_tapping_the_link_again_is_welcomed_back(chat, api, unbound):
+    token = unbound["郑强"]
+    await chat.send(Person(42, "Zheng"), f"/start {token}")
+    await chat.send(Person(42, "Zheng"), f"/start {token}")
+    assert "欢迎回来" in api.last(42).text
+
+
+async def test_expired_token_is_refused(chat, api, runtime, clock, unbound):
+    clock.advance(timedelta(days=14, seconds=1))
+    await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
+    assert "无法使用" in api.last(42).text
+    assert (await member_named(runtime, "郑强")).telegram_user_id is None
+
+
+async def test_stranger_learns_nothing(chat, api, stranger, unbound):
+    for text in ("/start", "/start mNOT-A-TOKEN", "/help", "hello", "/invites"):
+        await chat.send(stranger, text)
+    answers = api.texts(stranger.user_id)
+    assert len(answers) == 5
+    for answer in answers:
+        assert "示范局" not in answer
+        assert not any(name in answer for name in unbound)
+
+
+async def test_one_account_cannot_take_two_members(chat, api, runtime, unbound):
+    await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
+    await chat.send(Person(42, "Zheng"), f"/start {unbound['冯磊']}")
+    assert "已经绑定为“郑强”" in api.last(42).text
+    assert (await member_named(runtime, "冯磊")).telegram_user_id is None
+
+
+async def test_reissued_invite_replaces_the_old_one(chat, api, runtime, unbound):
+    old = unbound["郑强"]
+    async with runtime.db.session() as session:
+        renewed = await onboarding.issue_invites(
+            session, now=runtime.clock.now(), valid_for=timedelta(days=14), member_name="郑强"
+        )
+    assert len(renewed) == 1 and renewed[0].token != old
+    await chat.send(Person(42, "Zheng"), f"/start {old}")
+    assert "无法使用" in api.last(42).text
+    await chat.send(Person(42, "Zheng"), f"/start {renewed[0].token}")
+    assert "郑强同志，欢迎您" in api.last(42).text
+
+
+async def test_a_renewed_link_moves_a_member_to_a_new_phone(chat, api, runtime, unbound):
+    await chat.send(Person(42, "old phone"), f"/start {unbound['郑强']}")
+    async with runtime.db.session() as session:
+        (renewed,) = await onboarding.issue_invites(
+            session, now=runtime.clock.now(), valid_for=timedelta(days=14), member_name="郑强"
+        )
+    await chat.send(Person(77, "new phone"), f"/start {renewed.token}")
+    assert (await member_named(runtime, "郑强")).telegram_user_id == 77
+
+
+async def test_invites_are_reused_until_reissued(runtime, unbound):
+    async with runtime.db.session() as session:
+        again = await onboarding.issue_invites(
+            session, now=runtime.clock.now(), valid_for=timedelta(days=14)
+        )
+        assert {i.member.name: i.token for i in again} == unbound
+        await onboarding.issue_invites(
+            session, now=runtime.clock.now(), valid_for=timedelta(days=14), reissue=True
+        )
+        invites = (await session.exec(select(Invite))).all()
+    assert sum(invite.revoked_at is not None for invite in invites) == len(unbound)
+
+
+async def test_secretary_lists_links_of_own_branch_only(chat, api, unbound):
+    await chat.send(Person(43, "Zhang"), f"/start {unbound['张明']}")
+    await chat.send(Person(43, "Zhang"), "/invites")
+    listing = api.last(43).text
+    assert "郑强" in listing and "https://t.me/cxzy_demo_bot?start=m" in listing
+    assert "黄勇" not in listing  # 执法大队党支部, not his branch
+    assert "张明（" not in listing  # he is bound now
