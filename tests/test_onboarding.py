@@ -144,3 +144,41 @@ async def test_secretary_lists_links_of_own_branch_only(chat, api, unbound):
     assert "郑强" in listing and "https://t.me/cxzy_demo_bot?start=m" in listing
     assert "黄勇" not in listing  # 执法大队党支部, not his branch
     assert "张明（" not in listing  # he is bound now
+
+
+async def test_invites_command_line_writes_csv_and_qr_codes(
+    runtime, unbound, tmp_path, monkeypatch, capsys, database_url
+):
+    import asyncio
+    import csv
+
+    from bot.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "branch_bot")
+    monkeypatch.chdir(tmp_path)
+    args = ["invites", "--branch", "市场管理党支部", "--csv", "links.csv", "--qr", "qr"]
+    assert await asyncio.to_thread(main, args) == 0
+    with (tmp_path / "links.csv").open(encoding="utf-8-sig") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["支部", "姓名", "链接", "有效期至"]
+    assert {row[1] for row in rows[1:]} == {"张明", "郑强", "王秀英", "冯磊", "何静", "许涛"}
+    assert all(row[2] == f"https://t.me/branch_bot?start={unbound[row[1]]}" for row in rows[1:])
+    pngs = sorted((tmp_path / "qr").glob("*.png"))
+    assert len(pngs) == 6 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "https://t.me/branch_bot?start=" in capsys.readouterr().out
+
+
+async def test_invites_command_line_without_username_is_clear(
+    runtime, tmp_path, monkeypatch, capsys, database_url
+):
+    import asyncio
+
+    from bot.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("TELEGRAM_BOT_USERNAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert await asyncio.to_thread(main, ["invites"]) == 2
+    assert "TELEGRAM_BOT_USERNAME" in capsys.readouterr().out
