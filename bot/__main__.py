@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--branches", type=Path, help="a CSV of branches (XLSX: a 支部 sheet)")
     load.add_argument("--organisation", default="本单位", help="name, when creating it")
 
+    campaign = commands.add_parser("campaign", help="the campaign calendar")
+    campaign_commands = campaign.add_subparsers(dest="campaign_command", required=True)
+    calendar_load = campaign_commands.add_parser(
+        "load", help="validate and load a campaign file (TOML)"
+    )
+    calendar_load.add_argument("file", type=Path)
+
     invites = commands.add_parser("invites", help="print personal invite links")
     invites.add_argument("--branch", help="only this branch")
     invites.add_argument("--reissue", action="store_true", help="replace the live invites")
@@ -69,6 +76,32 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
             await session.rollback()
     _say(runtime, "cli_roster_report.txt", report=report)
     return 0 if report.ok else 1
+
+
+async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot.services import calendar
+    from storage import people
+
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+        return 2
+    spec, problems = calendar.parse_campaign(text)
+    if problems:
+        _say(runtime, "cli_campaign_report.txt", problems=problems)
+        return 1
+    await runtime.db.migrate()
+    async with runtime.db.session() as session:
+        organisation = await people.get_organisation(session)
+        if organisation is None:
+            _say(runtime, "cli_no_organisation.txt")
+            return 1
+        report = await calendar.load_campaign(
+            session, organisation_id=organisation.id, spec=spec, now=runtime.clock.now()
+        )
+    _say(runtime, "cli_campaign_report.txt", problems=[], report=report)
+    return 0
 
 
 async def _bot_username(settings: Settings) -> str | None:
@@ -157,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "demo":
         from bot.console import run_demo
 
@@ -170,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "roster":
                 return await _import_roster(runtime, args)
+            if args.command == "campaign":
+                return await _load_campaign(runtime, args)
             return await _invites(runtime, args)
         finally:
             await runtime.db.dispose()

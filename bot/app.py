@@ -1,9 +1,13 @@
 """Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
 
+from datetime import timedelta
+
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 import handlers
+from bot import delivery
+from bot.config import Settings
 from bot.jobs import PeriodicJob
 from bot.runtime import Runtime
 
@@ -11,9 +15,16 @@ from bot.runtime import Runtime
 LOCAL_TOKEN = "1000000:local-demo-token-not-used-for-any-request"
 
 
-def periodic_jobs() -> list[PeriodicJob]:
+def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     """The periodic jobs of every feature."""
-    return []
+    return [
+        PeriodicJob(
+            "reminders",
+            timedelta(minutes=settings.reminder_tick_minutes),
+            delivery.tick,
+            next_work=delivery.next_work,
+        )
+    ]
 
 
 def build_application(

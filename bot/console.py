@@ -104,9 +104,11 @@ async def run_demo(
 ) -> int:
     """Seed the demo organisation if needed, then chat until :quit or end of input."""
     clock = ManualClock(SystemClock().now())
-    runtime = Runtime.create(settings, clock)
+    # Hourly ticks keep :clock +30d quick; reminders go out on the hour anyway.
+    runtime = Runtime.create(settings.model_copy(update={"reminder_tick_minutes": 60}), clock)
     await runtime.db.migrate()
     await demo.seed(runtime)
+    await demo.seed_campaign(runtime)
     everyone = await demo.demo_people(runtime)
     names = {person.user_id: person.name for person in [*everyone, STRANGER]}
     api = LocalBotAPI(
@@ -115,7 +117,10 @@ async def run_demo(
     )
     application = build_application(runtime, request=api)
     chat = LocalChat(
-        application, api, clock, SteppedJobs(application, periodic_jobs(), clock.now())
+        application,
+        api,
+        clock,
+        SteppedJobs(application, periodic_jobs(runtime.settings), clock.now()),
     )
     console = Console(chat, everyone, runtime, write)
     read = _lines(stdin)

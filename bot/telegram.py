@@ -44,7 +44,7 @@ def run_polling(settings: Settings, token: str) -> int:
     async def post_init(app: Application) -> None:
         await runtime.db.migrate()
         await _publish_menus(app, runtime)
-        schedule(app, periodic_jobs())
+        schedule(app, periodic_jobs(runtime.settings))
         logger.info("bot @%s is running", app.bot.username)
 
     async def post_shutdown(_app: Application) -> None:

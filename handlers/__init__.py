@@ -2,12 +2,12 @@
 
 from telegram.ext import Application
 
-from handlers import errors, help, invites, language, start
+from handlers import campaign, errors, help, invites, language, reachability, start
 
 
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
-    for feature in (start, invites, language):
+    for feature in (start, invites, language, campaign, reachability):
         application.add_handlers(feature.handlers())
     # Help also holds the catch-alls (/cancel outside a conversation, unknown text, stale buttons).
     application.add_handlers(help.handlers())

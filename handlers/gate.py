@@ -143,7 +143,8 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
                 if access.allows(actor, permission):
                     result = await callback(turn)
                 else:
-                    turn.reply("not_member" if actor is None else "not_allowed")
+                    if update.message is not None:
+                        turn.reply("not_member" if actor is None else "not_allowed")
                     turn.notice("button_refused")
                     result = ConversationHandler.END
             await turn.deliver()

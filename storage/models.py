@@ -7,7 +7,7 @@ Times are timezone-aware and stored in UTC (SQLModel's UTCDateTime); the templat
 them in the organisation's timezone.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, String, UniqueConstraint
@@ -77,6 +77,10 @@ class Member(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=10)
     # A member dropped from the roster keeps their history but can no longer use the bot.
     active: bool = True
+    # Only deadline reminders of their own, no announcements (/reminders).
+    reminders_muted: bool = False
+    # Set when they block the bot (403 or my_chat_member kicked), cleared when they return.
+    unreachable_since: datetime | None = None
     bound_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
@@ -117,3 +121,120 @@ class Invite(SQLModel, table=True):
     used_at: datetime | None = None
     # Set when a newer invite replaces this one, so a lost printout stops working.
     revoked_at: datetime | None = None
+
+
+class Audience(StrEnum):
+    """Who a campaign step asks something of."""
+
+    EVERYONE = "everyone"
+    SECRETARIES = "secretaries"
+    LEADERS = "leaders"
+
+
+class StepKind(StrEnum):
+    """What a dated step of the campaign is, so the right feature can say when it is done."""
+
+    SUMMARY = "summary"  # 自我小结: done when the member submits it
+    EVALUATION = "evaluation"  # 点评 and 群众评议
+    RECTIFICATION = "rectification"  # 整改落实
+    TASK = "task"  # any other dated step; members report it done themselves
+
+
+class Campaign(SQLModel, table=True):
+    """The campaign's own settings, one per organisation, from the campaign file."""
+
+    organisation_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)
+    remind_days_before: int = 3
+    reminder_time: str = Field(default="09:00", max_length=5)
+    quiet_start: str = Field(default="21:00", max_length=5)
+    quiet_end: str = Field(default="08:00", max_length=5)
+    loaded_at: datetime
+
+
+class CampaignPhase(SQLModel, table=True):
+    """A stage of the campaign (动员部署, 全面推进…), announced to everyone when it starts."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(max_length=100)
+    position: int
+    starts_on: date
+    ends_on: date
+    announcement: str = Field(default="", max_length=2000)
+    asks: str = Field(default="", max_length=2000)
+
+
+class CampaignStep(SQLModel, table=True):
+    """A dated step with a deadline: a quarter's summary, evaluation, rectification, or a task."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # Stable across reloads of the campaign file, so nothing is announced twice.
+    key: str = Field(max_length=200)
+    kind: StepKind = Field(sa_type=String(20))
+    quarter: str | None = Field(default=None, max_length=100)
+    name: str = Field(max_length=200)
+    opens_on: date
+    due_on: date
+    audience: Audience = Field(default=Audience.EVERYONE, sa_type=String(20))
+    text: str = Field(default="", max_length=2000)
+    # A step dropped from a reloaded campaign file is kept (reminders refer to it) but inactive.
+    active: bool = True
+
+
+class StepDone(SQLModel, table=True):
+    """A member has done what a step asked of them."""
+
+    step_id: int = Field(foreign_key="campaignstep.id", primary_key=True)
+    member_id: int = Field(foreign_key="member.id", primary_key=True, index=True)
+    done_at: datetime
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for its time (and for the morning, in quiet hours)
+    CLAIMED = "claimed"  # taken by a sender, not yet handed to Telegram: safe to retake
+    SENDING = "sending"  # handed to Telegram: never handed again, even after a crash
+    SENT = "sent"
+    SKIPPED = "skipped"  # became pointless: done already, deadline passed, muted
+    UNREACHABLE = "unreachable"  # the member blocked the bot
+    FAILED = "failed"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One message to send: unique per (reminder, subject, recipient), so never twice."""
+
+    __table_args__ = (UniqueConstraint("reminder", "subject", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # The kind of message (phase_start, step_due_soon…) and what it is about (phase:3, step:12):
+    # together the "period" of a reminder, so a new quarter's is a new message.
+    reminder: str = Field(max_length=40)
+    subject: str = Field(max_length=60)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    step_id: int | None = Field(default=None, foreign_key="campaignstep.id")
+    # Lower goes first: 党员领导干部 get theirs before the others.
+    priority: int = 1
+    send_after: datetime
+    expires_at: datetime
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(12), index=True)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    attempts: int = 0
+    error: str | None = Field(default=None, max_length=200)
+
+
+class PlannedReminder(SQLModel, table=True):
+    """A reminder whose recipients have been worked out: each is planned once, ever."""
+
+    reminder: str = Field(max_length=40, primary_key=True)
+    subject: str = Field(max_length=60, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    planned_at: datetime
+    recipients: int

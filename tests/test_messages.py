@@ -1,14 +1,15 @@
 """Every template, every locale, hostile values: escaped, valid Telegram HTML, within limits."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from jinja2 import meta
 
 from bot.config import LOCALES
+from bot.services.calendar import Deadline, Overview
 from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
-from storage.models import Role
+from storage.models import Audience, Campaign, CampaignPhase, CampaignStep, Role, StepKind
 
 HOSTILE = "<b>&amp; </a><script>alert(1)</script> & \"'" + "长" * 5000
 
@@ -34,7 +35,38 @@ class Hostile:
         return 2
 
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+STEP = CampaignStep(
+    organisation_id=1,
+    key="k",
+    kind=StepKind.TASK,
+    quarter=HOSTILE,
+    name=HOSTILE,
+    opens_on=date(2026, 1, 1),
+    due_on=date(2026, 1, 9),
+    audience=Audience.EVERYONE,
+    text=HOSTILE,
+)
+PHASE = CampaignPhase(
+    organisation_id=1,
+    name=HOSTILE,
+    position=0,
+    starts_on=date(2026, 1, 1),
+    ends_on=date(2026, 2, 1),
+    announcement=HOSTILE,
+    asks=HOSTILE,
+)
+CAMPAIGN = Campaign(organisation_id=1, name=HOSTILE, timezone="Asia/Shanghai", loaded_at=NOW)
+
 SPECIAL_VALUES = {
+    "step": STEP,
+    "phase": PHASE,
+    "days_left": 3,
+    "behind": [HOSTILE[:40]] * 500,
+    "view": Overview(CAMPAIGN, PHASE, PHASE, [Deadline(STEP, 2)] * 3),
+    "elderly": False,
+    "muted": True,
+    "changed": True,
     "commands": [name for name in ("help", "invites", "lang", "cancel")],
     "roles": [Role.MEMBER],
     "expires": datetime(2026, 1, 1, tzinfo=UTC),
@@ -61,7 +93,9 @@ def values_for(messages: Messages, locale: str, name: str) -> dict:
 
 
 def html_templates(messages: Messages) -> list[str]:
-    return [n for n in messages.template_names() if not n.endswith(".txt")]
+    return [
+        n for n in messages.template_names() if not n.endswith(".txt") and not n.startswith("_")
+    ]
 
 
 def test_every_locale_has_the_same_templates():

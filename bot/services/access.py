@@ -110,7 +110,9 @@ def overseen_branch(actor: Actor) -> int | None:
 # The commands of the bot, in the order /help and the command menu show them.
 COMMANDS: tuple[tuple[str, Permission], ...] = (
     ("help", Permission.USE),
+    ("phase", Permission.USE),
     ("invites", Permission.BRANCH_OVERSIGHT),
+    ("reminders", Permission.USE),
     ("lang", Permission.USE),
     ("cancel", Permission.USE),
 )

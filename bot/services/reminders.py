@@ -1,0 +1,339 @@
+"""Reminders: work out from the calendar and the members what is due, once, into the outbox;
+and say, when a row's turn comes, whether it is still worth sending and what it says.
+
+Nothing here depends on a scheduler's memory: each run reads the database and the clock,
+plans every reminder whose moment has passed and that was never planned, and skips the
+ones that became pointless (a later reminder of the same deadline supersedes an earlier
+one missed while the bot was down; a deadline long passed is not chased).
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.access import parse_roles
+from bot.services.calendar import CampaignTime, applies_to
+from storage import calendar as calendar_queries
+from storage import outbox, people
+from storage.models import (
+    Campaign,
+    CampaignPhase,
+    CampaignStep,
+    Category,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+    StepKind,
+)
+
+PHASE_START = "phase_start"
+STEP_OPEN = "step_open"
+DUE_SOON = "step_due_soon"
+DUE_TODAY = "step_due_today"
+OVERDUE = "step_overdue"
+GENTLE = "step_gentle"  # 年老体弱: one kind reminder per deadline, nothing more
+BRANCH_OVERDUE = "branch_overdue"  # to the secretary: who in the branch has not done it
+# Announcements a member may mute; deadline reminders of their own are never muted.
+ANNOUNCEMENTS = frozenset({PHASE_START, STEP_OPEN})
+# Each later one makes the earlier ones of the same deadline stale.
+_CHASE = (DUE_SOON, DUE_TODAY, OVERDUE)
+OVERDUE_USEFUL_FOR = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    reminder: str
+    subject: str
+    fires_at: datetime
+    expires_at: datetime
+    phase: CampaignPhase | None = None
+    step: CampaignStep | None = None
+
+
+def triggers(
+    time: CampaignTime, phases: Sequence[CampaignPhase], steps: Sequence[CampaignStep]
+) -> list[Trigger]:
+    """Every reminder the calendar implies, with when it fires and until when it is useful."""
+    found = [
+        Trigger(
+            PHASE_START,
+            f"phase:{p.id}",
+            time.reminder_on(p.starts_on),
+            time.end_of(p.ends_on),
+            phase=p,
+        )
+        for p in phases
+    ]
+    for step in steps:
+        subject, due_end = f"step:{step.id}", time.end_of(step.due_on)
+        soon = step.due_on - timedelta(days=time.remind_days_before)
+        overdue = time.reminder_on(step.due_on + timedelta(days=1))
+        found.append(
+            Trigger(STEP_OPEN, subject, time.reminder_on(step.opens_on), due_end, step=step)
+        )
+        if soon > step.opens_on:
+            found.append(Trigger(DUE_SOON, subject, time.reminder_on(soon), due_end, step=step))
+        found.append(Trigger(DUE_TODAY, subject, time.reminder_on(step.due_on), due_end, step=step))
+        found.append(Trigger(OVERDUE, subject, overdue, overdue + OVERDUE_USEFUL_FOR, step=step))
+        gentle_at = time.reminder_on(soon if soon > step.opens_on else step.due_on)
+        found.append(Trigger(GENTLE, subject, gentle_at, due_end, step=step))
+        if step.audience == "everyone":
+            found.append(
+                Trigger(BRANCH_OVERDUE, subject, overdue, overdue + OVERDUE_USEFUL_FOR, step=step)
+            )
+    return found
+
+
+def _recipients(
+    trigger: Trigger, members: Sequence[Member], done: set[tuple[int, int]]
+) -> list[Member]:
+    if trigger.phase is not None:
+        return list(members)
+    step = trigger.step
+    chosen = [
+        m for m in members if applies_to(step, parse_roles(m.roles)) and (step.id, m.id) not in done
+    ]
+    if trigger.reminder == GENTLE:
+        return [m for m in chosen if m.category == Category.ELDERLY]
+    if trigger.reminder in _CHASE:
+        return [m for m in chosen if m.category != Category.ELDERLY]
+    if trigger.reminder == BRANCH_OVERDUE:
+        behind = {m.branch_id for m in chosen}
+        return [
+            m for m in members if Role.SECRETARY in parse_roles(m.roles) and m.branch_id in behind
+        ]
+    return chosen
+
+
+@dataclass
+class PlanReport:
+    planned: dict[str, int] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> int:
+        return sum(self.planned.values())
+
+
+async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) -> PlanReport:
+    """Put every reminder that fell due and was never planned into the outbox, once.
+
+    A constant number of queries, whatever the number of members.
+    """
+    report = PlanReport()
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is None:
+        return report
+    time = CampaignTime.of(campaign)
+    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
+    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
+    fired = [
+        t
+        for t in triggers(time, phases, steps)
+        if t.fires_at <= now and (t.reminder, t.subject) not in planned
+    ]
+    if not fired:
+        return report
+    latest_chase: dict[str, datetime] = {}
+    for t in fired:
+        if t.reminder in _CHASE and t.expires_at > now:
+            latest_chase[t.subject] = max(latest_chase.get(t.subject, t.fires_at), t.fires_at)
+    members = await people.list_members(session, organisation_id=organisation_id)
+    members = [m for m in members if m.telegram_user_id is not None]
+    done = await calendar_queries.done_pairs(session, step_ids=[t.step.id for t in fired if t.step])
+    rows, markers = [], []
+    for t in fired:
+        superseded = t.reminder in _CHASE and t.fires_at < latest_chase.get(t.subject, t.fires_at)
+        recipients = [] if (t.expires_at <= now or superseded) else _recipients(t, members, done)
+        if not recipients:
+            report.stale.append(f"{t.reminder}:{t.subject}")
+        for member in recipients:
+            rows.append(
+                {
+                    "organisation_id": organisation_id,
+                    "reminder": t.reminder,
+                    "subject": t.subject,
+                    "member_id": member.id,
+                    "step_id": t.step.id if t.step else None,
+                    "priority": 0 if member.category == Category.LEADING_CADRE else 1,
+                    "send_after": t.fires_at,
+                    "expires_at": t.expires_at,
+                    "status": OutboxStatus.PENDING,
+                    "attempts": 0,
+                }
+            )
+        report.planned[f"{t.reminder}:{t.subject}"] = len(recipients)
+        markers.append(
+            {
+                "reminder": t.reminder,
+                "subject": t.subject,
+                "organisation_id": organisation_id,
+                "planned_at": now,
+                "recipients": len(recipients),
+            }
+        )
+    await outbox.add_planned(session, rows=rows, markers=markers)
+    return report
+
+
+async def next_work(
+    session: AsyncSession, *, organisation_id: int, after: datetime
+) -> datetime | None:
+    """When planning or sending next has something to do after `after` (None: nothing known)."""
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is None:
+        return None
+    time = CampaignTime.of(campaign)
+    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
+    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
+    moments = [
+        t.fires_at for t in triggers(time, phases, steps) if (t.reminder, t.subject) not in planned
+    ]
+    pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
+    if pending is not None:
+        moments.append(pending)
+    if not moments:
+        return None
+    soonest = max(min(moments), after)
+    return time.after_quiet(soonest) if time.is_quiet(soonest) else soonest
+
+
+# --- what a row says, when its turn comes ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message ready to render: template, values, and the step a 'done' button reports."""
+
+    message_id: int
+    member: Member
+    template: str
+    values: dict
+    done_step_id: int | None = None
+
+
+@dataclass
+class Composed:
+    notices: list[Notice] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)  # outbox id → why
+
+
+async def compose(
+    session: AsyncSession, *, messages: Sequence[OutboxMessage], now: datetime, today: date
+) -> Composed:
+    """Decide for each claimed row whether it is still worth sending, and what it says."""
+    composed = Composed()
+    if not messages:
+        return composed
+    members = {
+        m.id: m
+        for m in (
+            await session.exec(
+                select(Member).where(col(Member.id).in_({m.member_id for m in messages}))
+            )
+        ).all()
+    }
+    step_ids = {m.step_id for m in messages if m.step_id}
+    steps = {
+        s.id: s
+        for s in (
+            await session.exec(select(CampaignStep).where(col(CampaignStep.id).in_(step_ids)))
+        ).all()
+    }
+    phase_ids = {int(m.subject.split(":")[1]) for m in messages if m.subject.startswith("phase:")}
+    phases = {
+        p.id: p
+        for p in (
+            await session.exec(select(CampaignPhase).where(col(CampaignPhase.id).in_(phase_ids)))
+        ).all()
+    }
+    done = await calendar_queries.done_pairs(session, step_ids=list(step_ids))
+    behind = await _behind_by_branch(session, messages, members, steps, done)
+    for message in messages:
+        member = members.get(message.member_id)
+        step = steps.get(message.step_id) if message.step_id else None
+        reason = _skip_reason(message, member, step, done, now)
+        if reason:
+            composed.skipped[message.id] = reason
+            continue
+        values: dict = {"name": member.name}
+        if message.reminder == PHASE_START:
+            phase = phases.get(int(message.subject.split(":")[1]))
+            if phase is None:
+                composed.skipped[message.id] = "phase removed"
+                continue
+            values["phase"] = phase
+        else:
+            values["step"] = step
+            values["days_left"] = (step.due_on - today).days
+        if message.reminder == BRANCH_OVERDUE:
+            values["behind"] = behind.get((step.id, member.branch_id), [])
+            if not values["behind"]:
+                composed.skipped[message.id] = "everyone caught up"
+                continue
+        done_button = (
+            step.id
+            if step is not None
+            and step.kind == StepKind.TASK
+            and message.reminder != BRANCH_OVERDUE
+            else None
+        )
+        composed.notices.append(
+            Notice(message.id, member, f"reminder_{message.reminder}", values, done_button)
+        )
+    return composed
+
+
+def _skip_reason(message, member, step, done, now) -> str | None:
+    if member is None or not member.active or member.telegram_user_id is None:
+        return "not a bound member"
+    if member.unreachable_since is not None:
+        return "unreachable"
+    if message.expires_at <= now:
+        return "too late"
+    if member.reminders_muted and message.reminder in ANNOUNCEMENTS:
+        return "muted"
+    if step is not None and not step.active:
+        return "step removed"
+    if step is not None and message.reminder != BRANCH_OVERDUE and (step.id, member.id) in done:
+        return "already done"
+    return None
+
+
+async def _behind_by_branch(
+    session, messages, members, steps, done
+) -> dict[tuple[int, int], list[str]]:
+    """(step id, branch id) → names of those who have not done it, for secretaries' notices."""
+    wanted = {
+        (m.step_id, members[m.member_id].branch_id)
+        for m in messages
+        if m.reminder == BRANCH_OVERDUE and m.member_id in members and m.step_id in steps
+    }
+    if not wanted:
+        return {}
+    branch_ids = {branch_id for _, branch_id in wanted}
+    everyone = (
+        await session.exec(
+            select(Member)
+            .where(col(Member.branch_id).in_(branch_ids), Member.active)
+            .order_by(Member.id)
+        )
+    ).all()
+    behind: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for step_id, branch_id in wanted:
+        step = steps[step_id]
+        for member in everyone:
+            if (
+                member.branch_id == branch_id
+                and applies_to(step, parse_roles(member.roles))
+                and (step_id, member.id) not in done
+            ):
+                behind[(step_id, branch_id)].append(member.name)
+    return behind
