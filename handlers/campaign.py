@@ -20,7 +20,7 @@ async def show_phase(turn: Turn) -> None:
 async def show_reminder_settings(turn: Turn) -> None:
     """Whether I get announcements as well as my own deadline reminders."""
     muted = await preferences.reminders_muted(turn.session, actor=turn.actor)
-    turn.reply("reminder_settings", muted=muted, buttons=_choices(turn))
+    turn.reply("reminder_settings", muted=muted, changed=False, buttons=_choices(turn))
 
 
 @gated(Permission.USE)

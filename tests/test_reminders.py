@@ -1,0 +1,466 @@
+"""Phase and deadline reminders: right moment, right people, right tone, never twice, never lost."""
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import delete, select
+
+from bot import delivery
+from bot.app import build_application, periodic_jobs
+from bot.jobs import SteppedJobs
+from bot.local_api import LocalBotAPI
+from bot.services import calendar, reminders
+from storage import calendar as calendar_queries
+from storage import outbox
+from storage import people as people_queries
+from storage.models import Campaign, Member, OutboxMessage, OutboxStatus, PlannedReminder, StepDone
+from tests.conftest import SHANGHAI
+
+# START is Monday 2026-11-23 09:00 in Shanghai.
+CAMPAIGN = """
+[campaign]
+name = "测试活动"
+timezone = "Asia/Shanghai"
+remind_days_before = 2
+reminder_time = "{reminder_time}"
+
+[[phases]]
+name = "动员部署"
+start = 2026-11-23
+end = 2026-11-29
+announcement = "召开动员大会。"
+asks = "公开承诺。"
+
+[[phases]]
+name = "全面推进"
+start = 2026-11-30
+end = 2026-12-31
+
+[[steps]]
+name = "自查"
+opens = 2026-11-24
+due = 2026-11-27
+text = "对照标准自查。"
+
+[[quarters]]
+name = "第四季度"
+summary_opens = 2026-12-01
+summary_due = 2026-12-04
+evaluation_opens = 2026-12-07
+evaluation_due = 2026-12-10
+rectification_due = 2026-12-20
+"""
+
+
+async def load(runtime, text: str = CAMPAIGN, reminder_time: str = "09:00") -> None:
+    spec, problems = calendar.parse_campaign(text.replace("{reminder_time}", reminder_time))
+    assert not problems, problems
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        await calendar.load_campaign(
+            session, organisation_id=organisation.id, spec=spec, now=runtime.clock.now()
+        )
+
+
+def at(day: int, hour: int = 9, minute: int = 0) -> datetime:
+    """A local time in the test month (November 2026 continues into December)."""
+    return datetime(2026, 11, 1, hour, minute, tzinfo=SHANGHAI) + timedelta(days=day - 1)
+
+
+def received(api: LocalBotAPI, chat_id: int) -> list[str]:
+    return [call.text for call in api.sent(chat_id) if call.method == "sendMessage"]
+
+
+def count(api: LocalBotAPI, chat_id: int, fragment: str) -> int:
+    return sum(fragment in text for text in received(api, chat_id))
+
+
+@pytest.fixture
+async def campaign(runtime, people):
+    await load(runtime)
+    return people
+
+
+@pytest.fixture
+def stepper(app, clock):
+    return SteppedJobs(app, periodic_jobs(app.bot_data["runtime"].settings), clock.now())
+
+
+async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, clock, runtime):
+    # Nobody does anything; the clock runs from the first phase to past the last deadline.
+    await stepper.run_until(at(55, 12), clock.set)
+    everyone = [p for name, p in campaign.items() if name != "何静"]
+    assert (
+        count(api, campaign["何静"].user_id, "enters its “动员部署” stage") == 1
+    )  # she reads English
+    for person in everyone:
+        assert count(api, person.user_id, "进入“动员部署”阶段") == 1
+        assert count(api, person.user_id, "进入“全面推进”阶段") == 1
+    zheng, wang, zhang = campaign["郑强"], campaign["王秀英"], campaign["张明"]
+    # An ordinary member: window opens, due soon, due today, overdue: once each.
+    for fragment in ("自查</b> 现在开始", "自查</b> 将于", "自查</b> 今天截止", "自查</b> 已于"):
+        assert count(api, zheng.user_id, fragment) == 1, fragment
+    for fragment in ("第四季度自我小结</b> 现在开始", "第四季度自我小结</b> 今天截止"):
+        assert count(api, zheng.user_id, fragment) == 1, fragment
+    # 年老体弱: one gentle reminder per deadline, no chasing.
+    assert count(api, wang.user_id, "请您量力而行") == 4  # 自查, 小结, 评议, 整改
+    assert count(api, wang.user_id, "今天截止") == 0 and count(api, wang.user_id, "已于") == 0
+    # The secretary hears who in the branch is behind, once per deadline.
+    assert count(api, zhang.user_id, "本支部还有") == 4
+    notice = next(t for t in received(api, zhang.user_id) if "自查</b> 已截止" in t)
+    assert "郑强" in notice and "王秀英" in notice and "黄勇" not in notice
+    # And nothing at all was sent twice.
+    for person in everyone:
+        texts = received(api, person.user_id)
+        assert len(texts) == len(set(texts)), person.name
+    async with runtime.db.session() as session:
+        statuses = Counter((await session.exec(select(OutboxMessage.status))).all())
+    assert set(statuses) == {OutboxStatus.SENT}
+
+
+async def test_those_who_are_done_are_not_chased(campaign, api, stepper, clock, chat, runtime):
+    zheng = campaign["郑强"]
+    await stepper.run_until(at(24, 10), clock.set)  # the 自查 window has opened
+    opening = next(c for c in api.sent(zheng.user_id) if "自查</b> 现在开始" in c.text)
+    assert opening.buttons[0]["text"] == "✅ 我已完成"
+    await chat.press(zheng, opening.buttons[0]["callback_data"], opening)
+    assert "已记录您的完成情况" in api.last(zheng.user_id).text
+    await chat.press(zheng, opening.buttons[0]["callback_data"], opening)  # a double tap
+    await stepper.run_until(at(29, 10), clock.set)
+    assert count(api, zheng.user_id, "自查</b> 将于") == 0
+    assert count(api, zheng.user_id, "自查</b> 今天截止") == 0
+    assert count(api, campaign["冯磊"].user_id, "自查</b> 今天截止") == 1
+    notice = next(t for t in received(api, campaign["张明"].user_id) if "自查</b> 已截止" in t)
+    assert "郑强" not in notice and "冯磊" in notice
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(StepDone))).all()) == 1
+
+
+async def test_forged_done_buttons_are_refused(campaign, api, stepper, clock, chat, runtime):
+    await stepper.run_until(at(24, 10), clock.set)
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        steps = await calendar_queries.list_steps(session, organisation_id=organisation.id)
+    summary = next(s for s in steps if s.kind == "summary")
+    zheng = campaign["郑强"]
+    for data in (f"done:{summary.id}", "done:999999"):
+        await chat.press(zheng, data)
+        toast = [c for c in api.calls if c.method == "answerCallbackQuery"][-1]
+        assert "无需您在这里报告" in toast.params["text"]
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(StepDone))).all() == []
+
+
+async def calendar_storage_steps(session):
+    from storage import calendar as calendar_queries
+
+    organisation = await people_queries.get_organisation(session)
+    return await calendar_queries.list_steps(session, organisation_id=organisation.id)
+
+
+async def test_quiet_hours_hold_reminders_until_morning(runtime, people, api, app, clock):
+    await load(runtime, reminder_time="22:30")
+    clock.set(at(23, 22, 40))
+    await delivery.tick(app)
+    assert not api.sent()  # planned, but it is night
+    clock.set(at(24, 7, 55))
+    await delivery.tick(app)
+    assert not api.sent()
+    clock.set(at(24, 8, 0))
+    await delivery.tick(app)
+    assert count(api, people["郑强"].user_id, "进入“动员部署”阶段") == 1
+
+
+async def test_catch_up_after_a_week_down_sends_what_is_still_useful_once(
+    campaign, api, app, clock
+):
+    # The bot was down from before the campaign until the 自查 deadline day.
+    clock.set(at(27, 15))
+    await delivery.tick(app)
+    zheng = campaign["郑强"]
+    assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1  # the phase is still on
+    assert count(api, zheng.user_id, "自查</b> 今天截止") == 1  # the latest useful reminder
+    assert count(api, zheng.user_id, "自查</b> 将于") == 0  # superseded
+    assert count(api, zheng.user_id, "自查</b> 现在开始") == 1  # the window is still open
+    # Down again until long after: nothing stale is sent, and nothing twice.
+    before = len(received(api, zheng.user_id))
+    clock.set(at(45, 10))
+    await delivery.tick(app)
+    assert not any("自查" in text for text in received(api, zheng.user_id)[before:])
+    assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1
+    assert count(api, zheng.user_id, "进入“全面推进”阶段") == 1  # still running on 12-15
+
+
+async def test_leading_cadres_get_theirs_first(campaign, api, app, clock):
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    first = [call.chat_id for call in api.sent()][:4]
+    cadres = {campaign[name].user_id for name in ("王志刚", "李建国", "赵振华", "陈卫东")}
+    assert set(first) == cadres
+
+
+async def test_muted_members_get_deadlines_but_no_announcements(campaign, api, app, clock, chat):
+    zheng = campaign["郑强"]
+    await chat.send(zheng, "/reminders")
+    assert await chat.tap(zheng, "只接收我自己的截止提醒")
+    assert "只接收自己的截止提醒" in api.last(zheng.user_id).text
+    clock.set(at(25, 9, 5))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "阶段") == 0
+    assert count(api, zheng.user_id, "自查</b> 将于") == 1
+
+
+async def test_crash_between_claiming_and_sending_loses_nothing_and_duplicates_nothing(
+    campaign, runtime, api, app, clock
+):
+    clock.set(at(23, 9, 5))
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
+    async with runtime.db.session() as session:
+        claimed = await outbox.claim(session, now=clock.now(), limit=30)  # …and the process dies
+    assert len(claimed) == 20
+    # A new process on the same database: the dead sender's claim is respected for a while…
+    fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
+    restarted = build_application(runtime, request=fresh_api)
+    async with restarted:
+        await delivery.tick(restarted)
+        assert not fresh_api.sent()
+        clock.advance(delivery.CLAIM_LEASE + timedelta(minutes=1))
+        await delivery.tick(restarted)
+    for person in campaign.values():
+        assert len(fresh_api.sent(person.user_id)) == 1
+        assert "动员部署" in fresh_api.last(person.user_id).text
+    assert not api.sent()
+
+
+async def test_crash_while_sending_never_sends_twice(campaign, runtime, app, clock):
+    clock.set(at(23, 9, 5))
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
+        handed = await outbox.claim(session, now=clock.now(), limit=5)
+    async with runtime.db.session() as session:
+        await outbox.set_status(session, ids=handed, status=OutboxStatus.SENDING)  # …and it dies
+    clock.advance(delivery.CLAIM_LEASE + timedelta(minutes=1))
+    fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
+    restarted = build_application(runtime, request=fresh_api)
+    async with restarted:
+        await delivery.tick(restarted)
+    assert len(fresh_api.sent()) == 15
+    async with runtime.db.session() as session:
+        failed = (
+            await session.exec(
+                select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+            )
+        ).all()
+    assert sorted(m.id for m in failed) == sorted(handed)
+
+
+async def test_retry_after_waits_then_sends_once(campaign, api, app, clock):
+    zheng = campaign["郑强"]
+    api.fail(method="sendMessage", chat_id=zheng.user_id, status=429, retry_after=30)
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "阶段") == 0
+    await delivery.tick(app)  # Telegram said 30 s: not yet
+    assert count(api, zheng.user_id, "阶段") == 0
+    clock.advance(timedelta(seconds=31))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1
+    assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())
+
+
+async def test_a_timeout_is_not_retried(campaign, api, app, clock, runtime):
+    zheng = campaign["郑强"]
+    api.fail(method="sendMessage", chat_id=zheng.user_id, status=0)
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    clock.advance(timedelta(hours=1))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "阶段") == 0
+    async with runtime.db.session() as session:
+        row = (
+            await session.exec(
+                select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+            )
+        ).one()
+    assert row.member_id == (await member(runtime, "郑强")).id
+
+
+async def member(runtime, name: str) -> Member:
+    async with runtime.db.session() as session:
+        return (await session.exec(select(Member).where(Member.name == name))).one()
+
+
+def chat_member_update(person, old: str, new: str) -> dict:
+    return {
+        "my_chat_member": {
+            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "from": person.user,
+            "date": 0,
+            "old_chat_member": {
+                "status": old,
+                "until_date": 0,
+                "user": {"id": 7000000001, "is_bot": True, "first_name": "bot"},
+            },
+            "new_chat_member": {
+                "status": new,
+                "until_date": 0,
+                "user": {"id": 7000000001, "is_bot": True, "first_name": "bot"},
+            },
+        }
+    }
+
+
+async def test_forbidden_marks_unreachable_until_they_come_back(
+    campaign, api, app, clock, chat, runtime
+):
+    zheng = campaign["郑强"]
+    api.block(zheng.user_id)
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    assert (await member(runtime, "郑强")).unreachable_since is not None
+    clock.set(at(24, 9, 5))
+    await delivery.tick(app)  # the 自查 window opens: skipped for him, no more 403s
+    forbidden_tries = [c for c in api.calls if c.chat_id == zheng.user_id]
+    assert forbidden_tries == []
+    api.unblock(zheng.user_id)
+    await chat.feed(chat_member_update(zheng, "kicked", "member"))
+    assert (await member(runtime, "郑强")).unreachable_since is None
+    clock.set(at(25, 9, 5))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "自查</b> 将于") == 1
+
+
+async def test_blocking_through_my_chat_member_is_noticed(campaign, chat, runtime, api):
+    zheng = campaign["郑强"]
+    await chat.feed(chat_member_update(zheng, "member", "kicked"))
+    assert (await member(runtime, "郑强")).unreachable_since is not None
+    assert not api.sent(zheng.user_id)
+
+
+async def test_phase_command_shows_stage_and_my_deadlines(campaign, chat, api, clock):
+    clock.set(at(24, 10))
+    await chat.send(campaign["郑强"], "/phase")
+    text = api.last(campaign["郑强"].user_id).text
+    assert "当前阶段：<b>动员部署</b>" in text and "公开承诺" in text
+    assert "自查 — 11月27日（还有 3 天）" in text
+    await chat.send(campaign["张明"], "/phase")
+    assert "自查" in api.last(campaign["张明"].user_id).text
+
+
+async def test_phase_before_any_campaign(people, chat, api):
+    await chat.send(people["郑强"], "/phase")
+    assert "还没有发布" in api.last(people["郑强"].user_id).text
+
+
+async def test_planning_uses_the_same_number_of_queries_for_any_roster(runtime, people, clock):
+    await load(runtime)
+    statements: list[str] = []
+    event.listen(
+        runtime.db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+    )
+
+    async def queries_to_plan(moment: datetime) -> int:
+        statements.clear()
+        async with runtime.db.session() as session:
+            organisation = await people_queries.get_organisation(session)
+            await reminders.plan(session, organisation_id=organisation.id, now=moment)
+        return len(statements)
+
+    small = await queries_to_plan(at(24, 10))
+    async with runtime.db.session() as session:
+        await session.exec(delete(OutboxMessage))
+        await session.exec(delete(PlannedReminder))  # plan the very same reminders again…
+        organisation = await people_queries.get_organisation(session)
+        branch = (await people_queries.list_branches(session, organisation_id=organisation.id))[1]
+        for number in range(300):  # …for sixteen times as many members
+            session.add(
+                Member(
+                    organisation_id=organisation.id,
+                    name=f"成员{number}",
+                    branch_id=branch.id,
+                    telegram_user_id=9_000_000 + number,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+    large = await queries_to_plan(at(24, 10))
+    assert small == large
+
+
+BAD_FILES = [
+    ("syntax", 'name = "x"\n[campaign\n', 2),
+    ("missing_timezone", '[campaign]\nname = "x"\n', 1),
+    ("unknown_timezone", '[campaign]\nname = "x"\ntimezone = "Mars/Olympus"\n', 3),
+    ("unknown_key", '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\ncolour = "red"\n', 4),
+    (
+        "reversed",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[phases]]\nname = "a"\nstart = 2026-12-01\nend = 2026-11-01\n',
+        8,
+    ),
+    (
+        "overlap",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[phases]]\nname = "a"\nstart = 2026-11-01\nend = 2026-11-30\n\n[[phases]]\nname = "b"\nstart = 2026-11-15\nend = 2026-12-30\n',
+        12,
+    ),
+    (
+        "not_a_date",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[steps]]\nname = "a"\ndue = "明天"\n',
+        7,
+    ),
+    (
+        "reversed",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[quarters]]\nname = "q"\nsummary_opens = 2026-12-01\nsummary_due = 2026-11-01\nevaluation_opens = 2026-12-05\nevaluation_due = 2026-12-06\nrectification_due = 2026-12-07\n',
+        8,
+    ),
+    (
+        "missing_key",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[phases]]\nname = "a"\nstart = 2026-11-01\n',
+        5,
+    ),
+    (
+        "unknown_audience",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\n\n[[steps]]\nname = "a"\ndue = 2026-11-01\naudience = "群众"\n',
+        8,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "text", "line"), BAD_FILES, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(BAD_FILES)]
+)
+def test_bad_campaign_files_name_the_line(reason, text, line):
+    spec, problems = calendar.parse_campaign(text)
+    assert spec is None
+    assert (reason, line) in [(p.reason, p.line) for p in problems], problems
+
+
+async def test_campaign_command_line_loads_nothing_half(
+    database_url, tmp_path, monkeypatch, capsys, runtime, people
+):
+    import asyncio
+
+    from bot.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        CAMPAIGN.replace("{reminder_time}", "09:00")
+        + '\n[[phases]]\nname = "重叠"\nstart = 2026-12-15\nend = 2027-01-15\n',
+        encoding="utf-8",
+    )
+    assert await asyncio.to_thread(main, ["campaign", "load", str(bad)]) == 1
+    assert "与上一阶段日期重叠" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(Campaign))).all() == []
+    from bot.demo import SAMPLES
+
+    assert (
+        await asyncio.to_thread(main, ["campaign", "load", str(SAMPLES / "campaign_seed001.toml")])
+        == 0
+    )
+    assert "4 个阶段" in capsys.readouterr().out
