@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
@@ -18,6 +19,7 @@ from bot.config import Settings
 from bot.local_api import LocalBotAPI
 from bot.local_chat import LocalChat
 from bot.runtime import Runtime
+from storage.models import Branch, Member, Organisation
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -75,3 +77,64 @@ async def echo_floor() -> AsyncIterator[LocalChat]:
     application.add_handler(CallbackQueryHandler(_answer))
     async with application:
         yield LocalChat(application, api, clock)
+
+
+async def populate(runtime: Runtime, *, members: int, branches: int) -> int:
+    """A large organisation written straight into the tables; the organisation's id."""
+    now = runtime.clock.now()
+    async with runtime.db.session() as session:
+        organisation = Organisation(name="基准测试局", timezone="Asia/Shanghai", created_at=now)
+        session.add(organisation)
+        await session.flush()
+        await session.exec(
+            insert(Branch),
+            params=[
+                {"organisation_id": organisation.id, "name": f"第{b}支部", "is_organ": b == 0}
+                for b in range(branches)
+            ],
+        )
+        branch_ids = list((await session.exec(select(Branch.id).order_by(Branch.id))).all())
+        for start in range(0, members, 20_000):
+            await session.exec(
+                insert(Member),
+                params=[
+                    {
+                        "organisation_id": organisation.id,
+                        "name": f"党员{n}",
+                        "branch_id": branch_ids[n % branches],
+                        "category": ("leading_cadre", "elderly", "ordinary", "ordinary")[n % 4],
+                        "roles": "member secretary" if n < branches else "member",
+                        "telegram_user_id": 10_000_000 + n,
+                        "active": True,
+                        "reminders_muted": False,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n in range(start, min(start + 20_000, members))
+                ],
+            )
+        return organisation.id
+
+
+def one_phase_campaign(today: str, *, with_step: bool) -> str:
+    step = (
+        f"""
+[[steps]]
+name = "自查"
+opens = {today}
+due = {today}
+"""
+        if with_step
+        else ""
+    )
+    return f"""
+[campaign]
+name = "基准"
+timezone = "Asia/Shanghai"
+
+[[phases]]
+name = "动员部署"
+start = {today}
+end = {today}
+announcement = "召开动员大会。"
+{step}"""

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
 from telegram.request import BaseRequest
 
 import handlers
@@ -31,6 +31,7 @@ def build_application(
     runtime: Runtime,
     *,
     request: BaseRequest | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
     token: str | None = None,
     api_base_url: str | None = None,
 ) -> Application:
@@ -38,8 +39,8 @@ def build_application(
     builder: ApplicationBuilder = Application.builder().token(token or LOCAL_TOKEN)
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
-    else:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    if rate_limiter is not None:
+        builder = builder.rate_limiter(rate_limiter)
     if api_base_url:
         base = api_base_url.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")

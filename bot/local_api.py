@@ -6,6 +6,7 @@ the way Telegram fails (429 with retry_after, 403 for a blocked user, timeouts).
 """
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
@@ -71,10 +72,16 @@ class LocalBotAPI(BaseRequest):
         *,
         now: Callable[[], float] = lambda: 0.0,
         on_call: Callable[[Call], None] | None = None,
+        sends_per_second: float | None = None,
     ) -> None:
         super().__init__()
         self.now = now
         self.on_call = on_call
+        # Telegram's flood control, as a token bucket on the wall clock (for benchmarks).
+        self._rate = sends_per_second
+        self._tokens = sends_per_second or 0.0
+        self._refilled = time.monotonic()
+        self.flood_refusals = 0
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
@@ -184,7 +191,23 @@ class LocalBotAPI(BaseRequest):
             self.on_call(call)
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
+    def _flood(self, call: Call) -> bool:
+        if self._rate is None or call.method not in _SENDS:
+            return False
+        now = time.monotonic()
+        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1:
+            self.flood_refusals += 1
+            return True
+        self._tokens -= 1
+        return False
+
     def _failure_for(self, call: Call) -> _Failure | None:
+        if self._flood(call):
+            return _Failure(
+                call.method, call.chat_id, 1, 429, "Too Many Requests: retry after 1", 1
+            )
         if call.method in _SENDS and call.chat_id in self._blocked:
             return _Failure(
                 call.method, call.chat_id, 1, 403, "Forbidden: bot was blocked by the user"

@@ -121,7 +121,7 @@ class LocalChat:
         await self.feed({"callback_query": payload})
 
     async def tap(self, person: Person, selector: str) -> bool:
-        """Press button N (from 1) or the one labelled `selector` of the last keyboard."""
+        """Press button N (from 1), or the one labelled (or uniquely partly labelled) `selector`."""
         message = self.last_with_buttons(person)
         if message is None:
             return False
@@ -129,9 +129,12 @@ class LocalChat:
         if selector.isdigit() and 1 <= int(selector) <= len(buttons):
             button = buttons[int(selector) - 1]
         else:
-            button = next((b for b in buttons if b["text"] == selector), None)
-            if button is None:
+            exact = [b for b in buttons if b["text"] == selector]
+            partial = [b for b in buttons if selector and selector in b["text"]]
+            matches = exact or partial
+            if len(matches) != 1:
                 return False
+            button = matches[0]
         await self.press(person, button["callback_data"], message)
         return True
 

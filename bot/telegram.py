@@ -5,7 +5,7 @@ import sys
 
 from telegram import Update
 from telegram.error import InvalidToken
-from telegram.ext import Application
+from telegram.ext import AIORateLimiter, Application
 
 from bot.app import build_application, periodic_jobs
 from bot.clock import SystemClock
@@ -37,8 +37,13 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
 
 def run_polling(settings: Settings, token: str) -> int:
     runtime = Runtime.create(settings, SystemClock())
+    # About 30 messages a second overall and 20 a minute per group, as Telegram asks;
+    # a 429 waits for as long as Telegram says, then tries again.
     application = build_application(
-        runtime, token=token, api_base_url=settings.telegram_api_base_url
+        runtime,
+        rate_limiter=AIORateLimiter(max_retries=3),
+        token=token,
+        api_base_url=settings.telegram_api_base_url,
     )
 
     async def post_init(app: Application) -> None:

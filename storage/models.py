@@ -212,12 +212,13 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("reminder", "subject", "member_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
     # The kind of message (phase_start, step_due_soon…) and what it is about (phase:3, step:12):
     # together the "period" of a reminder, so a new quarter's is a new message.
     reminder: str = Field(max_length=40)
     subject: str = Field(max_length=60)
-    member_id: int = Field(foreign_key="member.id", index=True)
+    # Not indexed: a broadcast writes one row per member, and nothing looks rows up by member.
+    member_id: int = Field(foreign_key="member.id")
     step_id: int | None = Field(default=None, foreign_key="campaignstep.id")
     # Lower goes first: 党员领导干部 get theirs before the others.
     priority: int = 1

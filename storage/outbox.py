@@ -1,14 +1,24 @@
 """Queries on the outbox: planning rows once, claiming them, recording how each ended."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Integer, case, exists, literal, or_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import OutboxMessage, OutboxStatus, PlannedReminder
+from storage.models import (
+    Category,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    PlannedReminder,
+    StepDone,
+)
 
 
 async def planned_reminders(session: AsyncSession, *, organisation_id: int) -> set[tuple[str, str]]:
@@ -20,22 +30,106 @@ async def planned_reminders(session: AsyncSession, *, organisation_id: int) -> s
     return {(reminder, subject) for reminder, subject in result.all()}
 
 
-async def add_planned(
-    session: AsyncSession, *, rows: Sequence[dict], markers: Sequence[dict]
-) -> None:
-    """Insert outbox rows and their planning markers; a row planned before is left alone."""
-    dialect = session.bind.dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    if rows:
-        await session.exec(
-            insert(OutboxMessage).on_conflict_do_nothing(
-                index_elements=["reminder", "subject", "member_id"]
-            ),
-            params=list(rows),
+@dataclass(frozen=True)
+class Recipients:
+    """Which members a reminder goes to, as the database can select them."""
+
+    organisation_id: int
+    roles: tuple[str, ...] | None = None  # any of these roles; None: every member
+    elderly: bool | None = None  # True: only 年老体弱; False: all but them; None: all
+    not_done_step: int | None = None  # leave out those who have done this step
+    # Secretaries of the branches where someone has not done this step (instead of the above).
+    secretaries_behind_on: int | None = None
+
+
+def _insert(session: AsyncSession):
+    return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def _has_role(member, role: str):
+    # Roles are stored space-separated; pad so "secretary" never matches "party_secretary".
+    return (literal(" ") + member.roles + literal(" ")).like(f"% {role} %")
+
+
+def _not_done(member, step_id: int):
+    return ~exists().where(StepDone.step_id == step_id, StepDone.member_id == member.id)
+
+
+async def insert_recipients(
+    session: AsyncSession,
+    *,
+    recipients: Recipients,
+    reminder: str,
+    subject: str,
+    step_id: int | None,
+    send_after: datetime,
+    expires_at: datetime,
+) -> int:
+    """One outbox row per recipient, selected and written by the database in one statement."""
+    member = Member
+    conditions = [
+        member.organisation_id == recipients.organisation_id,
+        member.active,
+        col(member.telegram_user_id).is_not(None),
+    ]
+    if recipients.roles is not None:
+        conditions.append(or_(*(_has_role(member, role) for role in recipients.roles)))
+    if recipients.elderly is not None:
+        elderly = member.category == Category.ELDERLY
+        conditions.append(elderly if recipients.elderly else ~elderly)
+    if recipients.not_done_step is not None:
+        conditions.append(_not_done(member, recipients.not_done_step))
+    if recipients.secretaries_behind_on is not None:
+        other = aliased(Member)
+        conditions.append(_has_role(member, "secretary"))
+        conditions.append(
+            exists().where(
+                other.branch_id == member.branch_id,
+                other.active,
+                _not_done(other, recipients.secretaries_behind_on),
+            )
         )
+    table = OutboxMessage.__table__.c
+    chosen = select(
+        literal(recipients.organisation_id),
+        literal(reminder),
+        literal(subject),
+        member.id,
+        literal(step_id, type_=Integer),
+        case((member.category == Category.LEADING_CADRE, 0), else_=1),
+        literal(send_after, type_=table.send_after.type),
+        literal(expires_at, type_=table.expires_at.type),
+        literal(OutboxStatus.PENDING.value),
+        literal(0),
+    ).where(*conditions)
+    columns = [
+        "organisation_id",
+        "reminder",
+        "subject",
+        "member_id",
+        "step_id",
+        "priority",
+        "send_after",
+        "expires_at",
+        "status",
+        "attempts",
+    ]
+    statement = (
+        _insert(session)(OutboxMessage)
+        .from_select(columns, chosen)
+        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+    )
+    result = await session.exec(statement)
+    return result.rowcount
+
+
+async def mark_planned(session: AsyncSession, *, markers: Sequence[dict]) -> None:
+    """Remember that these reminders have been planned, so they never are again."""
     if markers:
         await session.exec(
-            insert(PlannedReminder).on_conflict_do_nothing(index_elements=["reminder", "subject"]),
+            _insert(session)(PlannedReminder).on_conflict_do_nothing(
+                index_elements=["reminder", "subject"]
+            ),
             params=list(markers),
         )
 

@@ -96,3 +96,37 @@ def test_run_with_malformed_token_is_one_clear_line(monkeypatch, capsys, tmp_pat
     assert main(["run"]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "python -m bot demo" in error
+
+
+def blocks(output: str) -> dict[str, list[str]]:
+    """Each recipient's messages, as the local chat printed them."""
+    found: dict[str, list[str]] = {}
+    for block in output.split("── ")[1:]:
+        header, _, body = block.partition(" ──")
+        found.setdefault(header, []).append(body.split("\n\n（")[0].strip())
+    return found
+
+
+def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
+    database = tmp_path / "campaign.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}"],
+        input=":clock +2d\n:as 郑强\n:tap 1\n:clock +100d\n:quit\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    received = blocks(result.stdout)
+    for name in ("王志刚", "张明", "郑强", "王秀英", "谢婷"):
+        messages = received[name]
+        assert len(messages) == len(set(messages)), name  # nothing twice
+        for phase in ("动员部署", "全面推进", "深化提升", "总结完善"):
+            assert sum(f"进入“{phase}”阶段" in m for m in messages) == 1, (name, phase)
+    # 郑强 reported the self-check done from its reminder, so it never chased him.
+    assert not any("自查 今天截止" in m or "自查 已于" in m for m in received["郑强"])
+    assert any("自查 今天截止" in m for m in received["谢婷"])
+    # 年老体弱: one gentle reminder per deadline.
+    assert sum("量力而行" in m for m in received["王秀英"]) == 4

@@ -18,18 +18,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services.access import parse_roles
 from bot.services.calendar import CampaignTime, applies_to
 from storage import calendar as calendar_queries
-from storage import outbox, people
+from storage import outbox
 from storage.models import (
+    Audience,
     Campaign,
     CampaignPhase,
     CampaignStep,
-    Category,
     Member,
     OutboxMessage,
-    OutboxStatus,
     Role,
     StepKind,
 )
+from storage.outbox import Recipients
 
 PHASE_START = "phase_start"
 STEP_OPEN = "step_open"
@@ -89,25 +89,29 @@ def triggers(
     return found
 
 
-def _recipients(
-    trigger: Trigger, members: Sequence[Member], done: set[tuple[int, int]]
-) -> list[Member]:
+_AUDIENCE_ROLES = {
+    Audience.EVERYONE: None,
+    Audience.SECRETARIES: (Role.SECRETARY.value,),
+    Audience.LEADERS: (Role.LEADER.value, Role.PARTY_SECRETARY.value),
+}
+
+
+def recipients_of(trigger: Trigger, organisation_id: int) -> Recipients:
+    """Who a reminder is for: 分类指导 and "only those who have not done it yet", as rules."""
     if trigger.phase is not None:
-        return list(members)
+        return Recipients(organisation_id)
     step = trigger.step
-    chosen = [
-        m for m in members if applies_to(step, parse_roles(m.roles)) and (step.id, m.id) not in done
-    ]
-    if trigger.reminder == GENTLE:
-        return [m for m in chosen if m.category == Category.ELDERLY]
-    if trigger.reminder in _CHASE:
-        return [m for m in chosen if m.category != Category.ELDERLY]
     if trigger.reminder == BRANCH_OVERDUE:
-        behind = {m.branch_id for m in chosen}
-        return [
-            m for m in members if Role.SECRETARY in parse_roles(m.roles) and m.branch_id in behind
-        ]
-    return chosen
+        return Recipients(organisation_id, secretaries_behind_on=step.id)
+    elderly = {GENTLE: True, DUE_SOON: False, DUE_TODAY: False, OVERDUE: False}.get(
+        trigger.reminder
+    )
+    return Recipients(
+        organisation_id,
+        roles=_AUDIENCE_ROLES[Audience(step.audience)],
+        elderly=elderly,
+        not_done_step=step.id,
+    )
 
 
 @dataclass
@@ -123,7 +127,8 @@ class PlanReport:
 async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) -> PlanReport:
     """Put every reminder that fell due and was never planned into the outbox, once.
 
-    A constant number of queries, whatever the number of members.
+    A few queries to read the calendar, then one statement per reminder that fell due,
+    whatever the number of members: the database selects the recipients itself.
     """
     report = PlanReport()
     campaign = await session.get(Campaign, organisation_id)
@@ -138,47 +143,38 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
         for t in triggers(time, phases, steps)
         if t.fires_at <= now and (t.reminder, t.subject) not in planned
     ]
-    if not fired:
-        return report
     latest_chase: dict[str, datetime] = {}
     for t in fired:
         if t.reminder in _CHASE and t.expires_at > now:
             latest_chase[t.subject] = max(latest_chase.get(t.subject, t.fires_at), t.fires_at)
-    members = await people.list_members(session, organisation_id=organisation_id)
-    members = [m for m in members if m.telegram_user_id is not None]
-    done = await calendar_queries.done_pairs(session, step_ids=[t.step.id for t in fired if t.step])
-    rows, markers = [], []
+    markers = []
     for t in fired:
+        key = f"{t.reminder}:{t.subject}"
         superseded = t.reminder in _CHASE and t.fires_at < latest_chase.get(t.subject, t.fires_at)
-        recipients = [] if (t.expires_at <= now or superseded) else _recipients(t, members, done)
-        if not recipients:
-            report.stale.append(f"{t.reminder}:{t.subject}")
-        for member in recipients:
-            rows.append(
-                {
-                    "organisation_id": organisation_id,
-                    "reminder": t.reminder,
-                    "subject": t.subject,
-                    "member_id": member.id,
-                    "step_id": t.step.id if t.step else None,
-                    "priority": 0 if member.category == Category.LEADING_CADRE else 1,
-                    "send_after": t.fires_at,
-                    "expires_at": t.expires_at,
-                    "status": OutboxStatus.PENDING,
-                    "attempts": 0,
-                }
+        count = 0
+        if t.expires_at > now and not superseded:
+            count = await outbox.insert_recipients(
+                session,
+                recipients=recipients_of(t, organisation_id),
+                reminder=t.reminder,
+                subject=t.subject,
+                step_id=t.step.id if t.step else None,
+                send_after=t.fires_at,
+                expires_at=t.expires_at,
             )
-        report.planned[f"{t.reminder}:{t.subject}"] = len(recipients)
+        if not count:
+            report.stale.append(key)
+        report.planned[key] = count
         markers.append(
             {
                 "reminder": t.reminder,
                 "subject": t.subject,
                 "organisation_id": organisation_id,
                 "planned_at": now,
-                "recipients": len(recipients),
+                "recipients": count,
             }
         )
-    await outbox.add_planned(session, rows=rows, markers=markers)
+    await outbox.mark_planned(session, markers=markers)
     return report
 
 

@@ -132,10 +132,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("reminder", "subject", "member_id"),
     )
     with op.batch_alter_table("outboxmessage", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_outboxmessage_member_id"), ["member_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_outboxmessage_organisation_id"), ["organisation_id"], unique=False
-        )
         batch_op.create_index(batch_op.f("ix_outboxmessage_status"), ["status"], unique=False)
 
     op.create_table(
@@ -177,8 +173,6 @@ def downgrade() -> None:
     op.drop_table("stepdone")
     with op.batch_alter_table("outboxmessage", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outboxmessage_status"))
-        batch_op.drop_index(batch_op.f("ix_outboxmessage_organisation_id"))
-        batch_op.drop_index(batch_op.f("ix_outboxmessage_member_id"))
 
     op.drop_table("outboxmessage")
     with op.batch_alter_table("plannedreminder", schema=None) as batch_op:
