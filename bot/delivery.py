@@ -21,6 +21,7 @@ from bot.runtime import Runtime
 from bot.services import reminders
 from bot.services.calendar import CampaignTime
 from handlers.gate import keyboard
+from messages.render import split
 from storage import outbox, people
 from storage.models import Campaign, Member, OutboxStatus
 
@@ -91,22 +92,44 @@ class Sender:
                 session, ids=[n.message_id for n in composed.notices], status=OutboxStatus.SENDING
             )
         report.skipped += len(composed.skipped)
-        results = await asyncio.gather(*(self._send(notice) for notice in composed.notices))
-        await self._record(report, composed.notices, results)
+        # One message per member per round: Telegram allows about one a second in a chat.
+        by_member: dict[int, list[reminders.Notice]] = {}
+        for notice in composed.notices:
+            by_member.setdefault(notice.member.id, []).append(notice)
+        groups = list(by_member.values())
+        results = await asyncio.gather(*(self._send(group) for group in groups))
+        await self._record(
+            report,
+            [notice for group in groups for notice in group],
+            [error for group, error in zip(groups, results, strict=True) for _ in group],
+        )
         return True
 
-    async def _send(self, notice: reminders.Notice) -> BaseException | None:
+    async def _send(self, notices: list[reminders.Notice]) -> BaseException | None:
+        """One member's notices of this round, as one message (split only if too long)."""
         messages = self.runtime.messages
-        locale = messages.locale_for(notice.member.locale)
-        buttons = None
-        if notice.done_step_id is not None:
-            label = messages.render(locale, "button_done")
-            buttons = [[(label, f"done:{notice.done_step_id}")]]
+        member = notices[0].member
+        locale = messages.locale_for(member.locale)
+        done_steps = [n for n in notices if n.done_step_id is not None]
+        buttons = [
+            [
+                (
+                    messages.render(
+                        locale,
+                        "button_done",
+                        step=n.values["step"] if len(done_steps) > 1 else None,
+                    ),
+                    f"done:{n.done_step_id}",
+                )
+            ]
+            for n in done_steps
+        ]
         try:
-            parts = messages.render_parts(locale, notice.template, **notice.values)
+            text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
+            parts = split(text)
             for index, part in enumerate(parts):
                 await self.bot.send_message(
-                    notice.member.telegram_user_id,
+                    member.telegram_user_id,
                     part,
                     parse_mode=ParseMode.HTML,
                     reply_markup=keyboard(buttons) if index == len(parts) - 1 else None,

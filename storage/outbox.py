@@ -145,11 +145,12 @@ async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> da
 
 
 async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
-    """Take up to `limit` due rows for this sender, leaders' first; others skip locked rows."""
+    """Take up to `limit` due rows for this sender; other senders skip the locked rows."""
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.send_after <= now)
-        .order_by(OutboxMessage.priority, OutboxMessage.send_after, OutboxMessage.id)
+        # Leaders first; then a member's rows together, so a round sends them as one message.
+        .order_by(OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

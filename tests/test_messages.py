@@ -63,6 +63,7 @@ SPECIAL_VALUES = {
     "phase": PHASE,
     "days_left": 3,
     "behind": [HOSTILE[:40]] * 500,
+    "unreachable": [HOSTILE[:40]] * 500,
     "view": Overview(CAMPAIGN, PHASE, PHASE, [Deadline(STEP, 2)] * 3),
     "elderly": False,
     "muted": True,

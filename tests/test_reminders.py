@@ -180,6 +180,7 @@ async def test_catch_up_after_a_week_down_sends_what_is_still_useful_once(
     clock.set(at(27, 15))
     await delivery.tick(app)
     zheng = campaign["郑强"]
+    assert len(api.sent(zheng.user_id)) == 1  # one message per member per round, all in it
     assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1  # the phase is still on
     assert count(api, zheng.user_id, "自查</b> 今天截止") == 1  # the latest useful reminder
     assert count(api, zheng.user_id, "自查</b> 将于") == 0  # superseded
@@ -327,12 +328,19 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     await delivery.tick(app)  # the 自查 window opens: skipped for him, no more 403s
     forbidden_tries = [c for c in api.calls if c.chat_id == zheng.user_id]
     assert forbidden_tries == []
+    clock.set(at(28, 9, 5))
+    await delivery.tick(app)  # the day after the 自查 deadline: his secretary hears of him
+    notice = next(t for t in received(api, campaign["张明"].user_id) if "自查</b> 已截止" in t)
+    assert "暂时无法收到消息" in notice and "郑强" in notice.split("暂时无法收到消息")[1]
     api.unblock(zheng.user_id)
     await chat.feed(chat_member_update(zheng, "kicked", "member"))
     assert (await member(runtime, "郑强")).unreachable_since is None
-    clock.set(at(25, 9, 5))
+    clock.set(at(29, 9, 5))
     await delivery.tick(app)
-    assert count(api, zheng.user_id, "自查</b> 将于") == 1
+    assert count(api, zheng.user_id, "进入“全面推进”阶段") == 0
+    clock.set(at(30, 9, 5))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "进入“全面推进”阶段") == 1
 
 
 async def test_blocking_through_my_chat_member_is_noticed(campaign, chat, runtime, api):

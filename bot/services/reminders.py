@@ -271,6 +271,7 @@ async def compose(
             values["days_left"] = (step.due_on - today).days
         if message.reminder == BRANCH_OVERDUE:
             values["behind"] = behind.get((step.id, member.branch_id), [])
+            values["unreachable"] = behind.get((None, member.branch_id), [])
             if not values["behind"]:
                 composed.skipped[message.id] = "everyone caught up"
                 continue
@@ -306,7 +307,8 @@ def _skip_reason(message, member, step, done, now) -> str | None:
 async def _behind_by_branch(
     session, messages, members, steps, done
 ) -> dict[tuple[int, int], list[str]]:
-    """(step id, branch id) → names of those who have not done it, for secretaries' notices."""
+    """(step id, branch id) → names of those who have not done it, for secretaries' notices;
+    (None, branch id) → names of those who blocked the bot, so the secretary can reach out."""
     wanted = {
         (m.step_id, members[m.member_id].branch_id)
         for m in messages
@@ -322,7 +324,10 @@ async def _behind_by_branch(
             .order_by(Member.id)
         )
     ).all()
-    behind: dict[tuple[int, int], list[str]] = defaultdict(list)
+    behind: dict[tuple[int | None, int], list[str]] = defaultdict(list)
+    for member in everyone:
+        if member.unreachable_since is not None:
+            behind[(None, member.branch_id)].append(member.name)
     for step_id, branch_id in wanted:
         step = steps[step_id]
         for member in everyone:
