@@ -6,6 +6,7 @@ import csv
 import logging
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("file", type=Path)
     load.add_argument("--branches", type=Path, help="a CSV of branches (XLSX: a 支部 sheet)")
     load.add_argument("--organisation", default="本单位", help="name, when creating it")
+    load.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="let the file deactivate over half the members",
+    )
 
     campaign = commands.add_parser("campaign", help="the campaign calendar")
     campaign_commands = campaign.add_subparsers(dest="campaign_command", required=True)
@@ -60,7 +66,7 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
     await runtime.db.migrate()
     try:
         people_table, branch_table = roster.read_tables(args.file, args.branches)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     async with runtime.db.session() as session:
@@ -71,6 +77,7 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
             organisation_name=args.organisation,
             timezone=runtime.settings.timezone,
             now=runtime.clock.now(),
+            allow_removals=args.allow_removals,
         )
         if not report.ok:
             await session.rollback()

@@ -10,7 +10,7 @@ them in the organisation's timezone.
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, String, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -60,7 +60,15 @@ class Branch(SQLModel, table=True):
 class Member(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("organisation_id", "roster_id"),
-        UniqueConstraint("branch_id", "name"),
+        # Names are unique among a branch's active members; a former member keeps theirs.
+        Index(
+            "uq_member_branch_active_name",
+            "branch_id",
+            "name",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -51,12 +51,12 @@ async def get_member(session: AsyncSession, *, member_id: int) -> Member | None:
 
 
 async def get_member_by_telegram_id(
-    session: AsyncSession, *, telegram_user_id: int
+    session: AsyncSession, *, telegram_user_id: int, active_only: bool = True
 ) -> Member | None:
-    result = await session.exec(
-        select(Member).where(Member.telegram_user_id == telegram_user_id, Member.active)
-    )
-    return result.first()
+    query = select(Member).where(Member.telegram_user_id == telegram_user_id)
+    if active_only:
+        query = query.where(Member.active)
+    return (await session.exec(query)).first()
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:

@@ -173,3 +173,146 @@ async def test_command_line_reports_rows_and_exits_nonzero(
 async def test_the_sample_roster_validates(runtime):
     report = await import_tables(runtime, *roster.read_tables(demo.DEMO_ROSTER, demo.DEMO_BRANCHES))
     assert report.ok and report.added == 24
+
+
+async def bind(runtime, name: str, telegram_user_id: int) -> None:
+    async with runtime.db.session() as session:
+        member = (
+            await session.exec(select(Member).where(Member.name == name, Member.active))
+        ).one()
+        member.telegram_user_id = telegram_user_id
+
+
+async def all_members(runtime) -> list[Member]:
+    async with runtime.db.session() as session:
+        return list((await session.exec(select(Member).order_by(Member.id))).all())
+
+
+async def test_a_newcomer_never_inherits_a_former_members_account(runtime):
+    assert (await import_tables(runtime, PEOPLE)).ok
+    await bind(runtime, "赵六", 333)
+    newcomer = [row[:] for row in PEOPLE]
+    newcomer[4][0] = "44"  # a different 赵六 with a new id joins; id 4 leaves
+    assert (await import_tables(runtime, newcomer)).ok
+    zhaos = [m for m in await all_members(runtime) if m.name == "赵六"]
+    assert [(m.roster_id, m.active, m.telegram_user_id) for m in zhaos] == [
+        ("4", False, 333),
+        ("44", True, None),
+    ]
+
+
+async def test_two_namesakes_moving_and_arriving_stay_two_people(runtime):
+    assert (await import_tables(runtime, PEOPLE)).ok
+    moved = [row[:] for row in PEOPLE] + [["45", "王五", "一支部", "", "普通党员"]]
+    moved[3][2] = "机关党支部"  # the old 王五 (id 3) moves branch, a new 王五 takes his place
+    report = await import_tables(runtime, moved)
+    assert report.ok and (report.added, report.updated) == (1, 5)  # 5: four members, one outsider
+    wangs = {(m.roster_id, m.active) for m in await all_members(runtime) if m.name == "王五"}
+    assert wangs == {("3", True), ("45", True)}
+
+
+async def test_members_may_swap_names(runtime):
+    assert (await import_tables(runtime, PEOPLE)).ok
+    swapped = [row[:] for row in PEOPLE]
+    swapped[3][1], swapped[4][1] = "赵六", "王五"
+    assert (await import_tables(runtime, swapped)).ok
+    by_id = {m.roster_id: m.name for m in await all_members(runtime)}
+    assert (by_id["3"], by_id["4"]) == ("赵六", "王五")
+
+
+async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, api, clock):
+    from datetime import timedelta
+
+    from bot.local_chat import Person
+    from bot.services import onboarding
+
+    no_ids = [row[1:] for row in PEOPLE]
+    assert (await import_tables(runtime, no_ids)).ok
+    await bind(runtime, "王五", 77)
+    renamed = [row[:] for row in no_ids]
+    renamed[3][0] = "王武"  # no id column: the new spelling is a new roster entry
+    assert (await import_tables(runtime, renamed)).ok
+    async with runtime.db.session() as session:
+        (invite,) = await onboarding.issue_invites(
+            session, now=clock.now(), valid_for=timedelta(days=1), member_name="王武"
+        )
+    await chat.send(Person(77, "Wang"), f"/start {invite.token}")
+    assert "王武同志，欢迎您" in api.last(77).text
+    owners = {m.name: m.telegram_user_id for m in await all_members(runtime)}
+    assert owners == {"张三": None, "李四": None, "王五": None, "赵六": None, "王武": 77}
+
+
+async def test_a_header_only_file_is_refused(runtime):
+    assert (await import_tables(runtime, PEOPLE)).ok
+    report = await import_tables(runtime, PEOPLE[:1])
+    assert [p.reason for p in report.problems] == ["no_members"]
+    assert all(m.active for m in await all_members(runtime))
+
+
+async def test_removing_most_members_needs_to_be_asked_for(runtime):
+    assert (await import_tables(runtime, PEOPLE)).ok
+    no_liaison = [BRANCHES[0], BRANCHES[1], ["一支部", "否", ""]]
+    report = await import_tables(runtime, PEOPLE[:2], no_liaison)
+    assert [p.reason for p in report.problems] == ["too_many_removals"]
+    async with runtime.db.session() as session:
+        report = await roster.import_roster(
+            session,
+            people_table=PEOPLE[:2],
+            branch_table=no_liaison,
+            organisation_name="测试局",
+            timezone="Asia/Shanghai",
+            now=runtime.clock.now(),
+            allow_removals=True,
+        )
+    assert report.ok and report.deactivated == 4  # three members and the outsider
+
+
+async def test_a_liaison_name_shared_with_an_ordinary_member_is_ambiguous_only_among_leaders(
+    runtime,
+):
+    namesake = [*PEOPLE, ["6", "李四", "一支部", "", "普通党员"]]
+    assert (await import_tables(runtime, namesake)).ok  # only one 李四 is a leader
+    async with runtime.db.session() as session:
+        liaison = (await session.exec(select(BranchLiaison))).one()
+        leader = await session.get(Member, liaison.member_id)
+    assert leader.roster_id == "2"
+    two_leaders = [*PEOPLE, ["6", "李四", "一支部", "班子成员", "党员领导干部"]]
+    report = await import_tables(runtime, two_leaders)
+    assert [(p.reason, p.row) for p in report.problems] == [("ambiguous_liaison", 3)]
+
+
+async def test_namesake_outsiders_without_ids_stay_two(runtime):
+    twins = [*PEOPLE, ["", "陈大姐", "一支部", "", "市场经营户"]]
+    twins[5][0] = ""
+    assert (await import_tables(runtime, twins)).ok
+    again = await import_tables(runtime, twins)
+    assert again.ok and again.deactivated == 0 and again.added == 0
+    async with runtime.db.session() as session:
+        outsiders = (await session.exec(select(Outsider).where(Outsider.active))).all()
+    assert len(outsiders) == 2
+
+
+async def test_a_members_own_language_choice_survives_reimport(runtime):
+    with_language = [[*row, "语言" if index == 0 else "en"] for index, row in enumerate(PEOPLE)]
+    assert (await import_tables(runtime, with_language)).ok
+    async with runtime.db.session() as session:
+        wang = (await session.exec(select(Member).where(Member.name == "王五"))).one()
+        wang.locale = "zh_CN"  # he chose Chinese with /lang
+    assert (await import_tables(runtime, with_language)).ok
+    found = await members(runtime)
+    assert found["王五"].locale == "zh_CN" and found["赵六"].locale == "en"
+
+
+async def test_columns_the_bot_does_not_use_are_left_alone(runtime):
+    extra = [[*row, "备注" if index == 0 else "x"] for index, row in enumerate(PEOPLE)]
+    report = await import_tables(runtime, extra)
+    assert report.ok and report.ignored_columns == ["备注"]
+
+
+async def test_a_workbook_without_a_people_sheet_is_reported_not_crashed(runtime, tmp_path):
+    workbook = Workbook()
+    workbook.active.title = "支部"
+    workbook.active.append(["支部"])
+    workbook.save(tmp_path / "only_branches.xlsx")
+    report = await import_tables(runtime, *roster.read_tables(tmp_path / "only_branches.xlsx"))
+    assert [p.reason for p in report.problems] == ["empty"]

@@ -109,9 +109,15 @@ async def redeem(
         if member.telegram_user_id == telegram_user_id:
             return RedeemResult(Redemption.ALREADY_BOUND, member)
         return RedeemResult(Redemption.INVALID)
-    holder = await people.get_member_by_telegram_id(session, telegram_user_id=telegram_user_id)
+    holder = await people.get_member_by_telegram_id(
+        session, telegram_user_id=telegram_user_id, active_only=False
+    )
     if holder is not None and holder.id != member.id:
-        return RedeemResult(Redemption.ACCOUNT_TAKEN, holder)
+        if holder.active:
+            return RedeemResult(Redemption.ACCOUNT_TAKEN, holder)
+        # A former roster entry (a member since renamed or moved) lets go of the account.
+        holder.telegram_user_id = None
+        await session.flush()
     if not await invites.claim_invite(session, invite_id=invite.id, now=now):
         return RedeemResult(Redemption.INVALID)
     member.telegram_user_id = telegram_user_id

@@ -101,6 +101,7 @@ class ImportReport:
     updated: int = 0
     deactivated: int = 0
     branches_added: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -141,13 +142,14 @@ def _read_workbook(path: Path) -> tuple[Table, Table | None]:
         branch_sheet = next((sheets[n] for n in ("支部", "branches") if n in sheets), None)
         people_sheet = next(
             (sheets[n] for n in ("人员", "党员", "people", "roster") if n in sheets),
-            next(s for s in workbook.worksheets if s is not branch_sheet),
+            next((s for s in workbook.worksheets if s is not branch_sheet), None),
         )
 
         def table(sheet) -> Table:
             return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
 
-        return table(people_sheet), table(branch_sheet) if branch_sheet is not None else None
+        people_rows = table(people_sheet) if people_sheet is not None else []
+        return people_rows, table(branch_sheet) if branch_sheet is not None else None
     finally:
         workbook.close()
 
@@ -177,17 +179,22 @@ def _columns(
             if name.lower() in lowered:
                 positions[column] = lowered.index(name.lower())
                 break
-    accepted = {name.lower() for names in wanted.values() for name in names}
-    problems += [
-        RosterProblem(sheet, 1, "unknown_column", title)
-        for title in header
-        if title.strip() and title.strip().lower() not in accepted
-    ]
     return positions, problems
 
 
-def _rows(table: Table) -> Iterable[tuple[int, list[str]]]:
-    for number, row in enumerate(table[1:], start=2):
+def ignored_columns(header: list[str], wanted: dict[str, tuple[str, ...]]) -> list[str]:
+    """Columns the bot does not use (备注, 联系电话…): left alone, and said so."""
+    accepted = {name.lower() for names in wanted.values() for name in names}
+    return [title for title in header if title.strip() and title.strip().lower() not in accepted]
+
+
+def _header(table: Table) -> tuple[int, list[str]] | None:
+    """The first non-blank row (its number from 1) and its cells."""
+    return next(((n, row) for n, row in enumerate(table, start=1) if any(row)), None)
+
+
+def _rows(table: Table, header_row: int) -> Iterable[tuple[int, list[str]]]:
+    for number, row in enumerate(table[header_row:], start=header_row + 1):
         if any(row):
             yield number, row
 
@@ -198,16 +205,20 @@ def _words(text: str) -> list[str]:
 
 def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
     sheet = "people"
-    if not table:
+    header = _header(table)
+    if header is None:
         return [], [RosterProblem(sheet, 1, "empty")]
-    positions, problems = _columns(table[0], PEOPLE_COLUMNS, sheet)
+    header_row, titles = header
+    positions, problems = _columns(titles, PEOPLE_COLUMNS, sheet)
     for column in REQUIRED_PEOPLE_COLUMNS:
         if column not in positions:
-            problems.append(RosterProblem(sheet, 1, "missing_column", PEOPLE_COLUMNS[column][0]))
+            problems.append(
+                RosterProblem(sheet, header_row, "missing_column", PEOPLE_COLUMNS[column][0])
+            )
     if problems:
         return [], problems
     rows = []
-    for number, row in _rows(table):
+    for number, row in _rows(table, header_row):
 
         def value(column: str, row=row) -> str:
             index = positions.get(column)
@@ -216,10 +227,9 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
         name, branch = value("name"), value("branch")
         if not name:
             problems.append(RosterProblem(sheet, number, "missing_value", "姓名"))
-            continue
-        if len(name) > 100:
-            problems.append(RosterProblem(sheet, number, "too_long", name[:20]))
-            continue
+        for text, limit in ((name, 100), (branch, 200), (value("roster_id"), 64)):
+            if len(text) > limit:
+                problems.append(RosterProblem(sheet, number, "too_long", text[:20]))
         roles: set[Role] = set()
         for word in _words(value("roles")):
             if word not in ROLE_WORDS:
@@ -253,6 +263,9 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
                 locale=LOCALE_WORDS.get(locale_word),
             )
         )
+    rows = [row for row in rows if row.name]
+    if not problems and not any(row.category is not None for row in rows):
+        problems.append(RosterProblem(sheet, header_row, "no_members"))
     ids = Counter(row.roster_id for row in rows if row.roster_id)
     names = Counter((row.branch, row.name) for row in rows if row.category is not None)
     for row in rows:
@@ -267,14 +280,18 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
 
 def parse_branches(table: Table) -> tuple[list[BranchRow], list[RosterProblem]]:
     sheet = "branches"
-    if not table:
+    header = _header(table)
+    if header is None:
         return [], [RosterProblem(sheet, 1, "empty")]
-    positions, problems = _columns(table[0], BRANCH_COLUMNS, sheet)
+    header_row, titles = header
+    positions, problems = _columns(titles, BRANCH_COLUMNS, sheet)
     if "name" not in positions:
-        problems.append(RosterProblem(sheet, 1, "missing_column", BRANCH_COLUMNS["name"][0]))
+        problems.append(
+            RosterProblem(sheet, header_row, "missing_column", BRANCH_COLUMNS["name"][0])
+        )
         return [], problems
     rows = []
-    for number, row in _rows(table):
+    for number, row in _rows(table, header_row):
 
         def value(column: str, row=row) -> str:
             index = positions.get(column)
@@ -284,6 +301,8 @@ def parse_branches(table: Table) -> tuple[list[BranchRow], list[RosterProblem]]:
         if not name:
             problems.append(RosterProblem(sheet, number, "missing_value", "支部"))
             continue
+        if len(name) > 200:
+            problems.append(RosterProblem(sheet, number, "too_long", name[:20]))
         if organ not in YES_WORDS | NO_WORDS:
             problems.append(RosterProblem(sheet, number, "unknown_flag", organ))
         rows.append(BranchRow(number, name, organ in YES_WORDS, value("liaison") or None))
@@ -294,6 +313,15 @@ def parse_branches(table: Table) -> tuple[list[BranchRow], list[RosterProblem]]:
         if counts[row.name] > 1
     ]
     return rows, problems
+
+
+def liaison_candidates(rows: list[PersonRow], key: str) -> list[PersonRow]:
+    """The leadership members a liaison entry (a name or an id) can mean."""
+    return [
+        row
+        for row in rows
+        if row.roles & {Role.LEADER, Role.PARTY_SECRETARY} and key in (row.name, row.roster_id)
+    ]
 
 
 def validate(
@@ -311,23 +339,20 @@ def validate(
     for row in people_rows:
         if row.branch and row.branch not in known_branches:
             problems.append(RosterProblem("people", row.row, "unknown_branch", row.branch))
-    leaders = {
-        key
-        for row in people_rows
-        if row.roles & {Role.LEADER, Role.PARTY_SECRETARY}
-        for key in (row.name, row.roster_id)
-        if key
-    }
     everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key}
     for branch in branch_rows or []:
-        if branch.liaison and branch.liaison not in everyone:
-            problems.append(
-                RosterProblem("branches", branch.row, "unknown_liaison", branch.liaison)
-            )
-        elif branch.liaison and branch.liaison not in leaders:
-            problems.append(
-                RosterProblem("branches", branch.row, "liaison_not_leader", branch.liaison)
-            )
+        if not branch.liaison:
+            continue
+        leaders = liaison_candidates(people_rows, branch.liaison)
+        if branch.liaison not in everyone:
+            reason = "unknown_liaison"
+        elif not leaders:
+            reason = "liaison_not_leader"
+        elif len(leaders) > 1:
+            reason = "ambiguous_liaison"
+        else:
+            continue
+        problems.append(RosterProblem("branches", branch.row, reason, branch.liaison))
     problems.sort(key=lambda p: (p.sheet != "branches", p.row))
     return RosterFile(people_rows, branch_rows), problems
 
@@ -354,12 +379,14 @@ async def import_roster(
     organisation_name: str,
     timezone: str,
     now: datetime,
+    allow_removals: bool = False,
 ) -> ImportReport:
     """Validate the whole roster, then apply it in the caller's transaction, or nothing.
 
-    People are matched by roster id when the file has one, else by branch and name, so an
-    updated file keeps every member's Telegram binding and history. People missing from the
-    file are deactivated, never deleted.
+    A row with an id (编号) is the member with that id; a row without one is the member
+    with that name in that branch. So an updated file keeps every member's Telegram binding
+    and history. People missing from the file are deactivated, never deleted; a file that
+    would deactivate more than half of the members needs `allow_removals`.
     """
     organisation = await _organisation(session, name=organisation_name, timezone=timezone, now=now)
     branches = {
@@ -367,7 +394,16 @@ async def import_roster(
     }
     roster, problems = validate(people_table, branch_table, set(branches))
     report = ImportReport(problems=problems)
+    report.ignored_columns = ignored_columns((_header(people_table) or (0, []))[1], PEOPLE_COLUMNS)
     if problems:
+        return report
+    existing = await people.list_members(
+        session, organisation_id=organisation.id, active_only=False
+    )
+    matches = _match_members(roster.people, existing, {b.id: b.name for b in branches.values()})
+    leaving = [m for m in existing if m.active and m.id not in {x.id for x in matches.values()}]
+    if not allow_removals and len(leaving) > max(len([m for m in existing if m.active]) // 2, 2):
+        report.problems = [RosterProblem("people", 1, "too_many_removals", str(len(leaving)))]
         return report
 
     for row in roster.branches or []:
@@ -381,75 +417,133 @@ async def import_roster(
             branch.is_organ = row.is_organ
     await session.flush()
 
-    await _apply_members(session, organisation, branches, roster, report, now)
+    await _apply_members(session, organisation, branches, roster, matches, leaving, report, now)
     await _apply_outsiders(session, organisation, branches, roster, report, now)
     await session.flush()
 
     if roster.branches is not None:
-        members = await people.list_members(session, organisation_id=organisation.id)
-        by_key = {key: m for m in members for key in (m.name, m.roster_id) if key}
+        members = {
+            m.id: m for m in await people.list_members(session, organisation_id=organisation.id)
+        }
+        placed = {row.row: member for row, member in _placed(roster.people, members, matches)}
         for row in roster.branches:
-            liaison = by_key[row.liaison].id if row.liaison else None
+            liaison = None
+            if row.liaison:
+                (leader,) = liaison_candidates(roster.people, row.liaison)
+                liaison = placed[leader.row].id
             await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
     await session.flush()
     return report
 
 
-async def _apply_members(session, organisation, branches, roster, report, now) -> None:
-    existing = await people.list_members(
-        session, organisation_id=organisation.id, active_only=False
-    )
+def _match_members(
+    rows: list[PersonRow], existing: list[Member], branch_names: dict[int, str]
+) -> dict[int, Member]:
+    """Row number → the existing member it updates (rows absent here are new people).
+
+    An id matches only the member with that id; a row without an id matches by branch and
+    name, never a member someone else's row already took.
+    """
     by_id = {m.roster_id: m for m in existing if m.roster_id}
-    by_name = {(m.branch_id, m.name): m for m in existing}
-    seen: set[int] = set()
-    for row in roster.people:
-        if row.category is None:
+    by_name: dict[tuple[str, str], list[Member]] = {}
+    for member in existing:
+        by_name.setdefault((branch_names[member.branch_id], member.name), []).append(member)
+    matches: dict[int, Member] = {}
+    taken: set[int] = set()
+    for row in rows:
+        if row.category is None or not row.roster_id or row.roster_id not in by_id:
             continue
-        branch_id = branches[row.branch].id
-        member = (by_id.get(row.roster_id) if row.roster_id else None) or by_name.get(
-            (branch_id, row.name)
-        )
+        matches[row.row] = by_id[row.roster_id]
+        taken.add(by_id[row.roster_id].id)
+    for row in rows:
+        if row.category is None or row.row in matches:
+            continue
+        candidates = [
+            m
+            for m in by_name.get((row.branch, row.name), [])
+            if m.id not in taken and (not row.roster_id or not m.roster_id)
+        ]
+        candidates.sort(key=lambda m: not m.active)  # an active namesake first
+        if candidates:
+            matches[row.row] = candidates[0]
+            taken.add(candidates[0].id)
+    return matches
+
+
+def _placed(rows, members_by_id, matches):
+    for row in rows:
+        if row.category is not None:
+            member = matches.get(row.row)
+            yield row, members_by_id[member.id] if member else None
+
+
+async def _apply_members(
+    session, organisation, branches, roster, matches, leaving, report, now
+) -> None:
+    rows = [row for row in roster.people if row.category is not None]
+    # Names move in two steps, so two members may swap names without a clash in between.
+    renamed = [
+        (row, matches[row.row])
+        for row in rows
+        if row.row in matches
+        and (matches[row.row].name, matches[row.row].branch_id)
+        != (row.name, branches[row.branch].id)
+    ]
+    for _row, member in renamed:
+        member.name = f"~renaming~{member.id}"
+    for member in leaving:
+        member.active = False
+        member.updated_at = now
+    await session.flush()
+    report.deactivated = len(leaving)
+    for row in rows:
+        member = matches.get(row.row)
         if member is None:
             member = Member(
                 organisation_id=organisation.id,
                 name=row.name,
-                branch_id=branch_id,
+                branch_id=branches[row.branch].id,
                 created_at=now,
                 updated_at=now,
             )
             session.add(member)
+            matches[row.row] = member
             report.added += 1
         else:
             report.updated += 1
         member.roster_id = row.roster_id or member.roster_id
         member.name = row.name
-        member.branch_id = branch_id
+        member.branch_id = branches[row.branch].id
         member.category = row.category
         member.roles = format_roles(set(row.roles))
-        member.locale = row.locale or member.locale
+        # The roster gives a default language; a member's own /lang choice stays theirs.
+        member.locale = member.locale or row.locale
         member.active = True
         member.updated_at = now
-        if member.id is not None:
-            seen.add(member.id)
-    for member in existing:
-        if member.id not in seen and member.active:
-            member.active = False
-            member.updated_at = now
-            report.deactivated += 1
 
 
 async def _apply_outsiders(session, organisation, branches, roster, report, now) -> None:
     existing = await people.list_outsiders(session, organisation_id=organisation.id)
-    by_id = {o.roster_id: o for o in existing if o.roster_id}
-    by_name = {(o.rater_group, o.name, o.branch_id): o for o in existing}
-    seen: set[int] = set()
+    unmatched = list(existing)
+
+    def take(row: PersonRow, branch_id: int | None) -> Outsider | None:
+        for outsider in unmatched:
+            same_id = row.roster_id and outsider.roster_id == row.roster_id
+            same_person = not row.roster_id and (
+                outsider.rater_group,
+                outsider.name,
+                outsider.branch_id,
+            ) == (row.rater_group, row.name, branch_id)
+            if same_id or same_person:
+                unmatched.remove(outsider)
+                return outsider
+        return None
+
     for row in roster.people:
         if row.rater_group is None:
             continue
         branch_id = branches[row.branch].id if row.branch else None
-        outsider = (by_id.get(row.roster_id) if row.roster_id else None) or by_name.get(
-            (row.rater_group, row.name, branch_id)
-        )
+        outsider = take(row, branch_id)
         if outsider is None:
             outsider = Outsider(
                 organisation_id=organisation.id,
@@ -462,15 +556,14 @@ async def _apply_outsiders(session, organisation, branches, roster, report, now)
             report.added += 1
         else:
             report.updated += 1
-            seen.add(outsider.id)
         outsider.roster_id = row.roster_id or outsider.roster_id
         outsider.name = row.name
         outsider.rater_group = row.rater_group
         outsider.branch_id = branch_id
         outsider.active = True
         outsider.updated_at = now
-    for outsider in existing:
-        if outsider.id not in seen and outsider.active:
+    for outsider in unmatched:
+        if outsider.active:
             outsider.active = False
             outsider.updated_at = now
             report.deactivated += 1

@@ -69,7 +69,6 @@ def upgrade() -> None:
             ["organisation.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("branch_id", "name"),
         sa.UniqueConstraint("organisation_id", "roster_id"),
         sa.UniqueConstraint("telegram_user_id"),
     )
@@ -77,6 +76,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_member_branch_id"), ["branch_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_member_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(
+            "uq_member_branch_active_name",
+            ["branch_id", "name"],
+            unique=True,
+            sqlite_where=sa.text("active"),
+            postgresql_where=sa.text("active"),
         )
 
     op.create_table(
@@ -162,6 +168,7 @@ def downgrade() -> None:
 
     op.drop_table("outsider")
     with op.batch_alter_table("member", schema=None) as batch_op:
+        batch_op.drop_index("uq_member_branch_active_name")
         batch_op.drop_index(batch_op.f("ix_member_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_member_branch_id"))
 
