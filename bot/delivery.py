@@ -114,7 +114,7 @@ class Sender:
         buttons = [
             [
                 (
-                    messages.render(
+                    messages.plain(
                         locale,
                         "button_done",
                         step=n.values["step"] if len(done_steps) > 1 else None,

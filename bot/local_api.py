@@ -6,6 +6,7 @@ the way Telegram fails (429 with retry_after, 403 for a blocked user, timeouts).
 """
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any
 
 from telegram.error import TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, length
 
 BOT_USER = {
     "id": 7000000001,
@@ -27,6 +30,23 @@ BOT_USER = {
 
 _SENDS = {"sendMessage", "sendPhoto", "sendDocument"}
 _EDITS = {"editMessageText", "editMessageReplyMarkup", "editMessageCaption"}
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*>")
+
+
+def _valid_html(text: str) -> bool:
+    """Only tags Telegram knows, properly nested, and no stray '<'."""
+    stack: list[str] = []
+    for closing, name in _TAG.findall(text):
+        if name not in TELEGRAM_TAGS:
+            return False
+        if closing:
+            if not stack or stack.pop() != name:
+                return False
+        else:
+            stack.append(name)
+    return not stack and "<" not in _TAG.sub("", text)
 
 
 @dataclass
@@ -85,8 +105,9 @@ class LocalBotAPI(BaseRequest):
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
-        self._message_ids = count(1000)
+        self._message_ids: dict[int, count] = {}
         self._keyboards: dict[int, Call] = {}
+        self._contents: dict[tuple[int, int], tuple[str, str]] = {}
 
     # --- telling it how Telegram should behave -------------------------------------------
 
@@ -132,6 +153,10 @@ class LocalBotAPI(BaseRequest):
 
     def last(self, chat_id: int | None = None) -> Call:
         return self.sent(chat_id)[-1]
+
+    def next_message_id(self, chat_id: int) -> int:
+        """Message ids run in one sequence per chat, the user's and the bot's messages alike."""
+        return next(self._message_ids.setdefault(chat_id, count(1)))
 
     def last_keyboard(self, chat_id: int) -> Call | None:
         """The newest message with buttons sent to (or edited in) this chat."""
@@ -203,7 +228,32 @@ class LocalBotAPI(BaseRequest):
         self._tokens -= 1
         return False
 
+    def _refusal(self, call: Call) -> str | None:
+        """What Telegram would say is wrong with this call, if anything."""
+        text = call.params.get("text")
+        if call.method in ("sendMessage", "editMessageText"):
+            if not text or not str(text).strip():
+                return "Bad Request: message text is empty"
+            if length(str(text)) > MESSAGE_LIMIT:
+                return "Bad Request: message is too long"
+            if call.params.get("parse_mode") == "HTML" and not _valid_html(str(text)):
+                return "Bad Request: can't parse entities"
+        if any(len(str(b.get("callback_data", "")).encode()) > 64 for b in call.buttons):
+            return "Bad Request: BUTTON_DATA_INVALID"
+        if call.method == "answerCallbackQuery" and len(str(call.params.get("text") or "")) > 200:
+            return "Bad Request: MESSAGE_TOO_LONG"
+        if call.method == "editMessageText":
+            key = (call.chat_id, int(call.params.get("message_id", 0)))
+            if key not in self._contents:
+                return "Bad Request: message to edit not found"
+            if self._contents[key] == (str(text), json.dumps(call.params.get("reply_markup"))):
+                return "Bad Request: message is not modified"
+        return None
+
     def _failure_for(self, call: Call) -> _Failure | None:
+        refusal = self._refusal(call)
+        if refusal is not None:
+            return _Failure(call.method, call.chat_id, 1, 400, refusal)
         if self._flood(call):
             return _Failure(
                 call.method, call.chat_id, 1, 429, "Too Many Requests: retry after 1", 1
@@ -226,8 +276,13 @@ class LocalBotAPI(BaseRequest):
         if call.method == "getMe":
             return BOT_USER
         if call.method in _SENDS or (call.method in _EDITS and "chat_id" in call.params):
+            message_id = call.params.get("message_id") or self.next_message_id(call.chat_id)
+            self._contents[(call.chat_id, int(message_id))] = (
+                str(call.params.get("text", "")),
+                json.dumps(call.params.get("reply_markup")),
+            )
             message: dict[str, Any] = {
-                "message_id": call.params.get("message_id") or next(self._message_ids),
+                "message_id": message_id,
                 "date": int(self.now()),
                 "chat": {
                     "id": call.chat_id,

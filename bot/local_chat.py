@@ -63,7 +63,6 @@ class LocalChat:
         self.clock = clock
         self.jobs = jobs
         self._update_ids = count(1)
-        self._message_ids = count(1)
 
     def _stamp(self) -> int:
         return int(self.clock.now().timestamp())
@@ -76,7 +75,7 @@ class LocalChat:
     async def send(self, person: Person, text: str) -> None:
         """A private text message; a leading /word is a bot command, as Telegram marks it."""
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
+            "message_id": self.api.next_message_id(person.user_id),
             "date": self._stamp(),
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": person.user,
@@ -90,7 +89,7 @@ class LocalChat:
     async def send_payload(self, person: Person, **content: Any) -> None:
         """A private message of another kind (a photo, a sticker…): `content` is its fields."""
         message = {
-            "message_id": next(self._message_ids),
+            "message_id": self.api.next_message_id(person.user_id),
             "date": self._stamp(),
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": person.user,

@@ -4,7 +4,7 @@ import logging
 import sys
 
 from telegram import Update
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bot.app import build_application, periodic_jobs
@@ -29,10 +29,14 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
             else []
         )
     for member in members:
-        if member.telegram_user_id is not None:
+        if member.telegram_user_id is None:
+            continue
+        try:
             await menus.publish_for(
                 application.bot, runtime.messages, member.telegram_user_id, Actor.of(member)
             )
+        except TelegramError as error:  # one blocked secretary must not stop the bot starting
+            logger.warning("menu for member %s not set: %s", member.id, error)
 
 
 def run_polling(settings: Settings, token: str) -> int:

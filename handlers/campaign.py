@@ -32,10 +32,9 @@ async def set_reminders(turn: Turn) -> None:
 
 
 def _choices(turn: Turn):
-    render = turn.runtime.messages.render
     return [
-        [(render(turn.locale, "button_reminders_all"), "remind:all")],
-        [(render(turn.locale, "button_reminders_deadlines"), "remind:deadlines")],
+        [(turn.label("button_reminders_all"), "remind:all")],
+        [(turn.label("button_reminders_deadlines"), "remind:deadlines")],
     ]
 
 

@@ -7,6 +7,7 @@ has committed, so a failed update never leaves a half-told story in the chat.
 """
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
 from bot.runtime import Runtime
@@ -21,6 +23,7 @@ from bot.services import access
 from bot.services.access import Actor, Permission
 
 CALLBACK_DATA_LIMIT = 64
+logger = logging.getLogger(__name__)
 
 Buttons = Sequence[Sequence[tuple[str, str]]]
 
@@ -65,6 +68,7 @@ class Turn:
     locale: str
     _replies: list[_Reply] = field(default_factory=list)
     _notice: str | None = None
+    _afterwards: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @property
     def now(self):
@@ -92,9 +96,17 @@ class Turn:
         """Replace the message whose button was pressed (a new message if there is none)."""
         self._replies.append(_Reply(template, values, buttons, edit=True))
 
+    def afterwards(self, action: Callable[[], Awaitable[object]]) -> None:
+        """Run `action` once the update has committed and replied; its failure is only logged."""
+        self._afterwards.append(action)
+
+    def label(self, template: str, **values: Any) -> str:
+        """A button label (plain text, not HTML)."""
+        return self.runtime.messages.plain(self.locale, template, **values)
+
     def notice(self, template: str, **values: Any) -> None:
         """A short toast answering the pressed button."""
-        self._notice = self.runtime.messages.render(self.locale, template, **values)
+        self._notice = self.runtime.messages.plain(self.locale, template, **values)
 
     async def deliver(self) -> None:
         """Send the queued replies and answer the callback query, in order."""
@@ -110,9 +122,14 @@ class Turn:
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 if reply.edit and query is not None and query.message is not None and index == 0:
-                    await query.edit_message_text(
-                        part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
-                    )
+                    try:
+                        await query.edit_message_text(
+                            part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
+                        )
+                    except BadRequest as error:
+                        # A second tap on the same button: the message already says this.
+                        if "not modified" not in error.message:
+                            raise
                 else:
                     await chat.send_message(
                         part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
@@ -148,6 +165,11 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
                     turn.notice("button_refused")
                     result = ConversationHandler.END
             await turn.deliver()
+            for action in turn._afterwards:
+                try:
+                    await action()
+                except TelegramError as error:
+                    logger.warning("after update %s: %s", update.update_id, error)
             return result
 
         handle.permission = permission  # type: ignore[attr-defined]

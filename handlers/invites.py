@@ -7,19 +7,30 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.services import access, onboarding
 from bot.services.access import Permission
 from handlers.gate import Turn, gated
+from storage import people
 
 
 @gated(Permission.BRANCH_OVERSIGHT)
 async def list_invites(turn: Turn) -> None:
-    """Links for the unbound members I look after; `/invites NAME` renews one member's link."""
-    name = " ".join(turn.args) or None
-    issued = await onboarding.issue_invites(
-        turn.session,
-        now=turn.now,
-        valid_for=timedelta(days=turn.runtime.settings.invite_days),
-        branch_id=access.overseen_branch(turn.actor),
-        member_name=name,
-    )
+    """Links for the unbound members I look after; `/invites NAME [BRANCH]` renews one link."""
+    name = turn.args[0] if turn.args else None
+    branch_id = access.overseen_branch(turn.actor)
+    if len(turn.args) > 1 and branch_id is None:
+        branch = await people.get_branch_by_name(
+            turn.session, organisation_id=turn.actor.organisation_id, name=" ".join(turn.args[1:])
+        )
+        branch_id = branch.id if branch else -1
+    try:
+        issued = await onboarding.issue_invites(
+            turn.session,
+            now=turn.now,
+            valid_for=timedelta(days=turn.runtime.settings.invite_days),
+            branch_id=branch_id,
+            member_name=name,
+        )
+    except onboarding.AmbiguousMember as ambiguous:
+        turn.reply("invites_ambiguous", name=name, branches=ambiguous.branches)
+        return
     if name and not issued:
         turn.reply("invites_unknown_member", name=name)
         return

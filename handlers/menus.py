@@ -27,10 +27,15 @@ async def publish_default(bot: Bot, messages: Messages) -> None:
         )
 
 
-async def publish_for(bot: Bot, messages: Messages, chat_id: int, actor: Actor) -> None:
-    """A member whose roles add commands gets their own menu in their own chat."""
+async def publish_for(
+    bot: Bot, messages: Messages, chat_id: int, actor: Actor, *, clear: bool = False
+) -> None:
+    """A member whose roles add commands gets their own menu in their own chat; with
+    `clear`, a plain member loses any menu of their own (an account rebound after a change)."""
     names = access.commands_for(actor.roles)
     if names == access.commands_for(MEMBER):
+        if clear:
+            await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
         return
     locale = messages.locale_for(actor.locale)
     await bot.set_my_commands(

@@ -38,8 +38,11 @@ async def start(turn: Turn) -> None:
         )
         template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
         turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))
-        await menus.publish_for(
-            turn.context.bot, turn.runtime.messages, turn.update.effective_chat.id, actor
+        chat_id = turn.update.effective_chat.id
+        turn.afterwards(
+            lambda: menus.publish_for(
+                turn.context.bot, turn.runtime.messages, chat_id, actor, clear=True
+            )
         )
 
 

@@ -1,5 +1,6 @@
 """Templates to Telegram HTML: one Jinja2 environment, escaping on, long texts split safely."""
 
+import html
 import re
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +67,10 @@ class Messages:
         text = self._env.get_template(f"{locale}/{template}.j2").render(**values)
         return text.strip()
 
+    def plain(self, locale: str, template: str, /, **values: object) -> str:
+        """Text for places without HTML (button labels, notices): rendered, then unescaped."""
+        return html.unescape(self.render(locale, template, **values))
+
     def render_parts(self, locale: str, template: str, /, **values: object) -> list[str]:
         """The rendered message cut into pieces Telegram accepts."""
         return split(self.render(locale, template, **values))
@@ -88,21 +93,26 @@ class Messages:
         return self._env
 
 
+def length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (𠮷 or an emoji count two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _pieces(text: str, longest: int) -> list[str]:
     """Lines (with their newline); a longer line is cut between atoms, at a space if it can."""
     pieces: list[str] = []
     for line in text.splitlines(keepends=True):
-        while len(line) > longest:
-            cut, length = 0, 0
+        while length(line) > longest:
+            cut, size = 0, 0
             last_space = 0
             for atom in _ATOM.finditer(line):
-                if length + len(atom.group()) > longest:
+                if size + length(atom.group()) > longest and cut:
                     break
-                length += len(atom.group())
+                size += length(atom.group())
                 cut = atom.end()
                 if atom.group() == " ":
                     last_space = cut
-            if last_space > longest // 2:
+            if last_space > len(line[:cut]) // 2:
                 cut = last_space
             pieces.append(line[:cut])
             line = line[cut:]
@@ -131,7 +141,7 @@ def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     Tags open at a cut are closed at the end of one part and reopened at the start of the
     next, so every part is valid on its own and no tag or entity is ever cut in two.
     """
-    if len(text) <= limit:
+    if length(text) <= limit:
         return [text]
     parts: list[str] = []
     stack: list[tuple[str, str]] = []
@@ -143,12 +153,14 @@ def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
     for piece in _pieces(text, limit // 2):
         after = _apply_tags(stack, piece)
-        if current != reopened and len(current) + len(piece) + len(closing(after)) > limit:
+        if current != reopened and length(current + piece + closing(after)) > limit:
             parts.append(current.rstrip("\n") + closing(stack))
             reopened = "".join(tag for _, tag in stack)
             current = reopened
+        if current == reopened and not piece.strip():
+            continue  # a part never starts with blank lines
         current += piece
         stack = after
-    if current.strip() and current != reopened:
+    if current != reopened:
         parts.append(current.rstrip("\n") + closing(stack))
-    return parts
+    return [part for part in parts if _TAG.sub("", part).strip()]

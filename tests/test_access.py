@@ -123,3 +123,53 @@ async def test_group_chats_are_not_answered_with_member_data(chat, api, people):
         }
     )
     assert not api.sent(-100123)
+
+
+async def test_a_double_tap_on_the_same_choice_is_quiet(chat, api, people):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/reminders")
+    assert await chat.tap(zheng, "只接收我自己的截止提醒")
+    assert await chat.tap(zheng, "只接收我自己的截止提醒")  # Telegram: "message is not modified"
+    assert not any("出了点问题" in text for text in api.texts(zheng.user_id))
+    assert len([c for c in api.calls if c.method == "answerCallbackQuery"]) == 2
+
+
+async def test_the_local_bot_api_refuses_what_telegram_refuses(app):
+    import pytest
+    from telegram.error import BadRequest
+
+    for text in ("", "<b>unclosed", "<script>x</script>", "字" * 4097):
+        with pytest.raises(BadRequest):
+            await app.bot.send_message(1, text, parse_mode="HTML")
+
+
+async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
+    chat, api, people, runtime
+):
+    from bot.services import roster
+
+    # Give 市场管理党支部 its own 孙伟 too.
+    people_table, branch_table = roster.read_tables(demo_files()[0], demo_files()[1])
+    people_table.append(["D99", "孙伟", "市场管理党支部", "", "普通党员", ""])
+    async with runtime.db.session() as session:
+        report = await roster.import_roster(
+            session,
+            people_table=people_table,
+            branch_table=branch_table,
+            organisation_name="示范局",
+            timezone="Asia/Shanghai",
+            now=runtime.clock.now(),
+        )
+    assert report.ok
+    organiser = people["周敏"]
+    await chat.send(organiser, "/invites 孙伟")
+    assert "有几位同志都叫“孙伟”" in api.last(organiser.user_id).text
+    await chat.send(organiser, "/invites 孙伟 市场管理党支部")
+    answer = api.last(organiser.user_id).text
+    assert "孙伟（市场管理党支部）" in answer and "机关党支部" not in answer
+
+
+def demo_files():
+    from bot import demo
+
+    return demo.DEMO_ROSTER, demo.DEMO_BRANCHES

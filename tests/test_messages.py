@@ -163,3 +163,30 @@ def test_split_never_cuts_an_entity_or_a_tag():
 
 def test_short_text_is_one_part():
     assert split("你好") == ["你好"]
+
+
+def test_split_survives_a_tag_longer_than_half_a_message():
+    text = '<a href="https://example.org/' + "x" * 3000 + '">链接</a>\n' + "字" * 3000
+    parts = split(text)
+    assert all(0 < len(part) <= MESSAGE_LIMIT for part in parts)
+    assert "".join(parts).count("链接") == 1
+
+
+def test_split_never_yields_an_empty_part():
+    parts = split("\n" * 5000 + "x")
+    assert parts == ["x"]
+
+
+def test_split_counts_as_telegram_does_in_utf16_units():
+    from messages.render import length
+
+    text = "𠮷" * 4000  # 8,000 UTF-16 units, though Python counts 4,000 characters
+    parts = split(text)
+    assert len(parts) == 2 and all(length(part) <= MESSAGE_LIMIT for part in parts)
+    assert "".join(parts) == text
+
+
+def test_plain_text_for_labels_is_unescaped(messages):
+    assert messages.plain("zh_CN", "invites_unknown_member", name="A&B <i>") == (
+        "在您负责的名单中没有找到“A&B <i>”，请核对姓名后再试。"
+    )

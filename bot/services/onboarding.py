@@ -38,6 +38,14 @@ class IssuedInvite:
         return f"https://t.me/{bot_username}?start={self.token}"
 
 
+class AmbiguousMember(Exception):
+    """Several members have the name asked for; the branches tell them apart."""
+
+    def __init__(self, branches: list[str]) -> None:
+        super().__init__(branches)
+        self.branches = branches
+
+
 def new_token() -> str:
     return INVITE_PREFIX + secrets.token_urlsafe(18)
 
@@ -68,6 +76,8 @@ async def issue_invites(
     )
     if member_name is not None:
         members = [member for member in members if member.name == member_name]
+        if len(members) > 1:
+            raise AmbiguousMember(sorted(branches[m.branch_id].name for m in members))
         reissue = True
     else:
         members = [member for member in members if member.telegram_user_id is None]
