@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.local_api import LocalBotAPI
 from bot.local_chat import LocalChat, Person
 from bot.runtime import Runtime
+from bot.services import roster
 from messages.render import Messages
 from storage.db import Database, async_url
 
@@ -93,3 +94,20 @@ async def people(runtime) -> dict[str, Person]:
 @pytest.fixture
 def stranger() -> Person:
     return Person(555_000_111, "Stranger", "zh-hans")
+
+
+async def import_roster(runtime, people_table, branch_table, **options) -> "roster.ImportReport":
+    """Import a roster as the command line does: all of it, or (rolled back) nothing."""
+    async with runtime.db.session() as session:
+        report = await roster.import_roster(
+            session,
+            people_table=people_table,
+            branch_table=branch_table,
+            organisation_name="示范局",
+            timezone="Asia/Shanghai",
+            now=runtime.clock.now(),
+            **options,
+        )
+        if not report.ok:
+            await session.rollback()
+    return report

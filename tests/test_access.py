@@ -6,6 +6,7 @@ from sqlmodel import select
 
 from bot.local_chat import Person
 from storage.models import Member
+from tests.conftest import import_roster
 
 
 async def test_member_cannot_run_a_secretary_command(chat, api, people):
@@ -151,15 +152,7 @@ async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
     # Give 市场管理党支部 its own 孙伟 too.
     people_table, branch_table = roster.read_tables(demo_files()[0], demo_files()[1])
     people_table.append(["D99", "孙伟", "市场管理党支部", "", "普通党员", ""])
-    async with runtime.db.session() as session:
-        report = await roster.import_roster(
-            session,
-            people_table=people_table,
-            branch_table=branch_table,
-            organisation_name="示范局",
-            timezone="Asia/Shanghai",
-            now=runtime.clock.now(),
-        )
+    report = await import_roster(runtime, people_table, branch_table)
     assert report.ok
     organiser = people["周敏"]
     await chat.send(organiser, "/invites 孙伟")

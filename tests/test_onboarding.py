@@ -9,22 +9,15 @@ from bot import demo
 from bot.local_chat import Person
 from bot.services import onboarding, roster
 from storage.models import Invite, Member
+from tests.conftest import import_roster
 
 
 @pytest.fixture
 async def unbound(runtime) -> dict[str, str]:
     """The demo roster, nobody bound yet; name → a live invite token."""
-    people_table, branch_table = roster.read_tables(demo.DEMO_ROSTER, demo.DEMO_BRANCHES)
+    report = await import_roster(runtime, *roster.read_tables(demo.DEMO_ROSTER, demo.DEMO_BRANCHES))
+    assert report.ok
     async with runtime.db.session() as session:
-        report = await roster.import_roster(
-            session,
-            people_table=people_table,
-            branch_table=branch_table,
-            organisation_name="示范局",
-            timezone="Asia/Shanghai",
-            now=runtime.clock.now(),
-        )
-        assert report.ok
         issued = await onboarding.issue_invites(
             session, now=runtime.clock.now(), valid_for=timedelta(days=14)
         )

@@ -13,6 +13,7 @@ from bot.__main__ import main
 from bot.services import roster
 from storage import people
 from storage.models import Branch, BranchLiaison, Member, Outsider
+from tests.conftest import import_roster
 
 BRANCHES = [
     ["支部", "机关支部", "联系班子成员"],
@@ -36,18 +37,7 @@ def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8-sig") ->
 
 
 async def import_tables(runtime, people_rows, branch_rows=BRANCHES):
-    async with runtime.db.session() as session:
-        report = await roster.import_roster(
-            session,
-            people_table=people_rows,
-            branch_table=branch_rows,
-            organisation_name="测试局",
-            timezone="Asia/Shanghai",
-            now=runtime.clock.now(),
-        )
-        if not report.ok:
-            await session.rollback()
-    return report
+    return await import_roster(runtime, people_rows, branch_rows)
 
 
 async def members(runtime) -> dict[str, Member]:
