@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh_CN"
     invite_days: int = 14
+    # Self-summaries: at most this many characters in all (seed 002 allows deed material 1,500).
+    summary_limit: int = 1500
     # How often the reminder job plans what fell due and drains the outbox.
     reminder_tick_minutes: int = 5
     log_level: str = "INFO"

@@ -2,13 +2,26 @@
 
 from telegram.ext import Application
 
-from handlers import campaign, errors, help, invites, language, reachability, start
+from handlers import (
+    campaign,
+    conversation,
+    errors,
+    help,
+    invites,
+    language,
+    pledges,
+    reachability,
+    start,
+    summaries,
+)
 
 
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
-    for feature in (start, invites, language, campaign, reachability):
+    for feature in (start, invites, language, campaign, reachability, pledges, summaries):
         application.add_handlers(feature.handlers())
+    # Messages that are not commands go to the conversation the member is in.
+    application.add_handlers(conversation.handlers())
     # Help also holds the catch-alls (/cancel outside a conversation, unknown text, stale buttons).
     application.add_handlers(help.handlers())
     application.add_error_handler(errors.on_error)

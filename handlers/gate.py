@@ -80,6 +80,23 @@ class Turn:
         return (message.text or "") if message else ""
 
     @property
+    def evidence(self) -> tuple[str, str] | None:
+        """A photo or document sent as evidence: (Telegram file id, kind)."""
+        message = self.update.effective_message
+        if message is None:
+            return None
+        if message.photo:
+            return message.photo[-1].file_id, "photo"
+        if message.document:
+            return message.document.file_id, "document"
+        return None
+
+    @property
+    def caption(self) -> str:
+        message = self.update.effective_message
+        return (message.caption or "") if message else ""
+
+    @property
     def args(self) -> list[str]:
         return list(self.context.args or [])
 

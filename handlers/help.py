@@ -5,6 +5,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot.services import access
 from bot.services.access import Permission
 from handlers.gate import Turn, gated
+from storage import conversations
 
 
 @gated(Permission.USE)
@@ -15,8 +16,13 @@ async def show_help(turn: Turn) -> None:
 
 @gated(Permission.USE)
 async def cancel(turn: Turn) -> None:
-    """Nothing is in progress: say so kindly."""
-    turn.reply("cancel_nothing")
+    """Leave the conversation in progress (drafts stay saved), or say there is none."""
+    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    if state is None:
+        turn.reply("cancel_nothing")
+        return
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    turn.reply("cancel_done", flow=state.flow)
 
 
 @gated(Permission.USE)

@@ -174,6 +174,9 @@ class CampaignPhase(SQLModel, table=True):
     ends_on: date
     announcement: str = Field(default="", max_length=2000)
     asks: str = Field(default="", max_length=2000)
+    # Pledges are made, edited and withdrawn during the phases that say so (seed 001's
+    # 动员部署 and the new round of 深化提升); afterwards only their progress is recorded.
+    pledges: bool = False
 
 
 class CampaignStep(SQLModel, table=True):
@@ -247,3 +250,92 @@ class PlannedReminder(SQLModel, table=True):
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     planned_at: datetime
     recipients: int
+
+
+class PledgeStatus(StrEnum):
+    IN_PROGRESS = "in_progress"  # 进行中
+    KEPT = "kept"  # 已兑现
+    NOT_KEPT = "not_kept"  # 未兑现 (with the reason)
+    WITHDRAWN = "withdrawn"  # taken back while the pledge window was open
+
+
+class Pledge(SQLModel, table=True):
+    """A public pledge (公开承诺): a member's, or the branch's own when member_id is empty."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    goal: str = Field(max_length=500)
+    measures: str = Field(max_length=1000)
+    due_on: date | None = None
+    status: PledgeStatus = Field(default=PledgeStatus.IN_PROGRESS, sa_type=String(12))
+    status_note: str | None = Field(default=None, max_length=500)
+    created_by: int = Field(foreign_key="member.id")
+    created_at: datetime
+    updated_at: datetime
+
+
+class PledgeProgress(SQLModel, table=True):
+    """A note on how a pledge is going, optionally with a photo or document as evidence."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    pledge_id: int = Field(foreign_key="pledge.id", index=True)
+    author_id: int = Field(foreign_key="member.id")
+    note: str = Field(default="", max_length=1000)
+    evidence_file_id: str | None = Field(default=None, max_length=200)
+    evidence_kind: str | None = Field(default=None, max_length=10)  # photo or document
+    created_at: datetime
+
+
+class SummaryStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+
+
+class Summary(SQLModel, table=True):
+    """A quarter's self-summary (自我小结), a member's or (member_id empty) the branch's."""
+
+    __table_args__ = (UniqueConstraint("step_id", "owner"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    step_id: int = Field(foreign_key="campaignstep.id")
+    # "member:<id>" or "branch:<id>": one summary per owner and quarter.
+    owner: str = Field(max_length=40)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    status: SummaryStatus = Field(default=SummaryStatus.DRAFT, sa_type=String(10))
+    # The question the member is on, so a resumed draft continues where it stopped.
+    stage: str = Field(default="", max_length=40)
+    achievements: str = Field(default="", max_length=2000)  # 总结成绩
+    problems: str = Field(default="", max_length=2000)  # 查找问题
+    causes: str = Field(default="", max_length=2000)  # 分析原因
+    next_steps: str = Field(default="", max_length=2000)  # 下一步
+    # A text refused as too long, kept so it can be shortened rather than typed again.
+    refused_text: str | None = Field(default=None, max_length=8000)
+    late: bool = False
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+
+
+class SummaryPledge(SQLModel, table=True):
+    """One pledge looked back at (回头看) in a summary."""
+
+    summary_id: int = Field(foreign_key="summary.id", primary_key=True)
+    pledge_id: int = Field(foreign_key="pledge.id", primary_key=True)
+    status: PledgeStatus = Field(sa_type=String(12))
+    note: str = Field(default="", max_length=500)
+
+
+class ChatState(SQLModel, table=True):
+    """The conversation a member is in, kept in the database so a restart loses nothing."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    flow: str = Field(max_length=20)  # pledge, progress, summary…
+    subject_id: int | None = None  # the pledge or summary it is about
+    stage: str = Field(default="", max_length=40)
+    # What has been typed so far in a flow that has no row of its own yet (JSON).
+    data: str = Field(default="{}", max_length=8000)
+    updated_at: datetime

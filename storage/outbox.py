@@ -2,9 +2,9 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Integer, case, exists, literal, or_
+from sqlalchemy import Integer, String, case, cast, exists, literal, or_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -18,6 +18,8 @@ from storage.models import (
     OutboxStatus,
     PlannedReminder,
     StepDone,
+    Summary,
+    SummaryStatus,
 )
 
 
@@ -40,6 +42,20 @@ class Recipients:
     not_done_step: int | None = None  # leave out those who have done this step
     # Secretaries of the branches where someone has not done this step (instead of the above).
     secretaries_behind_on: int | None = None
+
+
+_OUTBOX_COLUMNS = [
+    "organisation_id",
+    "reminder",
+    "subject",
+    "member_id",
+    "step_id",
+    "priority",
+    "send_after",
+    "expires_at",
+    "status",
+    "attempts",
+]
 
 
 def _insert(session: AsyncSession):
@@ -102,25 +118,66 @@ async def insert_recipients(
         literal(OutboxStatus.PENDING.value),
         literal(0),
     ).where(*conditions)
-    columns = [
-        "organisation_id",
-        "reminder",
-        "subject",
-        "member_id",
-        "step_id",
-        "priority",
-        "send_after",
-        "expires_at",
-        "status",
-        "attempts",
-    ]
     statement = (
         _insert(session)(OutboxMessage)
-        .from_select(columns, chosen)
+        .from_select(_OUTBOX_COLUMNS, chosen)
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
     )
     result = await session.exec(statement)
     return result.rowcount
+
+
+DRAFT_NUDGE = "summary_draft"
+
+
+def _idle_drafts(organisation_id: int, idle_since: datetime):
+    """Members' summary drafts untouched since `idle_since` and never nudged."""
+    subject = literal("summary:") + cast(Summary.id, String)
+    nudged = exists().where(OutboxMessage.reminder == DRAFT_NUDGE, OutboxMessage.subject == subject)
+    return subject, [
+        Summary.organisation_id == organisation_id,
+        Summary.status == SummaryStatus.DRAFT,
+        col(Summary.member_id).is_not(None),
+        Summary.updated_at <= idle_since,
+        ~nudged,
+    ]
+
+
+async def insert_draft_nudges(
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    idle_since: datetime,
+    now: datetime,
+    expires_at: datetime,
+) -> int:
+    """One nudge per summary draft left alone since `idle_since`; never a second one."""
+    subject, conditions = _idle_drafts(organisation_id, idle_since)
+    table = OutboxMessage.__table__.c
+    chosen = select(
+        literal(organisation_id),
+        literal(DRAFT_NUDGE),
+        subject,
+        Summary.member_id,
+        Summary.step_id,
+        literal(1),
+        literal(now, type_=table.send_after.type),
+        literal(expires_at, type_=table.expires_at.type),
+        literal(OutboxStatus.PENDING.value),
+        literal(0),
+    ).where(*conditions)
+    statement = (
+        _insert(session)(OutboxMessage)
+        .from_select(_OUTBOX_COLUMNS, chosen)
+        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+    )
+    return (await session.exec(statement)).rowcount
+
+
+async def earliest_idle_draft(session: AsyncSession, *, organisation_id: int) -> datetime | None:
+    """When the oldest draft that will need a nudge was last touched."""
+    _subject, conditions = _idle_drafts(organisation_id, datetime.max.replace(tzinfo=UTC))
+    return (await session.exec(select(func.min(Summary.updated_at)).where(*conditions))).one()
 
 
 async def mark_planned(session: AsyncSession, *, markers: Sequence[dict]) -> None:

@@ -8,8 +8,22 @@ from jinja2 import meta
 
 from bot.config import LOCALES
 from bot.services.calendar import Deadline, Overview
+from bot.services.pledges import PledgeView
+from bot.services.summaries import BranchRow, Quarter, Window
 from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
-from storage.models import Audience, Campaign, CampaignPhase, CampaignStep, Role, StepKind
+from storage.models import (
+    Audience,
+    Campaign,
+    CampaignPhase,
+    CampaignStep,
+    Member,
+    Pledge,
+    PledgeStatus,
+    Role,
+    StepKind,
+    Summary,
+    SummaryPledge,
+)
 
 HOSTILE = "<b>&amp; </a><script>alert(1)</script> & \"'" + "长" * 5000
 
@@ -58,7 +72,61 @@ PHASE = CampaignPhase(
 )
 CAMPAIGN = Campaign(organisation_id=1, name=HOSTILE, timezone="Asia/Shanghai", loaded_at=NOW)
 
+PLEDGE = Pledge(
+    id=1,
+    organisation_id=1,
+    branch_id=1,
+    member_id=1,
+    goal=HOSTILE,
+    measures=HOSTILE,
+    due_on=date(2026, 3, 1),
+    status=PledgeStatus.NOT_KEPT,
+    status_note=HOSTILE,
+    created_by=1,
+    created_at=NOW,
+    updated_at=NOW,
+)
+SUMMARY = Summary(
+    id=1,
+    organisation_id=1,
+    step_id=1,
+    owner="member:1",
+    member_id=1,
+    branch_id=1,
+    achievements=HOSTILE,
+    problems=HOSTILE,
+    causes=HOSTILE,
+    next_steps=HOSTILE,
+    late=True,
+    created_at=NOW,
+    updated_at=NOW,
+)
+REVIEW = SummaryPledge(summary_id=1, pledge_id=1, status=PledgeStatus.KEPT, note=HOSTILE)
+MEMBER = Member(
+    id=1, organisation_id=1, name=HOSTILE[:50], branch_id=1, created_at=NOW, updated_at=NOW
+)
+
 SPECIAL_VALUES = {
+    "pledge": PLEDGE,
+    "views": [PledgeView(PLEDGE, HOSTILE[:40], 3), PledgeView(PLEDGE, None, 0)] * 20,
+    "summary": SUMMARY,
+    "reviews": [(PLEDGE, REVIEW)] * 5,
+    "rows": [BranchRow(MEMBER, SUMMARY), BranchRow(MEMBER, None)] * 100,
+    "quarter": Quarter(STEP, Window.OPEN),
+    "field": "achievements",
+    "current": HOSTILE,
+    "reason": "window_closed",
+    "flow": "summary",
+    "length": 5000,
+    "allowed": 1500,
+    "limit": 1500,
+    "text": HOSTILE,
+    "evidence": True,
+    "edited": True,
+    "read_only": True,
+    "resumed": True,
+    "late": True,
+    "branch": True,
     "step": STEP,
     "phase": PHASE,
     "days_left": 3,
@@ -74,7 +142,6 @@ SPECIAL_VALUES = {
     "moment": datetime(2026, 1, 1, tzinfo=UTC),
     "invites": [("<b>支部", "</a>名", "https://t.me/x?start=<i>", datetime(2026, 1, 1, tzinfo=UTC))]
     * 40,
-    "rows": [("<b>", "&", "</a>", datetime(2026, 1, 1, tzinfo=UTC))],
     "renewed": False,
 }
 

@@ -111,6 +111,10 @@ def overseen_branch(actor: Actor) -> int | None:
 COMMANDS: tuple[tuple[str, Permission], ...] = (
     ("help", Permission.USE),
     ("phase", Permission.USE),
+    ("pledge", Permission.USE),
+    ("pledges", Permission.USE),
+    ("summary", Permission.USE),
+    ("summaries", Permission.BRANCH_OVERSIGHT),
     ("invites", Permission.BRANCH_OVERSIGHT),
     ("reminders", Permission.USE),
     ("lang", Permission.USE),

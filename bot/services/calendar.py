@@ -29,7 +29,7 @@ from storage.models import (
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _KEYS = {
     "campaign": {"name", "timezone", "remind_days_before", "reminder_time", "quiet_hours"},
-    "phases": {"name", "start", "end", "announcement", "asks"},
+    "phases": {"name", "start", "end", "announcement", "asks", "pledges"},
     "quarters": {
         "name",
         "summary_opens",
@@ -145,6 +145,8 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
                     problem(name, index, None, "missing_key", key)
             if name != "campaign" and "name" in row and not isinstance(row["name"], str):
                 problem(name, index, "name", "not_text", row["name"])
+            if "pledges" in row and not isinstance(row["pledges"], bool):
+                problem(name, index, "pledges", "not_a_flag", row["pledges"])
             for key in ("start", "end", "opens", "due", *_QUARTER_ORDER):
                 if key in row and (
                     not isinstance(row[key], date) or isinstance(row[key], datetime)
@@ -295,6 +297,7 @@ async def load_campaign(
         phase.position, phase.starts_on, phase.ends_on = position, row["start"], row["end"]
         phase.announcement = row.get("announcement", "").strip()
         phase.asks = row.get("asks", "").strip()
+        phase.pledges = bool(row.get("pledges", False))
         session.add(phase)
     for stale in phases.values():
         await session.delete(stale)
@@ -386,6 +389,18 @@ class Overview:
     phase: CampaignPhase | None
     next_phase: CampaignPhase | None
     deadlines: list[Deadline]
+
+
+async def pledge_window_open(session: AsyncSession, *, organisation_id: int, now: datetime) -> bool:
+    """Pledges may be made and changed during the phases marked `pledges = true`; with no
+    such phase (or no campaign yet), at any time."""
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is None:
+        return True
+    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
+    marked = [p for p in phases if p.pledges]
+    today = CampaignTime.of(campaign).today(now)
+    return not marked or any(p.starts_on <= today <= p.ends_on for p in marked)
 
 
 async def overview(

@@ -43,6 +43,9 @@ ANNOUNCEMENTS = frozenset({PHASE_START, STEP_OPEN})
 # Each later one makes the earlier ones of the same deadline stale.
 _CHASE = (DUE_SOON, DUE_TODAY, OVERDUE)
 OVERDUE_USEFUL_FOR = timedelta(days=7)
+# A summary draft left alone this long gets one friendly nudge.
+DRAFT_IDLE = timedelta(days=1)
+DRAFT_NUDGE_USEFUL_FOR = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,15 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
             }
         )
     await outbox.mark_planned(session, markers=markers)
+    nudges = await outbox.insert_draft_nudges(
+        session,
+        organisation_id=organisation_id,
+        idle_since=now - DRAFT_IDLE,
+        now=now,
+        expires_at=now + DRAFT_NUDGE_USEFUL_FOR,
+    )
+    if nudges:
+        report.planned[outbox.DRAFT_NUDGE] = nudges
     return report
 
 
@@ -195,6 +207,9 @@ async def next_work(
     pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
     if pending is not None:
         moments.append(pending)
+    idle_draft = await outbox.earliest_idle_draft(session, organisation_id=organisation_id)
+    if idle_draft is not None:
+        moments.append(idle_draft + DRAFT_IDLE)
     if not moments:
         return None
     soonest = max(min(moments), after)

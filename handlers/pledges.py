@@ -1,0 +1,261 @@
+"""/pledge, /pledges and the pledge buttons: make, list, keep and report on public pledges."""
+
+import json
+import re
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.services import calendar, pledges
+from bot.services.access import Permission
+from bot.services.pledges import PledgeRefusal, PledgeText
+from handlers.conversation import flow
+from handlers.gate import Turn, gated
+from storage import conversations
+from storage.models import ChatState, PledgeStatus, Role
+
+_LIMITS = {"goal": pledges.GOAL_LIMIT, "measures": pledges.MEASURES_LIMIT}
+_STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
+
+
+@gated(Permission.USE)
+async def start_pledge(turn: Turn) -> None:
+    """A new pledge: in one message (目标 | 措施 | 日期), or asked for step by step."""
+    for_branch = bool(turn.args) and turn.args[0] in ("branch", "支部")
+    rest = " ".join(turn.args[1:] if for_branch else turn.args)
+    if rest:
+        text = pledges.parse_one_message(rest)
+        if text is None:
+            turn.reply("pledge_format")
+            return
+        await _save(turn, text, for_branch=for_branch, pledge_id=None)
+        return
+    if for_branch and not turn.actor.has(Role.SECRETARY):
+        turn.reply("pledge_refused", reason=PledgeRefusal.NOT_SECRETARY)
+        return
+    await conversations.set_state(
+        turn.session,
+        member_id=turn.actor.member_id,
+        flow="pledge",
+        stage="goal",
+        now=turn.now,
+        data={"branch": for_branch},
+    )
+    turn.reply("pledge_ask_goal", branch=for_branch)
+
+
+@flow("pledge")
+async def pledge_step(turn: Turn, state: ChatState) -> None:
+    """Goal, then measures, then an optional deadline."""
+    data = json.loads(state.data)
+    text = turn.text.strip()
+    if not text:
+        turn.reply("text_needed")
+        return
+    if state.stage in _LIMITS:
+        if len(text) > _LIMITS[state.stage]:
+            turn.reply("text_too_long", length=len(text), allowed=_LIMITS[state.stage], text=text)
+            return
+        data[state.stage] = text
+        stage = "measures" if state.stage == "goal" else "due"
+        await conversations.set_state(
+            turn.session,
+            member_id=turn.actor.member_id,
+            flow="pledge",
+            stage=stage,
+            subject_id=state.subject_id,
+            now=turn.now,
+            data=data,
+        )
+        if stage == "measures":
+            turn.reply("pledge_ask_measures")
+        else:
+            turn.reply(
+                "pledge_ask_due", buttons=[[(turn.label("button_no_deadline"), "pledge:due:none")]]
+            )
+        return
+    due_on = pledges.parse_due(text)
+    if due_on is None:
+        turn.reply("pledge_bad_date")
+        return
+    await _finish(turn, state, data, due_on)
+
+
+@gated(Permission.USE)
+async def no_deadline(turn: Turn) -> None:
+    """The 'no deadline' button at the last question."""
+    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    if state is None or state.flow != "pledge" or state.stage != "due":
+        turn.notice("button_stale")
+        return
+    await _finish(turn, state, json.loads(state.data), None)
+
+
+async def _finish(turn: Turn, state: ChatState, data: dict, due_on) -> None:
+    text = PledgeText(data["goal"], data["measures"], due_on)
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    await _save(turn, text, for_branch=data.get("branch", False), pledge_id=state.subject_id)
+
+
+async def _save(turn: Turn, text: PledgeText, *, for_branch: bool, pledge_id: int | None) -> None:
+    if pledge_id is None:
+        result = await pledges.add(
+            turn.session, actor=turn.actor, text=text, for_branch=for_branch, now=turn.now
+        )
+    else:
+        result = await pledges.edit(
+            turn.session, actor=turn.actor, pledge_id=pledge_id, text=text, now=turn.now
+        )
+    if isinstance(result, PledgeRefusal):
+        turn.reply("pledge_refused", reason=result)
+    else:
+        turn.reply("pledge_saved", pledge=result, edited=pledge_id is not None)
+
+
+@gated(Permission.USE)
+async def list_pledges(turn: Turn) -> None:
+    """Mine, with a button each; `/pledges branch` for every pledge of my branch."""
+    if turn.args and turn.args[0] in ("branch", "支部"):
+        turn.reply(
+            "pledge_branch_list", views=await pledges.of_branch(turn.session, actor=turn.actor)
+        )
+        return
+    views = await pledges.mine(turn.session, actor=turn.actor)
+    buttons = [
+        [(f"{index}. {view.pledge.goal[:30]}", f"pledge:{view.pledge.id}:open")]
+        for index, view in enumerate(views, 1)
+    ]
+    turn.reply("pledge_list", views=views, buttons=buttons)
+
+
+@gated(Permission.USE)
+async def pledge_action(turn: Turn) -> None:
+    """A button on a pledge: open it, report progress or status, edit or withdraw it."""
+    pledge_id, action = re.fullmatch(r"pledge:(\d{1,9}):(\w+)", turn.callback_data).groups()
+    pledge_id = int(pledge_id)
+    editing = action in ("edit", "withdraw", "withdraw_yes")
+    pledge = await pledges.get_changeable(
+        turn.session, actor=turn.actor, pledge_id=pledge_id, now=turn.now, editing=editing
+    )
+    if isinstance(pledge, PledgeRefusal):
+        turn.notice("pledge_refused_short", reason=pledge)
+        turn.reply("pledge_refused", reason=pledge)
+        return
+    if action == "open":
+        window = await calendar.pledge_window_open(
+            turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+        )
+        turn.reply("pledge_detail", pledge=pledge, buttons=_detail_buttons(turn, pledge.id, window))
+    elif action in _STATUS:
+        await pledges.set_status(
+            turn.session,
+            actor=turn.actor,
+            pledge_id=pledge_id,
+            status=_STATUS[action],
+            note=None,
+            now=turn.now,
+        )
+        turn.notice("saved")
+        turn.reply("pledge_status_set", pledge=pledge)
+    elif action in ("progress", "notkept", "edit"):
+        flow_name = {"progress": "progress", "notkept": "not_kept", "edit": "pledge"}[action]
+        await conversations.set_state(
+            turn.session,
+            member_id=turn.actor.member_id,
+            flow=flow_name,
+            subject_id=pledge_id,
+            stage="goal" if action == "edit" else "text",
+            now=turn.now,
+            data={"branch": pledge.member_id is None},
+        )
+        turn.reply(f"pledge_ask_{action}", pledge=pledge)
+    elif action == "withdraw":
+        turn.reply(
+            "pledge_withdraw_confirm",
+            pledge=pledge,
+            buttons=[[(turn.label("button_withdraw_yes"), f"pledge:{pledge_id}:withdraw_yes")]],
+        )
+    elif action == "withdraw_yes":
+        await pledges.withdraw(turn.session, actor=turn.actor, pledge_id=pledge_id, now=turn.now)
+        turn.edit("pledge_withdrawn", pledge=pledge)
+    else:
+        turn.notice("button_stale")
+
+
+def _detail_buttons(turn: Turn, pledge_id: int, window_open: bool):
+    rows = [
+        [(turn.label("button_progress"), f"pledge:{pledge_id}:progress")],
+        [
+            (turn.label("button_kept"), f"pledge:{pledge_id}:kept"),
+            (turn.label("button_in_progress"), f"pledge:{pledge_id}:inprogress"),
+            (turn.label("button_not_kept"), f"pledge:{pledge_id}:notkept"),
+        ],
+    ]
+    if window_open:
+        rows.append(
+            [
+                (turn.label("button_edit"), f"pledge:{pledge_id}:edit"),
+                (turn.label("button_withdraw"), f"pledge:{pledge_id}:withdraw"),
+            ]
+        )
+    return rows
+
+
+@flow("progress")
+async def progress_step(turn: Turn, state: ChatState) -> None:
+    """A progress note, optionally a photo or document (its caption is the note)."""
+    note = (turn.text or turn.caption).strip()
+    evidence = turn.evidence
+    if not note and evidence is None:
+        turn.reply("progress_needed")
+        return
+    if len(note) > pledges.PROGRESS_LIMIT:
+        turn.reply("text_too_long", length=len(note), allowed=pledges.PROGRESS_LIMIT, text=note)
+        return
+    result = await pledges.record_progress(
+        turn.session,
+        actor=turn.actor,
+        pledge_id=state.subject_id,
+        note=note,
+        evidence=evidence,
+        now=turn.now,
+    )
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    if isinstance(result, PledgeRefusal):
+        turn.reply("pledge_refused", reason=result)
+    else:
+        turn.reply("progress_saved", evidence=evidence is not None)
+
+
+@flow("not_kept")
+async def not_kept_step(turn: Turn, state: ChatState) -> None:
+    """Why a pledge was not kept: said without blame, recorded as it is."""
+    reason = turn.text.strip()
+    if not reason:
+        turn.reply("text_needed")
+        return
+    if len(reason) > pledges.NOTE_LIMIT:
+        turn.reply("text_too_long", length=len(reason), allowed=pledges.NOTE_LIMIT, text=reason)
+        return
+    result = await pledges.set_status(
+        turn.session,
+        actor=turn.actor,
+        pledge_id=state.subject_id,
+        status=PledgeStatus.NOT_KEPT,
+        note=reason,
+        now=turn.now,
+    )
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    if isinstance(result, PledgeRefusal):
+        turn.reply("pledge_refused", reason=result)
+    else:
+        turn.reply("pledge_status_set", pledge=result)
+
+
+def handlers() -> list[BaseHandler]:
+    private = filters.ChatType.PRIVATE
+    return [
+        CommandHandler("pledge", start_pledge, filters=private),
+        CommandHandler("pledges", list_pledges, filters=private),
+        CallbackQueryHandler(no_deadline, pattern=r"^pledge:due:none$"),
+        CallbackQueryHandler(pledge_action, pattern=r"^pledge:\d{1,9}:\w{1,20}$"),
+    ]

@@ -1,0 +1,196 @@
+"""Public pledges: made by chat, public within the branch, changed only while the window is open."""
+
+from sqlmodel import select
+
+from bot.app import build_application
+from bot.local_api import LocalBotAPI
+from bot.local_chat import LocalChat
+from storage.models import Pledge, PledgeProgress, PledgeStatus
+from tests.test_reminders import load
+
+PLEDGE_WINDOW = """
+[campaign]
+name = "测试活动"
+timezone = "Asia/Shanghai"
+
+[[phases]]
+name = "动员部署"
+start = 2026-11-23
+end = 2026-11-29
+pledges = true
+
+[[phases]]
+name = "全面推进"
+start = 2026-11-30
+end = 2026-12-31
+"""
+
+
+async def pledges_in_db(runtime) -> list[Pledge]:
+    async with runtime.db.session() as session:
+        return list((await session.exec(select(Pledge).order_by(Pledge.id))).all())
+
+
+async def make_pledge(
+    chat, person, goal="按时办结窗口业务", measures="每天提前到岗", due="2026-12-31"
+):
+    await chat.send(person, "/pledge")
+    await chat.send(person, goal)
+    await chat.send(person, measures)
+    await chat.send(person, due)
+
+
+async def test_a_pledge_step_by_step(chat, api, people, runtime):
+    zheng = people["郑强"]
+    await make_pledge(chat, zheng)
+    assert "承诺已记录" in api.last(zheng.user_id).text
+    (pledge,) = await pledges_in_db(runtime)
+    assert (pledge.goal, pledge.measures, str(pledge.due_on)) == (
+        "按时办结窗口业务",
+        "每天提前到岗",
+        "2026-12-31",
+    )
+    assert pledge.status == PledgeStatus.IN_PROGRESS and pledge.member_id is not None
+
+
+async def test_a_pledge_in_one_message_and_without_deadline(chat, api, people, runtime):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge 帮扶两户经营户｜每月走访一次")
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "学习党章")
+    await chat.send(zheng, "每周一章")
+    assert await chat.tap(zheng, "不设时限")
+    assert [p.due_on for p in await pledges_in_db(runtime)] == [None, None]
+
+
+async def test_branch_listing_shows_my_branch_only(chat, api, people):
+    await make_pledge(chat, people["郑强"], goal="郑强的承诺")
+    await make_pledge(chat, people["黄勇"], goal="黄勇的承诺")  # 执法大队党支部
+    await chat.send(people["张明"], "/pledge branch 建设学习型支部 | 每月集中学习")
+    await chat.send(people["冯磊"], "/pledges branch")
+    listing = api.last(people["冯磊"].user_id).text
+    assert "郑强：郑强的承诺" in listing and "【支部】建设学习型支部" in listing
+    assert "黄勇" not in listing
+
+
+async def test_only_a_secretary_records_the_branch_pledge(chat, api, people, runtime):
+    await chat.send(people["郑强"], "/pledge branch 支部目标 | 措施")
+    assert "由支部书记代表支部记录" in api.last(people["郑强"].user_id).text
+    assert await pledges_in_db(runtime) == []
+
+
+async def test_edit_and_withdraw_while_the_window_is_open(chat, api, people, runtime, clock):
+    await load(runtime, PLEDGE_WINDOW)
+    zheng = people["郑强"]
+    await make_pledge(chat, zheng)
+    await chat.send(zheng, "/pledges")
+    assert await chat.tap(zheng, "1")
+    assert await chat.tap(zheng, "修改")
+    await chat.send(zheng, "新的目标")
+    await chat.send(zheng, "新的措施")
+    assert await chat.tap(zheng, "不设时限")
+    assert "承诺已修改" in api.last(zheng.user_id).text
+    (pledge,) = await pledges_in_db(runtime)
+    assert (pledge.goal, pledge.due_on) == ("新的目标", None)
+    await chat.send(zheng, "/pledges")
+    assert await chat.tap(zheng, "1")
+    assert await chat.tap(zheng, "撤回")
+    assert await chat.tap(zheng, "确认撤回")
+    assert (await pledges_in_db(runtime))[0].status == PledgeStatus.WITHDRAWN
+    await chat.send(zheng, "/pledges")
+    assert "还没有作出公开承诺" in api.last(zheng.user_id).text
+
+
+async def test_after_the_window_only_progress_is_recorded(chat, api, people, runtime, clock):
+    from datetime import timedelta
+
+    await load(runtime, PLEDGE_WINDOW)
+    zheng = people["郑强"]
+    await make_pledge(chat, zheng)
+    (pledge,) = await pledges_in_db(runtime)
+    clock.advance(timedelta(days=8))  # 全面推进: no more pledging
+    await chat.send(zheng, "/pledges")
+    await chat.tap(zheng, "1")
+    detail = api.last_keyboard(zheng.user_id)
+    assert [b["text"] for b in detail.buttons] == ["记录进展", "已兑现", "进行中", "未兑现"]
+    await chat.press(zheng, f"pledge:{pledge.id}:withdraw", detail)  # a stale or forged button
+    assert "现在不是作出或修改承诺的阶段" in api.last(zheng.user_id).text
+    await chat.send(zheng, "/pledge 新承诺 | 新措施")
+    assert "现在不是作出或修改承诺的阶段" in api.last(zheng.user_id).text
+    await chat.press(zheng, f"pledge:{pledge.id}:progress", detail)
+    await chat.send_payload(
+        zheng,
+        photo=[{"file_id": "evidence-1", "file_unique_id": "e1", "width": 9, "height": 9}],
+        caption="本周接待群众30人",
+    )
+    assert "进展已记录（含佐证材料）" in api.last(zheng.user_id).text
+    await chat.press(zheng, f"pledge:{pledge.id}:notkept", detail)
+    await chat.send(zheng, "窗口调整，改为线上办理")
+    async with runtime.db.session() as session:
+        progress = (await session.exec(select(PledgeProgress))).one()
+        kept = await session.get(Pledge, pledge.id)
+    assert (progress.note, progress.evidence_file_id, progress.evidence_kind) == (
+        "本周接待群众30人",
+        "evidence-1",
+        "photo",
+    )
+    assert (kept.status, kept.status_note) == (PledgeStatus.NOT_KEPT, "窗口调整，改为线上办理")
+
+
+async def test_someone_elses_pledge_buttons_are_refused(chat, api, people, runtime):
+    await make_pledge(chat, people["郑强"])
+    (pledge,) = await pledges_in_db(runtime)
+    feng = people["冯磊"]
+    for action in ("withdraw_yes", "kept", "progress", "open"):
+        await chat.press(feng, f"pledge:{pledge.id}:{action}")
+        assert "不在您可以操作的范围内" in api.last(feng.user_id).text
+    assert (await pledges_in_db(runtime))[0].status == PledgeStatus.IN_PROGRESS
+
+
+async def test_bad_input_keeps_the_draft(chat, api, people, runtime):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge")
+    await chat.send_payload(
+        zheng,
+        sticker={
+            "file_id": "s",
+            "file_unique_id": "s",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    assert "需要您输入文字" in api.last(zheng.user_id).text
+    await chat.send(zheng, "长" * 600)
+    assert "共 600 字，这里最多还能写 500 字" in api.last(zheng.user_id).text
+    await chat.send(zheng, "/help")  # a command in the middle does what it says…
+    assert "您可以使用以下功能" in api.last(zheng.user_id).text
+    await chat.send(zheng, "目标")  # …and the conversation carries on
+    assert "具体措施" in api.last(zheng.user_id).text
+
+
+async def test_a_pledge_survives_a_restart_midway(chat, api, people, runtime, clock):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "重启前写的目标")
+    fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
+    restarted = build_application(runtime, request=fresh_api)
+    async with restarted:
+        fresh_chat = LocalChat(restarted, fresh_api, clock)
+        await fresh_chat.send(zheng, "重启后写的措施")
+        await fresh_chat.send(zheng, "2026-12-31")
+    assert "承诺已记录" in fresh_api.last(zheng.user_id).text
+    assert [p.goal for p in await pledges_in_db(runtime)] == ["重启前写的目标"]
+
+
+async def test_cancel_leaves_the_pledge_unmade(chat, api, people, runtime):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "目标")
+    await chat.send(zheng, "/cancel")
+    assert "已取消" in api.last(zheng.user_id).text
+    await chat.send(zheng, "这句话不再是措施")
+    assert "没有理解" in api.last(zheng.user_id).text
+    assert await pledges_in_db(runtime) == []

@@ -1,0 +1,256 @@
+"""Quarterly self-summaries by chat: drafts that survive anything, submitted once, seen by few."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot import delivery
+from bot.app import build_application
+from bot.local_api import LocalBotAPI
+from bot.local_chat import LocalChat
+from bot.services import summaries
+from bot.services.access import Actor
+from storage.models import (
+    Member,
+    Pledge,
+    PledgeStatus,
+    StepDone,
+    Summary,
+    SummaryPledge,
+    SummaryStatus,
+)
+from tests.test_reminders import at, load
+
+QUARTER = """
+[campaign]
+name = "测试活动"
+timezone = "Asia/Shanghai"
+
+[[phases]]
+name = "全面推进"
+start = 2026-11-23
+end = 2026-12-31
+
+[[quarters]]
+name = "第四季度"
+summary_opens = 2026-11-23
+summary_due = 2026-11-30
+evaluation_opens = 2026-12-02
+evaluation_due = 2026-12-08
+rectification_due = 2026-12-20
+"""
+
+
+@pytest.fixture
+async def quarter(runtime, people, chat):
+    await load(runtime, QUARTER)
+    await chat.send(people["郑强"], "/pledge 办好窗口业务 | 提前到岗")
+    return people
+
+
+async def the_summary(runtime, name="郑强") -> Summary:
+    async with runtime.db.session() as session:
+        member = (await session.exec(select(Member).where(Member.name == name))).one()
+        return (await session.exec(select(Summary).where(Summary.member_id == member.id))).one()
+
+
+async def write_up_to_confirm(chat, person):
+    await chat.send(person, "/summary")
+    assert await chat.tap(person, "已兑现")
+    await chat.send(person, "每天都提前到岗")
+    await chat.send(person, "窗口业务零投诉")
+    await chat.send(person, "学习不够系统")
+    assert await chat.tap(person, "跳过")
+    await chat.send(person, "制定学习计划")
+
+
+async def test_a_full_summary_is_written_previewed_and_submitted(quarter, chat, api, runtime):
+    zheng = quarter["郑强"]
+    await write_up_to_confirm(chat, zheng)
+    preview = api.last(zheng.user_id).text
+    assert (
+        "自我小结全文" in preview
+        and "窗口业务零投诉" in preview
+        and "办好窗口业务：已兑现（每天都提前到岗）" in preview
+    )
+    assert await chat.tap(zheng, "确认提交")
+    assert "自我小结已提交" in api.last(zheng.user_id).text
+    summary = await the_summary(runtime)
+    assert (summary.status, summary.late, summary.causes) == (SummaryStatus.SUBMITTED, False, "")
+    async with runtime.db.session() as session:
+        pledge = (await session.exec(select(Pledge))).one()
+        done = (await session.exec(select(StepDone))).all()
+    assert pledge.status == PledgeStatus.KEPT  # the 回头看 updates the pledge
+    assert [d.step_id for d in done] == [summary.step_id]
+
+
+async def test_a_summary_written_across_a_restart(quarter, chat, runtime, clock):
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    await chat.tap(zheng, "进行中")
+    await chat.send(zheng, "过半")
+    await chat.send(zheng, "重启前写的成绩")
+    clock.advance(timedelta(days=2))  # the phone slept, the bot restarted
+    fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
+    restarted = build_application(runtime, request=fresh_api)
+    async with restarted:
+        fresh = LocalChat(restarted, fresh_api, clock)
+        await fresh.send(zheng, "重启后写的问题")  # the flow is still there
+        await fresh.send(zheng, "/summary")  # and /summary resumes too
+        assert "欢迎回来" in fresh_api.last(zheng.user_id).text
+        await fresh.send(zheng, "原因")
+        await fresh.send(zheng, "下一步")
+        assert await fresh.tap(zheng, "确认提交")
+    summary = await the_summary(runtime)
+    assert (summary.achievements, summary.problems, summary.status) == (
+        "重启前写的成绩",
+        "重启后写的问题",
+        SummaryStatus.SUBMITTED,
+    )
+
+
+async def test_reopened_while_open_read_only_after_close(quarter, chat, api, runtime, clock):
+    zheng = quarter["郑强"]
+    await write_up_to_confirm(chat, zheng)
+    await chat.tap(zheng, "确认提交")
+    await chat.send(zheng, "/summary")
+    assert await chat.tap(zheng, "修改")  # reopen: answers are kept
+    assert await chat.tap(zheng, "已兑现")
+    assert await chat.tap(zheng, "保留原内容")
+    await chat.send(zheng, "改过的成绩")
+    for _ in range(3):
+        assert await chat.tap(zheng, "保留原内容") or await chat.tap(zheng, "跳过")
+    assert await chat.tap(zheng, "确认提交")
+    assert (await the_summary(runtime)).achievements == "改过的成绩"
+    clock.set(at(31, 10))  # 12-01: the window has closed
+    await chat.send(zheng, "/summary")
+    view = api.last(zheng.user_id)
+    assert "仅供查看" in view.text and not view.buttons
+    await chat.press(zheng, f"sum:{(await the_summary(runtime)).id}:edit")
+    toast = [c for c in api.calls if c.method == "answerCallbackQuery"][-1]
+    assert "不能再修改" in toast.params["text"]
+
+
+async def test_a_late_summary_is_taken_and_marked_late(quarter, chat, api, runtime, clock):
+    clock.set(at(32, 10))
+    feng = quarter["冯磊"]
+    await chat.send(feng, "/summary")
+    assert "现在提交也很好，会标注为补交" in api.last(feng.user_id).text
+    for answer in ("成绩", "问题", "原因", "下一步"):
+        await chat.send(feng, answer)
+    assert await chat.tap(feng, "确认提交")
+    assert "已标注为补交" in api.last(feng.user_id).text
+    assert (await the_summary(runtime, "冯磊")).late is True
+
+
+async def test_bad_input_never_loses_the_draft(quarter, chat, api, runtime):
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    await chat.send(zheng, "打字而不是按按钮")
+    assert "请点上面消息里的按钮" in api.last(zheng.user_id).text
+    await chat.tap(zheng, "已兑现")
+    await chat.tap(zheng, "跳过")
+    await chat.send_payload(zheng, voice={"file_id": "v", "file_unique_id": "v", "duration": 3})
+    assert "需要您输入文字" in api.last(zheng.user_id).text
+    await chat.send(zheng, "成" * 1000)
+    too_long = "问" * 600
+    await chat.send(zheng, too_long)
+    refusal = api.last(zheng.user_id).text
+    assert (
+        "共 600 字，这里最多还能写 500 字（小结全文不超过 1500 字）" in refusal
+        and too_long in refusal
+    )
+    assert (await the_summary(runtime)).refused_text == too_long
+    await chat.send(zheng, "/phase")  # a command in the middle…
+    await chat.send(zheng, "问" * 400)  # …and the shortened text is taken
+    summary = await the_summary(runtime)
+    assert (len(summary.achievements), len(summary.problems), summary.stage) == (
+        1000,
+        400,
+        "causes",
+    )
+
+
+async def test_double_taps_and_two_phones_submit_once(quarter, chat, api, runtime, clock):
+    zheng = quarter["郑强"]
+    await write_up_to_confirm(chat, zheng)
+    keyboard = api.last_keyboard(zheng.user_id)
+    await chat.press(zheng, keyboard.buttons[0]["callback_data"], keyboard)
+    await chat.press(zheng, keyboard.buttons[0]["callback_data"], keyboard)
+    assert sum("自我小结已提交" in t for t in api.texts(zheng.user_id)) == 1
+    toast = [c for c in api.calls if c.method == "answerCallbackQuery"][-1]
+    assert "无需重复提交" in toast.params["text"]
+
+
+async def test_concurrent_submissions_count_once(quarter, chat, runtime, clock):
+    zheng = quarter["郑强"]
+    await write_up_to_confirm(chat, zheng)
+    summary_id = (await the_summary(runtime)).id
+
+    async def submit() -> bool:
+        async with runtime.db.session() as session:
+            summary = await session.get(Summary, summary_id)
+            member = await session.get(Member, summary.member_id)
+            quarter_now = await summaries.current_quarter(
+                session, organisation_id=1, now=clock.now()
+            )
+            return await summaries.submit(
+                session,
+                summary=summary,
+                quarter=quarter_now,
+                actor=Actor.of(member),
+                now=clock.now(),
+            )
+
+    results = await asyncio.gather(submit(), submit(), return_exceptions=True)
+    assert sum(r is True for r in results) == 1
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(StepDone))).all()) == 1
+
+
+async def test_elderly_members_get_the_short_form(quarter, chat, api, runtime):
+    wang = quarter["王秀英"]
+    await chat.send(wang, "/pledge 每周读报 | 和老同志一起")
+    await chat.send(wang, "/summary")
+    await chat.tap(wang, "进行中")  # no note asked
+    assert "总结成绩" in api.last(wang.user_id).text
+    await chat.send(wang, "坚持读报")
+    assert "下一步打算" in api.last(wang.user_id).text  # no 问题, no 原因
+    await chat.tap(wang, "跳过")
+    assert "自我小结全文" in api.last(wang.user_id).text
+
+
+async def test_who_may_read_a_summary(quarter, chat, api, runtime):
+    zheng = quarter["郑强"]
+    await write_up_to_confirm(chat, zheng)
+    await chat.tap(zheng, "确认提交")
+    summary = await the_summary(runtime)
+    zhang = quarter["张明"]  # his branch secretary, and his reviewer
+    await chat.send(zhang, "/summaries")
+    overview = api.last(zhang.user_id).text
+    assert "已提交 1 人" in overview and "尚未开始" in overview and "冯磊" in overview
+    assert await chat.tap(zhang, "郑强")
+    assert "郑强 · 自我小结" in api.last(zhang.user_id).text
+    for outsider in ("冯磊", "马俊", "周敏"):  # a fellow member, another secretary, the organiser
+        await chat.press(quarter[outsider], f"sumv:{summary.id}")
+        assert not any("窗口业务零投诉" in t for t in api.texts(quarter[outsider].user_id))
+    async with runtime.db.session() as session:
+        liaison = (await session.exec(select(Member).where(Member.name == "李建国"))).one()
+        secretary = (await session.exec(select(Member).where(Member.name == "张明"))).one()
+        assert await summaries.may_read(session, actor=Actor.of(secretary), summary=summary)
+        assert not await summaries.may_read(session, actor=Actor.of(liaison), summary=summary)
+
+
+async def test_a_draft_left_for_a_day_gets_one_nudge(quarter, chat, api, app, runtime, clock):
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    await chat.tap(zheng, "已兑现")
+    for hours in (20, 6, 24, 24):
+        clock.advance(timedelta(hours=hours))
+        await delivery.tick(app)
+    nudges = [t for t in api.texts(zheng.user_id) if "还差几步就完成了" in t]
+    assert len(nudges) == 1
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(SummaryPledge))).all()) == 1
