@@ -17,6 +17,14 @@ _LIMITS = {"goal": pledges.GOAL_LIMIT, "measures": pledges.MEASURES_LIMIT}
 _STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
 
 
+def _too_long(turn: Turn, text: str, limit: int) -> bool:
+    """Refuse an over-long text with its count, showing it back so it can be shortened."""
+    if len(text) <= limit:
+        return False
+    turn.reply("text_too_long", length=len(text), allowed=limit, text=text)
+    return True
+
+
 @gated(Permission.USE)
 async def start_pledge(turn: Turn) -> None:
     """A new pledge: in one message (目标 | 措施 | 日期), or asked for step by step."""
@@ -52,8 +60,7 @@ async def pledge_step(turn: Turn, state: ChatState) -> None:
         turn.reply("text_needed")
         return
     if state.stage in _LIMITS:
-        if len(text) > _LIMITS[state.stage]:
-            turn.reply("text_too_long", length=len(text), allowed=_LIMITS[state.stage], text=text)
+        if _too_long(turn, text, _LIMITS[state.stage]):
             return
         data[state.stage] = text
         stage = "measures" if state.stage == "goal" else "due"
@@ -208,8 +215,7 @@ async def progress_step(turn: Turn, state: ChatState) -> None:
     if not note and evidence is None:
         turn.reply("progress_needed")
         return
-    if len(note) > pledges.PROGRESS_LIMIT:
-        turn.reply("text_too_long", length=len(note), allowed=pledges.PROGRESS_LIMIT, text=note)
+    if _too_long(turn, note, pledges.PROGRESS_LIMIT):
         return
     result = await pledges.record_progress(
         turn.session,
@@ -233,8 +239,7 @@ async def not_kept_step(turn: Turn, state: ChatState) -> None:
     if not reason:
         turn.reply("text_needed")
         return
-    if len(reason) > pledges.NOTE_LIMIT:
-        turn.reply("text_too_long", length=len(reason), allowed=pledges.NOTE_LIMIT, text=reason)
+    if _too_long(turn, reason, pledges.NOTE_LIMIT):
         return
     result = await pledges.set_status(
         turn.session,

@@ -21,6 +21,18 @@ from messages.render import Messages
 from storage.db import Database, async_url
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# A sticker message's fields, for "wrong kind of message" tests.
+STICKER = {
+    "sticker": {
+        "file_id": "s",
+        "file_unique_id": "s",
+        "type": "regular",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+    }
+}
 START = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 

@@ -6,7 +6,7 @@ from sqlmodel import select
 
 from bot.local_chat import Person
 from storage.models import Member
-from tests.conftest import import_roster
+from tests.conftest import STICKER, import_roster
 
 
 async def test_member_cannot_run_a_secretary_command(chat, api, people):
@@ -66,18 +66,7 @@ async def test_telegram_language_is_used_until_a_member_chooses(chat, api, peopl
 
 async def test_wrong_message_types_get_a_polite_prompt(chat, api, people):
     zheng = people["郑强"]
-    await chat.send_payload(
-        zheng,
-        sticker={
-            "file_id": "s",
-            "file_unique_id": "s",
-            "type": "regular",
-            "width": 1,
-            "height": 1,
-            "is_animated": False,
-            "is_video": False,
-        },
-    )
+    await chat.send_payload(zheng, **STICKER)
     await chat.send_payload(
         zheng, photo=[{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
     )
