@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
 from bot.runtime import Runtime
@@ -23,7 +23,7 @@ from bot.services.calendar import CampaignTime
 from handlers.gate import keyboard
 from messages.render import split
 from storage import outbox, people
-from storage.models import Campaign, Member, OutboxStatus
+from storage.models import Campaign, OutboxStatus
 
 logger = logging.getLogger(__name__)
 # A claim older than this belongs to a sender that died.
@@ -42,15 +42,21 @@ class DrainReport:
 
 
 class Sender:
-    """Drains the outbox; one drain at a time per process."""
+    """Drains the outbox; one drain at a time per process.
+
+    A round claims `batch` rows; they are then sent a few members at a time, each few marked
+    as being sent just before and recorded just after, so a crash strands only those few.
+    """
 
     def __init__(self, runtime: Runtime, bot: Bot, *, batch: int = 30) -> None:
         self.runtime = runtime
         self.bot = bot
         self.batch = batch
+        self.in_flight = max(1, batch // 10)
+        self.paused_until: datetime | None = None  # Telegram asked us to wait (429)
         self._lock = asyncio.Lock()
 
-    async def drain(self, *, rounds: int | None = None) -> DrainReport:
+    async def drain(self) -> DrainReport:
         """Send what is due now, until nothing is left, quiet hours, or Telegram says wait."""
         report = DrainReport()
         if self._lock.locked():
@@ -66,13 +72,17 @@ class Sender:
                     "recovered %d claimed and %d interrupted outbox messages", back, unsure
                 )
             time = CampaignTime.of(campaign) if campaign else None
-            if time is not None and time.is_quiet(now):
-                report.quiet = True
-                return report
-            while rounds is None or rounds > 0:
-                rounds = None if rounds is None else rounds - 1
-                if not await self._round(report, time) or report.retry_after is not None:
+            while report.retry_after is None:
+                now = self.runtime.clock.now()
+                if self.paused_until is not None and now < self.paused_until:
                     break
+                if time is not None and time.is_quiet(now):
+                    report.quiet = True
+                    break
+                if not await self._round(report, time):
+                    break
+            if report.retry_after is not None:
+                self.paused_until = self.runtime.clock.now() + timedelta(seconds=report.retry_after)
         return report
 
     async def _round(self, report: DrainReport, time: CampaignTime | None) -> bool:
@@ -88,43 +98,59 @@ class Sender:
             await outbox.set_status(
                 session, ids=list(composed.skipped), status=OutboxStatus.SKIPPED
             )
-            await outbox.set_status(
-                session, ids=[n.message_id for n in composed.notices], status=OutboxStatus.SENDING
-            )
         report.skipped += len(composed.skipped)
         # One message per member per round: Telegram allows about one a second in a chat.
         by_member: dict[int, list[reminders.Notice]] = {}
         for notice in composed.notices:
             by_member.setdefault(notice.member.id, []).append(notice)
         groups = list(by_member.values())
-        results = await asyncio.gather(*(self._send(group) for group in groups))
-        await self._record(
-            report,
-            [notice for group in groups for notice in group],
-            [error for group, error in zip(groups, results, strict=True) for _ in group],
-        )
+        for start in range(0, len(groups), self.in_flight):
+            chunk = groups[start : start + self.in_flight]
+            if report.retry_after is not None:
+                # Telegram asked to wait: what is left goes back to the queue untouched.
+                async with self.runtime.db.session() as session:
+                    await outbox.retry_later(
+                        session,
+                        ids=[n.message_id for group in chunk for n in group],
+                        after=self.runtime.clock.now() + timedelta(seconds=report.retry_after),
+                        error="Telegram asked to wait",
+                        count_attempt=False,
+                    )
+                continue
+            async with self.runtime.db.session() as session:
+                await outbox.set_status(
+                    session,
+                    ids=[n.message_id for group in chunk for n in group],
+                    status=OutboxStatus.SENDING,
+                )
+            results = await asyncio.gather(*(self._send(group) for group in chunk))
+            await self._record(report, chunk, results)
         return True
 
-    async def _send(self, notices: list[reminders.Notice]) -> BaseException | None:
+    async def _send(self, notices: list[reminders.Notice]) -> "Outcome":
         """One member's notices of this round, as one message (split only if too long)."""
         messages = self.runtime.messages
         member = notices[0].member
         locale = messages.locale_for(member.locale)
-        done_steps = [n for n in notices if n.done_step_id is not None]
-        buttons = [
-            [
-                (
-                    messages.plain(
-                        locale,
-                        "button_done",
-                        step=n.values["step"] if len(done_steps) > 1 else None,
-                    ),
-                    f"done:{n.done_step_id}",
-                )
-            ]
-            for n in done_steps
-        ]
+        sent_parts = 0
         try:
+            steps = list(
+                dict.fromkeys(n.done_step_id for n in notices if n.done_step_id is not None)
+            )
+            by_step = {
+                n.done_step_id: n.values["step"] for n in notices if n.done_step_id is not None
+            }
+            buttons = [
+                [
+                    (
+                        messages.plain(
+                            locale, "button_done", step=by_step[s] if len(steps) > 1 else None
+                        )[:40],
+                        f"done:{s}",
+                    )
+                ]
+                for s in steps
+            ]
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
             parts = split(text)
             for index, part in enumerate(parts):
@@ -134,51 +160,70 @@ class Sender:
                     parse_mode=ParseMode.HTML,
                     reply_markup=keyboard(buttons) if index == len(parts) - 1 else None,
                 )
-        except (TelegramError, ValueError) as error:
-            return error
-        return None
+                sent_parts += 1
+        except Exception as error:  # noqa: BLE001 — every failure is recorded, none stops the round
+            return Outcome(error, sent_parts)
+        return Outcome(None, sent_parts)
 
-    async def _record(self, report: DrainReport, notices, results) -> None:
+    async def _record(self, report: DrainReport, groups, results: list["Outcome"]) -> None:
         now = self.runtime.clock.now()
         sent, unreachable, failed, again = [], [], [], []
-        unreachable_members: set[int] = set()
-        for notice, error in zip(notices, results, strict=True):
+        unreachable_members: list[reminders.Notice] = []
+        for group, outcome in zip(groups, results, strict=True):
+            ids = [notice.message_id for notice in group]
+            error = outcome.error
             if error is None:
-                sent.append(notice.message_id)
+                sent += ids
+            elif outcome.sent_parts:
+                # Part of it arrived: never send it again, even though the rest did not.
+                failed += ids
+                logger.warning(
+                    "member %s got %d parts of a message", group[0].member.id, outcome.sent_parts
+                )
             elif isinstance(error, Forbidden) or (
                 isinstance(error, BadRequest) and "chat not found" in error.message.lower()
             ):
-                unreachable.append(notice.message_id)
-                unreachable_members.add(notice.member.id)
+                unreachable += ids
+                unreachable_members.append(group[0])
             elif isinstance(error, RetryAfter):
-                again.append(notice.message_id)
+                again += ids
                 wait = error.retry_after
                 seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
                 report.retry_after = max(report.retry_after or 0, seconds)
-            elif isinstance(error, NetworkError) and not isinstance(error, TimedOut):
-                again.append(notice.message_id)
+            elif isinstance(error, NetworkError) and not _maybe_delivered(error):
+                again += ids
             else:
-                # A timeout may have delivered it: never hand it over twice.
-                failed.append(notice.message_id)
-                logger.warning(
-                    "outbox message %s failed: %s", notice.message_id, type(error).__name__
-                )
+                # A timeout or a bad gateway may have delivered it: never hand it over twice.
+                failed += ids
+                logger.warning("outbox messages %s failed: %s", ids, type(error).__name__)
         async with self.runtime.db.session() as session:
             await outbox.set_status(session, ids=sent, status=OutboxStatus.SENT, now=now)
             await outbox.set_status(session, ids=unreachable, status=OutboxStatus.UNREACHABLE)
             await outbox.set_status(
-                session, ids=failed, status=OutboxStatus.FAILED, error="timed out or refused"
+                session, ids=failed, status=OutboxStatus.FAILED, error="not sent, or sent in part"
             )
             after = now + timedelta(seconds=report.retry_after or 30)
             await outbox.retry_later(
                 session, ids=again, after=after, error="Telegram asked to wait"
             )
-            for member_id in unreachable_members:
-                member = await session.get(Member, member_id)
-                member.unreachable_since = member.unreachable_since or now
+            await people.mark_unreachable(
+                session, member_ids=[n.member.id for n in unreachable_members], now=now
+            )
+        self.runtime.identities.forget({n.member.telegram_user_id for n in unreachable_members})
         report.sent += len(sent)
         report.unreachable += len(unreachable)
         report.failed += len(failed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error: BaseException | None
+    sent_parts: int
+
+
+def _maybe_delivered(error: NetworkError) -> bool:
+    """Whether Telegram may have received the request before the error (then: no retry)."""
+    return isinstance(error, TimedOut) or "bad gateway" in error.message.lower()
 
 
 async def next_work(application: Application, after: datetime) -> datetime | None:

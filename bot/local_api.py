@@ -82,6 +82,7 @@ class _Failure:
     status: int
     description: str
     retry_after: int | None = None
+    after: int = 0
 
 
 class LocalBotAPI(BaseRequest):
@@ -120,15 +121,17 @@ class LocalBotAPI(BaseRequest):
         retry_after: int | None = None,
         times: int = 1,
         description: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` matching calls fail with `status` (a 0 status: a timeout)."""
+        """The next `times` matching calls fail with `status` (a 0 status: a timeout),
+        once `after` matching calls have gone through."""
         description = description or {
             429: f"Too Many Requests: retry after {retry_after or 1}",
             403: "Forbidden: bot was blocked by the user",
             400: "Bad Request: chat not found",
         }.get(status, "Internal Server Error")
         self._failures.append(
-            _Failure(method, chat_id, times, status, description, retry_after or 1)
+            _Failure(method, chat_id, times, status, description, retry_after or 1, after)
         )
 
     def block(self, chat_id: int) -> None:
@@ -266,6 +269,9 @@ class LocalBotAPI(BaseRequest):
             if (failure.method in (None, call.method)) and (
                 failure.chat_id in (None, call.chat_id)
             ):
+                if failure.after > 0:
+                    failure.after -= 1
+                    continue
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.remove(failure)

@@ -19,7 +19,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
 from bot.runtime import Runtime
-from bot.services import access
+from bot.services import access, preferences
 from bot.services.access import Actor, Permission
 
 CALLBACK_DATA_LIMIT = 64
@@ -174,6 +174,10 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
                     actor.locale if actor else None, user.language_code
                 )
                 turn = Turn(update, context, runtime, session, actor, locale)
+                if actor is not None and actor.unreachable and update.my_chat_member is None:
+                    await preferences.set_reachable(
+                        session, actor=actor, reachable=True, now=turn.now
+                    )
                 if access.allows(actor, permission):
                     result = await callback(turn)
                 else:

@@ -164,7 +164,8 @@ class Campaign(SQLModel, table=True):
 class CampaignPhase(SQLModel, table=True):
     """A stage of the campaign (动员部署, 全面推进…), announced to everyone when it starts."""
 
-    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+    # Ids are never reused (reminders name them), not even on SQLite.
+    __table_args__ = (UniqueConstraint("organisation_id", "name"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
@@ -182,7 +183,7 @@ class CampaignPhase(SQLModel, table=True):
 class CampaignStep(SQLModel, table=True):
     """A dated step with a deadline: a quarter's summary, evaluation, rectification, or a task."""
 
-    __table_args__ = (UniqueConstraint("organisation_id", "key"),)
+    __table_args__ = (UniqueConstraint("organisation_id", "key"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
@@ -197,6 +198,8 @@ class CampaignStep(SQLModel, table=True):
     text: str = Field(default="", max_length=2000)
     # A step dropped from a reloaded campaign file is kept (reminders refer to it) but inactive.
     active: bool = True
+    # When this deadline became known: one that had passed by then is never chased.
+    known_since: datetime
 
 
 class StepDone(SQLModel, table=True):

@@ -101,6 +101,7 @@ async def insert_recipients(
         conditions.append(
             exists().where(
                 other.branch_id == member.branch_id,
+                other.id != member.id,
                 other.active,
                 _not_done(other, recipients.secretaries_behind_on),
             )
@@ -202,7 +203,9 @@ async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> da
 
 
 async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
-    """Take up to `limit` due rows for this sender; other senders skip the locked rows."""
+    """Take up to `limit` due rows for this sender. Only the rows this statement moved from
+    pending to claimed are returned, so two senders never share one (PostgreSQL also skips
+    the rows another sender has locked)."""
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.send_after <= now)
@@ -212,13 +215,15 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[int
         .with_for_update(skip_locked=True)
     )
     ids = list((await session.exec(due)).all())
-    if ids:
-        await session.exec(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.CLAIMED, claimed_at=now)
-        )
-    return ids
+    if not ids:
+        return []
+    result = await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CLAIMED, claimed_at=now)
+        .returning(OutboxMessage.id)
+    )
+    return sorted(result.scalars().all())
 
 
 async def release_abandoned(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
@@ -264,7 +269,12 @@ async def set_status(
 
 
 async def retry_later(
-    session: AsyncSession, *, ids: Sequence[int], after: datetime, error: str
+    session: AsyncSession,
+    *,
+    ids: Sequence[int],
+    after: datetime,
+    error: str,
+    count_attempt: bool = True,
 ) -> None:
     if not ids:
         return
@@ -275,7 +285,7 @@ async def retry_later(
             status=OutboxStatus.PENDING,
             send_after=after,
             claimed_at=None,
-            attempts=OutboxMessage.attempts + 1,
+            attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
             error=error[:200],
         )
     )

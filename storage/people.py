@@ -1,8 +1,9 @@
 """Queries on the roster: organisations, branches, members, liaisons and outsiders."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Branch, BranchLiaison, Member, Organisation, Outsider
@@ -85,3 +86,15 @@ async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int |
         session.add(BranchLiaison(branch_id=branch_id, member_id=member_id))
     else:
         link.member_id = member_id
+
+
+async def mark_unreachable(
+    session: AsyncSession, *, member_ids: Sequence[int], now: datetime
+) -> None:
+    """They blocked the bot: remember since when (the first time only)."""
+    if member_ids:
+        await session.exec(
+            update(Member)
+            .where(col(Member.id).in_(member_ids), col(Member.unreachable_since).is_(None))
+            .values(unreachable_since=now)
+        )

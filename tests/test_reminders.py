@@ -1,5 +1,6 @@
 """Phase and deadline reminders: right moment, right people, right tone, never twice, never lost."""
 
+import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -111,6 +112,8 @@ async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, cl
     assert count(api, zhang.user_id, "本支部还有") == 4
     notice = next(t for t in received(api, zhang.user_id) if "自查</b> 已截止" in t)
     assert "郑强" in notice and "王秀英" in notice and "黄勇" not in notice
+    assert "张明" not in notice.split("未完成：")[1]  # never the secretary in their own list
+    assert count(api, wang.user_id, "现在开始") == 0  # no opening reminder on top of the gentle one
     # And nothing at all was sent twice.
     for person in everyone:
         texts = received(api, person.user_id)
@@ -161,8 +164,8 @@ async def calendar_storage_steps(session):
 
 
 async def test_quiet_hours_hold_reminders_until_morning(runtime, people, api, app, clock):
-    await load(runtime, reminder_time="22:30")
-    clock.set(at(23, 22, 40))
+    await load(runtime)
+    clock.set(at(23, 22, 40))  # the bot was down all day and comes back at night
     await delivery.tick(app)
     assert not api.sent()  # planned, but it is night
     clock.set(at(24, 7, 55))
@@ -401,6 +404,11 @@ async def test_planning_uses_the_same_number_of_queries_for_any_roster(runtime, 
 
 
 BAD_FILES = [
+    (
+        "reminder_in_quiet_hours",
+        '[campaign]\nname = "x"\ntimezone = "Asia/Shanghai"\nreminder_time = "22:30"\n',
+        4,
+    ),
     ("syntax", 'name = "x"\n[campaign\n', 2),
     ("missing_timezone", '[campaign]\nname = "x"\n', 1),
     ("unknown_timezone", '[campaign]\nname = "x"\ntimezone = "Mars/Olympus"\n', 3),
@@ -472,3 +480,90 @@ async def test_campaign_command_line_loads_nothing_half(
         == 0
     )
     assert "4 个阶段" in capsys.readouterr().out
+
+
+async def test_two_senders_never_claim_the_same_row(campaign, runtime, clock):
+    clock.set(at(23, 9, 5))
+    async with runtime.db.session() as session:
+        await reminders.plan(session, organisation_id=1, now=clock.now())
+
+    async def claim() -> list[int]:
+        async with runtime.db.session() as session:
+            return await outbox.claim(session, now=clock.now(), limit=15)
+
+    first, second = await asyncio.gather(claim(), claim())
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 20
+
+
+async def test_a_message_that_arrived_in_part_is_never_sent_again(runtime, people, api, app, clock):
+    long_text = (
+        CAMPAIGN.replace('announcement = "召开动员大会。"', f'announcement = "{"动" * 2000}"')
+        .replace('text = "对照标准自查。"', f'text = "{"查" * 2000}"')
+        .replace("opens = 2026-11-24", "opens = 2026-11-23")
+    )
+    await load(runtime, long_text)
+    zheng = people["郑强"]
+    api.fail(
+        method="sendMessage", chat_id=zheng.user_id, status=502, description="Bad Gateway", after=1
+    )
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    clock.advance(timedelta(hours=1))
+    await delivery.tick(app)
+    assert len(api.sent(zheng.user_id)) == 1  # the first part, once; the rest is not retried
+    assert len(api.sent(people["冯磊"].user_id)) == 2  # both parts for everyone else
+
+
+async def test_a_moved_deadline_is_reminded_anew_and_stale_rows_are_dropped(
+    campaign, api, app, clock, runtime
+):
+    zheng = campaign["郑强"]
+    clock.set(at(27, 9, 5))
+    await delivery.tick(app)  # 自查 is due today (11-27)
+    assert count(api, zheng.user_id, "自查</b> 今天截止") == 1
+    await load(runtime, CAMPAIGN.replace("due = 2026-11-27", "due = 2026-12-08"))
+    clock.set(at(36, 9, 5))  # 12-06: two days before the new deadline
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "自查</b> 将于 12月8日") == 1
+    clock.set(at(38, 9, 5))
+    await delivery.tick(app)
+    assert count(api, zheng.user_id, "自查</b> 今天截止") == 2  # the old day's, and the new day's
+    assert (
+        count(api, zheng.user_id, "自查</b> 已于 11月27日") == 0
+    )  # the old deadline is not chased
+
+
+async def test_a_deadline_loaded_after_it_passed_chases_nobody(runtime, people, api, app, clock):
+    clock.set(at(28, 10))
+    await load(runtime)  # 自查 was due 11-27
+    await delivery.tick(app)
+    clock.advance(timedelta(days=1))
+    await delivery.tick(app)
+    assert not any("自查" in text for text in api.texts())
+
+
+async def test_a_member_who_writes_again_is_reachable_again(
+    campaign, api, app, clock, chat, runtime
+):
+    zheng = campaign["郑强"]
+    api.block(zheng.user_id)
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    assert (await member(runtime, "郑强")).unreachable_since is not None
+    api.unblock(zheng.user_id)  # the unblock update never reached us…
+    await chat.send(zheng, "/phase")  # …but he writes to the bot
+    assert (await member(runtime, "郑强")).unreachable_since is None
+
+
+async def test_after_a_429_nothing_is_sent_until_telegram_said(campaign, api, app, clock):
+    api.fail(method="sendMessage", status=429, retry_after=60)
+    clock.set(at(23, 9, 5))
+    await delivery.tick(app)
+    before = len(api.sent())
+    clock.advance(timedelta(seconds=30))
+    await delivery.tick(app)
+    assert len(api.sent()) == before  # still within Telegram's minute
+    clock.advance(timedelta(seconds=31))
+    await delivery.tick(app)
+    assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())

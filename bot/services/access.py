@@ -39,6 +39,7 @@ class Actor:
     roles: frozenset[Role]
     category: Category
     locale: str | None
+    unreachable: bool = False  # they blocked the bot once; any message from them ends that
 
     @classmethod
     def of(cls, member: Member) -> "Actor":
@@ -50,6 +51,7 @@ class Actor:
             roles=parse_roles(member.roles),
             category=Category(member.category),
             locale=member.locale,
+            unreachable=member.unreachable_since is not None,
         )
 
     def has(self, role: Role) -> bool:

@@ -105,6 +105,12 @@ def _clock(value: str) -> time | None:
     return time(int(match.group(1)), int(match.group(2))) if match else None
 
 
+def _in_window(moment: time, start: time, end: time) -> bool:
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end
+
+
 def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem]]:
     """The campaign file's content and every problem in it (each with its line)."""
     try:
@@ -166,8 +172,19 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
     if _clock(campaign.get("reminder_time", "09:00")) is None:
         problem("campaign", 0, "reminder_time", "bad_time", campaign.get("reminder_time"))
     quiet = str(campaign.get("quiet_hours", "21:00-08:00")).split("-")
+    reminder_time = _clock(campaign.get("reminder_time", "09:00"))
     if len(quiet) != 2 or None in (_clock(quiet[0]), _clock(quiet[1])):
         problem("campaign", 0, "quiet_hours", "bad_time", campaign.get("quiet_hours"))
+    elif reminder_time is not None and _in_window(
+        reminder_time, _clock(quiet[0]), _clock(quiet[1])
+    ):
+        problem(
+            "campaign",
+            0,
+            "reminder_time",
+            "reminder_in_quiet_hours",
+            campaign.get("reminder_time", "09:00"),
+        )
     if problems:
         return None, problems
 
@@ -309,10 +326,15 @@ async def load_campaign(
         )
     }
     for row in spec.steps:
-        step = steps.pop(row["key"], None) or CampaignStep(organisation_id=organisation_id, **row)
+        step = steps.pop(row["key"], None)
+        if step is None or step.due_on != row["due_on"]:
+            known_since = now  # a new deadline, or a moved one, is known from now on
+        else:
+            known_since = step.known_since
+        step = step or CampaignStep(organisation_id=organisation_id, known_since=now, **row)
         for name, value in row.items():
             setattr(step, name, value)
-        step.active = True
+        step.active, step.known_since = True, known_since
         session.add(step)
     for retired in steps.values():
         retired.active = False
@@ -362,10 +384,7 @@ class CampaignTime:
         return end.astimezone(UTC)
 
     def is_quiet(self, now: datetime) -> bool:
-        local = now.astimezone(self.zone).time()
-        if self.quiet_start <= self.quiet_end:
-            return self.quiet_start <= local < self.quiet_end
-        return local >= self.quiet_start or local < self.quiet_end
+        return _in_window(now.astimezone(self.zone).time(), self.quiet_start, self.quiet_end)
 
 
 def applies_to(step: CampaignStep, actor_roles: frozenset[Role]) -> bool:

@@ -24,6 +24,7 @@ from storage.models import (
     Campaign,
     CampaignPhase,
     CampaignStep,
+    Category,
     Member,
     OutboxMessage,
     Role,
@@ -58,6 +59,16 @@ class Trigger:
     step: CampaignStep | None = None
 
 
+def phase_subject(phase: CampaignPhase) -> str:
+    # The date is part of the subject: a phase moved to another day is a new announcement.
+    return f"phase:{phase.id}@{phase.starts_on}"
+
+
+def step_subject(step: CampaignStep) -> str:
+    # Likewise a step whose dates moved: its reminders are planned afresh for the new dates.
+    return f"step:{step.id}@{step.opens_on}/{step.due_on}"
+
+
 def triggers(
     time: CampaignTime, phases: Sequence[CampaignPhase], steps: Sequence[CampaignStep]
 ) -> list[Trigger]:
@@ -65,7 +76,7 @@ def triggers(
     found = [
         Trigger(
             PHASE_START,
-            f"phase:{p.id}",
+            phase_subject(p),
             time.reminder_on(p.starts_on),
             time.end_of(p.ends_on),
             phase=p,
@@ -73,18 +84,24 @@ def triggers(
         for p in phases
     ]
     for step in steps:
-        subject, due_end = f"step:{step.id}", time.end_of(step.due_on)
+        subject, due_end = step_subject(step), time.end_of(step.due_on)
         soon = step.due_on - timedelta(days=time.remind_days_before)
+        has_soon = step.opens_on < soon < step.due_on
         overdue = time.reminder_on(step.due_on + timedelta(days=1))
         found.append(
             Trigger(STEP_OPEN, subject, time.reminder_on(step.opens_on), due_end, step=step)
         )
-        if soon > step.opens_on:
+        if has_soon:
             found.append(Trigger(DUE_SOON, subject, time.reminder_on(soon), due_end, step=step))
-        found.append(Trigger(DUE_TODAY, subject, time.reminder_on(step.due_on), due_end, step=step))
-        found.append(Trigger(OVERDUE, subject, overdue, overdue + OVERDUE_USEFUL_FOR, step=step))
-        gentle_at = time.reminder_on(soon if soon > step.opens_on else step.due_on)
+        if step.opens_on < step.due_on:  # otherwise the opening already says "today"
+            found.append(
+                Trigger(DUE_TODAY, subject, time.reminder_on(step.due_on), due_end, step=step)
+            )
+        gentle_at = time.reminder_on(soon if has_soon else step.due_on)
         found.append(Trigger(GENTLE, subject, gentle_at, due_end, step=step))
+        if step.known_since >= due_end:
+            continue  # the deadline had passed before anyone knew of it: nobody is chased
+        found.append(Trigger(OVERDUE, subject, overdue, overdue + OVERDUE_USEFUL_FOR, step=step))
         if step.audience == "everyone":
             found.append(
                 Trigger(BRANCH_OVERDUE, subject, overdue, overdue + OVERDUE_USEFUL_FOR, step=step)
@@ -106,9 +123,8 @@ def recipients_of(trigger: Trigger, organisation_id: int) -> Recipients:
     step = trigger.step
     if trigger.reminder == BRANCH_OVERDUE:
         return Recipients(organisation_id, secretaries_behind_on=step.id)
-    elderly = {GENTLE: True, DUE_SOON: False, DUE_TODAY: False, OVERDUE: False}.get(
-        trigger.reminder
-    )
+    # 年老体弱 members get the gentle reminder and nothing else of a deadline.
+    elderly = trigger.reminder == GENTLE
     return Recipients(
         organisation_id,
         roles=_AUDIENCE_ROLES[Audience(step.audience)],
@@ -258,7 +274,7 @@ async def compose(
             await session.exec(select(CampaignStep).where(col(CampaignStep.id).in_(step_ids)))
         ).all()
     }
-    phase_ids = {int(m.subject.split(":")[1]) for m in messages if m.subject.startswith("phase:")}
+    phase_ids = {_phase_id(m.subject) for m in messages if m.subject.startswith("phase:")}
     phases = {
         p.id: p
         for p in (
@@ -270,23 +286,27 @@ async def compose(
     for message in messages:
         member = members.get(message.member_id)
         step = steps.get(message.step_id) if message.step_id else None
-        reason = _skip_reason(message, member, step, done, now)
+        phase = (
+            phases.get(_phase_id(message.subject)) if message.subject.startswith("phase:") else None
+        )
+        reason = _skip_reason(message, member, step, phase, done, now, today)
         if reason:
             composed.skipped[message.id] = reason
             continue
         values: dict = {"name": member.name}
-        if message.reminder == PHASE_START:
-            phase = phases.get(int(message.subject.split(":")[1]))
-            if phase is None:
-                composed.skipped[message.id] = "phase removed"
-                continue
+        if phase is not None:
             values["phase"] = phase
         else:
             values["step"] = step
             values["days_left"] = (step.due_on - today).days
         if message.reminder == BRANCH_OVERDUE:
-            values["behind"] = behind.get((step.id, member.branch_id), [])
-            values["unreachable"] = behind.get((None, member.branch_id), [])
+            # Never the secretary in their own list.
+            values["behind"] = [
+                n for i, n in behind.get((step.id, member.branch_id), []) if i != member.id
+            ]
+            values["unreachable"] = [
+                n for i, n in behind.get((None, member.branch_id), []) if i != member.id
+            ]
             if not values["behind"]:
                 composed.skipped[message.id] = "everyone caught up"
                 continue
@@ -303,7 +323,12 @@ async def compose(
     return composed
 
 
-def _skip_reason(message, member, step, done, now) -> str | None:
+def _phase_id(subject: str) -> int:
+    return int(subject.split(":")[1].split("@")[0])
+
+
+def _skip_reason(message, member, step, phase, done, now, today) -> str | None:
+    """Why a planned message is no longer worth sending, if it is not."""
     if member is None or not member.active or member.telegram_user_id is None:
         return "not a bound member"
     if member.unreachable_since is not None:
@@ -312,9 +337,33 @@ def _skip_reason(message, member, step, done, now) -> str | None:
         return "too late"
     if member.reminders_muted and message.reminder in ANNOUNCEMENTS:
         return "muted"
-    if step is not None and not step.active:
+    if message.subject.startswith("phase:"):
+        return (
+            None
+            if phase is not None and message.subject == phase_subject(phase)
+            else "phase moved or removed"
+        )
+    if step is None or not step.active:
         return "step removed"
-    if step is not None and message.reminder != BRANCH_OVERDUE and (step.id, member.id) in done:
+    if message.reminder == outbox.DRAFT_NUDGE:
+        return "already done" if (step.id, member.id) in done else None
+    if message.subject != step_subject(step):
+        return "dates changed"
+    if message.reminder == DUE_SOON and step.due_on <= today:
+        return "superseded by the day itself"
+    roles = parse_roles(member.roles)
+    if message.reminder == BRANCH_OVERDUE:
+        return None if Role.SECRETARY in roles else "no longer a secretary"
+    if not applies_to(step, roles):
+        return "no longer asked of them"
+    elderly = member.category == Category.ELDERLY
+    if (
+        elderly != (message.reminder == GENTLE)
+        and message.reminder != STEP_OPEN
+        or (elderly and message.reminder == STEP_OPEN)
+    ):
+        return "分类指导: the other kind of reminder is theirs"
+    if (step.id, member.id) in done:
         return "already done"
     return None
 
@@ -322,8 +371,8 @@ def _skip_reason(message, member, step, done, now) -> str | None:
 async def _behind_by_branch(
     session, messages, members, steps, done
 ) -> dict[tuple[int, int], list[str]]:
-    """(step id, branch id) → names of those who have not done it, for secretaries' notices;
-    (None, branch id) → names of those who blocked the bot, so the secretary can reach out."""
+    """(step id, branch id) → (id, name) of those who have not done it, for secretaries'
+    notices; (None, branch id) → those who blocked the bot, so the secretary can reach out."""
     wanted = {
         (m.step_id, members[m.member_id].branch_id)
         for m in messages
@@ -339,10 +388,10 @@ async def _behind_by_branch(
             .order_by(Member.id)
         )
     ).all()
-    behind: dict[tuple[int | None, int], list[str]] = defaultdict(list)
+    behind: dict[tuple[int | None, int], list[tuple[int, str]]] = defaultdict(list)
     for member in everyone:
         if member.unreachable_since is not None:
-            behind[(None, member.branch_id)].append(member.name)
+            behind[(None, member.branch_id)].append((member.id, member.name))
     for step_id, branch_id in wanted:
         step = steps[step_id]
         for member in everyone:
@@ -351,5 +400,5 @@ async def _behind_by_branch(
                 and applies_to(step, parse_roles(member.roles))
                 and (step_id, member.id) not in done
             ):
-                behind[(step_id, branch_id)].append(member.name)
+                behind[(step_id, branch_id)].append((member.id, member.name))
     return behind

@@ -51,6 +51,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("organisation_id", "name"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("campaignphase", schema=None) as batch_op:
         batch_op.create_index(
@@ -70,12 +71,14 @@ def upgrade() -> None:
         sa.Column("audience", sa.String(length=20), nullable=False),
         sa.Column("text", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("known_since", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisation.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("organisation_id", "key"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("campaignstep", schema=None) as batch_op:
         batch_op.create_index(
