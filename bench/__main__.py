@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 
-from bench import delivery, updates
+from bench import delivery, summaries, updates
 
 BENCHMARKS = {
     "updates": updates.run,
     "broadcast": delivery.run_broadcast,
     "planning": delivery.run_planning,
+    "summaries": summaries.run,
 }
 
 

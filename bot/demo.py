@@ -87,6 +87,7 @@ start = {day(0)}
 end = {day(6)}
 announcement = "召开动员大会，对创先争优活动作出安排部署，搞好宣传发动。"
 asks = "结合岗位实际，公开承诺创争目标和具体办法。"
+pledges = true
 
 [[phases]]
 name = "全面推进"
@@ -100,6 +101,7 @@ name = "深化提升"
 start = {day(41)}
 end = {day(70)}
 announcement = "开展新一轮的创先争优承诺活动，以更加出色的工作业绩向党献礼。"
+pledges = true
 
 [[phases]]
 name = "总结完善"

@@ -130,3 +130,55 @@ def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     assert any("自查 今天截止" in m for m in received["谢婷"])
     # 年老体弱: one gentle reminder per deadline.
     assert sum("量力而行" in m for m in received["王秀英"]) == 4
+
+
+def test_pledges_and_a_summary_left_and_resumed(tmp_path):
+    script = "\n".join(
+        [
+            ":as 郑强",
+            "/pledge 办好窗口业务 | 每天提前十分钟到岗 | 2026-12-31",
+            ":as 冯磊",
+            "/pledge",
+            "帮扶两户经营户",
+            "每月走访一次",
+            ":tap 不设时限",
+            ":as 张明",
+            "/pledge branch 建设学习型支部 | 每月集中学习一次",
+            "/pledges branch",
+            ":clock +9d",
+            ":as 郑强",
+            "/summary",
+            ":tap 已兑现",
+            "窗口零投诉",
+            "本季度办件三百余件",
+            ":clock +2d",  # he left in the middle; two days later…
+            "/summary",
+            "学习不够系统",
+            ":tap 跳过",
+            "制定学习计划",
+            ":tap 确认提交",
+            ":as 张明",
+            "/summaries",
+            ":tap 郑强",
+            ":quit",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{tmp_path / 'd.db'}"],
+        input=script + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    received = blocks(result.stdout)
+    branch_list = next(m for m in received["张明"] if "本支部的公开承诺" in m)
+    assert "郑强：办好窗口业务" in branch_list and "冯磊：帮扶两户经营户" in branch_list
+    assert "【支部】建设学习型支部" in branch_list
+    zheng = received["郑强"]
+    assert any("欢迎回来，我们接着上次的地方继续" in m for m in zheng)
+    assert any("自我小结已提交" in m for m in zheng)
+    assert any("已提交 1 人" in m for m in received["张明"])
+    assert any("郑强 · 自我小结" in m and "本季度办件三百余件" in m for m in received["张明"])

@@ -1,0 +1,118 @@
+"""A quarter's self-summaries, each a whole conversation, through the application; against
+the echo floor measured in the same run."""
+
+from datetime import timedelta
+
+from sqlmodel import insert, select
+
+from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
+from bot.local_chat import LocalChat, Person
+from bot.services import calendar
+from storage.models import Member, Pledge
+
+ANSWER = "本季度认真履行岗位职责，服务群众，按时完成各项工作任务。"
+
+
+def _quarter_campaign(today) -> str:
+    return f"""
+[campaign]
+name = "基准"
+timezone = "Asia/Shanghai"
+
+[[quarters]]
+name = "本季度"
+summary_opens = {today}
+summary_due = {today + timedelta(days=7)}
+evaluation_opens = {today + timedelta(days=8)}
+evaluation_due = {today + timedelta(days=10)}
+rectification_due = {today + timedelta(days=20)}
+"""
+
+
+async def _write_summary(chat: LocalChat, person: Person) -> int:
+    """Answer whatever the bot asks until the summary is submitted; the number of updates."""
+    await chat.send(person, "/summary")
+    updates = 1
+    for _ in range(20):
+        last = chat.api.last(person.user_id)
+        labels = [button["text"] for button in last.buttons]
+        if "✅ 确认提交" in labels:
+            await chat.tap(person, "✅ 确认提交")
+            return updates + 1
+        if "已兑现" in labels:
+            await chat.tap(person, "已兑现")
+        else:
+            await chat.send(person, ANSWER)
+        updates += 1
+    raise RuntimeError(f"the summary of {person.name} did not finish")
+
+
+async def _replay(chat: LocalChat, people: list[Person], per_person: int) -> None:
+    for person in people:
+        for step in range(per_person):
+            if step % 3 == 1:
+                await chat.press(person, "x")
+            else:
+                await chat.send(person, ANSWER)
+
+
+async def run(scale: float = 1.0) -> list[dict]:
+    members = int(10_000 * scale)
+    async with bot_on_sqlite_file() as (runtime, chat):
+        organisation_id = await populate(runtime, members=members, branches=max(members // 100, 1))
+        spec, problems = calendar.parse_campaign(_quarter_campaign(START.date()))
+        assert not problems, problems
+        async with runtime.db.session() as session:
+            await calendar.load_campaign(
+                session, organisation_id=organisation_id, spec=spec, now=runtime.clock.now()
+            )
+            rows = (
+                await session.exec(
+                    select(Member.id, Member.branch_id, Member.telegram_user_id, Member.name)
+                )
+            ).all()
+            now = runtime.clock.now()
+            await session.exec(
+                insert(Pledge),
+                params=[
+                    {
+                        "organisation_id": organisation_id,
+                        "branch_id": branch_id,
+                        "member_id": member_id,
+                        "goal": "办好窗口业务",
+                        "measures": "提前到岗",
+                        "status": "in_progress",
+                        "created_by": member_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for member_id, branch_id, _, _ in rows
+                ],
+            )
+        people = [Person(telegram_id, name) for _, _, telegram_id, name in rows]
+        counted = 0
+
+        async def everyone() -> None:
+            nonlocal counted
+            for person in people:
+                counted += await _write_summary(chat, person)
+
+        app_seconds = await timed(everyone)
+    per_person = round(counted / members)
+    async with echo_floor() as floor_chat:
+        floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
+    floor_updates = per_person * members
+    app_rate, floor_rate = counted / app_seconds, floor_updates / floor_seconds
+    return [
+        {
+            "benchmark": "quarter_of_summaries",
+            "database": "sqlite-file",
+            "members": members,
+            "updates": counted,
+            "app_per_s": round(app_rate, 1),
+            "floor_per_s": round(floor_rate, 1),
+            "ratio_to_floor": round(app_rate / floor_rate, 3),
+            "target_ratio": 0.35,
+            "peak_memory_mb": peak_memory_mb(),
+        }
+    ]
