@@ -108,6 +108,7 @@ class LocalBotAPI(BaseRequest):
         self._blocked: set[int] = set()
         self._message_ids: dict[int, count] = {}
         self._keyboards: dict[int, Call] = {}
+        self._latest: dict[int, Call] = {}
         self._contents: dict[tuple[int, int], tuple[str, str]] = {}
 
     # --- telling it how Telegram should behave -------------------------------------------
@@ -155,6 +156,9 @@ class LocalBotAPI(BaseRequest):
         return [call.text for call in self.sent(chat_id)]
 
     def last(self, chat_id: int | None = None) -> Call:
+        """The newest message sent to (or edited in) this chat, or anywhere."""
+        if chat_id is not None and chat_id in self._latest:
+            return self._latest[chat_id]
         return self.sent(chat_id)[-1]
 
     def next_message_id(self, chat_id: int) -> int:
@@ -168,6 +172,7 @@ class LocalBotAPI(BaseRequest):
     def clear(self) -> None:
         self.calls.clear()
         self._keyboards.clear()
+        self._latest.clear()
 
     # --- BaseRequest ---------------------------------------------------------------------
 
@@ -215,6 +220,8 @@ class LocalBotAPI(BaseRequest):
         self.calls.append(call)
         if call.buttons and call.chat_id is not None:
             self._keyboards[call.chat_id] = call
+        if call.method in _SENDS | _EDITS and call.chat_id is not None:
+            self._latest[call.chat_id] = call
         if self.on_call is not None:
             self.on_call(call)
         return 200, json.dumps({"ok": True, "result": result}).encode()

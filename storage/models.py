@@ -311,6 +311,8 @@ class Summary(SQLModel, table=True):
     status: SummaryStatus = Field(default=SummaryStatus.DRAFT, sa_type=String(10))
     # The question the member is on, so a resumed draft continues where it stopped.
     stage: str = Field(default="", max_length=40)
+    # 分类指导: a 年老体弱 member's summary asks fewer questions (decided when it starts).
+    short_form: bool = False
     achievements: str = Field(default="", max_length=2000)  # 总结成绩
     problems: str = Field(default="", max_length=2000)  # 查找问题
     causes: str = Field(default="", max_length=2000)  # 分析原因

@@ -98,6 +98,7 @@ async def start(
             owner=owner,
             member_id=None if for_branch else actor.member_id,
             branch_id=actor.branch_id,
+            short_form=not for_branch and actor.category == Category.ELDERLY,
             created_at=now,
             updated_at=now,
         )
@@ -123,7 +124,8 @@ async def form(session: AsyncSession, summary: Summary) -> list[str]:
 
 
 async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str:
-    stages = await form(session, summary)
+    with session.no_autoflush:  # the answer and the next question go out as one UPDATE
+        stages = await form(session, summary)
     position = stages.index(summary.stage) if summary.stage in stages else -1
     summary.stage = stages[min(position + 1, len(stages) - 1)]
     summary.refused_text = None

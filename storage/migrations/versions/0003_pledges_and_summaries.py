@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("branch_id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("stage", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("short_form", sa.Boolean(), nullable=False),
         sa.Column("achievements", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("problems", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("causes", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
