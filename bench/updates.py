@@ -12,7 +12,8 @@ async def _play(chat: LocalChat, everyone: list[Person], rounds: int) -> int:
     stranger = Person(9_999_999, "访客")
     count = 0
     for index in range(rounds):
-        person = everyone[index % len(everyone)]
+        # Each person plays the whole mix in turn, so a button is pressed by whoever got it.
+        person = everyone[(index // len(MIX)) % len(everyone)]
         step = MIX[index % len(MIX)]
         if step == "tap":
             await chat.press(person, "lang:zh_CN")

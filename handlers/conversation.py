@@ -31,7 +31,9 @@ def flow(name: str) -> Callable[[Step], Step]:
 @gated(Permission.USE)
 async def route(turn: Turn) -> None:
     """Hand the message to the flow the member is in."""
-    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    state = None
+    if turn.actor.in_conversation:
+        state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
     if state is None or state.flow not in _FLOWS:
         turn.reply("not_understood")
         return

@@ -138,19 +138,25 @@ class Turn:
             markup = keyboard(reply.buttons)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
+                markup_here = markup if last else None
                 if reply.edit and query is not None and query.message is not None and index == 0:
-                    try:
-                        await query.edit_message_text(
-                            part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
-                        )
-                    except BadRequest as error:
-                        # A second tap on the same button: the message already says this.
-                        if "not modified" not in error.message:
-                            raise
-                else:
-                    await chat.send_message(
-                        part, parse_mode=ParseMode.HTML, reply_markup=markup if last else None
-                    )
+                    if await self._edit(query, part, markup_here):
+                        continue
+                await chat.send_message(part, parse_mode=ParseMode.HTML, reply_markup=markup_here)
+
+    @staticmethod
+    async def _edit(query, text: str, markup) -> bool:
+        """Edit the pressed message; False when it is gone or too old (then send anew)."""
+        try:
+            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as error:
+            reason = error.message.lower()
+            if "not modified" in reason:  # a second tap on the same button: already says this
+                return True
+            if "not found" in reason or "can't be edited" in reason:
+                return False
+            raise
+        return True
 
 
 Callback = Callable[[Turn], Awaitable[Any]]

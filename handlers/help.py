@@ -17,7 +17,9 @@ async def show_help(turn: Turn) -> None:
 @gated(Permission.USE)
 async def cancel(turn: Turn) -> None:
     """Leave the conversation in progress (drafts stay saved), or say there is none."""
-    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    state = None
+    if turn.actor.in_conversation:
+        state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
     if state is None:
         turn.reply("cancel_nothing")
         return

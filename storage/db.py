@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Member
+from storage.models import ChatState, Member
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,15 +47,20 @@ def alembic_config(url: str) -> Config:
 
 
 def _note_roster_writes(session: Session, _context) -> None:
-    """Remember which Telegram accounts' member rows this flush really changed."""
-    changed: set[int | None] = session.info.setdefault("roster_changed", set())
+    """Remember whose member rows and conversation states this flush really changed."""
+    accounts: set[int | None] = session.info.setdefault("accounts_changed", set())
+    members: set[int] = session.info.setdefault("members_changed", set())
     for row in (*session.new, *session.deleted):
         if isinstance(row, Member):
-            changed.add(row.telegram_user_id)
+            accounts.add(row.telegram_user_id)
+        elif isinstance(row, ChatState):
+            members.add(row.member_id)
     for row in session.dirty:
         if isinstance(row, Member) and session.is_modified(row):
             history = inspect(row).attrs.telegram_user_id.history
-            changed.update({row.telegram_user_id, *history.deleted})
+            accounts.update({row.telegram_user_id, *history.deleted})
+        elif isinstance(row, ChatState) and session.is_modified(row):
+            members.add(row.member_id)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -72,7 +77,7 @@ class Database:
     """One engine per process; `session()` opens the session of one update or job."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self._roster_listeners: list[Callable[[set[int | None]], None]] = []
+        self._roster_listeners: list[Callable[[set[int | None], set[int]], None]] = []
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -92,15 +97,17 @@ class Database:
         event.listen(session_class, "after_flush", _note_roster_writes)
         event.listen(session_class, "after_commit", self._after_commit)
 
-    def on_roster_change(self, listener: Callable[[set[int | None]], None]) -> None:
-        """After a commit that changed member rows, call `listener` with their Telegram ids."""
+    def on_roster_change(self, listener: Callable[[set[int | None], set[int]], None]) -> None:
+        """After a commit that changed member rows or conversation states, call `listener`
+        with the Telegram ids and the member ids concerned (caches listen)."""
         self._roster_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
-        changed = session.info.pop("roster_changed", None)
-        if changed:
+        accounts = session.info.pop("accounts_changed", set())
+        members = session.info.pop("members_changed", set())
+        if accounts or members:
             for listener in self._roster_listeners:
-                listener(changed)
+                listener(accounts, members)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

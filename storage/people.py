@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Branch, BranchLiaison, Member, Organisation, Outsider
+from storage.models import Branch, BranchLiaison, ChatState, Member, Organisation, Outsider
 
 
 async def get_organisation(session: AsyncSession) -> Organisation | None:
@@ -58,6 +58,19 @@ async def get_member_by_telegram_id(
     if active_only:
         query = query.where(Member.active)
     return (await session.exec(query)).first()
+
+
+async def member_and_conversation(
+    session: AsyncSession, *, telegram_user_id: int
+) -> tuple[Member | None, bool]:
+    """The active member with this Telegram account, and whether they are in a conversation."""
+    result = await session.exec(
+        select(Member, ChatState.member_id)
+        .outerjoin(ChatState, col(ChatState.member_id) == Member.id)
+        .where(Member.telegram_user_id == telegram_user_id, Member.active)
+    )
+    row = result.first()
+    return (row[0], row[1] is not None) if row else (None, False)
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:

@@ -40,9 +40,10 @@ class Actor:
     category: Category
     locale: str | None
     unreachable: bool = False  # they blocked the bot once; any message from them ends that
+    in_conversation: bool = False  # a flow (pledge, summary…) is waiting for their answer
 
     @classmethod
-    def of(cls, member: Member) -> "Actor":
+    def of(cls, member: Member, *, in_conversation: bool = False) -> "Actor":
         return cls(
             member_id=member.id,
             organisation_id=member.organisation_id,
@@ -52,6 +53,7 @@ class Actor:
             category=Category(member.category),
             locale=member.locale,
             unreachable=member.unreachable_since is not None,
+            in_conversation=in_conversation,
         )
 
     def has(self, role: Role) -> bool:
@@ -69,14 +71,15 @@ def format_roles(roles: frozenset[Role] | set[Role]) -> str:
 class Identities:
     """Who each Telegram account is, remembered briefly: the gate asks on every update.
 
-    Any member row written through this process clears the memory when its transaction
-    commits (see `storage.db`); changes from another process (the roster command line)
-    are seen once an entry is older than `ttl`.
+    Any member row or conversation state written through this process clears the memory
+    when its transaction commits (see `storage.db`); changes from another process (the
+    roster command line) are seen once an entry is older than `ttl`.
     """
 
     def __init__(self, ttl: timedelta = timedelta(seconds=60)) -> None:
         self._ttl = ttl
         self._known: dict[int, tuple[Actor | None, datetime]] = {}
+        self._accounts: dict[int, int] = {}  # member id → Telegram id
 
     async def identify(
         self, session: AsyncSession, *, telegram_user_id: int, now: datetime
@@ -85,13 +88,20 @@ class Identities:
         known = self._known.get(telegram_user_id)
         if known is not None and now - known[1] < self._ttl:
             return known[0]
-        member = await people.get_member_by_telegram_id(session, telegram_user_id=telegram_user_id)
-        actor = Actor.of(member) if member is not None else None
+        member, in_conversation = await people.member_and_conversation(
+            session, telegram_user_id=telegram_user_id
+        )
+        actor = Actor.of(member, in_conversation=in_conversation) if member is not None else None
         self._known[telegram_user_id] = (actor, now)
+        if actor is not None:
+            self._accounts[actor.member_id] = telegram_user_id
         return actor
 
-    def forget(self, telegram_user_ids: set[int | None]) -> None:
-        for telegram_user_id in telegram_user_ids:
+    def forget(
+        self, telegram_user_ids: set[int | None], member_ids: set[int] = frozenset()
+    ) -> None:
+        accounts = set(telegram_user_ids) | {self._accounts.get(m) for m in member_ids}
+        for telegram_user_id in accounts:
             self._known.pop(telegram_user_id, None)
 
 
