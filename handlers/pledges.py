@@ -5,13 +5,13 @@ import re
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import calendar, pledges
+from bot.services import access, calendar, pledges
 from bot.services.access import Permission
 from bot.services.pledges import PledgeRefusal, PledgeText
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations
-from storage.models import ChatState, PledgeStatus, Role
+from storage.models import ChatState, PledgeStatus
 
 _LIMITS = {"goal": pledges.GOAL_LIMIT, "measures": pledges.MEASURES_LIMIT}
 _STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
@@ -37,7 +37,7 @@ async def start_pledge(turn: Turn) -> None:
             return
         await _save(turn, text, for_branch=for_branch, pledge_id=None)
         return
-    if for_branch and not turn.actor.has(Role.SECRETARY):
+    if for_branch and not access.speaks_for_branch(turn.actor):
         turn.reply("pledge_refused", reason=PledgeRefusal.NOT_SECRETARY)
         return
     await conversations.set_state(

@@ -4,7 +4,7 @@ import re
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import summaries
+from bot.services import access, summaries
 from bot.services.access import Permission
 from bot.services.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
 from handlers.conversation import flow
@@ -16,7 +16,6 @@ from storage.models import (
     Member,
     Pledge,
     PledgeStatus,
-    Role,
     Summary,
     SummaryStatus,
 )
@@ -32,7 +31,7 @@ _STATUSES = {
 async def open_summary(turn: Turn) -> None:
     """Start, resume, reopen or read this quarter's summary (`/summary branch`: the branch's)."""
     for_branch = bool(turn.args) and turn.args[0] in ("branch", "支部")
-    if for_branch and not turn.actor.has(Role.SECRETARY):
+    if for_branch and not access.speaks_for_branch(turn.actor):
         turn.reply("not_allowed")
         return
     quarter = await summaries.current_quarter(
@@ -149,7 +148,7 @@ async def _show(
 @flow("summary")
 async def summary_step(turn: Turn, state: ChatState) -> None:
     """A typed answer to the current question."""
-    summary = await _own_summary(turn, state.subject_id)
+    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=state.subject_id)
     if summary is None:
         await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
         turn.reply("button_stale")
@@ -180,27 +179,11 @@ async def summary_step(turn: Turn, state: ChatState) -> None:
     await _ask(turn, summary)
 
 
-async def _own_summary(turn: Turn, summary_id: int | None) -> Summary | None:
-    """The summary, if it is this person's own (or their branch's, for its secretary)."""
-    summary = await turn.session.get(Summary, summary_id) if summary_id else None
-    if summary is None:
-        return None
-    if summary.member_id == turn.actor.member_id:
-        return summary
-    if (
-        summary.member_id is None
-        and turn.actor.has(Role.SECRETARY)
-        and summary.branch_id == turn.actor.branch_id
-    ):
-        return summary
-    return None
-
-
 @gated(Permission.USE)
 async def summary_button(turn: Turn) -> None:
     """A pledge status, skip, submit or edit button (its data is checked, never trusted)."""
     match = re.fullmatch(r"sum:(\d{1,9}):(p:(\d{1,9}):(\w+)|skip|submit|edit)", turn.callback_data)
-    summary = await _own_summary(turn, int(match.group(1)))
+    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=int(match.group(1)))
     if summary is None:
         turn.notice("button_refused")
         return

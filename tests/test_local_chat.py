@@ -30,18 +30,22 @@ SCRIPT = """\
 """
 
 
-@pytest.fixture(scope="module")
-def transcript(tmp_path_factory) -> subprocess.CompletedProcess:
-    database = tmp_path_factory.mktemp("demo") / "demo.db"
+def run_demo(script: str, database: Path) -> subprocess.CompletedProcess:
+    """`python -m bot demo` in a process of its own, its standard input the script."""
     return subprocess.run(
         [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}"],
-        input=SCRIPT,
+        input=script,
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory) -> subprocess.CompletedProcess:
+    return run_demo(SCRIPT, tmp_path_factory.mktemp("demo") / "demo.db")
 
 
 def test_exits_cleanly_at_quit(transcript):
@@ -109,15 +113,7 @@ def blocks(output: str) -> dict[str, list[str]]:
 
 def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     database = tmp_path / "campaign.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}"],
-        input=":clock +2d\n:as 郑强\n:tap 1\n:clock +100d\n:quit\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
+    result = run_demo(":clock +2d\n:as 郑强\n:tap 1\n:clock +100d\n:quit\n", database)
     assert result.returncode == 0, result.stderr
     received = blocks(result.stdout)
     for name in ("王志刚", "张明", "郑强", "王秀英", "谢婷"):
@@ -163,15 +159,7 @@ def test_pledges_and_a_summary_left_and_resumed(tmp_path):
             ":quit",
         ]
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{tmp_path / 'd.db'}"],
-        input=script + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
+    result = run_demo(script + "\n", tmp_path / "d.db")
     assert result.returncode == 0, result.stderr
     received = blocks(result.stdout)
     branch_list = next(m for m in received["张明"] if "本支部的公开承诺" in m)

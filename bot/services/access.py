@@ -114,6 +114,11 @@ def allows(actor: Actor | None, permission: Permission) -> bool:
     return roles_allow(actor.roles if actor else frozenset(), permission)
 
 
+def speaks_for_branch(actor: Actor) -> bool:
+    """The branch's own pledge and summary are recorded by its secretary."""
+    return actor.has(Role.SECRETARY)
+
+
 def overseen_branch(actor: Actor) -> int | None:
     """The branch whose members this person looks after; None for the whole organisation."""
     return None if actor.has(Role.ORGANISER) else actor.branch_id

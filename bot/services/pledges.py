@@ -8,9 +8,9 @@ from enum import StrEnum
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services.access import Actor
+from bot.services.access import Actor, speaks_for_branch
 from bot.services.calendar import pledge_window_open
-from storage.models import Member, Pledge, PledgeProgress, PledgeStatus, Role
+from storage.models import Member, Pledge, PledgeProgress, PledgeStatus
 
 GOAL_LIMIT = 500
 MEASURES_LIMIT = 1000
@@ -66,7 +66,7 @@ def _refusal(actor: Actor, pledge: Pledge | None) -> PledgeRefusal | None:
     ):
         return PledgeRefusal.NOT_YOURS
     if pledge.member_id is None:
-        if not (actor.has(Role.SECRETARY) and actor.branch_id == pledge.branch_id):
+        if not (speaks_for_branch(actor) and actor.branch_id == pledge.branch_id):
             return PledgeRefusal.NOT_YOURS
     elif pledge.member_id != actor.member_id:
         return PledgeRefusal.NOT_YOURS
@@ -76,7 +76,7 @@ def _refusal(actor: Actor, pledge: Pledge | None) -> PledgeRefusal | None:
 async def add(
     session: AsyncSession, *, actor: Actor, text: PledgeText, for_branch: bool, now: datetime
 ) -> Pledge | PledgeRefusal:
-    if for_branch and not actor.has(Role.SECRETARY):
+    if for_branch and not speaks_for_branch(actor):
         return PledgeRefusal.NOT_SECRETARY
     if not await pledge_window_open(session, organisation_id=actor.organisation_id, now=now):
         return PledgeRefusal.WINDOW_CLOSED

@@ -15,7 +15,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import pledges as pledge_service
-from bot.services.access import Actor
+from bot.services.access import Actor, speaks_for_branch
 from bot.services.calendar import CampaignTime
 from bot.services.reviewers import reviewer_mapping
 from storage import calendar as calendar_queries
@@ -76,6 +76,23 @@ async def current_quarter(session: AsyncSession, *, organisation_id: int, now: d
 
 def owner_of(actor: Actor, for_branch: bool) -> str:
     return f"branch:{actor.branch_id}" if for_branch else f"member:{actor.member_id}"
+
+
+async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
+    """The summary, if it is this person's to write: their own, or their branch's for its
+    secretary (button data names any id; this is where it is checked)."""
+    summary = await session.get(Summary, summary_id) if summary_id else None
+    if summary is None or summary.organisation_id != actor.organisation_id:
+        return None
+    if summary.member_id == actor.member_id:
+        return summary
+    if (
+        summary.member_id is None
+        and speaks_for_branch(actor)
+        and summary.branch_id == actor.branch_id
+    ):
+        return summary
+    return None
 
 
 async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | None:
