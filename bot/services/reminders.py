@@ -293,7 +293,8 @@ async def compose(
         if reason:
             composed.skipped[message.id] = reason
             continue
-        values: dict = {"name": member.name}
+        # A secretary is not told to turn to the branch secretary for help.
+        values: dict = {"name": member.name, "secretary": Role.SECRETARY in parse_roles(member.roles)}
         if phase is not None:
             values["phase"] = phase
         else:
