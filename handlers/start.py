@@ -2,7 +2,7 @@
 
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.services import access, onboarding
+from bot.services import access, calendar, onboarding
 from bot.services.access import Actor, Permission
 from bot.services.onboarding import Redemption
 from handlers import menus
@@ -38,6 +38,11 @@ async def start(turn: Turn) -> None:
         )
         template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
         turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))
+        if result.outcome is Redemption.BOUND:
+            # Announcements went out before they joined: tell them where the campaign stands.
+            view = await calendar.overview(turn.session, actor=actor, now=turn.now)
+            if view.campaign is not None:
+                turn.reply("phase", view=view, elderly=actor.category == "elderly")
         chat_id = turn.update.effective_chat.id
         turn.afterwards(
             lambda: menus.publish_for(

@@ -175,3 +175,13 @@ async def test_invites_command_line_without_username_is_clear(
     monkeypatch.chdir(tmp_path)
     assert await asyncio.to_thread(main, ["invites"]) == 2
     assert "TELEGRAM_BOT_USERNAME" in capsys.readouterr().out
+
+
+async def test_joining_mid_campaign_shows_where_it_stands(chat, api, runtime, unbound):
+    from tests.test_reminders import load
+
+    await load(runtime)
+    await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
+    welcome, stage = api.texts(42)[-2:]
+    assert "郑强同志，欢迎您" in welcome
+    assert "当前阶段：<b>动员部署</b>" in stage

@@ -254,3 +254,23 @@ async def test_a_draft_left_for_a_day_gets_one_nudge(quarter, chat, api, app, ru
     assert len(nudges) == 1
     async with runtime.db.session() as session:
         assert len((await session.exec(select(SummaryPledge))).all()) == 1
+
+
+async def test_the_secretary_writes_the_branch_summary_the_same_way(quarter, chat, api, runtime):
+    zhang = quarter["张明"]
+    await chat.send(zhang, "/pledge branch 建设学习型支部 | 每月集中学习")
+    await chat.send(zhang, "/summary branch")
+    assert await chat.tap(zhang, "进行中")
+    for answer in ("已学习三次", "支部学习到课率高", "个别同志参加少", "工学矛盾", "灵活安排"):
+        await chat.send(zhang, answer)
+    assert await chat.tap(zhang, "确认提交")
+    async with runtime.db.session() as session:
+        branch_summary = (
+            await session.exec(select(Summary).where(Summary.member_id.is_(None)))
+        ).one()
+    assert (
+        branch_summary.owner.startswith("branch:")
+        and branch_summary.status == SummaryStatus.SUBMITTED
+    )
+    await chat.send(quarter["郑强"], "/summary branch")
+    assert "没有这项权限" in api.last(quarter["郑强"].user_id).text

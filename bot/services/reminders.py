@@ -294,7 +294,10 @@ async def compose(
             composed.skipped[message.id] = reason
             continue
         # A secretary is not told to turn to the branch secretary for help.
-        values: dict = {"name": member.name, "secretary": Role.SECRETARY in parse_roles(member.roles)}
+        values: dict = {
+            "name": member.name,
+            "secretary": Role.SECRETARY in parse_roles(member.roles),
+        }
         if phase is not None:
             values["phase"] = phase
         else:
