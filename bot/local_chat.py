@@ -115,8 +115,13 @@ class LocalChat:
             "date": self._stamp(),
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": BOT_USER,
-            "text": message.text if message else "",
+            # As Telegram delivers it: the text with its markup parsed away, and the buttons.
+            "text": plain(message.text) if message else "",
         }
+        if message is not None and message.buttons:
+            payload["message"]["reply_markup"] = {
+                "inline_keyboard": [[button] for button in message.buttons]
+            }
         await self.feed({"callback_query": payload})
 
     async def tap(self, person: Person, selector: str) -> bool:

@@ -16,10 +16,14 @@ async def list_invites(turn: Turn) -> None:
     name = turn.args[0] if turn.args else None
     branch_id = access.overseen_branch(turn.actor)
     if len(turn.args) > 1 and branch_id is None:
+        branch_name = " ".join(turn.args[1:])
         branch = await people.get_branch_by_name(
-            turn.session, organisation_id=turn.actor.organisation_id, name=" ".join(turn.args[1:])
+            turn.session, organisation_id=turn.actor.organisation_id, name=branch_name
         )
-        branch_id = branch.id if branch else -1
+        if branch is None:
+            turn.reply("invites_unknown_branch", branch=branch_name)
+            return
+        branch_id = branch.id
     try:
         issued = await onboarding.issue_invites(
             turn.session,

@@ -155,3 +155,8 @@ def demo_files():
     from bot import demo
 
     return demo.DEMO_ROSTER, demo.DEMO_BRANCHES
+
+
+async def test_an_organiser_naming_an_unknown_branch_is_told_so(chat, api, people):
+    await chat.send(people["周敏"], "/invites 孙伟 不存在的支部")
+    assert "没有名为“不存在的支部”的支部" in api.last(people["周敏"].user_id).text
