@@ -9,7 +9,7 @@ retried because the message may well have arrived.
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import Bot
@@ -38,7 +38,6 @@ class DrainReport:
     failed: int = 0
     retry_after: float | None = None
     quiet: bool = False
-    outcomes: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Sender:

@@ -108,6 +108,7 @@ async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: boo
             field=stage.split(":")[0],
             current=current,
             pledge=pledge,
+            refused=summary.refused_text or "",
             buttons=buttons,
             **intro,
         )

@@ -115,6 +115,7 @@ SPECIAL_VALUES = {
     "quarter": Quarter(STEP, Window.OPEN),
     "field": "achievements",
     "current": HOSTILE,
+    "refused": HOSTILE,
     "reason": "window_closed",
     "flow": "summary",
     "length": 5000,

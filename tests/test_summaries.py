@@ -163,6 +163,8 @@ async def test_bad_input_never_loses_the_draft(quarter, chat, api, runtime):
         and too_long in refusal
     )
     assert (await the_summary(runtime)).refused_text == too_long
+    await chat.send(zheng, "/summary")  # coming back later, the refused text is offered again
+    assert too_long in api.last(zheng.user_id).text
     await chat.send(zheng, "/phase")  # a command in the middle…
     await chat.send(zheng, "问" * 400)  # …and the shortened text is taken
     summary = await the_summary(runtime)
