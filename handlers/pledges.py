@@ -207,6 +207,15 @@ def _detail_buttons(turn: Turn, pledge_id: int, window_open: bool):
     return rows
 
 
+async def _close(turn: Turn, result, template: str, **values) -> None:
+    """The flow is over either way: say what became of it."""
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    if isinstance(result, PledgeRefusal):
+        turn.reply("pledge_refused", reason=result)
+    else:
+        turn.reply(template, **values)
+
+
 @flow("progress")
 async def progress_step(turn: Turn, state: ChatState) -> None:
     """A progress note, optionally a photo or document (its caption is the note)."""
@@ -225,11 +234,7 @@ async def progress_step(turn: Turn, state: ChatState) -> None:
         evidence=evidence,
         now=turn.now,
     )
-    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-    if isinstance(result, PledgeRefusal):
-        turn.reply("pledge_refused", reason=result)
-    else:
-        turn.reply("progress_saved", evidence=evidence is not None)
+    await _close(turn, result, "progress_saved", evidence=evidence is not None)
 
 
 @flow("not_kept")
@@ -249,11 +254,7 @@ async def not_kept_step(turn: Turn, state: ChatState) -> None:
         note=reason,
         now=turn.now,
     )
-    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-    if isinstance(result, PledgeRefusal):
-        turn.reply("pledge_refused", reason=result)
-    else:
-        turn.reply("pledge_status_set", pledge=result)
+    await _close(turn, result, "pledge_status_set", pledge=result)
 
 
 def handlers() -> list[BaseHandler]:

@@ -5,6 +5,7 @@ import re
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.services import access, summaries
+from bot.services import pledges as pledge_service
 from bot.services.access import Permission
 from bot.services.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
 from handlers.conversation import flow
@@ -130,7 +131,7 @@ async def _show(
     turn: Turn, summary: Summary, template: str, *, buttons=None, read_only: bool = False
 ) -> None:
     reviews = await summaries.pledge_reviews(turn.session, summary)
-    pledges = {r.pledge_id: await turn.session.get(Pledge, r.pledge_id) for r in reviews}
+    pledges = await pledge_service.by_ids(turn.session, ids=[r.pledge_id for r in reviews])
     owner = await (
         turn.session.get(Member, summary.member_id)
         if summary.member_id

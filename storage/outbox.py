@@ -58,6 +58,16 @@ _OUTBOX_COLUMNS = [
 ]
 
 
+async def _insert_selected(session: AsyncSession, chosen) -> int:
+    """Write the rows `chosen` selects into the outbox; a row already there is left alone."""
+    statement = (
+        _insert(session)(OutboxMessage)
+        .from_select(_OUTBOX_COLUMNS, chosen)
+        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+    )
+    return (await session.exec(statement)).rowcount
+
+
 def _insert(session: AsyncSession):
     return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
@@ -119,13 +129,7 @@ async def insert_recipients(
         literal(OutboxStatus.PENDING.value),
         literal(0),
     ).where(*conditions)
-    statement = (
-        _insert(session)(OutboxMessage)
-        .from_select(_OUTBOX_COLUMNS, chosen)
-        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
-    )
-    result = await session.exec(statement)
-    return result.rowcount
+    return await _insert_selected(session, chosen)
 
 
 DRAFT_NUDGE = "summary_draft"
@@ -167,12 +171,7 @@ async def insert_draft_nudges(
         literal(OutboxStatus.PENDING.value),
         literal(0),
     ).where(*conditions)
-    statement = (
-        _insert(session)(OutboxMessage)
-        .from_select(_OUTBOX_COLUMNS, chosen)
-        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
-    )
-    return (await session.exec(statement)).rowcount
+    return await _insert_selected(session, chosen)
 
 
 async def earliest_idle_draft(session: AsyncSession, *, organisation_id: int) -> datetime | None:

@@ -6,6 +6,7 @@ from bot.app import build_application
 from bot.local_api import LocalBotAPI
 from bot.local_chat import LocalChat
 from storage.models import Pledge, PledgeProgress, PledgeStatus
+from tests.conftest import STICKER
 from tests.test_reminders import load
 
 PLEDGE_WINDOW = """
@@ -150,18 +151,7 @@ async def test_someone_elses_pledge_buttons_are_refused(chat, api, people, runti
 async def test_bad_input_keeps_the_draft(chat, api, people, runtime):
     zheng = people["郑强"]
     await chat.send(zheng, "/pledge")
-    await chat.send_payload(
-        zheng,
-        sticker={
-            "file_id": "s",
-            "file_unique_id": "s",
-            "type": "regular",
-            "width": 1,
-            "height": 1,
-            "is_animated": False,
-            "is_video": False,
-        },
-    )
+    await chat.send_payload(zheng, **STICKER)
     assert "需要您输入文字" in api.last(zheng.user_id).text
     await chat.send(zheng, "长" * 600)
     assert "共 600 字，这里最多还能写 500 字" in api.last(zheng.user_id).text

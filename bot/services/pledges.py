@@ -238,3 +238,11 @@ async def open_pledges(
     else:
         query = query.where(Pledge.member_id == member_id)
     return list((await session.exec(query.order_by(Pledge.id))).all())
+
+
+async def by_ids(session: AsyncSession, *, ids: list[int]) -> dict[int, Pledge]:
+    """These pledges, by id, in one query."""
+    if not ids:
+        return {}
+    result = await session.exec(select(Pledge).where(col(Pledge.id).in_(ids)))
+    return {pledge.id: pledge for pledge in result.all()}

@@ -133,6 +133,22 @@ def recipients_of(trigger: Trigger, organisation_id: int) -> Recipients:
     )
 
 
+async def _unplanned(
+    session: AsyncSession, organisation_id: int
+) -> tuple[CampaignTime, list[Trigger]] | None:
+    """The campaign's time rules and every reminder it implies that was never planned."""
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is None:
+        return None
+    time = CampaignTime.of(campaign)
+    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
+    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
+    return time, [
+        t for t in triggers(time, phases, steps) if (t.reminder, t.subject) not in planned
+    ]
+
+
 @dataclass
 class PlanReport:
     planned: dict[str, int] = field(default_factory=dict)
@@ -150,18 +166,10 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
     whatever the number of members: the database selects the recipients itself.
     """
     report = PlanReport()
-    campaign = await session.get(Campaign, organisation_id)
-    if campaign is None:
+    calendar = await _unplanned(session, organisation_id)
+    if calendar is None:
         return report
-    time = CampaignTime.of(campaign)
-    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
-    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
-    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
-    fired = [
-        t
-        for t in triggers(time, phases, steps)
-        if t.fires_at <= now and (t.reminder, t.subject) not in planned
-    ]
+    fired = [t for t in calendar[1] if t.fires_at <= now]
     latest_chase: dict[str, datetime] = {}
     for t in fired:
         if t.reminder in _CHASE and t.expires_at > now:
@@ -210,16 +218,11 @@ async def next_work(
     session: AsyncSession, *, organisation_id: int, after: datetime
 ) -> datetime | None:
     """When planning or sending next has something to do after `after` (None: nothing known)."""
-    campaign = await session.get(Campaign, organisation_id)
-    if campaign is None:
+    calendar = await _unplanned(session, organisation_id)
+    if calendar is None:
         return None
-    time = CampaignTime.of(campaign)
-    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
-    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
-    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
-    moments = [
-        t.fires_at for t in triggers(time, phases, steps) if (t.reminder, t.subject) not in planned
-    ]
+    time, unplanned = calendar
+    moments = [t.fires_at for t in unplanned]
     pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
     if pending is not None:
         moments.append(pending)
