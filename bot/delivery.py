@@ -18,8 +18,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.ext import Application
 
 from bot.runtime import Runtime
-from bot.services import reminders
+from bot.services import rectification, reminders, reviews
 from bot.services.calendar import CampaignTime
+from bot.services.notices import Composed, Notice
 from handlers.gate import keyboard
 from messages.render import split
 from storage import outbox, people
@@ -93,13 +94,13 @@ class Sender:
             return False
         async with self.runtime.db.session() as session:
             claimed = await outbox.get_messages(session, ids=ids)
-            composed = await reminders.compose(session, messages=claimed, now=now, today=today)
+            composed = await compose(session, messages=claimed, now=now, today=today)
             await outbox.set_status(
                 session, ids=list(composed.skipped), status=OutboxStatus.SKIPPED
             )
         report.skipped += len(composed.skipped)
         # One message per member per round: Telegram allows about one a second in a chat.
-        by_member: dict[int, list[reminders.Notice]] = {}
+        by_member: dict[int, list[Notice]] = {}
         for notice in composed.notices:
             by_member.setdefault(notice.member.id, []).append(notice)
         groups = list(by_member.values())
@@ -126,29 +127,19 @@ class Sender:
             await self._record(report, chunk, results)
         return True
 
-    async def _send(self, notices: list[reminders.Notice]) -> "Outcome":
+    async def _send(self, notices: list[Notice]) -> "Outcome":
         """One member's notices of this round, as one message (split only if too long)."""
         messages = self.runtime.messages
         member = notices[0].member
         locale = messages.locale_for(member.locale)
         sent_parts = 0
         try:
-            steps = list(
-                dict.fromkeys(n.done_step_id for n in notices if n.done_step_id is not None)
-            )
-            by_step = {
-                n.done_step_id: n.values["step"] for n in notices if n.done_step_id is not None
-            }
+            # One button per distinct action; when there are several, each names its subject.
+            unique = list({b.data: b for n in notices for b in n.buttons}.values())
+            several = len(unique) > 1
             buttons = [
-                [
-                    (
-                        messages.plain(
-                            locale, "button_done", step=by_step[s] if len(steps) > 1 else None
-                        )[:40],
-                        f"done:{s}",
-                    )
-                ]
-                for s in steps
+                [(messages.plain(locale, b.label, several=several, **b.values)[:40], b.data)]
+                for b in unique
             ]
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
             parts = split(text)
@@ -167,7 +158,7 @@ class Sender:
     async def _record(self, report: DrainReport, groups, results: list["Outcome"]) -> None:
         now = self.runtime.clock.now()
         sent, unreachable, failed, again = [], [], [], []
-        unreachable_members: list[reminders.Notice] = []
+        unreachable_members: list[Notice] = []
         for group, outcome in zip(groups, results, strict=True):
             ids = [notice.message_id for notice in group]
             error = outcome.error
@@ -225,6 +216,16 @@ def _maybe_delivered(error: NetworkError) -> bool:
     return isinstance(error, TimedOut) or "bad gateway" in error.message.lower()
 
 
+async def compose(session, *, messages, now: datetime, today) -> Composed:
+    """Each feature composes its own kind of outbox row; the calendar's reminders the rest."""
+    of_reviews = [m for m in messages if m.reminder == reviews.DELIVERED]
+    of_items = [m for m in messages if m.reminder in rectification.NOTICES]
+    rest = [m for m in messages if m not in of_reviews and m not in of_items]
+    composed = await reminders.compose(session, messages=rest, now=now, today=today)
+    composed.merge(await reviews.compose(session, messages=of_reviews, now=now))
+    return composed.merge(await rectification.compose(session, messages=of_items, now=now))
+
+
 async def next_work(application: Application, after: datetime) -> datetime | None:
     """When the reminder job next has something to do (for the stepped local clock)."""
     runtime: Runtime = application.bot_data["runtime"]
@@ -247,5 +248,11 @@ async def tick(application: Application) -> None:
         )
     if report.messages:
         logger.info("planned %d reminder messages", report.messages)
+    await send_now(application)
+
+
+async def send_now(application: Application) -> DrainReport:
+    """Drain the outbox now (a review just sent, an item reported) rather than at the next tick."""
+    runtime: Runtime = application.bot_data["runtime"]
     sender: Sender = application.bot_data.setdefault("sender", Sender(runtime, application.bot))
-    await sender.drain()
+    return await sender.drain()

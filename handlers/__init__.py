@@ -11,6 +11,8 @@ from handlers import (
     language,
     pledges,
     reachability,
+    rectification,
+    reviews,
     start,
     summaries,
 )
@@ -18,7 +20,17 @@ from handlers import (
 
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
-    for feature in (start, invites, language, campaign, reachability, pledges, summaries):
+    for feature in (
+        start,
+        invites,
+        language,
+        campaign,
+        reachability,
+        pledges,
+        summaries,
+        reviews,
+        rectification,
+    ):
         application.add_handlers(feature.handlers())
     # Messages that are not commands go to the conversation the member is in.
     application.add_handlers(conversation.handlers())

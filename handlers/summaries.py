@@ -5,18 +5,16 @@ import re
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.services import access, summaries
-from bot.services import pledges as pledge_service
 from bot.services.access import Permission
 from bot.services.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations
 from storage.models import (
-    Branch,
     ChatState,
-    Member,
     Pledge,
     PledgeStatus,
+    Rectification,
     Summary,
     SummaryStatus,
 )
@@ -95,7 +93,7 @@ async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: boo
         current = (
             getattr(summary, stage, "")
             if stage in TEXT_FIELDS
-            else await _note(turn, summary, stage)
+            else (await summaries.notes_of(turn.session, summary)).on(stage)
         )
         skippable = stage not in summaries.REQUIRED or bool(current)
         buttons = (
@@ -103,47 +101,33 @@ async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: boo
             if skippable
             else None
         )
-        pledge = await turn.session.get(Pledge, int(stage.split(":")[1])) if ":" in stage else None
+        kind, _, number = stage.partition(":")
+        pledge = await turn.session.get(Pledge, int(number)) if kind == "pledge_note" else None
+        item = await turn.session.get(Rectification, int(number)) if kind == "rect" else None
         turn.reply(
             "summary_ask_text",
-            field=stage.split(":")[0],
+            field=kind,
             current=current,
             pledge=pledge,
+            item=item,
             refused=summary.refused_text or "",
             buttons=buttons,
             **intro,
         )
 
 
-async def _note(turn: Turn, summary: Summary, stage: str) -> str:
-    review = next(
-        (
-            r
-            for r in await summaries.pledge_reviews(turn.session, summary)
-            if f"pledge_note:{r.pledge_id}" == stage
-        ),
-        None,
-    )
-    return review.note if review else ""
-
-
 async def _show(
     turn: Turn, summary: Summary, template: str, *, buttons=None, read_only: bool = False
 ) -> None:
-    reviews = await summaries.pledge_reviews(turn.session, summary)
-    pledges = await pledge_service.by_ids(turn.session, ids=[r.pledge_id for r in reviews])
-    owner = await (
-        turn.session.get(Member, summary.member_id)
-        if summary.member_id
-        else turn.session.get(Branch, summary.branch_id)
-    )
+    text = await summaries.readable(turn.session, summary)
     turn.reply(
         template,
         summary=summary,
-        owner=owner.name,
+        owner=text.owner,
         read_only=read_only,
         buttons=buttons,
-        reviews=[(pledges[r.pledge_id], r) for r in reviews],
+        reviews=text.pledges,
+        carried=text.carried,
     )
 
 

@@ -344,3 +344,99 @@ class ChatState(SQLModel, table=True):
     # What has been typed so far in a flow that has no row of its own yet (JSON).
     data: str = Field(default="{}", max_length=8000)
     updated_at: datetime
+
+
+class ReviewerOverride(SQLModel, table=True):
+    """The organiser's exception to the roster's reviewer mapping, for one reviewee."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "reviewee"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    # "member:<id>" or "branch:<id>", as a summary's owner.
+    reviewee: str = Field(max_length=40)
+    reviewer_id: int = Field(foreign_key="member.id")
+    created_at: datetime
+
+
+class ReviewStatus(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"  # handed to the outbox for the reviewee
+    ACKNOWLEDGED = "acknowledged"  # the reviewee pressed "已阅"
+
+
+class Review(SQLModel, table=True):
+    """A leader's review (领导点评) of a member or a branch for one quarter (seed 004)."""
+
+    __table_args__ = (UniqueConstraint("step_id", "reviewee"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    # The quarter's summary step: a review belongs to the quarter it looks back on.
+    step_id: int = Field(foreign_key="campaignstep.id")
+    reviewee: str = Field(max_length=40)  # "member:<id>" or "branch:<id>"
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    reviewer_id: int = Field(foreign_key="member.id", index=True)
+    status: ReviewStatus = Field(default=ReviewStatus.DRAFT, sa_type=String(12))
+    stage: str = Field(default="", max_length=40)
+    achievements: str = Field(default="", max_length=2000)  # 肯定成绩
+    problems: str = Field(default="", max_length=2000)  # 指出问题
+    direction: str = Field(default="", max_length=2000)  # 明确方向
+    requirements: str = Field(default="", max_length=2000)  # 整改要求
+    # The reviewer chose to track the problems pointed out as rectification items too.
+    track_problems: bool = False
+    refused_text: str | None = Field(default=None, max_length=8000)
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+
+
+class RectificationStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"  # reported done by the reviewee, waiting for the reviewer
+    CONFIRMED = "confirmed"  # the reviewer confirmed it: closed
+
+
+class Rectification(SQLModel, table=True):
+    """One item to rectify (整改落实), raised by a review."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    review_id: int = Field(foreign_key="review.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    text: str = Field(max_length=1000)
+    # Which part of the review it came from: requirements (整改要求) or problems (指出问题).
+    source: str = Field(max_length=20)
+    due_on: date
+    status: RectificationStatus = Field(
+        default=RectificationStatus.OPEN, sa_type=String(12), index=True
+    )
+    done_note: str = Field(default="", max_length=1000)
+    # Counts the times it was reported done, so each report (after a reopening) is news.
+    reports: int = 0
+    created_at: datetime
+    updated_at: datetime
+    done_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+class RectificationProgress(SQLModel, table=True):
+    """A note on how a rectification item is going, by the reviewee or (reopening) the reviewer."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    rectification_id: int = Field(foreign_key="rectification.id", index=True)
+    author_id: int = Field(foreign_key="member.id")
+    kind: str = Field(default="progress", max_length=12)  # progress, done, confirmed, reopened
+    note: str = Field(default="", max_length=1000)
+    created_at: datetime
+
+
+class SummaryRectification(SQLModel, table=True):
+    """An open rectification item looked back at in the next quarter's summary."""
+
+    summary_id: int = Field(foreign_key="summary.id", primary_key=True)
+    rectification_id: int = Field(foreign_key="rectification.id", primary_key=True)
+    note: str = Field(default="", max_length=500)

@@ -288,3 +288,36 @@ async def retry_later(
             error=error[:200],
         )
     )
+
+
+async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
+    """Queue these messages (organisation_id, reminder, subject, member_id, send_after,
+    expires_at); one already queued for the same reminder, subject and member is left alone."""
+    if not rows:
+        return 0
+    values = [{"status": OutboxStatus.PENDING.value, "attempts": 0, **row} for row in rows]
+    result = await session.exec(
+        _insert(session)(OutboxMessage)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+    )
+    return result.rowcount
+
+
+async def add_message(session: AsyncSession, **row) -> int:
+    """Queue one message, once (see `add_messages`)."""
+    return await add_messages(session, rows=[row])
+
+
+async def queued_subjects(
+    session: AsyncSession, *, reminders: Sequence[str], subjects: Sequence[str]
+) -> set[tuple[str, str]]:
+    """Which of these (reminder, subject) pairs are in the outbox already, whatever their state."""
+    if not subjects:
+        return set()
+    result = await session.exec(
+        select(OutboxMessage.reminder, OutboxMessage.subject).where(
+            col(OutboxMessage.reminder).in_(reminders), col(OutboxMessage.subject).in_(subjects)
+        )
+    )
+    return {(reminder, subject) for reminder, subject in result.all()}

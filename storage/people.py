@@ -111,3 +111,18 @@ async def mark_unreachable(
             .where(col(Member.id).in_(member_ids), col(Member.unreachable_since).is_(None))
             .values(unreachable_since=now)
         )
+
+
+async def first_with_role(
+    session: AsyncSession, *, organisation_id: int, role: str, branch_id: int | None = None
+) -> int | None:
+    """The active member (of the branch, if given) who has this role; the earliest if several."""
+    query = select(Member).where(
+        Member.organisation_id == organisation_id, Member.active, col(Member.roles).contains(role)
+    )
+    if branch_id is not None:
+        query = query.where(Member.branch_id == branch_id)
+    for member in (await session.exec(query.order_by(Member.id))).all():
+        if role in member.roles.split():  # "secretary" is also inside "party_secretary"
+            return member.id
+    return None

@@ -9,16 +9,25 @@ from jinja2 import meta
 from bot.config import LOCALES
 from bot.services.calendar import Deadline, Overview
 from bot.services.pledges import PledgeView
-from bot.services.summaries import BranchRow, Quarter, Window
+from bot.services.rectification import Reported
+from bot.services.reviews import Material, Reviewee, Subject
+from bot.services.summaries import BranchRow, Quarter, Readable, Window
 from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
 from storage.models import (
     Audience,
+    Branch,
     Campaign,
     CampaignPhase,
     CampaignStep,
+    Category,
     Member,
     Pledge,
     PledgeStatus,
+    Rectification,
+    RectificationProgress,
+    RectificationStatus,
+    Review,
+    ReviewStatus,
     Role,
     StepKind,
     Summary,
@@ -106,7 +115,67 @@ MEMBER = Member(
     id=1, organisation_id=1, name=HOSTILE[:50], branch_id=1, created_at=NOW, updated_at=NOW
 )
 
+ITEM = Rectification(
+    id=1,
+    organisation_id=1,
+    review_id=1,
+    member_id=1,
+    branch_id=1,
+    text=HOSTILE[:1000],
+    source="requirements",
+    due_on=date(2026, 3, 1),
+    status=RectificationStatus.DONE,
+    done_note=HOSTILE[:1000],
+    created_at=NOW,
+    updated_at=NOW,
+)
+REVIEW_TEXT = Review(
+    id=1,
+    organisation_id=1,
+    step_id=1,
+    reviewee="member:1",
+    member_id=1,
+    branch_id=1,
+    reviewer_id=2,
+    status=ReviewStatus.SENT,
+    achievements=HOSTILE[:1000],
+    problems=HOSTILE[:1000],
+    direction=HOSTILE[:1000],
+    requirements=HOSTILE[:1000],
+    track_problems=True,
+    created_at=NOW,
+    updated_at=NOW,
+)
+NOTE = RectificationProgress(rectification_id=1, author_id=1, note=HOSTILE[:1000], created_at=NOW)
+BRANCH = Branch(id=1, organisation_id=1, name=HOSTILE[:100])
+
 SPECIAL_VALUES = {
+    "item": ITEM,
+    "items": [ITEM] * 10,
+    "carried": [(ITEM, HOSTILE[:500])] * 5,
+    "raised": [HOSTILE[:1000]] * 10,
+    "reported": [Reported(ITEM, HOSTILE[:40])] * 10,
+    "review": REVIEW_TEXT,
+    "reviewees": [
+        Reviewee("member:1", HOSTILE[:40], Category.ELDERLY, HOSTILE[:40], True, REVIEW_TEXT, True),
+        Reviewee("branch:1", HOSTILE[:40], None, HOSTILE[:40], False, None, False),
+    ]
+    * 50,
+    "material": Material(
+        Subject(MEMBER, BRANCH),
+        [PLEDGE] * 10,
+        Readable(SUMMARY, HOSTILE[:40], [(PLEDGE, REVIEW)] * 3, [(ITEM, HOSTILE[:500])] * 3),
+        [ITEM] * 5,
+        {1: [NOTE] * 3},
+    ),
+    "due_on": date(2026, 3, 1),
+    "part": "requirements",
+    "category": "elderly",
+    "stage": "done",
+    "number": 3,
+    "several": True,
+    "on": True,
+    "for_branch": False,
     "pledge": PLEDGE,
     "views": [PledgeView(PLEDGE, HOSTILE[:40], 3), PledgeView(PLEDGE, None, 0)] * 20,
     "summary": SUMMARY,

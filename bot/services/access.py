@@ -16,14 +16,16 @@ class Permission(StrEnum):
     START = "start"  # anyone, bound or not: /start with or without an invite
     USE = "use"  # any bound member
     BRANCH_OVERSIGHT = "branch_oversight"  # see and chase the members of one's branch
-    LEAD = "lead"  # leadership-team work: reviews of assigned branches and people
+    REVIEW = "review"  # review (点评) the branches and people seed 004 assigns
     ORGANISE = "organise"  # set up rounds, calendars and exports for everybody
 
 
 _ALLOWED: dict[Permission, frozenset[Role]] = {
     Permission.USE: frozenset(Role),
     Permission.BRANCH_OVERSIGHT: frozenset({Role.SECRETARY, Role.ORGANISER}),
-    Permission.LEAD: frozenset({Role.LEADER, Role.PARTY_SECRETARY, Role.ORGANISER}),
+    Permission.REVIEW: frozenset(
+        {Role.SECRETARY, Role.LEADER, Role.PARTY_SECRETARY, Role.ORGANISER}
+    ),
     Permission.ORGANISE: frozenset({Role.ORGANISER}),
 }
 
@@ -132,6 +134,9 @@ COMMANDS: tuple[tuple[str, Permission], ...] = (
     ("pledges", Permission.USE),
     ("summary", Permission.USE),
     ("summaries", Permission.BRANCH_OVERSIGHT),
+    ("review", Permission.REVIEW),
+    ("reviews", Permission.BRANCH_OVERSIGHT),
+    ("rectify", Permission.USE),
     ("invites", Permission.BRANCH_OVERSIGHT),
     ("reminders", Permission.USE),
     ("lang", Permission.USE),

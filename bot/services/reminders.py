@@ -15,8 +15,10 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import rectification
 from bot.services.access import parse_roles
 from bot.services.calendar import CampaignTime, applies_to
+from bot.services.notices import Button, Composed, Notice, undeliverable
 from storage import calendar as calendar_queries
 from storage import outbox
 from storage.models import (
@@ -202,6 +204,11 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
             }
         )
     await outbox.mark_planned(session, markers=markers)
+    items = await rectification.plan_reminders(
+        session, organisation_id=organisation_id, time=calendar[0], now=now
+    )
+    if items:
+        report.planned["rectification"] = items
     nudges = await outbox.insert_draft_nudges(
         session,
         organisation_id=organisation_id,
@@ -226,6 +233,11 @@ async def next_work(
     pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
     if pending is not None:
         moments.append(pending)
+    item_reminder = await rectification.next_reminder(
+        session, organisation_id=organisation_id, time=time, after=after
+    )
+    if item_reminder is not None:
+        moments.append(item_reminder)
     idle_draft = await outbox.earliest_idle_draft(session, organisation_id=organisation_id)
     if idle_draft is not None:
         moments.append(idle_draft + DRAFT_IDLE)
@@ -236,23 +248,6 @@ async def next_work(
 
 
 # --- what a row says, when its turn comes ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A message ready to render: template, values, and the step a 'done' button reports."""
-
-    message_id: int
-    member: Member
-    template: str
-    values: dict
-    done_step_id: int | None = None
-
-
-@dataclass
-class Composed:
-    notices: list[Notice] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)  # outbox id → why
 
 
 async def compose(
@@ -317,15 +312,15 @@ async def compose(
             if not values["behind"]:
                 composed.skipped[message.id] = "everyone caught up"
                 continue
-        done_button = (
-            step.id
+        buttons = (
+            (Button("button_done", f"done:{step.id}", {"step": step}),)
             if step is not None
             and step.kind == StepKind.TASK
             and message.reminder != BRANCH_OVERDUE
-            else None
+            else ()
         )
         composed.notices.append(
-            Notice(message.id, member, f"reminder_{message.reminder}", values, done_button)
+            Notice(message.id, member, f"reminder_{message.reminder}", values, buttons)
         )
     return composed
 
@@ -336,10 +331,8 @@ def _phase_id(subject: str) -> int:
 
 def _skip_reason(message, member, step, phase, done, now, today) -> str | None:
     """Why a planned message is no longer worth sending, if it is not."""
-    if member is None or not member.active or member.telegram_user_id is None:
-        return "not a bound member"
-    if member.unreachable_since is not None:
-        return "unreachable"
+    if reason := undeliverable(member):
+        return reason
     if message.expires_at <= now:
         return "too late"
     if member.reminders_muted and message.reminder in ANNOUNCEMENTS:

@@ -15,22 +15,26 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import pledges as pledge_service
+from bot.services import rectification
 from bot.services.access import Actor, speaks_for_branch
 from bot.services.calendar import CampaignTime
 from bot.services.reviewers import reviewer_mapping
 from storage import calendar as calendar_queries
 from storage.models import (
+    Branch,
     Campaign,
     CampaignStep,
     Category,
     Member,
     Pledge,
     PledgeStatus,
+    Rectification,
     Role,
     StepDone,
     StepKind,
     Summary,
     SummaryPledge,
+    SummaryRectification,
     SummaryStatus,
 )
 
@@ -137,6 +141,11 @@ async def form(session: AsyncSession, summary: Summary) -> list[str]:
         stages.append(f"pledge:{pledge.id}")
         if not short:
             stages.append(f"pledge_note:{pledge.id}")
+    # Rectification items still open from an earlier quarter's review are looked back at too.
+    items = await rectification.carried_over(
+        session, member_id=summary.member_id, branch_id=summary.branch_id, step_id=summary.step_id
+    )
+    stages += [f"rect:{item.id}" for item in items]
     return [*stages, *(SHORT_FORM if short else TEXT_FIELDS), CONFIRM]
 
 
@@ -157,10 +166,66 @@ class TooLong:
     limit: int
 
 
-def _used(summary: Summary, reviews: list[SummaryPledge], leaving_out: str) -> int:
+def _used(summary: Summary, notes: "Notes", leaving_out: str) -> int:
     texts = [getattr(summary, f) for f in TEXT_FIELDS if f != leaving_out]
-    texts += [r.note for r in reviews if f"pledge_note:{r.pledge_id}" != leaving_out]
+    texts += [r.note for r in notes.pledges if f"pledge_note:{r.pledge_id}" != leaving_out]
+    texts += [r.note for r in notes.items if f"rect:{r.rectification_id}" != leaving_out]
     return sum(len(t) for t in texts)
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What a summary says of each pledge (回头看) and of each carried-over item."""
+
+    pledges: list[SummaryPledge]
+    items: list[SummaryRectification]
+
+    def on(self, stage: str) -> str:
+        """The note written for a pledge_note:… or rect:… question, if any."""
+        for review in self.pledges:
+            if f"pledge_note:{review.pledge_id}" == stage:
+                return review.note
+        for item in self.items:
+            if f"rect:{item.rectification_id}" == stage:
+                return item.note
+        return ""
+
+
+async def notes_of(session: AsyncSession, summary: Summary) -> Notes:
+    items = await session.exec(
+        select(SummaryRectification).where(SummaryRectification.summary_id == summary.id)
+    )
+    return Notes(await pledge_reviews(session, summary), list(items.all()))
+
+
+@dataclass(frozen=True)
+class Readable:
+    """A summary as people read it: whose, each pledge with its 回头看, each carried item."""
+
+    summary: Summary
+    owner: str
+    pledges: list[tuple[Pledge, SummaryPledge]]
+    carried: list[tuple[Rectification, str]]
+
+
+async def readable(session: AsyncSession, summary: Summary) -> Readable:
+    notes = await notes_of(session, summary)
+    pledges = await pledge_service.by_ids(session, ids=[r.pledge_id for r in notes.pledges])
+    items = {
+        i.id: i
+        for i in await rectification.by_ids(session, ids=[n.rectification_id for n in notes.items])
+    }
+    owner = await (
+        session.get(Member, summary.member_id)
+        if summary.member_id
+        else session.get(Branch, summary.branch_id)
+    )
+    return Readable(
+        summary,
+        owner.name,
+        [(pledges[r.pledge_id], r) for r in notes.pledges],
+        [(items[n.rectification_id], n.note) for n in notes.items],
+    )
 
 
 async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[SummaryPledge]:
@@ -173,8 +238,8 @@ async def answer_text(
 ) -> TooLong | None:
     """Record the text for the current question, unless the whole would exceed the limit
     (then it is kept aside, so it can be shortened rather than typed again)."""
-    reviews = await pledge_reviews(session, summary)
-    allowed = limit - _used(summary, reviews, summary.stage)
+    notes = await notes_of(session, summary)
+    allowed = limit - _used(summary, notes, summary.stage)
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
@@ -183,9 +248,18 @@ async def answer_text(
         setattr(summary, summary.stage, text)
     elif summary.stage.startswith("pledge_note:"):
         pledge_id = int(summary.stage.split(":")[1])
-        review = next((r for r in reviews if r.pledge_id == pledge_id), None)
+        review = next((r for r in notes.pledges if r.pledge_id == pledge_id), None)
         if review is not None:
             review.note = text
+    elif summary.stage.startswith("rect:"):
+        item_id = int(summary.stage.split(":")[1])
+        noted = next((r for r in notes.items if r.rectification_id == item_id), None)
+        if noted is None:
+            session.add(
+                SummaryRectification(summary_id=summary.id, rectification_id=item_id, note=text)
+            )
+        else:
+            noted.note = text
     await advance(session, summary, now)
     return None
 
@@ -246,6 +320,11 @@ async def submit(
             pledge.status, pledge.updated_at = review.status, now
             if review.note:
                 pledge.status_note = review.note[: pledge_service.NOTE_LIMIT]
+    author = summary.member_id or actor.member_id
+    for noted in (await notes_of(session, summary)).items:
+        await rectification.note_from_summary(
+            session, item_id=noted.rectification_id, author_id=author, note=noted.note, now=now
+        )
     if (
         summary.member_id is not None
         and await session.get(StepDone, (summary.step_id, summary.member_id)) is None

@@ -1,0 +1,148 @@
+"""/rectify: report on the items a review raised; the reviewer confirms or reopens them."""
+
+import re
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot import delivery
+from bot.services import rectification
+from bot.services.access import Permission
+from handlers.conversation import flow
+from handlers.gate import Turn, gated
+from storage import conversations
+from storage.models import ChatState, RectificationStatus
+
+
+@gated(Permission.USE)
+async def list_items(turn: Turn) -> None:
+    """My open items, and those of the people I reviewed that wait for my confirmation."""
+    items = await rectification.to_report(turn.session, actor=turn.actor)
+    reported = await rectification.to_confirm(turn.session, actor=turn.actor)
+    buttons = []
+    for number, item in enumerate(items, 1):
+        if item.status == RectificationStatus.OPEN:
+            buttons.append(
+                [
+                    (
+                        turn.label(
+                            "button_rectify_progress", item=item, number=number, several=False
+                        ),
+                        f"rc:{item.id}:progress",
+                    ),
+                    (
+                        turn.label("button_rectify_done", item=item, number=number, several=False),
+                        f"rc:{item.id}:done",
+                    ),
+                ]
+            )
+    for number, entry in enumerate(reported, len(items) + 1):
+        buttons.append(
+            [
+                (
+                    turn.label(
+                        "button_rectify_confirm", item=entry.item, number=number, several=False
+                    ),
+                    f"rcc:{entry.item.id}:confirm",
+                ),
+                (
+                    turn.label(
+                        "button_rectify_reopen", item=entry.item, number=number, several=False
+                    ),
+                    f"rcc:{entry.item.id}:reopen",
+                ),
+            ]
+        )
+    turn.reply("rectify_list", items=items, reported=reported, buttons=buttons[:60])
+
+
+@gated(Permission.USE)
+async def item_button(turn: Turn) -> None:
+    """Progress or done on my item: ask for the note (the data is checked, never trusted)."""
+    match = re.fullmatch(r"rc:(\d{1,9}):(progress|done)", turn.callback_data)
+    item = await rectification.own(turn.session, actor=turn.actor, item_id=int(match[1]))
+    if item is None:
+        turn.notice("button_refused")
+        return
+    if item.status != RectificationStatus.OPEN:
+        turn.notice("rectify_not_open", item=item)
+        return
+    await _ask_note(turn, item, match[2])
+
+
+@gated(Permission.USE)
+async def reviewer_button(turn: Turn) -> None:
+    """The reviewer confirms a reported item, or reopens it (then says what is still needed)."""
+    match = re.fullmatch(r"rcc:(\d{1,9}):(confirm|reopen)", turn.callback_data)
+    item = await rectification.reviewed_by(turn.session, actor=turn.actor, item_id=int(match[1]))
+    if item is None:
+        turn.notice("button_refused")
+        return
+    if match[2] == "reopen":
+        if item.status == RectificationStatus.OPEN:
+            turn.notice("rectify_already", item=item)
+            return
+        await _ask_note(turn, item, "reopen")
+        return
+    if not await rectification.confirm(turn.session, actor=turn.actor, item=item, now=turn.now):
+        turn.notice("rectify_already", item=item)
+        return
+    turn.notice("saved")
+    turn.reply("rectify_saved", stage="confirm", item=item)
+    _send_news(turn)
+
+
+async def _ask_note(turn: Turn, item, stage: str) -> None:
+    await conversations.set_state(
+        turn.session,
+        member_id=turn.actor.member_id,
+        flow="rectify",
+        subject_id=item.id,
+        stage=stage,
+        now=turn.now,
+    )
+    turn.reply("rectify_ask_note", stage=stage, item=item)
+
+
+@flow("rectify")
+async def note_step(turn: Turn, state: ChatState) -> None:
+    """The note of progress, of completion, or of what is still needed."""
+    text = turn.text.strip()
+    if not text:
+        turn.reply("text_needed")
+        return
+    if len(text) > rectification.NOTE_LIMIT:
+        turn.reply("text_too_long", length=len(text), allowed=rectification.NOTE_LIMIT, text=text)
+        return
+    if state.stage == "reopen":
+        item = await rectification.reviewed_by(
+            turn.session, actor=turn.actor, item_id=state.subject_id
+        )
+        change = rectification.reopen
+    else:
+        item = await rectification.own(turn.session, actor=turn.actor, item_id=state.subject_id)
+        change = (
+            rectification.report_done if state.stage == "done" else rectification.record_progress
+        )
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    if item is None or not await change(
+        turn.session, actor=turn.actor, item=item, note=text, now=turn.now
+    ):
+        turn.reply("button_stale")
+        return
+    turn.reply("rectify_saved", stage=state.stage, item=item)
+    _send_news(turn)
+
+
+def _send_news(turn: Turn) -> None:
+    """The other side hears of it now, not at the next tick."""
+    application = turn.context.application
+    turn.afterwards(lambda: delivery.send_now(application))
+
+
+def handlers() -> list[BaseHandler]:
+    private = filters.ChatType.PRIVATE
+    return [
+        CommandHandler("rectify", list_items, filters=private),
+        CallbackQueryHandler(item_button, pattern=r"^rc:\d{1,9}:(progress|done)$"),
+        CallbackQueryHandler(reviewer_button, pattern=r"^rcc:\d{1,9}:(confirm|reopen)$"),
+    ]
