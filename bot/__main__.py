@@ -1,4 +1,4 @@
-"""Command line: demo, run, roster import, invites."""
+"""Command line: demo, run, roster import, campaign load, reviewers, invites."""
 
 import argparse
 import asyncio
@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
         "load", help="validate and load a campaign file (TOML)"
     )
     calendar_load.add_argument("file", type=Path)
+
+    assignments = commands.add_parser("reviewers", help="who reviews whom (seed 004)")
+    assignment_commands = assignments.add_subparsers(dest="reviewers_command", required=True)
+    assignment_commands.add_parser("list", help="every reviewee and their reviewer")
+    assign = assignment_commands.add_parser("set", help="give one reviewee another reviewer")
+    assign.add_argument("reviewee", help="a member's name or roster id, or a branch's name")
+    assign.add_argument("reviewer", help="a member's name or roster id")
+    reset = assignment_commands.add_parser("reset", help="back to the roster's rule")
+    reset.add_argument("reviewee", help="a member's name or roster id, or a branch's name")
 
     invites = commands.add_parser("invites", help="print personal invite links")
     invites.add_argument("--branch", help="only this branch")
@@ -170,6 +179,56 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot.services import reviewers
+    from storage import people
+
+    await runtime.db.migrate()
+    async with runtime.db.session() as session:
+        organisation = await people.get_organisation(session)
+        if organisation is None:
+            _say(runtime, "cli_no_organisation.txt")
+            return 1
+        if args.reviewers_command == "list":
+            rows = await reviewers.assignment_table(session, organisation_id=organisation.id)
+            _say(runtime, "cli_reviewers.txt", rows=rows)
+            return 0
+        reviewee = await reviewers.find_reviewee(
+            session, organisation_id=organisation.id, text=args.reviewee
+        )
+        reviewer = (
+            await reviewers.find_reviewee(
+                session, organisation_id=organisation.id, text=args.reviewer
+            )
+            if args.reviewers_command == "set"
+            else None
+        )
+        unknown = [
+            text
+            for text, found in (
+                (args.reviewee, reviewee),
+                (getattr(args, "reviewer", ""), reviewer),
+            )
+            if text and not found
+        ]
+        if reviewer is not None and not reviewer[0].startswith("member:"):
+            unknown.append(args.reviewer)
+        if unknown:
+            _say(runtime, "cli_unknown_person.txt", names=unknown)
+            return 1
+        await reviewers.set_override(
+            session,
+            organisation_id=organisation.id,
+            reviewee=reviewee[0],
+            reviewer_id=reviewers.parse_key(reviewer[0])[1] if reviewer else None,
+            now=runtime.clock.now(),
+        )
+        _say(
+            runtime, "cli_reviewer_set.txt", reviewee=reviewee[1], reviewer=reviewer and reviewer[1]
+        )
+    return 0
+
+
 def _run_telegram(settings: Settings) -> int:
     token = settings.telegram_bot_token
     if not token or not TOKEN_PATTERN.match(token):
@@ -213,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 return await _import_roster(runtime, args)
             if args.command == "campaign":
                 return await _load_campaign(runtime, args)
+            if args.command == "reviewers":
+                return await _reviewers(runtime, args)
             return await _invites(runtime, args)
         finally:
             await runtime.db.dispose()

@@ -1,5 +1,6 @@
 """The local chat, driven by a piped script exactly as a newcomer would type it."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,8 +106,8 @@ def test_run_with_malformed_token_is_one_clear_line(monkeypatch, capsys, tmp_pat
 def blocks(output: str) -> dict[str, list[str]]:
     """Each recipient's messages, as the local chat printed them."""
     found: dict[str, list[str]] = {}
-    for block in output.split("── ")[1:]:
-        header, _, body = block.partition(" ──")
+    pieces = re.split(r"^── (.+?) ──(?: \(edited\))?$", output, flags=re.MULTILINE)
+    for header, body in zip(pieces[1::2], pieces[2::2], strict=True):
         found.setdefault(header, []).append(body.split("\n\n（")[0].strip())
     return found
 
@@ -124,8 +125,8 @@ def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     # 郑强 reported the self-check done from its reminder, so it never chased him.
     assert not any("自查 今天截止" in m or "自查 已于" in m for m in received["郑强"])
     assert any("自查 今天截止" in m for m in received["谢婷"])
-    # 年老体弱: one gentle reminder per deadline.
-    assert sum("量力而行" in m for m in received["王秀英"]) == 4
+    # 年老体弱: one gentle reminder per deadline; 整改落实 only for those with items to rectify.
+    assert sum("量力而行" in m for m in received["王秀英"]) == 3
 
 
 def test_pledges_and_a_summary_left_and_resumed(tmp_path):
@@ -170,3 +171,45 @@ def test_pledges_and_a_summary_left_and_resumed(tmp_path):
     assert any("自我小结已提交" in m for m in zheng)
     assert any("已提交 1 人" in m for m in received["张明"])
     assert any("郑强 · 自我小结" in m and "本季度办件三百余件" in m for m in received["张明"])
+
+
+def test_a_review_its_acknowledgement_and_a_rectification_closed(tmp_path):
+    script = "\n".join(
+        [
+            ":clock +8d",  # the quarter's self-summaries have opened
+            ":as 张明",
+            "/review",
+            ":tap 郑强",
+            "窗口服务热情周到",
+            ":tap 跳过",
+            ":tap 跳过",
+            "每周集中学习一次",
+            ":tap 发送点评",
+            ":as 郑强",
+            ":tap 已阅",
+            "/rectify",
+            ":tap 已完成",
+            "每周三晚集中学习",
+            ":as 张明",
+            ":tap 确认完成",
+            ":as 李建国",
+            "/review",
+            ":tap 张明",
+            "支部工作抓得实",
+            ":tap 跳过",
+            ":tap 跳过",
+            "按时上报支部材料",
+            ":tap 发送点评",
+            ":as 张明",
+            ":tap 已阅",
+            ":quit",
+        ]
+    )
+    result = run_demo(script + "\n", tmp_path / "d.db")
+    assert result.returncode == 0, result.stderr
+    received = blocks(result.stdout)
+    zheng, zhang = received["郑强"], received["张明"]
+    assert any("张明对您的点评" in m and "✅ 已阅。" in m for m in zheng)
+    assert any("郑强报告整改事项已完成" in m and "每周三晚集中学习" in m for m in zhang)
+    assert any("已经点评人确认完成" in m for m in zheng)
+    assert any("李建国对您的点评" in m and "✅ 已阅。" in m for m in zhang)

@@ -1,5 +1,6 @@
 """Leaders' reviews (领导点评) and the rectification (整改落实) that follows, through the bot."""
 
+import asyncio
 from datetime import date, timedelta
 
 import pytest
@@ -390,3 +391,39 @@ async def test_a_review_of_someone_who_blocked_the_bot_waits_in_the_outbox(
 def test_requirements_split_into_one_item_per_line_or_number():
     assert rectification.split_items("2026年12月前完成。") == ["2026年12月前完成"]
     assert rectification.split_items("1、甲；2、乙\n（3）丙\n\n- 丁") == ["甲", "乙", "丙", "丁"]
+
+
+async def test_only_those_with_open_items_are_chased_for_the_rectification_step(
+    quarter, chat, api, app, clock
+):
+    zhang, zheng, feng = quarter["张明"], quarter["郑强"], quarter["冯磊"]
+    await review_zheng(chat, zhang, requirements="按时参加组织生活")
+    await chat.tap(zhang, "发送点评")
+    for day in range(17, 30):  # through 12-17 … 12-29, past the 整改落实 deadline of 12-20
+        clock.set(at(30 + day, 10))
+        await delivery.tick(app)
+    step_title = "第四季度整改落实"
+    assert any(step_title in t and "截止" in t for t in api.texts(zheng.user_id))
+    assert not any(step_title in t and "截止" in t for t in api.texts(feng.user_id))
+
+
+async def test_the_organiser_overrides_an_assignment_from_the_command_line(
+    quarter, runtime, settings, capsys
+):
+    from bot.__main__ import main
+
+    # The command line runs its own event loop, as it does from a shell.
+    argv = ["reviewers"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", settings.database_url)
+        assert await asyncio.to_thread(main, [*argv, "set", "郑强", "D02"]) == 0
+        assert "郑强 今后由 李建国 点评" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "set", "无此人", "李建国"]) == 1
+        assert "无此人" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "list"]) == 0
+        listing = capsys.readouterr().out
+        assert "市场管理党支部：郑强 ← 李建国（已调整）" in listing
+        assert "市场管理党支部：冯磊 ← 张明" in listing
+        assert await asyncio.to_thread(main, [*argv, "reset", "郑强"]) == 0
+        assert await asyncio.to_thread(main, [*argv, "list"]) == 0
+        assert "市场管理党支部：郑强 ← 张明\n" in capsys.readouterr().out

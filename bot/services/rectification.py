@@ -140,6 +140,26 @@ async def of_review(session: AsyncSession, *, review_id: int) -> list[Rectificat
     return list(result.all())
 
 
+async def answerable_for_open_items(session: AsyncSession, *, organisation_id: int) -> set[int]:
+    """Members with an item still open: their own, or their branch's as its secretary."""
+    result = await session.exec(
+        select(Rectification.member_id, Rectification.branch_id)
+        .where(
+            Rectification.organisation_id == organisation_id,
+            Rectification.status == RectificationStatus.OPEN,
+        )
+        .distinct()
+    )
+    answerable = set()
+    for member_id, branch_id in result.all():
+        answerable.add(
+            await recipient_of(
+                session, organisation_id=organisation_id, member_id=member_id, branch_id=branch_id
+            )
+        )
+    return answerable - {None}
+
+
 async def of_reviewee(
     session: AsyncSession, *, member_id: int | None, branch_id: int
 ) -> list[Rectification]:
@@ -509,7 +529,9 @@ async def compose(
 async def _last_note(session: AsyncSession, item: Rectification, kind: str) -> str:
     result = await session.exec(
         select(RectificationProgress.note)
-        .where(RectificationProgress.rectification_id == item.id, RectificationProgress.kind == kind)
+        .where(
+            RectificationProgress.rectification_id == item.id, RectificationProgress.kind == kind
+        )
         .order_by(col(RectificationProgress.id).desc())
     )
     return result.first() or ""

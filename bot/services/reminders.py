@@ -280,6 +280,14 @@ async def compose(
         ).all()
     }
     done = await calendar_queries.done_pairs(session, step_ids=list(step_ids))
+    # 整改落实 is done item by item: only those with items still open are chased for it.
+    if any(s.kind == StepKind.RECTIFICATION for s in steps.values()):
+        rectifying = await rectification.answerable_for_open_items(
+            session, organisation_id=messages[0].organisation_id
+        )
+        done |= {
+            (s.id, m) for s in steps.values() if s.kind == StepKind.RECTIFICATION for m in members
+        } - {(s.id, m) for s in steps.values() for m in rectifying}
     behind = await _behind_by_branch(session, messages, members, steps, done)
     for message in messages:
         member = members.get(message.member_id)

@@ -189,3 +189,54 @@ async def set_override(
     else:
         existing.reviewer_id, existing.created_at = reviewer_id, now
     await session.flush()
+
+
+async def find_reviewee(
+    session: AsyncSession, *, organisation_id: int, text: str
+) -> tuple[str, str] | None:
+    """(key, name) of the one active member with this roster id or name, or the branch with
+    this name; None when there is none, or more than one."""
+    members = [
+        m
+        for m in await people.list_members(session, organisation_id=organisation_id)
+        if text in (m.roster_id, m.name)
+    ]
+    if len(members) == 1:
+        return member_key(members[0].id), members[0].name
+    branch = await people.get_branch_by_name(session, organisation_id=organisation_id, name=text)
+    if branch is not None and not members:
+        return branch_key(branch.id), branch.name
+    return None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    reviewee: str
+    branch: str
+    reviewer: str
+    overridden: bool
+
+
+async def assignment_table(session: AsyncSession, *, organisation_id: int) -> list[Assignment]:
+    """Every reviewee with their reviewer, branch by branch, for the organiser to check."""
+    mapping = await reviewer_mapping(session, organisation_id=organisation_id)
+    members = {m.id: m for m in await people.list_members(session, organisation_id=organisation_id)}
+    branches = {
+        b.id: b for b in await people.list_branches(session, organisation_id=organisation_id)
+    }
+    overridden = {o.reviewee for o in await _overrides(session, organisation_id=organisation_id)}
+    rows = [
+        Assignment(branch.name, branch.name, members[r].name, branch_key(b) in overridden)
+        for b, r in mapping.of_branch.items()
+        for branch in (branches[b],)
+    ]
+    rows += [
+        Assignment(
+            members[m].name,
+            branches[members[m].branch_id].name,
+            members[r].name,
+            member_key(m) in overridden,
+        )
+        for m, r in sorted(mapping.of_member.items(), key=lambda i: (members[i[0]].branch_id, i[0]))
+    ]
+    return rows

@@ -15,10 +15,9 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import pledges as pledge_service
-from bot.services import rectification
+from bot.services import rectification, reviewers
 from bot.services.access import Actor, speaks_for_branch
 from bot.services.calendar import CampaignTime
-from bot.services.reviewers import reviewer_mapping
 from storage import calendar as calendar_queries
 from storage.models import (
     Branch,
@@ -343,10 +342,10 @@ async def may_read(session: AsyncSession, *, actor: Actor, summary: Summary) -> 
         return True
     if actor.has(Role.SECRETARY) and actor.branch_id == summary.branch_id:
         return True
-    reviewers = await reviewer_mapping(session, organisation_id=actor.organisation_id)
-    if summary.member_id is None:
-        return reviewers.of_branch.get(summary.branch_id) == actor.member_id
-    return reviewers.of_member.get(summary.member_id) == actor.member_id
+    reviewer = await reviewers.reviewer_of(
+        session, organisation_id=actor.organisation_id, reviewee=summary.owner
+    )
+    return reviewer == actor.member_id
 
 
 @dataclass(frozen=True)
