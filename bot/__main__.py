@@ -211,7 +211,9 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
             )
             if text and not found
         ]
-        if reviewer is not None and not reviewer[0].startswith("member:"):
+        if reviewer is not None and (
+            not reviewer[0].startswith("member:") or reviewer[0] == (reviewee or ("",))[0]
+        ):
             unknown.append(args.reviewer)
         if unknown:
             _say(runtime, "cli_unknown_person.txt", names=unknown)

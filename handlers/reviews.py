@@ -64,6 +64,9 @@ async def start_review(turn: Turn) -> None:
         turn.notice("review_not_yours")
         return
     if review.status != ReviewStatus.DRAFT:
+        if not reviews.may_read(turn.actor, review):
+            turn.notice("review_not_yours")
+            return
         turn.reply("review_view", **await reviews.as_read(turn.session, review=review))
         return
     material = await reviews.material(turn.session, review=review)
@@ -179,7 +182,7 @@ async def _send(turn: Turn, review: Review) -> None:
         turn.notice("review_empty")
         return
     if not await reviews.send(turn.session, review=review, now=turn.now):
-        turn.notice("button_stale")
+        turn.notice("review_no_recipient")
         return
     await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
     subject = await reviews.subject_of(turn.session, review=review)

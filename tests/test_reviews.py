@@ -390,6 +390,7 @@ async def test_a_review_of_someone_who_blocked_the_bot_waits_in_the_outbox(
 
 def test_requirements_split_into_one_item_per_line_or_number():
     assert rectification.split_items("2026年12月前完成。") == ["2026年12月前完成"]
+    assert rectification.split_items("12.31前完成学习") == ["12.31前完成学习"]
     assert rectification.split_items("1、甲；2、乙\n（3）丙\n\n- 丁") == ["甲", "乙", "丙", "丁"]
 
 
@@ -427,3 +428,38 @@ async def test_the_organiser_overrides_an_assignment_from_the_command_line(
         assert await asyncio.to_thread(main, [*argv, "reset", "郑强"]) == 0
         assert await asyncio.to_thread(main, [*argv, "list"]) == 0
         assert "市场管理党支部：郑强 ← 张明\n" in capsys.readouterr().out
+
+
+async def test_a_reassigned_reviewee_is_out_of_reach_of_the_former_reviewer(
+    quarter, chat, api, runtime
+):
+    known = await ids(runtime)
+    zhang = quarter["张明"]
+    await review_zheng(chat, zhang)  # a draft, up to the preview
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        await reviewers.set_override(
+            session,
+            organisation_id=organisation.id,
+            reviewee=reviewers.member_key(known["郑强"]),
+            reviewer_id=known["李建国"],
+            now=runtime.clock.now(),
+        )
+    review = await the_review(runtime, reviewers.member_key(known["郑强"]))
+    await chat.press(zhang, f"rvs:{review.id}:send")
+    assert "不由您点评" in toast(api)
+    await chat.press(zhang, f"rv:member:0{known['郑强']}")  # another spelling of the same key
+    assert "不由您点评" in toast(api)
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(Review))).all()) == 1
+    assert (await the_review(runtime, review.reviewee)).status == ReviewStatus.DRAFT
+
+
+async def test_a_note_on_a_carried_item_is_held_to_its_own_limit(quarter, chat, api, clock):
+    zhang, zheng = quarter["张明"], quarter["郑强"]
+    await review_zheng(chat, zhang, requirements="按时参加组织生活")
+    await chat.tap(zhang, "发送点评")
+    clock.set(at(65, 10))
+    await chat.send(zheng, "/summary")
+    await chat.send(zheng, "长" * 600)
+    assert "最多还能写 500 字" in api.last(zheng.user_id).text

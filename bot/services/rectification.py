@@ -44,14 +44,15 @@ NOTICES = frozenset({DUE_SOON, OVERDUE, REPORTED, REOPENED, CONFIRMED})
 OVERDUE_USEFUL_FOR = timedelta(days=7)
 NEWS_USEFUL_FOR = timedelta(days=30)
 
-_BREAK = re.compile(r"\n+|[；;]|(?=\d{1,2}、)|(?=[（(]\d{1,2}[)）])")
+_BREAK = re.compile(r"\n+|[；;]")
+# Numbering at the start of an item ("1、", "2.", "（3）", "四、", "-"), never a date's "12.31".
 _NUMBERING = re.compile(
-    r"^\s*(?:\d{1,2}[、.．)）]|[（(]\d{1,2}[)）]|[一二三四五六七八九十]{1,2}、|[-·•*])\s*"
+    r"^\s*(?:\d{1,2}[、)）]|\d{1,2}[.．](?!\d)|[（(]\d{1,2}[)）]|[一二三四五六七八九十]{1,2}、|[-·•*])\s*"
 )
 
 
 def split_items(text: str) -> list[str]:
-    """One item per line, per "；" or per number ("1、", "（2）"), numbering taken off."""
+    """One item per line or per "；", its numbering ("1、", "（2）") taken off."""
     items = (_NUMBERING.sub("", piece).strip(" \t。，,") for piece in _BREAK.split(text))
     return [item for item in items if item]
 
@@ -461,7 +462,17 @@ async def next_reminder(
     session: AsyncSession, *, organisation_id: int, time: CampaignTime, after: datetime
 ) -> datetime | None:
     """The next moment an open item's reminder falls due that is not queued yet."""
-    items = await _open_items(session, organisation_id)
+    items = [
+        item
+        for item in await _open_items(session, organisation_id)
+        if await recipient_of(
+            session,
+            organisation_id=organisation_id,
+            member_id=item.member_id,
+            branch_id=item.branch_id,
+        )
+        is not None  # a branch without a secretary has nobody to remind
+    ]
     queued = await outbox.queued_subjects(
         session, reminders=[DUE_SOON, OVERDUE], subjects=[_subject(i) for i in items]
     )

@@ -4,6 +4,7 @@ exceptions on top.
 A reviewee is named as a summary's owner is: "member:<id>" or "branch:<id>".
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,12 +24,14 @@ def branch_key(branch_id: int) -> str:
     return f"branch:{branch_id}"
 
 
+_KEY = re.compile(r"(member|branch):([1-9][0-9]{0,8})", re.ASCII)
+
+
 def parse_key(reviewee: str) -> tuple[str, int] | None:
-    """("member" | "branch", id), or None for anything else (callback data is not trusted)."""
-    kind, _, number = reviewee.partition(":")
-    if kind not in ("member", "branch") or not number.isdigit() or len(number) > 9:
-        return None
-    return kind, int(number)
+    """("member" | "branch", id), or None for anything else: callback data is not trusted, and
+    only the one spelling of a key is accepted ("member:010" would dodge the lookups)."""
+    match = _KEY.fullmatch(reviewee)
+    return (match[1], int(match[2])) if match else None
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,10 @@ async def reviewer_mapping(session: AsyncSession, *, organisation_id: int) -> Re
     active = {m.id for m in members}
     for override in await _overrides(session, organisation_id=organisation_id):
         kind, number = parse_key(override.reviewee)
-        if override.reviewer_id in active:
-            (of_member if kind == "member" else of_branch)[number] = override.reviewer_id
+        mapped = of_member if kind == "member" else of_branch
+        # Only for reviewees and reviewers still on the roster.
+        if override.reviewer_id in active and number in mapped:
+            mapped[number] = override.reviewer_id
     return Reviewers(
         {m: r for m, r in of_member.items() if r is not None and r != m},
         {b: r for b, r in of_branch.items() if r is not None},
@@ -90,6 +95,15 @@ async def reviewer_of(session: AsyncSession, *, organisation_id: int, reviewee: 
     """The one reviewer of one reviewee, with a handful of small queries."""
     parsed = parse_key(reviewee)
     if parsed is None:
+        return None
+    kind, number = parsed
+    member = await session.get(Member, number) if kind == "member" else None
+    if kind == "member" and (
+        member is None or not member.active or member.organisation_id != organisation_id
+    ):
+        return None
+    branch = await session.get(Branch, member.branch_id if member else number)
+    if branch is None or branch.organisation_id != organisation_id:
         return None
     override = (
         await session.exec(
@@ -102,17 +116,8 @@ async def reviewer_of(session: AsyncSession, *, organisation_id: int, reviewee: 
             )
         )
     ).first()
-    if override is not None:
+    if override is not None and not (member and override == member.id):
         return override
-    kind, number = parsed
-    member = await session.get(Member, number) if kind == "member" else None
-    if kind == "member" and (
-        member is None or not member.active or member.organisation_id != organisation_id
-    ):
-        return None
-    branch = await session.get(Branch, member.branch_id if member else number)
-    if branch is None or branch.organisation_id != organisation_id:
-        return None
     party_secretary = await people.first_with_role(
         session, organisation_id=organisation_id, role=Role.PARTY_SECRETARY
     )
@@ -173,6 +178,8 @@ async def set_override(
             )
         )
     ).first()
+    if reviewer_id is not None and reviewee == member_key(reviewer_id):
+        raise ValueError("nobody reviews themselves")
     if reviewer_id is None:
         if existing is not None:
             await session.delete(existing)

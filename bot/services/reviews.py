@@ -204,7 +204,11 @@ async def own_draft(session: AsyncSession, *, actor: Actor, review_id: int | Non
     review = await session.get(Review, review_id) if review_id else None
     if review is None or review.reviewer_id != actor.member_id:
         return None
-    return review
+    # An organiser may have given the reviewee to someone else since the draft began.
+    reviewer = await reviewers.reviewer_of(
+        session, organisation_id=actor.organisation_id, reviewee=review.reviewee
+    )
+    return review if reviewer == actor.member_id else None
 
 
 @dataclass(frozen=True)
@@ -295,8 +299,14 @@ def is_empty(review: Review) -> bool:
 
 async def send(session: AsyncSession, *, review: Review, now: datetime) -> bool:
     """Send once (a double tap counts once): items to rectify, and the reviewee's message."""
-    if review.stage != CONFIRM or is_empty(review):
-        return False
+    recipient = await rectification.recipient_of(
+        session,
+        organisation_id=review.organisation_id,
+        member_id=review.member_id,
+        branch_id=review.branch_id,
+    )
+    if review.stage != CONFIRM or is_empty(review) or recipient is None:
+        return False  # a branch without a secretary has nobody to receive it
     result = await session.exec(
         update(Review)
         .where(col(Review.id) == review.id, Review.status == ReviewStatus.DRAFT)
@@ -306,22 +316,15 @@ async def send(session: AsyncSession, *, review: Review, now: datetime) -> bool:
         return False
     await session.refresh(review)
     await rectification.raise_items(session, review=review, now=now)
-    recipient = await rectification.recipient_of(
+    await outbox.add_message(
         session,
         organisation_id=review.organisation_id,
-        member_id=review.member_id,
-        branch_id=review.branch_id,
+        reminder=DELIVERED,
+        subject=f"review:{review.id}",
+        member_id=recipient,
+        send_after=now,
+        expires_at=now + DELIVERY_USEFUL_FOR,
     )
-    if recipient is not None:
-        await outbox.add_message(
-            session,
-            organisation_id=review.organisation_id,
-            reminder=DELIVERED,
-            subject=f"review:{review.id}",
-            member_id=recipient,
-            send_after=now,
-            expires_at=now + DELIVERY_USEFUL_FOR,
-        )
     return True
 
 

@@ -41,6 +41,7 @@ TEXT_FIELDS = ("achievements", "problems", "causes", "next_steps")
 SHORT_FORM = ("achievements", "next_steps")
 REQUIRED = frozenset({"achievements"})
 CONFIRM = "confirm"
+NOTE_LIMIT = 500  # a note on one pledge or one rectification item
 
 
 class Window(StrEnum):
@@ -239,6 +240,8 @@ async def answer_text(
     (then it is kept aside, so it can be shortened rather than typed again)."""
     notes = await notes_of(session, summary)
     allowed = limit - _used(summary, notes, summary.stage)
+    if summary.stage.startswith(("pledge_note:", "rect:")):
+        allowed = min(allowed, NOTE_LIMIT)
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
