@@ -518,8 +518,7 @@ async def compose(
                 Button("button_rectify_progress", f"rc:{item.id}:progress", named),
                 Button("button_rectify_done", f"rc:{item.id}:done", named),
             )
-        campaign = await session.get(Campaign, item.organisation_id)
-        today = CampaignTime.of(campaign).today(now) if campaign else now.date()
+        today = await _today(session, item.organisation_id, now)
         composed.notices.append(
             Notice(
                 message.id,
