@@ -18,7 +18,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.ext import Application
 
 from bot.runtime import Runtime
-from bot.services import rectification, reminders, reviews
+from bot.services import evaluation_notices, rectification, reminders, reviews
 from bot.services.calendar import CampaignTime
 from bot.services.notices import Composed, Notice
 from handlers.gate import keyboard
@@ -220,9 +220,11 @@ async def compose(session, *, messages, now: datetime, today) -> Composed:
     """Each feature composes its own kind of outbox row; the calendar's reminders the rest."""
     of_reviews = [m for m in messages if m.reminder == reviews.DELIVERED]
     of_items = [m for m in messages if m.reminder in rectification.NOTICES]
-    rest = [m for m in messages if m not in of_reviews and m not in of_items]
+    of_rounds = [m for m in messages if m.reminder in evaluation_notices.NOTICES]
+    rest = [m for m in messages if m not in of_reviews + of_items + of_rounds]
     composed = await reminders.compose(session, messages=rest, now=now, today=today)
     composed.merge(await reviews.compose(session, messages=of_reviews, now=now))
+    composed.merge(await evaluation_notices.compose(session, messages=of_rounds, now=now))
     return composed.merge(await rectification.compose(session, messages=of_items, now=now))
 
 

@@ -22,6 +22,7 @@ from bot.local_api import BOT_USER, Call, LocalBotAPI
 
 _TAG = re.compile(r"<[^>]+>")
 _STEP = re.compile(r"^\+(\d+)([dhm])$")
+_TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,17 @@ class LocalChat:
         return True
 
     async def move_clock(self, spec: str) -> datetime:
-        """`+3d`, `+4h`, `+30m` or an ISO time; every job that fell due runs, in order."""
+        """`+3d`, `+4h`, `+30m`, `10:00` (the next time the local clock shows it) or an ISO
+        time; every job that fell due runs, in order."""
         step = _STEP.match(spec.strip())
-        if step:
+        zone = self.application.bot_data["runtime"].settings.zone
+        if _TIME_OF_DAY.fullmatch(spec.strip()):
+            hour, minute = (int(part) for part in spec.strip().split(":"))
+            local = self.clock.now().astimezone(zone)
+            target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if target <= local:
+                target += timedelta(days=1)
+        elif step:
             amount, unit = int(step.group(1)), step.group(2)
             target = self.clock.now() + timedelta(
                 days=amount * (unit == "d"),
@@ -155,7 +164,6 @@ class LocalChat:
         else:
             target = datetime.fromisoformat(spec.strip())
             if target.tzinfo is None:
-                zone = self.application.bot_data["runtime"].settings.zone
                 target = target.replace(tzinfo=zone)
         if target < self.clock.now():
             raise ValueError("the clock only moves forward")

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from bot.clock import Clock
 from bot.config import Settings
 from bot.services.access import Identities
+from bot.services.ballots import BallotBox
 from messages.render import Messages
 from storage.db import Database
 
@@ -16,6 +17,8 @@ class Runtime:
     clock: Clock
     messages: Messages
     identities: Identities = field(default_factory=Identities)
+    # 群众评议 ballots in progress: in memory only, never persisted.
+    ballots: BallotBox = field(default_factory=BallotBox)
 
     def __post_init__(self) -> None:
         self.db.on_roster_change(self.identities.forget)

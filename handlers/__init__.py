@@ -6,10 +6,12 @@ from handlers import (
     campaign,
     conversation,
     errors,
+    evaluation,
     help,
     invites,
     language,
     pledges,
+    rating,
     reachability,
     rectification,
     reviews,
@@ -20,6 +22,8 @@ from handlers import (
 
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
+    # A ballot waiting for its comment takes the next message before anything else does.
+    application.add_handler(rating.comment_handler(), group=-1)
     for feature in (
         start,
         invites,
@@ -30,6 +34,8 @@ def register(application: Application) -> None:
         summaries,
         reviews,
         rectification,
+        rating,
+        evaluation,
     ):
         application.add_handlers(feature.handlers())
     # Messages that are not commands go to the conversation the member is in.

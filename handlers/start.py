@@ -4,8 +4,9 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.services import access, calendar, onboarding
 from bot.services.access import Actor, Permission
+from bot.services.evaluation_codes import looks_like_code
 from bot.services.onboarding import Redemption
-from handlers import menus
+from handlers import menus, rating
 from handlers.gate import Turn, gated
 
 
@@ -20,6 +21,9 @@ async def start(turn: Turn) -> None:
             turn.reply(
                 "welcome_back", name=turn.actor.name, commands=access.commands_for(turn.actor.roles)
             )
+        return
+    if looks_like_code(payload):
+        await rating.open_code(turn, payload)
         return
     result = await onboarding.redeem(
         turn.session,

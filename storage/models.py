@@ -10,7 +10,7 @@ them in the organisation's timezone.
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -440,3 +440,95 @@ class SummaryRectification(SQLModel, table=True):
     summary_id: int = Field(foreign_key="summary.id", primary_key=True)
     rectification_id: int = Field(foreign_key="rectification.id", primary_key=True)
     note: str = Field(default="", max_length=500)
+
+
+# --- 群众评议: anonymous mass evaluation ---------------------------------------------------
+#
+# Who has rated which target is kept apart from what was chosen. Choices live only as counts
+# per (round, target, item, level), every count of a target rewritten by every ballot on it,
+# and comments as one shuffled list per target: no row, key, order, transaction or time
+# belongs to a single ballot. The rating tables are WITHOUT ROWID on SQLite, so no hidden
+# rowid records the order of anything either.
+
+
+class EvaluationRound(SQLModel, table=True):
+    """A round of 群众评议 for one quarter; its settings cannot change once it has opened."""
+
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "quarter"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    quarter: str = Field(max_length=100)
+    opens_at: datetime
+    closes_at: datetime
+    closed_at: datetime | None = None
+    # Scale, items, who rates whom and the anonymity thresholds (JSON; see RoundSettings).
+    settings: str = Field(max_length=8000)
+    created_at: datetime
+
+
+class TargetKind(StrEnum):
+    """Which of seed 004's item lists a target is rated on."""
+
+    BRANCH = "branch"  # 党支部
+    LEADING_CADRE = "leading_cadre"  # 党员领导干部
+    ORDINARY = "ordinary"  # 普通党员
+
+
+class EvaluationTarget(SQLModel, table=True):
+    """A member or branch rated in a round, fixed when the round is set up."""
+
+    round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
+    target: str = Field(max_length=40, primary_key=True)  # "member:<id>" or "branch:<id>"
+    kind: TargetKind = Field(sa_type=String(20))
+    branch_id: int = Field(foreign_key="branch.id")
+    # A member of the leadership team (班子成员), rated by all staff (seed 004).
+    leadership: bool = False
+
+
+class EvaluationCode(SQLModel, table=True):
+    """A one-time evaluation code (测评码) for one of the masses; it names nobody.
+
+    Only the code's digest is kept, so nobody reading the database can use a code."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="evaluationround.id", index=True)
+    digest: str = Field(max_length=64, unique=True)
+    rater_group: RaterGroup = Field(sa_type=String(20))
+    # The branch (or grassroots unit) whose members the holder rates, if any.
+    branch_id: int | None = Field(default=None, foreign_key="branch.id")
+
+
+class EvaluationParticipation(SQLModel, table=True):
+    """That a rater has rated a target in a round: never what they chose, never when."""
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
+    rater: str = Field(max_length=40, primary_key=True)  # "member:<id>" or "code:<id>"
+    target: str = Field(max_length=40, primary_key=True)
+
+
+class EvaluationTally(SQLModel, table=True):
+    """How many ballots gave a target this level on this item: the only record of choices."""
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
+    target: str = Field(max_length=40, primary_key=True)
+    item: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    count: int = 0
+
+
+class EvaluationComments(SQLModel, table=True):
+    """The comments on a target, as one list in random order (JSON), with no author or time."""
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
+    target: str = Field(max_length=40, primary_key=True)
+    texts: str = Field(default="[]", sa_type=Text)

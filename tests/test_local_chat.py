@@ -114,7 +114,9 @@ def blocks(output: str) -> dict[str, list[str]]:
 
 def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     database = tmp_path / "campaign.db"
-    result = run_demo(":clock +2d\n:as 郑强\n:tap 1\n:clock +100d\n:quit\n", database)
+    # The demo's clock starts at the wall clock: +2d can land in the night, before the day's
+    # reminders (quiet hours); the next 10:00 has sent them.
+    result = run_demo(":clock +2d\n:clock 10:00\n:as 郑强\n:tap 1\n:clock +100d\n:quit\n", database)
     assert result.returncode == 0, result.stderr
     received = blocks(result.stdout)
     for name in ("王志刚", "张明", "郑强", "王秀英", "谢婷"):
@@ -177,6 +179,7 @@ def test_a_review_its_acknowledgement_and_a_rectification_closed(tmp_path):
     script = "\n".join(
         [
             ":clock +8d",  # the quarter's self-summaries have opened
+            ":clock 10:00",  # in the day: the review is delivered at once, not after quiet hours
             ":as 张明",
             "/review",
             ":tap 郑强",

@@ -7,7 +7,15 @@ import pytest
 from jinja2 import meta
 
 from bot.config import LOCALES
+from bot.services.ballots import Ballot
 from bot.services.calendar import Deadline, Overview
+from bot.services.evaluation import (
+    BranchParticipation,
+    Proposal,
+    RoundSettings,
+    TargetView,
+)
+from bot.services.evaluation_results import ItemResult, RoundResults, TargetResult, Total
 from bot.services.pledges import PledgeView
 from bot.services.rectification import Reported
 from bot.services.reviews import Material, Reviewee, Subject
@@ -20,6 +28,8 @@ from storage.models import (
     CampaignPhase,
     CampaignStep,
     Category,
+    EvaluationRound,
+    EvaluationTarget,
     Member,
     Pledge,
     PledgeStatus,
@@ -149,7 +159,68 @@ REVIEW_TEXT = Review(
 NOTE = RectificationProgress(rectification_id=1, author_id=1, note=HOSTILE[:1000], created_at=NOW)
 BRANCH = Branch(id=1, organisation_id=1, name=HOSTILE[:100])
 
+EVALUATION_SETTINGS = RoundSettings(scale=tuple(HOSTILE[:60] for _ in range(7)))
+ROUND = EvaluationRound(
+    id=1,
+    organisation_id=1,
+    quarter=HOSTILE[:100],
+    opens_at=NOW,
+    closes_at=NOW,
+    settings=EVALUATION_SETTINGS.to_json(),
+    created_at=NOW,
+)
+BALLOT = Ballot(
+    "0a1b2c3d",
+    1,
+    "member:1",
+    HOSTILE[:100],
+    tuple(HOSTILE[:60] for _ in range(12)),
+    EVALUATION_SETTINGS.scale,
+    choices=[6] * 11,
+    comment=HOSTILE[:300],
+)
+TARGET = EvaluationTarget(round_id=1, target="member:1", kind="ordinary", branch_id=1)
+SHOWN = TargetResult(
+    "member:1",
+    HOSTILE[:100],
+    "leading_cadre",
+    1,
+    99,
+    True,
+    [ItemResult(HOSTILE[:60], (1, 2, 3, 4, 5, 6, 7), 0.25, True)] * 12,
+    0.25,
+    True,
+    [HOSTILE[:300]] * 30,
+)
+HIDDEN = TargetResult("branch:1", HOSTILE[:100], "branch", 1, 2, False, comments_withheld=True)
+
 SPECIAL_VALUES = {
+    "evaluation_round": ROUND,
+    "ballot": BALLOT,
+    "index": 11,
+    "left": [TargetView(TARGET, HOSTILE[:100], HOSTILE[:100], False)] * 60,
+    "total": 61,
+    "state": "open",
+    "as_member": True,
+    "organiser": False,
+    "refusal": "spent",
+    "outcome": "already",
+    "scope": "all",
+    "group": "vendor",
+    "label": HOSTILE[:100],
+    "links": ["https://t.me/x?start=rate-<b>"] * 100,
+    "code_groups": [("vendor", 1, HOSTILE[:100], 3)] * 20,
+    "problems": ["evaluation_bad_scale", "evaluation_threshold_too_low"],
+    "progress": [BranchParticipation(1, HOSTILE[:100], 9, 3, 2, [HOSTILE[:40]] * 80, 5, 1)] * 30,
+    "proposal": Proposal(HOSTILE[:100], NOW),
+    "settings": EVALUATION_SETTINGS,
+    "branch_names": {1: HOSTILE[:100]},
+    "results": RoundResults(
+        ROUND,
+        EVALUATION_SETTINGS,
+        [SHOWN, HIDDEN] * 10,
+        [Total(1, 3, 1, 0.5, True), Total(None, 0, 4, None, False)],
+    ),
     "item": ITEM,
     "items": [ITEM] * 10,
     "carried": [(ITEM, HOSTILE[:500])] * 5,

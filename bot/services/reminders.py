@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import rectification
+from bot.services import evaluation_notices, rectification
 from bot.services.access import parse_roles
 from bot.services.calendar import CampaignTime, applies_to
 from bot.services.notices import Button, Composed, Notice, undeliverable
@@ -168,6 +168,12 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
     whatever the number of members: the database selects the recipients itself.
     """
     report = PlanReport()
+    # 群众评议 rounds have their own times, campaign file or not.
+    notices = await evaluation_notices.plan_reminders(
+        session, organisation_id=organisation_id, now=now
+    )
+    if notices:
+        report.planned["evaluation"] = notices
     calendar = await _unplanned(session, organisation_id)
     if calendar is None:
         return report
@@ -225,11 +231,16 @@ async def next_work(
     session: AsyncSession, *, organisation_id: int, after: datetime
 ) -> datetime | None:
     """When planning or sending next has something to do after `after` (None: nothing known)."""
+    round_notice = await evaluation_notices.next_reminder(
+        session, organisation_id=organisation_id, after=after
+    )
     calendar = await _unplanned(session, organisation_id)
     if calendar is None:
-        return None
+        return max(round_notice, after) if round_notice else None
     time, unplanned = calendar
     moments = [t.fires_at for t in unplanned]
+    if round_notice is not None:
+        moments.append(round_notice)
     pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
     if pending is not None:
         moments.append(pending)

@@ -1,0 +1,140 @@
+"""Evaluation codes (测评码): one-time links for the masses who rate without an account.
+
+A code is issued for a rater group (and the branch it is attached to), never for a person:
+it is a random token, and only its digest is stored. Its holder rates the group's targets,
+each once; when all are rated the code is spent. QR codes and a printable PDF sheet carry
+the links.
+"""
+
+import hashlib
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import evaluation
+from bot.services.evaluation import Rater, RoundState
+from storage import evaluation as queries
+from storage.models import EvaluationCode, EvaluationRound, RaterGroup
+
+CODE_PREFIX = "rate-"
+MAX_CODES = 500  # per request: a sheet for one market or unit
+
+
+def looks_like_code(payload: str) -> bool:
+    return payload.startswith(CODE_PREFIX)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link(username: str, token: str) -> str:
+    return f"https://t.me/{username}?start={token}"
+
+
+async def issue_codes(
+    session: AsyncSession,
+    *,
+    evaluation_round: EvaluationRound,
+    rater_group: RaterGroup,
+    branch_id: int | None,
+    count: int,
+) -> list[str]:
+    """`count` new codes for the group; the tokens are returned once and never stored."""
+    tokens = [CODE_PREFIX + secrets.token_urlsafe(12) for _ in range(max(0, min(count, MAX_CODES)))]
+    await queries.add_rows(
+        session,
+        table=EvaluationCode,
+        rows=[
+            {
+                "round_id": evaluation_round.id,
+                "digest": _digest(token),
+                "rater_group": RaterGroup(rater_group).value,
+                "branch_id": branch_id,
+            }
+            for token in tokens
+        ],
+    )
+    return tokens
+
+
+class Redemption(StrEnum):
+    OK = "ok"
+    INVALID = "invalid"
+    NOT_OPEN = "not_open"  # the round has not opened yet, or has closed
+    SPENT = "spent"  # every target of the code has been rated
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    outcome: Redemption
+    rater: Rater | None = None
+    evaluation_round: EvaluationRound | None = None
+
+
+async def redeem(session: AsyncSession, *, token: str, now: datetime) -> Redeemed:
+    """Whose ballot a code opens: an anonymous rater of its group, if it is still good."""
+    code = await queries.code_by_digest(session, digest=_digest(token))
+    if code is None:
+        return Redeemed(Redemption.INVALID)
+    evaluation_round = await session.get(EvaluationRound, code.round_id)
+    if evaluation.state_of(evaluation_round, now) != RoundState.OPEN:
+        return Redeemed(Redemption.NOT_OPEN, evaluation_round=evaluation_round)
+    rater = Rater.of_code(code, evaluation_round.organisation_id)
+    targets = await evaluation.targets_for(session, evaluation_round=evaluation_round, rater=rater)
+    if all(t.rated for t in targets):
+        return Redeemed(Redemption.SPENT, evaluation_round=evaluation_round)
+    return Redeemed(Redemption.OK, rater, evaluation_round)
+
+
+def qr_png(url: str) -> bytes:
+    import qrcode
+
+    buffer = io.BytesIO()
+    qrcode.make(url, border=2).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pdf_sheet(title: str, caption: str, urls: list[str]) -> bytes:
+    """An A4 sheet of QR codes, each with its link, to cut up and hand out (6 per page)."""
+    import qrcode
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    # A CID font every PDF reader in China has: Chinese text needs no font file of ours.
+    font = "STSong-Light"
+    if font not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(font))
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=A4)
+    page.setTitle(title)
+    width, height = A4
+    columns, rows, size = 2, 3, 60 * mm
+    cell_w, cell_h = width / columns, (height - 30 * mm) / rows
+    for index, url in enumerate(urls):
+        slot = index % (columns * rows)
+        if slot == 0:
+            if index:
+                page.showPage()
+            page.setFont(font, 14)
+            page.drawCentredString(width / 2, height - 15 * mm, title)
+        column, row = slot % columns, slot // columns
+        x = column * cell_w + (cell_w - size) / 2
+        y = height - 25 * mm - (row + 1) * cell_h + 18 * mm
+        image = qrcode.make(url, border=1).get_image()
+        page.drawImage(ImageReader(image), x, y, size, size)
+        page.setFont(font, 10)
+        page.drawCentredString(column * cell_w + cell_w / 2, y - 6 * mm, caption)
+        page.setFont("Helvetica", 6)
+        page.drawCentredString(column * cell_w + cell_w / 2, y - 11 * mm, url)
+    page.showPage()
+    page.save()
+    return buffer.getvalue()

@@ -1,0 +1,169 @@
+"""Queries of 群众评议: rounds, targets, codes, participation, and the anonymous counts.
+
+A ballot writes three things in one transaction, each in a way that says nothing of the
+rater's choice: the participation row (who rated whom), every count row of the target
+(the chosen ones go up by one, the others are rewritten unchanged), and the target's
+comment list (rewritten whole, the new comment at a random place).
+"""
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import and_, case, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, delete, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    EvaluationCode,
+    EvaluationComments,
+    EvaluationParticipation,
+    EvaluationRound,
+    EvaluationTally,
+    EvaluationTarget,
+)
+
+# Rows per INSERT: well under SQLite's limit of bound parameters.
+_CHUNK = 2000
+
+
+def _insert(session: AsyncSession):
+    return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def rounds_of(session: AsyncSession, *, organisation_id: int) -> Sequence[EvaluationRound]:
+    """Every round of the organisation, oldest first."""
+    result = await session.exec(
+        select(EvaluationRound)
+        .where(EvaluationRound.organisation_id == organisation_id)
+        .order_by(EvaluationRound.opens_at, EvaluationRound.id)
+    )
+    return result.all()
+
+
+async def add_rows(session: AsyncSession, *, table, rows: Sequence[dict]) -> None:
+    """Insert many rows of a rating table in a few statements."""
+    for start in range(0, len(rows), _CHUNK):
+        await session.exec(_insert(session)(table).values(rows[start : start + _CHUNK]))
+
+
+async def delete_round_rows(session: AsyncSession, *, round_id: int) -> None:
+    """Forget a round's targets and their empty counts (before it opens, to set them anew)."""
+    for table in (EvaluationTally, EvaluationComments, EvaluationTarget):
+        await session.exec(delete(table).where(table.round_id == round_id))
+
+
+async def targets_of(
+    session: AsyncSession, *, round_id: int, keys: Iterable[str] | None = None
+) -> Sequence[EvaluationTarget]:
+    statement = select(EvaluationTarget).where(EvaluationTarget.round_id == round_id)
+    if keys is not None:
+        statement = statement.where(col(EvaluationTarget.target).in_(list(keys)))
+    return (await session.exec(statement.order_by(EvaluationTarget.target))).all()
+
+
+async def rated_by(session: AsyncSession, *, round_id: int, rater: str) -> set[str]:
+    """The targets this rater has rated in the round."""
+    result = await session.exec(
+        select(EvaluationParticipation.target).where(
+            EvaluationParticipation.round_id == round_id, EvaluationParticipation.rater == rater
+        )
+    )
+    return set(result.all())
+
+
+async def ratings_per_rater(session: AsyncSession, *, round_id: int) -> dict[str, int]:
+    """rater → how many targets they have rated (for participation and reminders)."""
+    result = await session.exec(
+        select(EvaluationParticipation.rater, func.count())
+        .where(EvaluationParticipation.round_id == round_id)
+        .group_by(EvaluationParticipation.rater)
+    )
+    return dict(result.all())
+
+
+async def record_participation(
+    session: AsyncSession, *, round_id: int, rater: str, target: str
+) -> bool:
+    """Note that the rater has rated the target; False if they had already (nothing written).
+
+    Two submissions at once meet on the primary key: the second waits for the first and
+    then finds the row there."""
+    result = await session.exec(
+        _insert(session)(EvaluationParticipation)
+        .values(round_id=round_id, rater=rater, target=target)
+        .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
+    )
+    return result.rowcount == 1
+
+
+async def add_to_tally(
+    session: AsyncSession, *, round_id: int, target: str, choices: Sequence[int]
+) -> None:
+    """One ballot's choices (a level per item) added to the target's counts.
+
+    Every count row of the target is rewritten, chosen or not, so no row's version or
+    position records which levels this ballot chose."""
+    chosen = case(
+        *(
+            (and_(EvaluationTally.item == item, EvaluationTally.level == level), 1)
+            for item, level in enumerate(choices)
+        ),
+        else_=0,
+    )
+    await session.exec(
+        update(EvaluationTally)
+        .where(EvaluationTally.round_id == round_id, EvaluationTally.target == target)
+        .values(count=EvaluationTally.count + chosen)
+    )
+
+
+async def add_comment(
+    session: AsyncSession, *, round_id: int, target: str, comment: str | None
+) -> None:
+    """Put a comment into the target's list at a random place; with no comment, the list is
+    rewritten as it is, so that a ballot with a comment looks like one without."""
+    row = (
+        await session.exec(
+            select(EvaluationComments)
+            .where(EvaluationComments.round_id == round_id, EvaluationComments.target == target)
+            .with_for_update()
+        )
+    ).one()
+    texts = json.loads(row.texts)
+    if comment:
+        texts.insert(secrets.randbelow(len(texts) + 1), comment)
+    await session.exec(
+        update(EvaluationComments)
+        .where(EvaluationComments.round_id == round_id, EvaluationComments.target == target)
+        .values(texts=json.dumps(texts, ensure_ascii=False))
+    )
+
+
+async def tallies(session: AsyncSession, *, round_id: int) -> Sequence[EvaluationTally]:
+    result = await session.exec(select(EvaluationTally).where(EvaluationTally.round_id == round_id))
+    return result.all()
+
+
+async def comments(session: AsyncSession, *, round_id: int) -> dict[str, list[str]]:
+    result = await session.exec(
+        select(EvaluationComments).where(EvaluationComments.round_id == round_id)
+    )
+    return {row.target: json.loads(row.texts) for row in result.all()}
+
+
+async def code_by_digest(session: AsyncSession, *, digest: str) -> EvaluationCode | None:
+    result = await session.exec(select(EvaluationCode).where(EvaluationCode.digest == digest))
+    return result.first()
+
+
+async def code_counts(session: AsyncSession, *, round_id: int) -> list[tuple[str, int | None, int]]:
+    """(rater group, branch id, codes issued) for the round."""
+    result = await session.exec(
+        select(EvaluationCode.rater_group, EvaluationCode.branch_id, func.count())
+        .where(EvaluationCode.round_id == round_id)
+        .group_by(EvaluationCode.rater_group, EvaluationCode.branch_id)
+    )
+    return list(result.all())
