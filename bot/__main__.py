@@ -1,4 +1,4 @@
-"""Command line: demo, run, roster import, campaign load, reviewers, invites."""
+"""Command line: demo, run, roster import, campaign load, reviewers, invites, evaluation."""
 
 import argparse
 import asyncio
@@ -56,6 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument("reviewer", help="a member's name or roster id")
     reset = assignment_commands.add_parser("reset", help="back to the roster's rule")
     reset.add_argument("reviewee", help="a member's name or roster id, or a branch's name")
+
+    rounds = commands.add_parser("evaluation", help="群众评议 rounds and evaluation codes")
+    round_commands = rounds.add_subparsers(dest="evaluation_command", required=True)
+    round_commands.add_parser("list", help="every round, with who has rated (never what)")
+    opening = round_commands.add_parser("open", help="set up a round for a quarter")
+    opening.add_argument("--quarter", required=True, help="the quarter, as in the campaign file")
+    opening.add_argument(
+        "--closes", help="closing date or time (default: the end of the quarter's evaluation)"
+    )
+    opening.add_argument("--opens", help="opening time (default: now)")
+    opening.add_argument("--settings", type=Path, help="a TOML file of round settings")
+    configure = round_commands.add_parser("configure", help="new settings, before it opens")
+    configure.add_argument("round", type=int)
+    configure.add_argument("--settings", type=Path, required=True)
+    closing = round_commands.add_parser("close", help="close the running round now")
+    closing.add_argument("round", type=int, nargs="?")
+    codes = round_commands.add_parser("codes", help="one-time evaluation codes (测评码)")
+    codes.add_argument(
+        "--group", required=True, help="staff / unit_staff / vendor (or 局工作人员…)"
+    )
+    codes.add_argument("--branch", help="the branch the group rates the members of")
+    codes.add_argument("--count", type=int, required=True, help="at most 500")
+    codes.add_argument("--qr", type=Path, help="also write a QR-code PNG per code here")
+    codes.add_argument("--pdf", type=Path, help="also write a printable PDF sheet here")
 
     invites = commands.add_parser("invites", help="print personal invite links")
     invites.add_argument("--branch", help="only this branch")
@@ -231,6 +255,25 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot import evaluation_cli
+
+    await runtime.db.migrate()
+    username = None
+    if args.evaluation_command == "codes":
+        username = await _bot_username(runtime.settings)
+        if username is None:
+            _say(runtime, "cli_no_username.txt")
+            return 2
+    try:
+        report = await evaluation_cli.run(runtime, args, bot_username=username)
+    except (OSError, ValueError) as error:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+        return 2
+    _say(runtime, "cli_evaluation.txt", **report.values())
+    return 1 if report.problems else 0
+
+
 def _run_telegram(settings: Settings) -> int:
     token = settings.telegram_bot_token
     if not token or not TOKEN_PATTERN.match(token):
@@ -276,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 return await _load_campaign(runtime, args)
             if args.command == "reviewers":
                 return await _reviewers(runtime, args)
+            if args.command == "evaluation":
+                return await _evaluation(runtime, args)
             return await _invites(runtime, args)
         finally:
             await runtime.db.dispose()
