@@ -95,8 +95,10 @@ async def record_participation(
         _insert(session)(EvaluationParticipation)
         .values(round_id=round_id, rater=rater, target=target)
         .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
+        # Not rowcount: psycopg reports -1 for it here.
+        .returning(EvaluationParticipation.round_id)
     )
-    return result.rowcount == 1
+    return result.first() is not None
 
 
 async def add_to_tally(
