@@ -1,5 +1,6 @@
 """Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
 
+import logging
 from datetime import timedelta
 
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
@@ -45,6 +46,10 @@ def build_application(
         base = api_base_url.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
     application = builder.build()
+    # python-telegram-bot logs every Bot API call with its parameters at DEBUG: what members
+    # write, and the ballots of 群众评议, would reach the log. Its warnings still do.
+    library = logging.getLogger("telegram")
+    library.setLevel(max(logging.INFO, library.level))
     application.bot_data["runtime"] = runtime
     handlers.register(application)
     return application

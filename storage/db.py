@@ -1,5 +1,6 @@
 """The database: async engine, one session per unit of work, SQLite pragmas, migrations."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -84,6 +85,10 @@ class Database:
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_async_engine(self.url, echo=echo)
+        # aiosqlite logs every statement with its parameters at DEBUG: members' texts, and
+        # the comments of 群众评议 in the order they came, would reach the log.
+        driver = logging.getLogger("aiosqlite")
+        driver.setLevel(max(logging.INFO, driver.level))
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         # A session class of this database's own, so its listeners hear only its sessions.
