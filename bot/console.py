@@ -1,6 +1,7 @@
 """`python -m bot demo`: chat with the bot in a terminal, or from a piped script."""
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -15,6 +16,8 @@ from bot.local_chat import LocalChat, Person, printer_for
 from bot.runtime import Runtime
 
 STRANGER = Person(7_099_999, "访客")
+# A deep link to the bot, as an invite or an evaluation code carries it.
+_START_LINK = re.compile(r"https://t\.me/\w+\?start=([\w-]+)")
 
 
 class Console:
@@ -67,6 +70,12 @@ class Console:
         elif command == ":tap":
             if not await self.chat.tap(self.current, argument):
                 self.say("console_no_button.txt", selector=argument)
+        elif command == ":link":
+            payload = self._link(argument)
+            if payload is None:
+                self.say("console_no_link.txt", selector=argument)
+            else:
+                await self.chat.send(self.current, f"/start {payload}")
         elif command == ":clock":
             try:
                 moment = await self.chat.move_clock(argument)
@@ -79,6 +88,16 @@ class Console:
         else:
             await self.chat.send(self.current, line)
         return True
+
+    def _link(self, selector: str) -> str | None:
+        """The Nth start link of the newest bot message that has any (as if it was tapped,
+        or its QR code scanned, by whoever is speaking now)."""
+        for call in reversed(self.chat.api.calls):
+            found = _START_LINK.findall(call.params.get("text") or "")
+            if found:
+                number = int(selector) if selector.isdigit() else 1
+                return found[number - 1] if 0 < number <= len(found) else None
+        return None
 
 
 def _lines(stream: TextIO):

@@ -216,3 +216,57 @@ def test_a_review_its_acknowledgement_and_a_rectification_closed(tmp_path):
     assert any("郑强报告整改事项已完成" in m and "每周三晚集中学习" in m for m in zhang)
     assert any("已经点评人确认完成" in m for m in zheng)
     assert any("李建国对您的点评" in m and "✅ 已阅。" in m for m in zhang)
+
+
+def _ballot(name: str, target: str, comment: str | None) -> list[str]:
+    lines = [f":as {name}", "/rate", f":tap {target}", *[":tap 1"] * 6]
+    return [*lines, comment if comment else ":tap 不写意见", ":tap 确认提交"]
+
+
+def test_a_mass_evaluation_from_opening_to_a_members_own_result(tmp_path):
+    script = "\n".join(
+        [
+            ":clock +17d",  # the quarter's evaluation step has begun
+            ":clock 10:00",
+            ":as 周敏",  # the organiser
+            "/evaluation",
+            ":tap 开启群众评议",
+            ":tap 确认开启",
+            "/evaluation",
+            ":tap 生成测评码",
+            ":tap 市场经营户",
+            ":as stranger",  # a market vendor, handed the first code
+            ":link 1",
+            ":tap 张明",
+            *[":tap 1"] * 6,
+            "张书记办事公道",
+            ":tap 确认提交",
+            *_ballot("郑强", "张明", "工作扎实"),
+            *_ballot("冯磊", "张明", None),
+            *_ballot("许涛", "张明", "带头作用好"),
+            *_ballot("王秀英", "张明", None),
+            ":as 张明",
+            "/evaluation",
+            ":as 周敏",
+            "/evaluation",
+            ":tap 结束评议",
+            ":tap 确认结束",
+            ":as 张明",
+            "/results",
+            ":quit",
+        ]
+    )
+    result = run_demo(script + "\n", tmp_path / "d.db")
+    assert result.returncode == 0, result.stderr
+    received = blocks(result.stdout)
+    zhou, zhang, vendor = received["周敏"], received["张明"], received["访客"]
+    assert any("测评码 2 个" in m for m in zhou)
+    assert any("欢迎参加" in m for m in vendor)
+    assert any("对 张明 的评议已提交" in m for m in vendor)
+    # While it runs, the secretary sees who has rated, never what anyone chose.
+    progress = next(m for m in zhang if "尚未评完" in m)
+    assert "党员已评完 0/6 人，4 人评了一部分；测评码已用完 0/2 个" in progress
+    own = next(m for m in zhang if "群众评议结果" in m)
+    assert "5 人评议" in own and "总体满意率 100%" in own
+    assert "张书记办事公道" not in own  # three comments: fewer than five, so none is shown
+    assert "意见不足 5 条" in own
