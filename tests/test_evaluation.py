@@ -10,6 +10,7 @@ from sqlmodel import select
 from bot import delivery
 from bot.__main__ import main
 from bot.services import evaluation, evaluation_results
+from bot.services.access import Actor
 from bot.services.evaluation import Outcome, Rater, RoundSettings
 from storage import people as people_queries
 from storage.models import (
@@ -20,7 +21,7 @@ from storage.models import (
     EvaluationTally,
     Member,
 )
-from tests.test_reminders import load
+from tests.test_reminders import at, load
 from tests.test_reviews import TWO_QUARTERS, ids, toast
 
 CLOSES = timedelta(days=5)
@@ -542,6 +543,53 @@ async def test_the_command_line_opens_a_round_from_the_calendar(
 # --- notices ---------------------------------------------------------------------------------
 
 
+async def rate_everyone(runtime, name: str) -> None:
+    """The member rates every target they have in the open round."""
+    who = await ids(runtime)
+    async with runtime.db.session() as session:
+        evaluation_round = (await session.exec(select(EvaluationRound))).one()
+        rater = Rater.of_member(Actor.of(await session.get(Member, who[name])))
+        for view in await evaluation.targets_for(
+            session, evaluation_round=evaluation_round, rater=rater
+        ):
+            items = RoundSettings.of(evaluation_round).items_for(view.target.kind)
+            outcome = await evaluation.cast(
+                session,
+                round_id=evaluation_round.id,
+                rater=rater,
+                target=view.target.target,
+                choices=[0] * len(items),
+                comment="",
+                now=runtime.clock.now(),
+            )
+            assert outcome is Outcome.COUNTED
+
+
+async def test_whoever_has_rated_everyone_is_not_chased_for_the_evaluation_step(
+    runtime, app, api, people
+):
+    await load(runtime, TWO_QUARTERS)
+    runtime.clock.set(at(32, 10))  # 2 December: the quarter's evaluation step opens
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        proposal = await evaluation.proposed_round(
+            session, organisation_id=organisation.id, now=runtime.clock.now()
+        )
+        await evaluation.open_round(
+            session,
+            organisation_id=organisation.id,
+            quarter=proposal.quarter,
+            closes_at=proposal.closes_at,
+            now=runtime.clock.now(),
+        )
+    await rate_everyone(runtime, "张明")
+    runtime.clock.set(at(38, 10))  # its last day
+    await delivery.tick(app)
+    await delivery.tick(app)
+    assert any("今天截止" in t for t in api.texts(people["郑强"].user_id))
+    assert not any("今天截止" in t for t in api.texts(people["张明"].user_id))
+
+
 async def test_opening_closing_and_results_are_announced_once(runtime, app, api, people):
     await open_round(runtime)
     zheng, zhang = people["郑强"], people["张明"]
@@ -552,27 +600,7 @@ async def test_opening_closing_and_results_are_announced_once(runtime, app, api,
     await tick()
     await tick()
     assert sum("群众评议</b>开始了" in t for t in api.texts(zheng.user_id)) == 1
-    who = await ids(runtime)
-    # 张明 rates everyone he has; 郑强 does not.
-    async with runtime.db.session() as session:
-        evaluation_round = (await session.exec(select(EvaluationRound))).one()
-        member = await session.get(Member, who["张明"])
-        rater = Rater.of_member(
-            __import__("bot.services.access", fromlist=["Actor"]).Actor.of(member)
-        )
-        for view in await evaluation.targets_for(
-            session, evaluation_round=evaluation_round, rater=rater
-        ):
-            items = RoundSettings.of(evaluation_round).items_for(view.target.kind)
-            await evaluation.cast(
-                session,
-                round_id=evaluation_round.id,
-                rater=rater,
-                target=view.target.target,
-                choices=[0] * len(items),
-                comment="",
-                now=runtime.clock.now(),
-            )
+    await rate_everyone(runtime, "张明")  # 郑强 does not
     runtime.clock.advance(CLOSES - timedelta(days=2))
     await tick()
     await tick()

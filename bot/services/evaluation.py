@@ -580,7 +580,30 @@ async def participation(
 async def members_with_targets_left(
     session: AsyncSession, *, evaluation_round: EvaluationRound
 ) -> list[int]:
-    """Members who still have someone to rate (for the reminder before closing)."""
+    """Bound members who still have someone to rate (for the reminder before closing)."""
+    return [m for m, rated, owed in await _rating_state(session, evaluation_round) if rated < owed]
+
+
+async def finished_raters(
+    session: AsyncSession, *, organisation_id: int, quarters: set[str]
+) -> dict[str, set[int]]:
+    """quarter → the members who have rated everyone they rate in that quarter's round
+    (the calendar's 群众评议 step is done for them)."""
+    found = {}
+    for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
+        if evaluation_round.quarter in quarters:
+            found[evaluation_round.quarter] = {
+                m
+                for m, rated, owed in await _rating_state(session, evaluation_round)
+                if rated >= owed
+            }
+    return found
+
+
+async def _rating_state(
+    session: AsyncSession, evaluation_round: EvaluationRound
+) -> list[tuple[int, int, int]]:
+    """(member id, targets rated, targets to rate) of every bound member: three queries."""
     settings = RoundSettings.of(evaluation_round)
     workload = await _Workload.load(session, evaluation_round, settings)
     rated = await queries.ratings_per_rater(session, round_id=evaluation_round.id)
@@ -594,10 +617,12 @@ async def members_with_targets_left(
         )
     ).all()
     return [
-        member_id
+        (
+            member_id,
+            rated.get(f"member:{member_id}", 0),
+            workload.count(MEMBERS, member_branch, f"member:{member_id}"),
+        )
         for member_id, member_branch in members
-        if rated.get(f"member:{member_id}", 0)
-        < workload.count(MEMBERS, member_branch, f"member:{member_id}")
     ]
 
 

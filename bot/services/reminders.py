@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import evaluation_notices, rectification
+from bot.services import evaluation, evaluation_notices, rectification
 from bot.services.access import parse_roles
 from bot.services.calendar import CampaignTime, applies_to
 from bot.services.notices import Button, Composed, Notice, undeliverable
@@ -299,6 +299,15 @@ async def compose(
         done |= {
             (s.id, m) for s in steps.values() if s.kind == StepKind.RECTIFICATION for m in members
         } - {(s.id, m) for s in steps.values() for m in rectifying}
+    # 群众评议: those who have rated everyone in the quarter's round have done their part.
+    evaluating = [s for s in steps.values() if s.kind == StepKind.EVALUATION and s.quarter]
+    if evaluating:
+        finished = await evaluation.finished_raters(
+            session,
+            organisation_id=messages[0].organisation_id,
+            quarters={s.quarter for s in evaluating},
+        )
+        done |= {(s.id, m) for s in evaluating for m in finished.get(s.quarter, ())}
     behind = await _behind_by_branch(session, messages, members, steps, done)
     for message in messages:
         member = members.get(message.member_id)
