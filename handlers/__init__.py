@@ -23,7 +23,7 @@ from handlers import (
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
     # A ballot waiting for its comment takes the next message before anything else does.
-    application.add_handler(rating.comment_handler(), group=-1)
+    application.add_handlers(rating.first_handlers(), group=-1)
     for feature in (
         start,
         invites,

@@ -85,6 +85,10 @@ async def rate(turn: Turn) -> None:
 
 async def open_code(turn: Turn, token: str) -> None:
     """/start with an evaluation code: rate as the code's anonymous holder."""
+    if turn.actor is not None:
+        # A member rates as themselves: a code would give them a second voice.
+        turn.reply("code_refused", refusal="member")
+        return
     redeemed = await evaluation_codes.redeem(turn.session, token=token, now=turn.now)
     if redeemed.outcome is not Redemption.OK:
         turn.reply("code_refused", refusal=redeemed.outcome.value)
@@ -271,6 +275,28 @@ def handlers() -> list[BaseHandler]:
     ]
 
 
-def comment_handler() -> BaseHandler:
+@gated(Permission.START)
+async def cancel_ballot(turn: Turn) -> None:
+    """/cancel while a ballot is in progress: it is dropped, nothing recorded."""
+    ballot = turn.runtime.ballots.ballot(turn.update.effective_user.id, None, turn.now)
+    turn.runtime.ballots.discard(turn.update.effective_user.id)
+    turn.reply("ballot_dropped", ballot=ballot)
+
+
+async def cancel_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ahead of /cancel's own handler: with a ballot in progress, /cancel drops the ballot
+    (a second /cancel then leaves any other conversation)."""
+    user = update.effective_user
+    runtime = runtime_of(context)
+    if user is None or runtime.ballots.ballot(user.id, None, runtime.clock.now()) is None:
+        return
+    await cancel_ballot(update, context)
+    raise ApplicationHandlerStop
+
+
+def first_handlers() -> list[BaseHandler]:
     """Registered in a group before the others (see handlers.register)."""
-    return MessageHandler(_PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, comment_first)
+    return [
+        MessageHandler(_PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, comment_first),
+        CommandHandler("cancel", cancel_first, filters=_PRIVATE),
+    ]

@@ -622,3 +622,45 @@ async def test_branches_are_rated_by_their_members_only(runtime, chat, api, peop
     listing = api.last(huang.user_id).text
     assert "执法大队党支部" in listing
     assert all(f"{b.name}（党支部）" not in listing for b in branches if b.name != "执法大队党支部")
+
+
+async def test_cancel_drops_a_ballot_and_a_member_cannot_use_a_code(
+    runtime, chat, api, people, running
+):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/rate")
+    assert await chat.tap(zheng, "张明")
+    for _ in range(6):
+        assert await chat.tap(zheng, "1")
+    await chat.send(zheng, "/cancel")
+    assert "已放弃" in api.last(zheng.user_id).text and len(runtime.ballots) == 0
+    await chat.send(zheng, "一句话")  # no longer a comment: nothing waits for it
+    assert "已放弃" not in api.last(zheng.user_id).text
+    assert await participation(runtime) == set()
+    async with runtime.db.session() as session:
+        from bot.services import evaluation_codes
+
+        (token,) = await evaluation_codes.issue_codes(
+            session, evaluation_round=running, rater_group="vendor", branch_id=None, count=1
+        )
+    await chat.send(zheng, f"/start {token}")
+    assert (
+        "/rate" in api.last(zheng.user_id).text
+        and "测评码是留给群众的" in api.last(zheng.user_id).text
+    )
+
+
+def test_abandoned_ballots_and_codes_are_forgotten():
+    from bot.services.ballots import IDLE_LIMIT, BallotBox
+
+    box = BallotBox()
+    rater = Rater("code:1", 1, "vendor", 1)
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    box.seat_code(1, rater, 1, start)
+    box.start(
+        2, start, round_id=1, target="member:1", target_name="甲", items=("a",), scale=("好", "差")
+    )
+    assert len(box) == 1 and box.code_rater(1, start) == (rater, 1)
+    later = start + IDLE_LIMIT + timedelta(minutes=1)
+    box.seat_code(3, rater, 1, later)  # any use sweeps what was abandoned
+    assert len(box) == 0 and box._seats.keys() == {3}

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from bot.services.evaluation import Rater
 
 IDLE_LIMIT = timedelta(hours=2)
+SWEEP_EVERY = timedelta(minutes=1)
 
 
 @dataclass
@@ -42,10 +43,10 @@ class Ballot:
 class _Seat:
     """Whom an account rates as (a code holder's anonymous rater) and their ballot."""
 
+    touched: datetime
     rater: Rater | None = None
     round_id: int | None = None
     ballot: Ballot | None = None
-    touched: datetime | None = None
 
 
 class BallotBox:
@@ -54,17 +55,27 @@ class BallotBox:
     def __init__(self, idle_limit: timedelta = IDLE_LIMIT) -> None:
         self._seats: dict[int, _Seat] = {}
         self._idle_limit = idle_limit
+        self._swept: datetime | None = None
+
+    def _sweep(self, now: datetime) -> None:
+        """Forget every abandoned seat (at most once a minute): nobody keeps memory for ever."""
+        if self._swept is not None and now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        for account in [a for a, s in self._seats.items() if now - s.touched > self._idle_limit]:
+            del self._seats[account]
 
     def _seat(self, account: int, now: datetime) -> _Seat | None:
         seat = self._seats.get(account)
-        if seat is not None and seat.touched is not None and now - seat.touched > self._idle_limit:
+        if seat is not None and now - seat.touched > self._idle_limit:
             del self._seats[account]  # abandoned: forget it
             return None
         return seat
 
     def seat_code(self, account: int, rater: Rater, round_id: int, now: datetime) -> None:
         """This account now rates as a code's anonymous holder (until the code is spent)."""
-        self._seats[account] = _Seat(rater, round_id, None, now)
+        self._sweep(now)
+        self._seats[account] = _Seat(now, rater, round_id)
 
     def code_rater(self, account: int, now: datetime) -> tuple[Rater, int] | None:
         seat = self._seat(account, now)
@@ -79,7 +90,8 @@ class BallotBox:
 
     def start(self, account: int, now: datetime, **ballot: object) -> Ballot:
         """A new ballot for the account, replacing any unfinished one."""
-        seat = self._seat(account, now) or self._seats.setdefault(account, _Seat())
+        self._sweep(now)
+        seat = self._seat(account, now) or self._seats.setdefault(account, _Seat(now))
         seat.ballot = Ballot(nonce=secrets.token_hex(4), touched=now, **ballot)
         seat.touched = now
         return seat.ballot
