@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 
-from bench import delivery, summaries, updates
+from bench import delivery, evaluation, summaries, updates
 
 BENCHMARKS = {
     "updates": updates.run,
     "broadcast": delivery.run_broadcast,
     "planning": delivery.run_planning,
     "summaries": summaries.run,
+    "evaluation": evaluation.run,
 }
 
 

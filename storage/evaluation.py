@@ -6,11 +6,12 @@ rater's choice: the participation row (who rated whom), every count row of the t
 comment list (rewritten whole, the new comment at a random place).
 """
 
+import functools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import Integer, String, bindparam, case, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete, select, update
@@ -101,6 +102,27 @@ async def record_participation(
     return result.first() is not None
 
 
+@functools.cache
+def _tally_update(items: int):
+    """The UPDATE that counts a ballot of `items` items, built once per length: the level
+    chosen on each item is a parameter (level_0, level_1, …)."""
+    chosen_level = case(
+        {item: bindparam(f"level_{item}", type_=Integer) for item in range(items)},
+        value=EvaluationTally.item,
+    )
+    return (
+        update(EvaluationTally)
+        .where(
+            EvaluationTally.round_id == bindparam("of_round", type_=Integer),
+            EvaluationTally.target == bindparam("of_target", type_=String),
+        )
+        .values(
+            count=EvaluationTally.count + case((EvaluationTally.level == chosen_level, 1), else_=0)
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def add_to_tally(
     session: AsyncSession, *, round_id: int, target: str, choices: Sequence[int]
 ) -> None:
@@ -108,17 +130,13 @@ async def add_to_tally(
 
     Every count row of the target is rewritten, chosen or not, so no row's version or
     position records which levels this ballot chose."""
-    chosen = case(
-        *(
-            (and_(EvaluationTally.item == item, EvaluationTally.level == level), 1)
-            for item, level in enumerate(choices)
-        ),
-        else_=0,
-    )
     await session.exec(
-        update(EvaluationTally)
-        .where(EvaluationTally.round_id == round_id, EvaluationTally.target == target)
-        .values(count=EvaluationTally.count + chosen)
+        _tally_update(len(choices)),
+        params={
+            "of_round": round_id,
+            "of_target": target,
+            **{f"level_{item}": level for item, level in enumerate(choices)},
+        },
     )
 
 
@@ -127,20 +145,23 @@ async def add_comment(
 ) -> None:
     """Put a comment into the target's list at a random place; with no comment, the list is
     rewritten as it is, so that a ballot with a comment looks like one without."""
-    row = (
+    of_target = (EvaluationComments.round_id == round_id, EvaluationComments.target == target)
+    if not comment:
         await session.exec(
-            select(EvaluationComments)
-            .where(EvaluationComments.round_id == round_id, EvaluationComments.target == target)
-            .with_for_update()
+            update(EvaluationComments)
+            .where(*of_target)
+            .values(texts=EvaluationComments.texts)
+            .execution_options(synchronize_session=False)
         )
-    ).one()
+        return
+    row = (await session.exec(select(EvaluationComments).where(*of_target).with_for_update())).one()
     texts = json.loads(row.texts)
-    if comment:
-        texts.insert(secrets.randbelow(len(texts) + 1), comment)
+    texts.insert(secrets.randbelow(len(texts) + 1), comment)
     await session.exec(
         update(EvaluationComments)
-        .where(EvaluationComments.round_id == round_id, EvaluationComments.target == target)
+        .where(*of_target)
         .values(texts=json.dumps(texts, ensure_ascii=False))
+        .execution_options(synchronize_session=False)
     )
 
 
