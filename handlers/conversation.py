@@ -42,4 +42,6 @@ async def route(turn: Turn) -> None:
 
 def handlers() -> list[BaseHandler]:
     private = filters.ChatType.PRIVATE
-    return [MessageHandler(private & ~filters.COMMAND & ~filters.StatusUpdate.ALL, route)]
+    # New messages only: an edit of an earlier message is not the next answer.
+    new_message = private & filters.UpdateType.MESSAGE
+    return [MessageHandler(new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, route)]

@@ -33,6 +33,12 @@ async def not_understood(turn: Turn) -> None:
     turn.reply("not_understood")
 
 
+@gated(Permission.START)
+async def edit_not_taken(turn: Turn) -> None:
+    """An edited message: what was sent stands; a change has to be sent anew."""
+    turn.reply("edit_not_taken")
+
+
 @gated(Permission.USE)
 async def stale_button(turn: Turn) -> None:
     """A button that no longer means anything (old message, or forged data)."""
@@ -44,6 +50,7 @@ def handlers() -> list[BaseHandler]:
     return [
         CommandHandler("help", show_help, filters=private),
         CommandHandler("cancel", cancel, filters=private),
+        MessageHandler(private & filters.UpdateType.EDITED, edit_not_taken),
         MessageHandler(private & ~filters.StatusUpdate.ALL, not_understood),
         CallbackQueryHandler(stale_button),
     ]

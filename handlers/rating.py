@@ -259,7 +259,7 @@ async def comment_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if user is None:
         return
     runtime = runtime_of(context)
-    ballot = runtime.ballots.ballot(user.id, None, runtime.clock.now())
+    ballot = runtime.ballots.waiting(user.id, runtime.clock.now())
     if ballot is None or not ballot.awaiting_comment:
         return
     await take_comment(update, context)
@@ -276,27 +276,33 @@ def handlers() -> list[BaseHandler]:
 
 
 @gated(Permission.START)
-async def cancel_ballot(turn: Turn) -> None:
-    """/cancel while a ballot is in progress: it is dropped, nothing recorded."""
-    ballot = turn.runtime.ballots.ballot(turn.update.effective_user.id, None, turn.now)
-    turn.runtime.ballots.discard(turn.update.effective_user.id)
+async def drop_ballot(turn: Turn) -> None:
+    """A command while a ballot is in progress: the ballot is dropped, nothing recorded (so
+    what is typed next belongs to the command, never to the ballot)."""
+    account = turn.update.effective_user.id
+    ballot = turn.runtime.ballots.waiting(account, turn.now)
+    turn.runtime.ballots.discard(account)
     turn.reply("ballot_dropped", ballot=ballot)
 
 
-async def cancel_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Ahead of /cancel's own handler: with a ballot in progress, /cancel drops the ballot
-    (a second /cancel then leaves any other conversation)."""
+async def command_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ahead of every command's own handler: with a ballot in progress, it is dropped first.
+    /cancel stops there (a second /cancel then leaves any other conversation); any other
+    command goes on to its handler."""
     user = update.effective_user
     runtime = runtime_of(context)
-    if user is None or runtime.ballots.ballot(user.id, None, runtime.clock.now()) is None:
+    if user is None or runtime.ballots.waiting(user.id, runtime.clock.now()) is None:
         return
-    await cancel_ballot(update, context)
-    raise ApplicationHandlerStop
+    await drop_ballot(update, context)
+    if (update.effective_message.text or "").split()[0].split("@")[0] == "/cancel":
+        raise ApplicationHandlerStop
 
 
 def first_handlers() -> list[BaseHandler]:
     """Registered in a group before the others (see handlers.register)."""
+    # New messages only: an edited message is never taken as a comment.
+    new_message = _PRIVATE & filters.UpdateType.MESSAGE
     return [
-        MessageHandler(_PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, comment_first),
-        CommandHandler("cancel", cancel_first, filters=_PRIVATE),
+        MessageHandler(new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, comment_first),
+        MessageHandler(new_message & filters.COMMAND, command_first),
     ]

@@ -20,9 +20,11 @@ from storage.models import (
     EvaluationRound,
     EvaluationTally,
     Member,
+    Summary,
 )
 from tests.test_reminders import at, load
 from tests.test_reviews import TWO_QUARTERS, ids, toast
+from tests.test_summaries import QUARTER
 
 CLOSES = timedelta(days=5)
 
@@ -664,3 +666,84 @@ def test_abandoned_ballots_and_codes_are_forgotten():
     later = start + IDLE_LIMIT + timedelta(minutes=1)
     box.seat_code(3, rater, 1, later)  # any use sweeps what was abandoned
     assert len(box) == 0 and box._seats.keys() == {3}
+
+
+# --- a ballot never takes what belongs elsewhere ---------------------------------------------
+
+
+async def stop_at_the_comment(chat, person, target: str) -> None:
+    await chat.send(person, "/rate")
+    assert await chat.tap(person, target)
+    for _ in range(6):
+        assert await chat.tap(person, "1")
+
+
+async def test_a_command_drops_a_ballot_waiting_for_its_comment(
+    runtime, chat, api, people, running
+):
+    await load(runtime, QUARTER)
+    zheng = people["郑强"]
+    who = await ids(runtime)
+    await stop_at_the_comment(chat, zheng, "张明")
+    await chat.send(zheng, "/summary")
+    said = api.texts(zheng.user_id)[-2:]
+    assert "已放弃对 张明 的评议" in said[0] and "总结成绩" in said[1]
+    # What he types next is his summary, never an anonymous comment.
+    await chat.send(zheng, "我郑强本季度在窗口服务中每天提前到岗")
+    async with runtime.db.session() as session:
+        summary = (
+            await session.exec(select(Summary).where(Summary.member_id == who["郑强"]))
+        ).one()
+    assert summary.achievements == "我郑强本季度在窗口服务中每天提前到岗"
+    assert await comments_on(runtime, f"member:{who['张明']}") == []
+    assert await participation(runtime) == set()
+
+
+async def test_an_edited_message_is_neither_a_comment_nor_an_answer(
+    runtime, chat, api, people, running
+):
+    await load(runtime, QUARTER)
+    zheng = people["郑强"]
+    who = await ids(runtime)
+    await chat.send(zheng, "/summary")
+    await chat.send(zheng, "窗口业务零投诉")  # 总结成绩
+    first = api.next_message_id(zheng.user_id) - 1
+    await stop_at_the_comment(chat, zheng, "张明")
+    edited = {
+        "message_id": first,
+        "date": chat._stamp(),
+        "edit_date": chat._stamp(),
+        "chat": {"id": zheng.user_id, "type": "private", "first_name": zheng.name},
+        "from": zheng.user,
+        "text": "张明态度很差",
+    }
+    await chat.feed({"edited_message": edited})
+    assert "修改已发出的消息不会被采用" in api.last(zheng.user_id).text
+    await chat.send(zheng, "希望多到一线")
+    assert "意见建议：希望多到一线" in api.last(zheng.user_id).text
+    assert await chat.tap(zheng, "确认提交")
+    await chat.feed(
+        {"edited_message": {**edited, "text": "张明态度差", "edit_date": chat._stamp()}}
+    )
+    async with runtime.db.session() as session:
+        summary = (
+            await session.exec(select(Summary).where(Summary.member_id == who["郑强"]))
+        ).one()
+    assert summary.achievements == "窗口业务零投诉" and summary.problems == ""
+    assert await comments_on(runtime, f"member:{who['张明']}") == ["希望多到一线"]
+
+
+async def test_an_abandoned_ballot_expires_even_while_the_member_chats(
+    runtime, chat, api, people, running, clock
+):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/rate")
+    assert await chat.tap(zheng, "张明")
+    assert await chat.tap(zheng, "1")
+    for _ in range(3):  # four and a half hours of other messages, none about the ballot
+        clock.advance(timedelta(minutes=90))
+        await chat.send(zheng, "你好")
+    assert await chat.tap(zheng, "1")  # the ballot's next item, long after
+    assert "已经失效" in toast(api)
+    await chat.send(zheng, "/cancel")
+    assert "已放弃" not in api.last(zheng.user_id).text

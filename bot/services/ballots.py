@@ -96,6 +96,12 @@ class BallotBox:
         seat.touched = now
         return seat.ballot
 
+    def waiting(self, account: int, now: datetime) -> Ballot | None:
+        """The account's ballot in progress, looked at without counting as activity (every
+        message is looked at; only working on the ballot keeps it from expiring)."""
+        seat = self._seat(account, now)
+        return seat.ballot if seat else None
+
     def ballot(self, account: int, nonce: str | None, now: datetime) -> Ballot | None:
         """The account's ballot in progress, if it is the one with this nonce (any, if None)."""
         seat = self._seat(account, now)
