@@ -14,7 +14,8 @@ BENCHMARKS = {
     "broadcast": delivery.run_broadcast,
     "planning": delivery.run_planning,
     "summaries": summaries.run,
-    "evaluation": evaluation.run,
+    "evaluation_ballots": evaluation.run_ballots,
+    "evaluation_close": evaluation.run_close_round,
 }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import insert, select
 
@@ -21,7 +21,10 @@ from bot.services.evaluation import MEMBERS, Outcome, Rater
 from storage.db import async_url
 from storage.models import Branch, EvaluationRound, Member, Organisation
 
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# A database of its own, so that a benchmark never meets the tests' schema resets.
+POSTGRES_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/cxzy_bench"
+)
 QUARTER = "2026年第四季度"
 COMMENTS = ("工作认真负责，服务热情。", "希望多深入基层。", "办事效率高。", "作风扎实。")
 # Members per branch in the ballots run: each rates the other ten, six items each.
@@ -37,15 +40,26 @@ _floor = Table(
 
 
 async def _reset_postgres(url: str) -> str | None:
-    """An empty public schema, as the tests start with; why not, if the server is not there."""
-    engine = create_async_engine(async_url(url))
+    """An empty database (created on the server if it is not there yet), as the tests start
+    with; why not, if the server does not answer."""
+    database = make_url(async_url(url))
+    server = create_async_engine(database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(database)
     try:
+        async with server.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": database.database},
+            )
+            if not found:
+                await connection.execute(text(f'CREATE DATABASE "{database.database}"'))
         async with engine.begin() as connection:
             await connection.execute(text("DROP SCHEMA public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
     except Exception as error:  # noqa: BLE001 - any failure to reach it means: skip
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     finally:
+        await server.dispose()
         await engine.dispose()
     return None
 
@@ -345,7 +359,3 @@ async def run_ballots(scale: float = 1.0) -> list[dict]:
 async def run_close_round(scale: float = 1.0) -> list[dict]:
     targets = max(int(1000 * scale) // 10 * 10, 10)
     return await _each_database("evaluation_close_round", _close_round_measure(targets, 100))
-
-
-async def run(scale: float = 1.0) -> list[dict]:
-    return [*await run_ballots(scale), *await run_close_round(scale)]

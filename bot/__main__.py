@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     codes.add_argument("--qr", type=Path, help="also write a QR-code PNG per code here")
     codes.add_argument("--pdf", type=Path, help="also write a printable PDF sheet here")
 
+    exporting = commands.add_parser("export", help="the quarter's figures as an Excel workbook")
+    exporting.add_argument("--quarter", help="as the campaign file names it; default: the current")
+    exporting.add_argument("--branch", help="only this branch; default: every branch")
+    exporting.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
     invites = commands.add_parser("invites", help="print personal invite links")
     invites.add_argument("--branch", help="only this branch")
     invites.add_argument("--reissue", action="store_true", help="replace the live invites")
@@ -255,6 +259,46 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot.services import export
+    from storage import people
+
+    await runtime.db.migrate()
+    async with runtime.db.session() as session:
+        organisation = await people.get_organisation(session)
+        if organisation is None:
+            _say(runtime, "cli_no_organisation.txt")
+            return 1
+        branch_id = None
+        if args.branch:
+            branch = await people.get_branch_by_name(
+                session, organisation_id=organisation.id, name=args.branch
+            )
+            if branch is None:
+                _say(runtime, "cli_unknown_branch.txt", branch=args.branch)
+                return 1
+            branch_id = branch.id
+        locale = runtime.settings.default_locale
+        try:
+            data = await export.workbook(
+                session,
+                scope=export.ExportScope(organisation.id, branch_id, args.quarter),
+                headings=runtime.messages.export_headings(locale),
+                zone=runtime.settings.zone,
+                now=runtime.clock.now(),
+            )
+        except export.UnknownQuarter:
+            _say(runtime, "cli_unknown_quarter.txt", quarter=args.quarter)
+            return 1
+    try:
+        args.out.write_bytes(data)
+    except OSError as error:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+        return 2
+    _say(runtime, "cli_exported.txt", path=str(args.out), size=len(data))
+    return 0
+
+
 async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
     from bot import evaluation_cli
 
@@ -321,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                 return await _reviewers(runtime, args)
             if args.command == "evaluation":
                 return await _evaluation(runtime, args)
+            if args.command == "export":
+                return await _export(runtime, args)
             return await _invites(runtime, args)
         finally:
             await runtime.db.dispose()

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # How often the reminder job plans what fell due and drains the outbox.
     reminder_tick_minutes: int = 5
     log_level: str = "INFO"
+    # A font file with Chinese glyphs for the charts (default: Noto Sans CJK SC from mplfonts).
+    chart_font: str | None = None
 
     @field_validator("timezone")
     @classmethod

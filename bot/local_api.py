@@ -199,8 +199,9 @@ class LocalBotAPI(BaseRequest):
         api_method = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         if request_data and request_data.multipart_data:
-            for name, (filename, _content, _mime) in request_data.multipart_data.items():
-                params[name] = {"filename": filename, "size": len(_content)}
+            # Files are kept whole, so that tests (and the local chat) can open what was sent.
+            for name, (filename, content, _mime) in request_data.multipart_data.items():
+                params[name] = {"filename": filename, "size": len(content), "content": content}
         call = Call(api_method, params)
         failure = self._failure_for(call)
         if failure is not None:

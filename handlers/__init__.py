@@ -5,6 +5,7 @@ from telegram.ext import Application
 from handlers import (
     campaign,
     conversation,
+    digests,
     errors,
     evaluation,
     help,
@@ -36,6 +37,7 @@ def register(application: Application) -> None:
         rectification,
         rating,
         evaluation,
+        digests,
     ):
         application.add_handlers(feature.handlers())
     # Messages that are not commands go to the conversation the member is in.

@@ -79,6 +79,13 @@ class Messages:
         """Command → its one-line description, from `<locale>/commands.j2`."""
         return dict(self._env.get_template(f"{locale}/commands.j2").module.descriptions)
 
+    def export_headings(self, locale: str) -> dict:
+        """The workbook's sheet names, headings and words, from `<locale>/_export_headings.j2`."""
+        module = self._env.get_template(
+            f"{locale if locale in LOCALES else self.default_locale}/_export_headings.j2"
+        ).module
+        return {key: getattr(module, key) for key in ("sheets", "columns", "wide", "words")}
+
     def template_names(self) -> list[str]:
         """Every template name, as present in the default locale."""
         return sorted(

@@ -158,6 +158,12 @@ class Campaign(SQLModel, table=True):
     reminder_time: str = Field(default="09:00", max_length=5)
     quiet_start: str = Field(default="21:00", max_length=5)
     quiet_end: str = Field(default="08:00", max_length=5)
+    # The weekly digest to secretaries: on this weekday (Monday 0; None: never), at
+    # reminder_time; skipped when there is nothing to say unless digest_when_quiet. The
+    # campaign file sets it (Monday unless it says otherwise); no default here, because the
+    # ORM would take None for "use the default".
+    digest_weekday: int | None = None
+    digest_when_quiet: bool = False
     loaded_at: datetime
 
 
@@ -253,6 +259,15 @@ class PlannedReminder(SQLModel, table=True):
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     planned_at: datetime
     recipients: int
+
+
+class DigestReceipt(SQLModel, table=True):
+    """What the last weekly digest told a reader, as a fingerprint of its figures: an
+    unchanged week gets the short digest."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    sent_at: datetime
 
 
 class PledgeStatus(StrEnum):

@@ -1,6 +1,6 @@
 """Queries on the roster: organisations, branches, members, liaisons and outsiders."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlmodel import col, select, update
@@ -49,6 +49,12 @@ async def list_members(
 
 async def get_member(session: AsyncSession, *, member_id: int) -> Member | None:
     return await session.get(Member, member_id)
+
+
+async def members_by_id(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, Member]:
+    """These members, by id, in one query (the recipients of a batch of outbox rows)."""
+    result = await session.exec(select(Member).where(col(Member.id).in_(set(ids))))
+    return {member.id: member for member in result.all()}
 
 
 async def get_member_by_telegram_id(

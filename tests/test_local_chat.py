@@ -270,3 +270,34 @@ def test_a_mass_evaluation_from_opening_to_a_members_own_result(tmp_path):
     assert "5 人评议" in own and "总体满意率 100%" in own
     assert "张书记办事公道" not in own  # three comments: fewer than five, so none is shown
     assert "意见不足 5 条" in own
+
+
+def test_a_secretarys_digest_changes_as_members_submit_and_the_export_arrives(tmp_path):
+    script = "\n".join(
+        [
+            ":clock +9d",  # the quarter's self-summaries are open
+            ":clock 10:00",
+            ":as 张明",
+            "/digest",
+            ":as 郑强",
+            "/summary",
+            "窗口零投诉",
+            "学习不够系统",
+            ":tap 跳过",
+            "制定学习计划",
+            ":tap 确认提交",
+            ":as 张明",
+            "/digest",
+            ":tap 导出 Excel",
+            ":quit",
+        ]
+    )
+    result = run_demo(script + "\n", tmp_path / "d.db")
+    assert result.returncode == 0, result.stderr
+    asked = [m for m in blocks(result.stdout)["张明"] if "市场管理党支部工作进展" in m]
+    # The weekly digest also came on the Monday that passed; these are the two he asked for.
+    digests = [m for m in asked if "每周简报" not in m]
+    assert len(digests) == 2 and len(asked) > 2
+    assert "已交 0/6" in digests[0] and "郑强" in digests[0].split("尚未提交：")[1]
+    assert "已交 1/6" in digests[1] and "郑强" not in digests[1].split("尚未提交：")[1]
+    assert any(m.startswith("[document: ") and ".xlsx]" in m for m in blocks(result.stdout)["张明"])

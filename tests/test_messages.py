@@ -1,6 +1,7 @@
 """Every template, every locale, hostile values: escaped, valid Telegram HTML, within limits."""
 
 import re
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
@@ -9,6 +10,7 @@ from jinja2 import meta
 from bot.config import LOCALES
 from bot.services.ballots import Ballot
 from bot.services.calendar import Deadline, Overview
+from bot.services.digests import BranchDigest, Digest, EvaluationFigures, SummaryFigures
 from bot.services.evaluation import (
     BranchParticipation,
     Proposal,
@@ -194,6 +196,30 @@ SHOWN = TargetResult(
 )
 HIDDEN = TargetResult("branch:1", HOSTILE[:100], "branch", 1, 2, False, comments_withheld=True)
 
+BRANCH_DIGEST = BranchDigest(
+    1,
+    HOSTILE[:100],
+    members=500,
+    summaries=SummaryFigures(500, 20, 3, [HOSTILE[:40]] * 480),
+    pledges=Counter({"in_progress": 3, "kept": 2, "not_kept": 1}),
+    evaluation=EvaluationFigures("open", 500, 20, 5, [HOSTILE[:40]] * 480),
+    reviews=Counter({"sent": 2, "acknowledged": 1}),
+    awaiting_review=4,
+    rectification_open=3,
+    rectification_overdue=1,
+    rectification_reported=1,
+    unreachable=[HOSTILE[:40]] * 100,
+    not_joined=[HOSTILE[:40]] * 100,
+)
+DIGEST = Digest(
+    date(2026, 1, 1),
+    PHASE,
+    [(STEP, 2)] * 4,
+    Quarter(STEP, Window.OPEN),
+    ROUND,
+    "open",
+    [BRANCH_DIGEST] * 3,
+)
 SPECIAL_VALUES = {
     "evaluation_round": ROUND,
     "ballot": BALLOT,
@@ -284,6 +310,15 @@ SPECIAL_VALUES = {
     "invites": [("<b>支部", "</a>名", "https://t.me/x?start=<i>", datetime(2026, 1, 1, tzinfo=UTC))]
     * 40,
     "renewed": False,
+    "digest": DIGEST,
+    "branch_digest": BRANCH_DIGEST,
+    "branches": [BRANCH_DIGEST] * 60,
+    "weekly": True,
+    "export_hint": True,
+    "unchanged": False,
+    "kind": "leading_cadre",
+    "item_name": HOSTILE,
+    "when": datetime(2026, 1, 1, tzinfo=UTC),
 }
 
 

@@ -35,6 +35,7 @@ name = "测试活动"
 timezone = "Asia/Shanghai"
 remind_days_before = 2
 reminder_time = "{reminder_time}"
+digest_day = "off"  # the weekly digest has its own tests (test_digests.py)
 
 [[phases]]
 name = "动员部署"

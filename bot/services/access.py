@@ -17,6 +17,7 @@ class Permission(StrEnum):
     USE = "use"  # any bound member
     BRANCH_OVERSIGHT = "branch_oversight"  # see and chase the members of one's branch
     REVIEW = "review"  # review (点评) the branches and people seed 004 assigns
+    REPORTS = "reports"  # digests and workbooks: of one's branch, or of every branch
     ORGANISE = "organise"  # set up rounds, calendars and exports for everybody
 
 
@@ -26,6 +27,7 @@ _ALLOWED: dict[Permission, frozenset[Role]] = {
     Permission.REVIEW: frozenset(
         {Role.SECRETARY, Role.LEADER, Role.PARTY_SECRETARY, Role.ORGANISER}
     ),
+    Permission.REPORTS: frozenset({Role.SECRETARY, Role.PARTY_SECRETARY, Role.ORGANISER}),
     Permission.ORGANISE: frozenset({Role.ORGANISER}),
 }
 
@@ -140,6 +142,8 @@ COMMANDS: tuple[tuple[str, Permission], ...] = (
     ("rate", Permission.USE),
     ("results", Permission.USE),
     ("evaluation", Permission.BRANCH_OVERSIGHT),
+    ("digest", Permission.REPORTS),
+    ("export", Permission.REPORTS),
     ("invites", Permission.BRANCH_OVERSIGHT),
     ("reminders", Permission.USE),
     ("lang", Permission.USE),

@@ -28,7 +28,15 @@ from storage.models import (
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _KEYS = {
-    "campaign": {"name", "timezone", "remind_days_before", "reminder_time", "quiet_hours"},
+    "campaign": {
+        "name",
+        "timezone",
+        "remind_days_before",
+        "reminder_time",
+        "quiet_hours",
+        "digest_day",
+        "digest_when_quiet",
+    },
     "phases": {"name", "start", "end", "announcement", "asks", "pledges"},
     "quarters": {
         "name",
@@ -47,6 +55,16 @@ _QUARTER_ORDER = (
     "evaluation_due",
     "rectification_due",
 )
+# The weekday the digest goes to secretaries (Monday is 0); "off" sends none.
+DIGEST_DAYS = {
+    **{
+        day: n
+        for n, day in enumerate("monday tuesday wednesday thursday friday saturday sunday".split())
+    },
+    **{day: n for n, day in enumerate("周一 周二 周三 周四 周五 周六 周日".split())},
+    "off": None,
+    "不发送": None,
+}
 AUDIENCE_WORDS = {
     "全体": Audience.EVERYONE,
     "全体党员": Audience.EVERYONE,
@@ -169,6 +187,10 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
     days = campaign.get("remind_days_before", 3)
     if not isinstance(days, int) or not 0 <= days <= 30:
         problem("campaign", 0, "remind_days_before", "bad_days", days)
+    if str(campaign.get("digest_day", "monday")).lower() not in DIGEST_DAYS:
+        problem("campaign", 0, "digest_day", "bad_digest_day", campaign.get("digest_day"))
+    if not isinstance(campaign.get("digest_when_quiet", False), bool):
+        problem("campaign", 0, "digest_when_quiet", "not_a_flag", campaign["digest_when_quiet"])
     if _clock(campaign.get("reminder_time", "09:00")) is None:
         problem("campaign", 0, "reminder_time", "bad_time", campaign.get("reminder_time"))
     quiet = str(campaign.get("quiet_hours", "21:00-08:00")).split("-")
@@ -296,6 +318,8 @@ async def load_campaign(
     campaign.remind_days_before = settings.get("remind_days_before", 3)
     campaign.reminder_time = settings.get("reminder_time", "09:00")
     campaign.quiet_start, campaign.quiet_end = quiet_start, quiet_end
+    campaign.digest_weekday = DIGEST_DAYS[str(settings.get("digest_day", "monday")).lower()]
+    campaign.digest_when_quiet = settings.get("digest_when_quiet", False)
     campaign.loaded_at = now
     session.add(campaign)
 

@@ -4,15 +4,14 @@ those with someone left to rate; results ready. Each is planned once per round."
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import evaluation
 from bot.services.evaluation import RoundState
 from bot.services.notices import Composed, Notice, undeliverable
 from storage import evaluation as queries
-from storage import outbox
-from storage.models import EvaluationRound, Member, OutboxMessage
+from storage import outbox, people
+from storage.models import EvaluationRound, OutboxMessage
 from storage.outbox import Recipients
 
 OPENED = "evaluation_open"
@@ -117,14 +116,7 @@ async def compose(
     composed = Composed()
     if not messages:
         return composed
-    members = {
-        m.id: m
-        for m in (
-            await session.exec(
-                select(Member).where(col(Member.id).in_({m.member_id for m in messages}))
-            )
-        ).all()
-    }
+    members = await people.members_by_id(session, ids=(m.member_id for m in messages))
     rounds: dict[int, EvaluationRound] = {}
     behind: dict[int, set[int]] = {}
     for message in messages:

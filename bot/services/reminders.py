@@ -15,12 +15,12 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import evaluation, evaluation_notices, rectification
+from bot.services import digest_notices, evaluation, evaluation_notices, rectification
 from bot.services.access import parse_roles
 from bot.services.calendar import CampaignTime, applies_to
 from bot.services.notices import Button, Composed, Notice, undeliverable
 from storage import calendar as calendar_queries
-from storage import outbox
+from storage import outbox, people
 from storage.models import (
     Audience,
     Campaign,
@@ -210,6 +210,15 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
             }
         )
     await outbox.mark_planned(session, markers=markers)
+    weekly = await digest_notices.plan(
+        session,
+        campaign=await session.get(Campaign, organisation_id),
+        time=calendar[0],
+        planned=await outbox.planned_reminders(session, organisation_id=organisation_id),
+        now=now,
+    )
+    if weekly:
+        report.planned[digest_notices.WEEKLY] = weekly
     items = await rectification.plan_reminders(
         session, organisation_id=organisation_id, time=calendar[0], now=now
     )
@@ -249,6 +258,11 @@ async def next_work(
     )
     if item_reminder is not None:
         moments.append(item_reminder)
+    weekly = await digest_notices.next_digest(
+        session, campaign=await session.get(Campaign, organisation_id), time=time, after=after
+    )
+    if weekly is not None:
+        moments.append(weekly)
     idle_draft = await outbox.earliest_idle_draft(session, organisation_id=organisation_id)
     if idle_draft is not None:
         moments.append(idle_draft + DRAFT_IDLE)
@@ -268,14 +282,7 @@ async def compose(
     composed = Composed()
     if not messages:
         return composed
-    members = {
-        m.id: m
-        for m in (
-            await session.exec(
-                select(Member).where(col(Member.id).in_({m.member_id for m in messages}))
-            )
-        ).all()
-    }
+    members = await people.members_by_id(session, ids=(m.member_id for m in messages))
     step_ids = {m.step_id for m in messages if m.step_id}
     steps = {
         s.id: s
