@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from bench import delivery, evaluation, summaries, updates
+from bench import delivery, digests, evaluation, summaries, updates
 
 BENCHMARKS = {
     "updates": updates.run,
@@ -16,6 +16,8 @@ BENCHMARKS = {
     "summaries": summaries.run,
     "evaluation_ballots": evaluation.run_ballots,
     "evaluation_close": evaluation.run_close_round,
+    "digests": digests.run_digests,
+    "export": digests.run_export,
 }
 
 

@@ -3,28 +3,19 @@ one-row INSERT per session on the same database), and closing a round and workin
 results (a constant number of statements, whatever the number of targets). On a SQLite file
 and, when it answers, on PostgreSQL."""
 
-import os
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlmodel import insert, select
 
-from bench.harness import bot_on_sqlite_file, peak_memory_mb
+from bench.harness import counting, each_database, peak_memory_mb
 from bot.runtime import Runtime
 from bot.services import evaluation, evaluation_results
 from bot.services.evaluation import MEMBERS, Outcome, Rater
-from storage.db import async_url
 from storage.models import Branch, EvaluationRound, Member, Organisation
 
-# A database of its own, so that a benchmark never meets the tests' schema resets.
-POSTGRES_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/cxzy_bench"
-)
 QUARTER = "2026年第四季度"
 COMMENTS = ("工作认真负责，服务热情。", "希望多深入基层。", "办事效率高。", "作风扎实。")
 # Members per branch in the ballots run: each rates the other ten, six items each.
@@ -37,48 +28,6 @@ _floor = Table(
     Column("id", Integer, primary_key=True),
     Column("value", String(40)),
 )
-
-
-async def _reset_postgres(url: str) -> str | None:
-    """An empty database (created on the server if it is not there yet), as the tests start
-    with; why not, if the server does not answer."""
-    database = make_url(async_url(url))
-    server = create_async_engine(database.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    engine = create_async_engine(database)
-    try:
-        async with server.connect() as connection:
-            found = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                {"name": database.database},
-            )
-            if not found:
-                await connection.execute(text(f'CREATE DATABASE "{database.database}"'))
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    except Exception as error:  # noqa: BLE001 - any failure to reach it means: skip
-        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    finally:
-        await server.dispose()
-        await engine.dispose()
-    return None
-
-
-async def _each_database(benchmark: str, measure) -> list[dict]:
-    """`measure(runtime)` on a fresh SQLite file, then on a fresh PostgreSQL schema (or a
-    line saying why PostgreSQL was skipped)."""
-    lines = []
-    async with bot_on_sqlite_file() as (runtime, _chat):
-        lines.append({"benchmark": benchmark, "database": "sqlite-file", **await measure(runtime)})
-    problem = await _reset_postgres(POSTGRES_URL)
-    if problem is not None:
-        lines.append(
-            {"benchmark": benchmark, "database": "postgresql", "skipped": f"unreachable: {problem}"}
-        )
-        return lines
-    async with bot_on_sqlite_file(POSTGRES_URL) as (runtime, _chat):
-        lines.append({"benchmark": benchmark, "database": "postgresql", **await measure(runtime)})
-    return lines
 
 
 async def _organisation(
@@ -151,21 +100,6 @@ async def _open_round(runtime: Runtime, organisation_id: int) -> int:
         return evaluation_round.id
 
 
-@contextmanager
-def _counting(runtime: Runtime) -> Iterator[list[int]]:
-    """A one-element list counting every statement sent to the database inside the block."""
-    counter = [0]
-
-    def count(*_args) -> None:
-        counter[0] += 1
-
-    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield counter
-    finally:
-        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
-
-
 # --- ballots -------------------------------------------------------------------------------
 
 
@@ -221,7 +155,7 @@ def _ballots_measure(ballots: int):
         counted = 0
         tenth = max(ballots // 10, 1)
         marks = []  # the clock at every tenth of the ballots, to see any slowing down
-        with _counting(runtime) as statements:
+        with counting(runtime) as statements:
             started = time.perf_counter()
             for n, (rater, target, choices, comment) in enumerate(work, 1):
                 async with runtime.db.session() as session:
@@ -304,7 +238,7 @@ async def _rated_round(runtime: Runtime, targets: int, name: str) -> int:
 async def _close_and_read(runtime: Runtime, round_id: int) -> tuple[float, int, dict]:
     """Close the round (one session) and work out every target's results (another): the
     seconds, the statements sent, and what the results showed."""
-    with _counting(runtime) as statements:
+    with counting(runtime) as statements:
         started = time.perf_counter()
         async with runtime.db.session() as session:
             evaluation_round = await session.get(EvaluationRound, round_id)
@@ -353,9 +287,9 @@ def _close_round_measure(targets: int, small: int):
 
 
 async def run_ballots(scale: float = 1.0) -> list[dict]:
-    return await _each_database("evaluation_ballots", _ballots_measure(int(100_000 * scale)))
+    return await each_database("evaluation_ballots", _ballots_measure(int(100_000 * scale)))
 
 
 async def run_close_round(scale: float = 1.0) -> list[dict]:
     targets = max(int(1000 * scale) // 10 * 10, 10)
-    return await _each_database("evaluation_close_round", _close_round_measure(targets, 100))
+    return await each_database("evaluation_close_round", _close_round_measure(targets, 100))

@@ -1,14 +1,17 @@
 """What every benchmark shares: a scratch database, the app on the local Bot API, a floor."""
 
+import os
 import resource
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
@@ -19,6 +22,7 @@ from bot.config import Settings
 from bot.local_api import LocalBotAPI
 from bot.local_chat import LocalChat
 from bot.runtime import Runtime
+from storage.db import async_url
 from storage.models import Branch, Member, Organisation
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -93,7 +97,15 @@ async def populate(runtime: Runtime, *, members: int, branches: int) -> int:
                 for b in range(branches)
             ],
         )
-        branch_ids = list((await session.exec(select(Branch.id).order_by(Branch.id))).all())
+        branch_ids = list(
+            (
+                await session.exec(
+                    select(Branch.id)
+                    .where(Branch.organisation_id == organisation.id)
+                    .order_by(Branch.id)
+                )
+            ).all()
+        )
         for start in range(0, members, 20_000):
             await session.exec(
                 insert(Member),
@@ -104,7 +116,7 @@ async def populate(runtime: Runtime, *, members: int, branches: int) -> int:
                         "branch_id": branch_ids[n % branches],
                         "category": ("leading_cadre", "elderly", "ordinary", "ordinary")[n % 4],
                         "roles": "member secretary" if n < branches else "member",
-                        "telegram_user_id": 10_000_000 + n,
+                        "telegram_user_id": 10_000_000 * organisation.id + n,
                         "active": True,
                         "reminders_muted": False,
                         "created_at": now,
@@ -138,3 +150,66 @@ start = {today}
 end = {today}
 announcement = "召开动员大会。"
 {step}"""
+
+
+# A database of its own, so that a benchmark never meets the tests' schema resets.
+POSTGRES_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/cxzy_bench"
+)
+
+
+async def reset_postgres(url: str) -> str | None:
+    """An empty database (created on the server if it is not there yet), as the tests start
+    with; why not, if the server does not answer."""
+    database = make_url(async_url(url))
+    server = create_async_engine(database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(database)
+    try:
+        async with server.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": database.database},
+            )
+            if not found:
+                await connection.execute(text(f'CREATE DATABASE "{database.database}"'))
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    except Exception as error:  # noqa: BLE001 - any failure to reach it means: skip
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    finally:
+        await server.dispose()
+        await engine.dispose()
+    return None
+
+
+async def each_database(benchmark: str, measure) -> list[dict]:
+    """`measure(runtime)` on a fresh SQLite file, then on a fresh PostgreSQL schema (or a
+    line saying why PostgreSQL was skipped)."""
+    lines = []
+    async with bot_on_sqlite_file() as (runtime, _chat):
+        lines.append({"benchmark": benchmark, "database": "sqlite-file", **await measure(runtime)})
+    problem = await reset_postgres(POSTGRES_URL)
+    if problem is not None:
+        lines.append(
+            {"benchmark": benchmark, "database": "postgresql", "skipped": f"unreachable: {problem}"}
+        )
+        return lines
+    async with bot_on_sqlite_file(POSTGRES_URL) as (runtime, _chat):
+        lines.append({"benchmark": benchmark, "database": "postgresql", **await measure(runtime)})
+    return lines
+
+
+@contextmanager
+def counting(runtime: Runtime) -> Iterator[list[int]]:
+    """A one-element list counting every statement sent to the database inside the block."""
+    counter = [0]
+
+    def count(*_args) -> None:
+        counter[0] += 1
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield counter
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
