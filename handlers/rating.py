@@ -93,9 +93,11 @@ async def open_code(turn: Turn, token: str) -> None:
     if redeemed.outcome is not Redemption.OK:
         turn.reply("code_refused", refusal=redeemed.outcome.value)
         return
-    turn.runtime.ballots.seat_code(
+    if not turn.runtime.ballots.seat_code(
         turn.update.effective_user.id, redeemed.rater, redeemed.evaluation_round.id, turn.now
-    )
+    ):
+        turn.reply("code_refused", refusal="one_per_person")
+        return
     turn.reply("code_welcome", evaluation_round=redeemed.evaluation_round)
     await _show_targets(turn, redeemed.rater, redeemed.evaluation_round)
 

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.__main__ import main
+from bot.local_chat import Person
 from bot.services import evaluation, evaluation_results
 from bot.services.access import Actor
 from bot.services.evaluation import Outcome, Rater, RoundSettings
@@ -320,9 +321,13 @@ async def test_an_outsider_rates_with_a_code_once(runtime, chat, api, people, ru
     assert "用完" in api.last(stranger.user_id).text
     await chat.send(stranger, "/start rate-not-a-real-code")
     assert "无效" in api.last(stranger.user_id).text
-    # The other code is unused and works.
+    # The other code is unused, but not for him: one code per person, so that nobody can make
+    # up the raters' threshold alone. Someone else can use it.
     await chat.send(stranger, f"/start {codes[1]}")
-    assert "还有 6 个对象待评议" in api.last(stranger.user_id).text
+    assert "已经使用过一个测评码" in api.last(stranger.user_id).text
+    neighbour = Person(555_000_222, "Neighbour", "zh-hans")
+    await chat.send(neighbour, f"/start {codes[1]}")
+    assert "还有 6 个对象待评议" in api.last(neighbour.user_id).text
 
 
 async def test_a_code_says_nothing_of_its_holder(runtime, people, running):

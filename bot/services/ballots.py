@@ -54,6 +54,10 @@ class BallotBox:
 
     def __init__(self, idle_limit: timedelta = IDLE_LIMIT) -> None:
         self._seats: dict[int, _Seat] = {}
+        # (round, account) → the code it used: one code per account and round, so that one
+        # person cannot make up the raters' threshold alone. Memory only: a code says nothing
+        # about who holds it anywhere that lasts (a restart forgets this too).
+        self._code_of: dict[tuple[int, int], str] = {}
         self._idle_limit = idle_limit
         self._swept: datetime | None = None
 
@@ -72,10 +76,15 @@ class BallotBox:
             return None
         return seat
 
-    def seat_code(self, account: int, rater: Rater, round_id: int, now: datetime) -> None:
-        """This account now rates as a code's anonymous holder (until the code is spent)."""
+    def seat_code(self, account: int, rater: Rater, round_id: int, now: datetime) -> bool:
+        """This account now rates as a code's anonymous holder (until the code is spent);
+        False if it has used another code of this round already."""
+        used = self._code_of.setdefault((round_id, account), rater.key)
+        if used != rater.key:
+            return False
         self._sweep(now)
         self._seats[account] = _Seat(now, rater, round_id)
+        return True
 
     def code_rater(self, account: int, now: datetime) -> tuple[Rater, int] | None:
         seat = self._seat(account, now)
