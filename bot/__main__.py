@@ -81,6 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     codes.add_argument("--qr", type=Path, help="also write a QR-code PNG per code here")
     codes.add_argument("--pdf", type=Path, help="also write a printable PDF sheet here")
 
+    selections = commands.add_parser("commendation", help="评选表彰: selections and their results")
+    selection_commands = selections.add_subparsers(dest="commendation_command", required=True)
+    selection_commands.add_parser("list", help="every selection, its stage and nominees")
+    opening = selection_commands.add_parser("open", help="open a selection")
+    opening.add_argument("--name", required=True)
+    opening.add_argument("--opens", help="when nominations open (default: now)")
+    opening.add_argument("--closes", required=True, help="when nominations close (a date: its end)")
+    opening.add_argument(
+        "--per-branch", type=int, default=1, help="nominees per branch and category"
+    )
+    opening.add_argument("--prizes", default="1,2,3", help="first,second,third prizes per category")
+    opening.add_argument(
+        "--graders", required=True, help="the leading group: names, comma-separated"
+    )
+    opening.add_argument(
+        "--categories", help="名称:branch|member, … (default 先进基层党组织 and 优秀共产党员)"
+    )
+    compiling = selection_commands.add_parser("compile", help="the deeds of the commended, .docx")
+    compiling.add_argument("--selection", type=int, help="its number (default: the latest)")
+    compiling.add_argument("--out", type=Path, required=True)
+
     exporting = commands.add_parser("export", help="the quarter's figures as an Excel workbook")
     exporting.add_argument("--quarter", help="as the campaign file names it; default: the current")
     exporting.add_argument("--branch", help="only this branch; default: every branch")
@@ -259,6 +280,26 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
+    from bot import commendation_cli
+
+    await runtime.db.migrate()
+    words = runtime.messages.commendation_words(runtime.settings.default_locale)
+    try:
+        report = await commendation_cli.run(runtime, args, words=words)
+    except OSError as error:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+        return 2
+    _say(
+        runtime,
+        "cli_commendation.txt",
+        problems=report.problems,
+        selections=report.selections,
+        files=report.files,
+    )
+    return 1 if report.problems else 0
+
+
 async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
     from bot.services import export
     from storage import people
@@ -367,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                 return await _evaluation(runtime, args)
             if args.command == "export":
                 return await _export(runtime, args)
+            if args.command == "commendation":
+                return await _commendation(runtime, args)
             return await _invites(runtime, args)
         finally:
             await runtime.db.dispose()

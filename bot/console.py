@@ -128,6 +128,7 @@ async def run_demo(
     await runtime.db.migrate()
     await demo.seed(runtime)
     await demo.seed_campaign(runtime)
+    await demo.seed_selection(runtime)
     everyone = await demo.demo_people(runtime)
     names = {person.user_id: person.name for person in [*everyone, STRANGER]}
     api = LocalBotAPI(

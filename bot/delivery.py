@@ -18,7 +18,14 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.ext import Application
 
 from bot.runtime import Runtime
-from bot.services import digest_notices, evaluation_notices, rectification, reminders, reviews
+from bot.services import (
+    commendation_notices,
+    digest_notices,
+    evaluation_notices,
+    rectification,
+    reminders,
+    reviews,
+)
 from bot.services.calendar import CampaignTime
 from bot.services.notices import Composed, Notice
 from handlers.gate import keyboard
@@ -222,11 +229,14 @@ async def compose(session, *, messages, now: datetime, today) -> Composed:
     of_items = [m for m in messages if m.reminder in rectification.NOTICES]
     of_rounds = [m for m in messages if m.reminder in evaluation_notices.NOTICES]
     of_weeks = [m for m in messages if m.reminder == digest_notices.WEEKLY]
-    rest = [m for m in messages if m not in of_reviews + of_items + of_rounds + of_weeks]
+    of_selections = [m for m in messages if m.reminder in commendation_notices.NOTICES]
+    features = of_reviews + of_items + of_rounds + of_weeks + of_selections
+    rest = [m for m in messages if m not in features]
     composed = await reminders.compose(session, messages=rest, now=now, today=today)
     composed.merge(await reviews.compose(session, messages=of_reviews, now=now))
     composed.merge(await evaluation_notices.compose(session, messages=of_rounds, now=now))
     composed.merge(await digest_notices.compose(session, messages=of_weeks, now=now))
+    composed.merge(await commendation_notices.compose(session, messages=of_selections, now=now))
     return composed.merge(await rectification.compose(session, messages=of_items, now=now))
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bot.local_chat import Person
 from bot.runtime import Runtime
-from bot.services import calendar, roster
+from bot.services import calendar, commendation, roster
 from storage import people
 from storage.models import Campaign, Category, Role
 
@@ -145,3 +145,25 @@ async def seed_campaign(runtime: Runtime) -> None:
             await calendar.load_campaign(
                 session, organisation_id=organisation.id, spec=spec, now=runtime.clock.now()
             )
+
+
+async def seed_selection(runtime: Runtime) -> None:
+    """A 评选表彰 taking nominations for the coming week, if there is none yet."""
+    async with runtime.db.session() as session:
+        organisation = await people.get_organisation(session)
+        if await commendation.current(session, organisation_id=organisation.id) is not None:
+            return
+        now = runtime.clock.now()
+        opened = await commendation.open_selection(
+            session,
+            organisation_id=organisation.id,
+            name="争当排头兵评选",
+            opens_at=now,
+            closes_at=now + timedelta(days=7),
+            per_branch=1,
+            prizes=(1, 1, 1),
+            graders=["王志刚", "李建国", "赵振华"],
+            now=now,
+        )
+        if isinstance(opened, list):
+            raise RuntimeError(f"the demo selection does not validate: {opened}")

@@ -110,8 +110,15 @@ class LocalBotAPI(BaseRequest):
         self._keyboards: dict[int, Call] = {}
         self._latest: dict[int, Call] = {}
         self._contents: dict[tuple[int, int], tuple[str, str]] = {}
+        self._files: dict[str, bytes] = {}  # file id → content, for getFile and downloads
 
     # --- telling it how Telegram should behave -------------------------------------------
+
+    def upload(self, content: bytes) -> str:
+        """A file as if a user had sent it: its file id, which getFile and a download serve."""
+        file_id = f"local-file-{len(self._files) + 1}"
+        self._files[file_id] = content
+        return file_id
 
     def fail(
         self,
@@ -196,6 +203,9 @@ class LocalBotAPI(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
+        if "/file/bot" in url:  # a download of a file getFile described
+            content = self._files.get(url.rsplit("/", 1)[-1])
+            return (200, content) if content is not None else (404, b"")
         api_method = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         if request_data and request_data.multipart_data:
@@ -289,6 +299,15 @@ class LocalBotAPI(BaseRequest):
     def _result(self, call: Call) -> Any:
         if call.method == "getMe":
             return BOT_USER
+        if call.method == "getFile":
+            file_id = str(call.params.get("file_id"))
+            content = self._files.get(file_id)
+            return {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_size": len(content or b""),
+                "file_path": file_id,
+            }
         if call.method in _SENDS or (call.method in _EDITS and "chat_id" in call.params):
             message_id = call.params.get("message_id") or self.next_message_id(call.chat_id)
             self._contents[(call.chat_id, int(message_id))] = (

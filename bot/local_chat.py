@@ -98,6 +98,17 @@ class LocalChat:
         }
         await self.feed({"message": message})
 
+    async def send_document(self, person: Person, filename: str, content: bytes) -> None:
+        """A private message carrying a file, as a user uploads one."""
+        file_id = self.api.upload(content)
+        document = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_name": filename,
+            "file_size": len(content),
+        }
+        await self.send_payload(person, document=document)
+
     def last_with_buttons(self, person: Person) -> Call | None:
         return self.api.last_keyboard(person.user_id)
 

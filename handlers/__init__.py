@@ -4,6 +4,7 @@ from telegram.ext import Application
 
 from handlers import (
     campaign,
+    commendation,
     conversation,
     digests,
     errors,
@@ -38,6 +39,7 @@ def register(application: Application) -> None:
         rating,
         evaluation,
         digests,
+        commendation,
     ):
         application.add_handlers(feature.handlers())
     # Messages that are not commands go to the conversation the member is in.

@@ -79,12 +79,20 @@ class Messages:
         """Command → its one-line description, from `<locale>/commands.j2`."""
         return dict(self._env.get_template(f"{locale}/commands.j2").module.descriptions)
 
+    def words(self, locale: str, template: str, names: tuple[str, ...]) -> dict:
+        """Data a template defines with `{% set %}` (sheet headings, prize names), by name."""
+        if locale not in LOCALES:
+            locale = self.default_locale
+        module = self._env.get_template(f"{locale}/{template}.j2").module
+        return {name: getattr(module, name) for name in names}
+
     def export_headings(self, locale: str) -> dict:
         """The workbook's sheet names, headings and words, from `<locale>/_export_headings.j2`."""
-        module = self._env.get_template(
-            f"{locale if locale in LOCALES else self.default_locale}/_export_headings.j2"
-        ).module
-        return {key: getattr(module, key) for key in ("sheets", "columns", "wide", "words")}
+        return self.words(locale, "_export_headings", ("sheets", "columns", "wide", "words"))
+
+    def commendation_words(self, locale: str) -> dict:
+        """Prize names and the compilation's words, from `<locale>/_commendation.j2`."""
+        return self.words(locale, "_commendation", ("prizes", "compilation", "branch"))
 
     def template_names(self) -> list[str]:
         """Every template name, as present in the default locale."""

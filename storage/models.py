@@ -547,3 +547,77 @@ class EvaluationComments(SQLModel, table=True):
     round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
     target: str = Field(max_length=40, primary_key=True)
     texts: str = Field(default="[]", sa_type=Text)
+
+
+# --- 评选表彰 (selection and commendation) ----------------------------------------------------
+
+
+class SelectionStage(StrEnum):
+    NOMINATING = "nominating"  # branches nominate, within the window
+    GRADING = "grading"  # the leading group grades (from the window's end)
+    CONFIRMED = "confirmed"  # the organiser confirmed the final list
+    PUBLISHED = "published"  # announced and compiled
+
+
+class Selection(SQLModel, table=True):
+    """A selection of advanced branches and excellent members (seeds 001, 002)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(max_length=200)
+    # JSON: [{"key": "member", "name": "优秀共产党员", "of": "member"}, …]; "of" member or branch
+    categories: str = Field(max_length=4000)
+    opens_at: datetime
+    closes_at: datetime  # nominations close; grading starts
+    per_branch: int  # nominees a branch may put forward in each category
+    # JSON: {"first": 1, "second": 2, "third": 3}: prizes in each category
+    prizes: str = Field(max_length=200)
+    graders: str = Field(max_length=2000)  # JSON list of member ids: the leading group
+    stage: SelectionStage = Field(default=SelectionStage.NOMINATING, sa_type=String(12))
+    created_at: datetime
+    confirmed_at: datetime | None = None
+    published_at: datetime | None = None
+
+
+class Nomination(SQLModel, table=True):
+    """A branch's nominee in one category, with the deed material (先进事迹材料)."""
+
+    __table_args__ = (UniqueConstraint("selection_id", "category", "nominee"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    selection_id: int = Field(foreign_key="selection.id", index=True)
+    category: str = Field(max_length=40)
+    nominee: str = Field(max_length=40)  # "member:<id>" or "branch:<id>"
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    material: str = Field(default="", sa_type=Text)
+    nominated_by: int = Field(foreign_key="member.id")
+    prize: str | None = Field(default=None, max_length=10)  # first/second/third once confirmed
+    created_at: datetime
+    updated_at: datetime
+
+
+class GradeProposal(SQLModel, table=True):
+    """One grader's proposed prize for one nominee: private until they submit all of theirs."""
+
+    nomination_id: int = Field(foreign_key="nomination.id", primary_key=True)
+    grader_id: int = Field(foreign_key="member.id", primary_key=True)
+    prize: str = Field(max_length=10)  # first, second, third or none
+
+
+class GraderSubmission(SQLModel, table=True):
+    """That a grader has submitted their proposals (they may then see everyone's)."""
+
+    selection_id: int = Field(foreign_key="selection.id", primary_key=True)
+    grader_id: int = Field(foreign_key="member.id", primary_key=True)
+    submitted_at: datetime
+
+
+class BoundChat(SQLModel, table=True):
+    """A group chat an organiser bound with /bind, to which announcements also go."""
+
+    chat_id: int = Field(primary_key=True, sa_type=BigInteger)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    title: str = Field(default="", max_length=200)
+    bound_by: int = Field(foreign_key="member.id")
+    bound_at: datetime

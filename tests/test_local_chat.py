@@ -301,3 +301,37 @@ def test_a_secretarys_digest_changes_as_members_submit_and_the_export_arrives(tm
     assert "已交 0/6" in digests[0] and "郑强" in digests[0].split("尚未提交：")[1]
     assert "已交 1/6" in digests[1] and "郑强" not in digests[1].split("尚未提交：")[1]
     assert any(m.startswith("[document: ") and ".xlsx]" in m for m in blocks(result.stdout)["张明"])
+
+
+def test_a_small_selection_from_nomination_to_the_compiled_document(tmp_path):
+    script = "\n".join(
+        [
+            ":as 张明",
+            "/commendation",
+            ":tap 推荐：优秀共产党员",
+            ":tap 郑强",
+            "郑强同志扎根窗口一线，全年办件三百余件，零投诉。",
+            ":clock +8d",  # the nominations have closed
+            ":clock 10:00",
+            ":as 王志刚",
+            "/commendation",
+            ":tap 开始评定",
+            ":tap 一等奖",
+            ":tap 提交评定",
+            ":as 周敏",
+            "/commendation",
+            ":tap 确定名单",
+            ":tap 公布",
+            ":clock +1h",
+            ":quit",
+        ]
+    )
+    result = run_demo(script + "\n", tmp_path / "d.db")
+    assert result.returncode == 0, result.stderr
+    received = blocks(result.stdout)
+    assert any("已推荐郑强" in m for m in received["张明"])
+    assert any("您已被推荐参评" in m and "零投诉" in m for m in received["郑强"])
+    assert any("王志刚 一等奖" in m for m in received["王志刚"])
+    assert any(m.startswith("[document: ") and ".docx]" in m for m in received["周敏"])
+    for name in ("郑强", "谢婷"):
+        assert any("评选结果" in m and "一等奖：郑强" in m for m in received[name]), name

@@ -1,5 +1,6 @@
 """Every template, every locale, hostile values: escaped, valid Telegram HTML, within limits."""
 
+import json
 import re
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -10,6 +11,8 @@ from jinja2 import meta
 from bot.config import LOCALES
 from bot.services.ballots import Ballot
 from bot.services.calendar import Deadline, Overview
+from bot.services.commendation import Category as SelectionCategory
+from bot.services.commendation import Evidence, Rules, Tallied
 from bot.services.digests import BranchDigest, Digest, EvaluationFigures, SummaryFigures
 from bot.services.evaluation import (
     BranchParticipation,
@@ -33,6 +36,7 @@ from storage.models import (
     EvaluationRound,
     EvaluationTarget,
     Member,
+    Nomination,
     Pledge,
     PledgeStatus,
     Rectification,
@@ -41,6 +45,7 @@ from storage.models import (
     Review,
     ReviewStatus,
     Role,
+    Selection,
     StepKind,
     Summary,
     SummaryPledge,
@@ -220,6 +225,36 @@ DIGEST = Digest(
     "open",
     [BRANCH_DIGEST] * 3,
 )
+SELECTION = Selection(
+    id=1,
+    organisation_id=1,
+    name=HOSTILE[:200],
+    categories=json.dumps(
+        [
+            {"key": "member", "name": HOSTILE[:40], "of": "member"},
+            {"key": "branch", "name": HOSTILE[:40], "of": "branch"},
+        ]
+    ),
+    opens_at=NOW,
+    closes_at=NOW,
+    per_branch=2,
+    prizes='{"first": 1, "second": 2, "third": 3}',
+    graders="[1]",
+    created_at=NOW,
+)
+NOMINATION = Nomination(
+    id=1,
+    selection_id=1,
+    category="member",
+    nominee="member:1",
+    member_id=1,
+    branch_id=1,
+    material="长" * 1400 + HOSTILE[:100],
+    nominated_by=1,
+    prize="first",
+    created_at=NOW,
+    updated_at=NOW,
+)
 SPECIAL_VALUES = {
     "evaluation_round": ROUND,
     "ballot": BALLOT,
@@ -310,6 +345,24 @@ SPECIAL_VALUES = {
     "invites": [("<b>支部", "</a>名", "https://t.me/x?start=<i>", datetime(2026, 1, 1, tzinfo=UTC))]
     * 40,
     "renewed": False,
+    "selection": SELECTION,
+    "rules": Rules.of(SELECTION),
+    "selection_stage": "grading",
+    "ours": [(NOMINATION, HOSTILE[:40])] * 5,
+    "mine": [(NOMINATION, SELECTION)],
+    "grader": True,
+    "submitted": False,
+    "winners": [(NOMINATION, HOSTILE[:40])] * 20,
+    "tallied": [Tallied(NOMINATION, HOSTILE[:40], [(HOSTILE[:20], "first")] * 5, 3.0, 5)] * 20,
+    "proposals": [(NOMINATION, HOSTILE[:40], "second")] * 20,
+    "record": Evidence(5, 3, 4, 3, 0.8, False, 2, 1, 3, 2),
+    "graded": 1,
+    "nominees_total": 5,
+    "nomination": NOMINATION,
+    "chosen_category": SelectionCategory("member", HOSTILE[:40], "member"),
+    "prize": "first",
+    "chats": 2,
+    "category_name": HOSTILE[:30],
     "digest": DIGEST,
     "branch_digest": BRANCH_DIGEST,
     "branches": [BRANCH_DIGEST] * 60,

@@ -144,6 +144,7 @@ COMMANDS: tuple[tuple[str, Permission], ...] = (
     ("evaluation", Permission.BRANCH_OVERSIGHT),
     ("digest", Permission.REPORTS),
     ("export", Permission.REPORTS),
+    ("commendation", Permission.USE),
     ("invites", Permission.BRANCH_OVERSIGHT),
     ("reminders", Permission.USE),
     ("lang", Permission.USE),
