@@ -118,6 +118,16 @@ def _say(runtime: Runtime, template: str, **values: object) -> None:
     print(runtime.messages.render(runtime.settings.default_locale, template, **values))
 
 
+async def _organisation(runtime: Runtime, session):
+    """The organisation the roster made, or None (and the command line says so)."""
+    from storage import people
+
+    organisation = await people.get_organisation(session)
+    if organisation is None:
+        _say(runtime, "cli_no_organisation.txt")
+    return organisation
+
+
 async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
     from bot.services import roster
 
@@ -230,13 +240,11 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
 
 async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
     from bot.services import reviewers
-    from storage import people
 
     await runtime.db.migrate()
     async with runtime.db.session() as session:
-        organisation = await people.get_organisation(session)
+        organisation = await _organisation(runtime, session)
         if organisation is None:
-            _say(runtime, "cli_no_organisation.txt")
             return 1
         if args.reviewers_command == "list":
             rows = await reviewers.assignment_table(session, organisation_id=organisation.id)
@@ -306,9 +314,8 @@ async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
 
     await runtime.db.migrate()
     async with runtime.db.session() as session:
-        organisation = await people.get_organisation(session)
+        organisation = await _organisation(runtime, session)
         if organisation is None:
-            _say(runtime, "cli_no_organisation.txt")
             return 1
         branch_id = None
         if args.branch:

@@ -332,19 +332,26 @@ async def regrade_one(turn: Turn) -> None:
     await _show_nominee(turn, selection, nomination, names[nomination.id], total, total)
 
 
-@gated(Permission.USE)
-async def submit(turn: Turn) -> None:
-    """My proposals are final; then everyone's who has submitted, side by side."""
+async def _act(turn: Turn, action, missing: Refusal) -> Selection | None:
+    """Run a service `action` on the selection the button names; its refusal is said."""
     selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
     refusal = (
-        await commendation.submit(turn.session, actor=turn.actor, selection=selection, now=turn.now)
+        await action(turn.session, actor=turn.actor, selection=selection, now=turn.now)
         if selection
-        else Refusal.NOT_A_GRADER
+        else missing
     )
     if refusal:
         turn.reply("commendation_refused", refusal=refusal, count=0)
-        return
-    await _tally(turn, selection)
+        return None
+    return selection
+
+
+@gated(Permission.USE)
+async def submit(turn: Turn) -> None:
+    """My proposals are final; then everyone's who has submitted, side by side."""
+    selection = await _act(turn, commendation.submit, Refusal.NOT_A_GRADER)
+    if selection is not None:
+        await _tally(turn, selection)
 
 
 async def _tally(turn: Turn, selection: Selection) -> None:
@@ -368,16 +375,8 @@ async def see_tally(turn: Turn) -> None:
 @gated(Permission.ORGANISE)
 async def confirm(turn: Turn) -> None:
     """The final list, from the tally within the quotas, is confirmed."""
-    selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
-    refusal = (
-        await commendation.confirm(
-            turn.session, actor=turn.actor, selection=selection, now=turn.now
-        )
-        if selection
-        else Refusal.NOT_GRADING
-    )
-    if refusal:
-        turn.reply("commendation_refused", refusal=refusal, count=0)
+    selection = await _act(turn, commendation.confirm, Refusal.NOT_GRADING)
+    if selection is None:
         return
     winners = await commendation.winners(turn.session, selection=selection)
     turn.reply(
@@ -392,16 +391,8 @@ async def confirm(turn: Turn) -> None:
 @gated(Permission.ORGANISE)
 async def publish(turn: Turn) -> None:
     """Announce to every member (outbox) and the bound group chats; the compiled document."""
-    selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
-    refusal = (
-        await commendation.publish(
-            turn.session, actor=turn.actor, selection=selection, now=turn.now
-        )
-        if selection
-        else Refusal.NOT_CONFIRMED
-    )
-    if refusal:
-        turn.reply("commendation_refused", refusal=refusal, count=0)
+    selection = await _act(turn, commendation.publish, Refusal.NOT_CONFIRMED)
+    if selection is None:
         return
     winners = await commendation.winners(turn.session, selection=selection)
     chats = await commendation.bound_chats(turn.session, organisation_id=selection.organisation_id)

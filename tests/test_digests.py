@@ -158,39 +158,36 @@ async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, 
     assert "没有这项权限" in plain(api.last(zheng.user_id).text)
 
 
+async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int) -> None:
+    """These members of 市场管理党支部 rate `target` at `level` on every item."""
+    who = await ids(runtime)
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        for rater in raters:
+            outcome = await evaluation.cast(
+                session,
+                round_id=evaluation_round.id,
+                rater=Rater(
+                    f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
+                ),
+                target=f"member:{who[target]}",
+                choices=[level] * 6,
+                comment="",
+                now=runtime.clock.now(),
+            )
+            assert outcome == evaluation.Outcome.COUNTED
+
+
 async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
     quarter, chat, api, app, runtime, clock
 ):
     zhang = quarter["张明"]
     evaluation_round = await open_round(runtime)
-    who = await ids(runtime)
-    async with runtime.db.session() as session:
-        organisation = await people_queries.get_organisation(session)
-        # Three raters for 郑强 (不满意), six for nobody else: 郑强 is under the threshold of 5.
-        for rater in ("张明", "冯磊", "许涛"):
-            await evaluation.cast(
-                session,
-                round_id=evaluation_round.id,
-                rater=Rater(
-                    f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
-                ),
-                target=f"member:{who['郑强']}",
-                choices=[3] * 6,
-                comment="",
-                now=runtime.clock.now(),
-            )
-        for rater in ("郑强", "冯磊", "许涛", "何静", "王秀英"):
-            await evaluation.cast(
-                session,
-                round_id=evaluation_round.id,
-                rater=Rater(
-                    f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
-                ),
-                target=f"member:{who['张明']}",
-                choices=[0] * 6,
-                comment="",
-                now=runtime.clock.now(),
-            )
+    # Three raters for 郑强 (不满意): under the threshold of 5; five for 张明 (满意).
+    await cast_on(runtime, evaluation_round, "郑强", ("张明", "冯磊", "许涛"), level=3)
+    await cast_on(
+        runtime, evaluation_round, "张明", ("郑强", "冯磊", "许涛", "何静", "王秀英"), level=0
+    )
     clock.advance(timedelta(days=6))
     await delivery.tick(app)
     await chat.send(zhang, "/digest")
