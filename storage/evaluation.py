@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Integer, String, bindparam, case, func
+from sqlalchemy import Integer, String, bindparam, case, func, insert, literal, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete, select, update
@@ -26,8 +26,8 @@ from storage.models import (
     EvaluationTarget,
 )
 
-# Rows per INSERT: well under SQLite's limit of bound parameters.
-_CHUNK = 2000
+# Rows per executemany: a round of 100,000 members writes millions of count rows.
+_CHUNK = 5000
 
 
 def _insert(session: AsyncSession):
@@ -45,9 +45,43 @@ async def rounds_of(session: AsyncSession, *, organisation_id: int) -> Sequence[
 
 
 async def add_rows(session: AsyncSession, *, table, rows: Sequence[dict]) -> None:
-    """Insert many rows of a rating table in a few statements."""
+    """Insert many rows of a rating table: one statement compiled once, executed for each
+    chunk of rows (executemany; batched VALUES on PostgreSQL)."""
+    statement = table.__table__.insert()
     for start in range(0, len(rows), _CHUNK):
-        await session.exec(_insert(session)(table).values(rows[start : start + _CHUNK]))
+        await session.exec(statement, params=rows[start : start + _CHUNK])
+
+
+async def add_empty_counts(
+    session: AsyncSession, *, round_id: int, items: dict[str, int], levels: int
+) -> None:
+    """Every target of the round its count rows at zero (items × levels, by the target's kind)
+    and an empty comment list, written by the database from the targets in two statements."""
+    numbers = union_all(
+        *(select(literal(n, type_=Integer).label("n")) for n in range(max(*items.values(), levels)))
+    ).cte("numbers")
+    item, level = numbers.alias("item"), numbers.alias("level")
+    target = EvaluationTarget
+    await session.exec(
+        insert(EvaluationTally).from_select(
+            ["round_id", "target", "item", "level", "count"],
+            select(target.round_id, target.target, item.c.n, level.c.n, literal(0, type_=Integer))
+            .select_from(
+                target.__table__.join(
+                    item, item.c.n < case(items, value=target.kind, else_=0)
+                ).join(level, level.c.n < levels)
+            )
+            .where(target.round_id == round_id),
+        )
+    )
+    await session.exec(
+        insert(EvaluationComments).from_select(
+            ["round_id", "target", "texts"],
+            select(target.round_id, target.target, literal("[]")).where(
+                target.round_id == round_id
+            ),
+        )
+    )
 
 
 async def delete_round_rows(session: AsyncSession, *, round_id: int) -> None:

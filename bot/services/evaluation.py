@@ -25,9 +25,7 @@ from storage.models import (
     Campaign,
     Category,
     EvaluationCode,
-    EvaluationComments,
     EvaluationRound,
-    EvaluationTally,
     EvaluationTarget,
     Member,
     RaterGroup,
@@ -321,29 +319,11 @@ async def _set_targets(session: AsyncSession, evaluation_round: EvaluationRound)
             }
         )
     await queries.add_rows(session, table=EvaluationTarget, rows=targets)
-    levels = range(len(settings.scale))
-    await queries.add_rows(
+    await queries.add_empty_counts(
         session,
-        table=EvaluationTally,
-        rows=[
-            {
-                "round_id": evaluation_round.id,
-                "target": t["target"],
-                "item": item,
-                "level": level,
-                "count": 0,
-            }
-            for t in targets
-            for item in range(len(settings.items_for(t["kind"])))
-            for level in levels
-        ],
-    )
-    await queries.add_rows(
-        session,
-        table=EvaluationComments,
-        rows=[
-            {"round_id": evaluation_round.id, "target": t["target"], "texts": "[]"} for t in targets
-        ],
+        round_id=evaluation_round.id,
+        items={kind.value: len(settings.items_for(kind.value)) for kind in TargetKind},
+        levels=len(settings.scale),
     )
 
 
