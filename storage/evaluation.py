@@ -99,6 +99,22 @@ async def targets_of(
     return (await session.exec(statement.order_by(EvaluationTarget.target))).all()
 
 
+async def target_kinds(
+    session: AsyncSession, *, round_id: int
+) -> Sequence[tuple[str, str, int, bool]]:
+    """(target, kind, branch id, leadership) of every target: the columns, not the rows as
+    objects, for working out who rates how many (a round may have 100,000 targets)."""
+    result = await session.exec(
+        select(
+            EvaluationTarget.target,
+            EvaluationTarget.kind,
+            EvaluationTarget.branch_id,
+            EvaluationTarget.leadership,
+        ).where(EvaluationTarget.round_id == round_id)
+    )
+    return result.all()
+
+
 async def rated_by(session: AsyncSession, *, round_id: int, rater: str) -> set[str]:
     """The targets this rater has rated in the round."""
     result = await session.exec(

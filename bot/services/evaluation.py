@@ -618,16 +618,16 @@ class _Workload:
 
     @classmethod
     async def load(cls, session, evaluation_round, settings) -> "_Workload":
-        targets = await queries.targets_of(session, round_id=evaluation_round.id)
+        targets = await queries.target_kinds(session, round_id=evaluation_round.id)
         by_branch: dict[int, set[str]] = defaultdict(set)
-        for t in targets:
-            if t.kind != TargetKind.BRANCH:
-                by_branch[t.branch_id].add(t.target)
+        for target, kind, branch_id, _leadership in targets:
+            if kind != TargetKind.BRANCH:
+                by_branch[branch_id].add(target)
         return cls(
             settings,
-            {t.target for t in targets if t.leadership},
+            {target for target, _kind, _branch, leadership in targets if leadership},
             by_branch,
-            {t.target for t in targets if t.kind == TargetKind.BRANCH},
+            {target for target, kind, _branch, _leadership in targets if kind == TargetKind.BRANCH},
         )
 
     def count(self, kind: str, branch_id: int | None, rater_key: str) -> int:
