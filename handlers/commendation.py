@@ -130,6 +130,17 @@ async def choose_member(turn: Turn) -> None:
     if selection is None:
         turn.notice("button_stale")
         return
+    refusal, _member = await commendation.check_nominee(
+        turn.session,
+        actor=turn.actor,
+        selection=selection,
+        category=key,
+        nominee=f"member:{member_id}",
+        now=turn.now,
+    )
+    if refusal:
+        turn.reply("commendation_refused", refusal=refusal, count=0)
+        return
     await _ask_material(turn, selection, key, f"member:{member_id}")
 
 

@@ -240,8 +240,9 @@ async def test_refusals_say_why(runtime, chat, api, people, clock):
     assert "由支部书记负责" in api.last(zheng.user_id).text
     # Someone outside the branch, by a forged button.
     await chat.press(zhang, f"cmm:{later.id}:member:{who['黄勇']}")
-    await chat.send(zhang, "事迹")
     assert "只能推荐本支部" in api.last(zhang.user_id).text
+    await chat.send(zhang, "事迹")  # and no material is asked for: nothing is taken
+    assert await nominations(runtime) == []
     await nominate(chat, ma, "推荐：优秀共产党员", "黄勇", "黄勇同志文明执法。")
     # After the window: no more nominations; grading by someone not in the leading group.
     clock.advance(WINDOW)

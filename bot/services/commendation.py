@@ -244,6 +244,35 @@ def may_nominate(actor: Actor, selection: Selection, now: datetime) -> Refusal |
     return None
 
 
+async def check_nominee(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    selection: Selection,
+    category: str,
+    nominee: str,
+    now: datetime,
+) -> tuple[Refusal | None, Member | None]:
+    """Whether this secretary may put this nominee forward in this category now (and the
+    member, for a member category): before the material is asked for, and again with it."""
+    refusal = may_nominate(actor, selection, now)
+    if refusal:
+        return refusal, None
+    chosen = Rules.of(selection).category(category)
+    if chosen is None:
+        return Refusal.UNKNOWN_CATEGORY, None
+    if chosen.of == "branch":
+        ok = nominee == f"branch:{actor.branch_id}"
+        return (None if ok else Refusal.NOT_IN_BRANCH), None
+    kind, _, number = nominee.partition(":")
+    member = await session.get(Member, int(number)) if number.isdigit() else None
+    if kind != "member" or member is None or not member.active:
+        return Refusal.NOT_IN_BRANCH, None
+    if member.branch_id != actor.branch_id:
+        return Refusal.NOT_IN_BRANCH, None
+    return None, member
+
+
 async def nominate(
     session: AsyncSession,
     *,
@@ -255,24 +284,11 @@ async def nominate(
     now: datetime,
 ) -> Outcome:
     """Put a nominee forward with their deed material (again: the material is replaced)."""
-    refusal = may_nominate(actor, selection, now)
+    refusal, member = await check_nominee(
+        session, actor=actor, selection=selection, category=category, nominee=nominee, now=now
+    )
     if refusal:
         return Outcome(refusal=refusal)
-    rules = Rules.of(selection)
-    chosen = rules.category(category)
-    if chosen is None:
-        return Outcome(refusal=Refusal.UNKNOWN_CATEGORY)
-    member = None
-    if chosen.of == "branch":
-        if nominee != f"branch:{actor.branch_id}":
-            return Outcome(refusal=Refusal.NOT_IN_BRANCH)
-    else:
-        kind, _, number = nominee.partition(":")
-        member = await session.get(Member, int(number)) if number.isdigit() else None
-        if kind != "member" or member is None or not member.active:
-            return Outcome(refusal=Refusal.NOT_IN_BRANCH)
-        if member.branch_id != actor.branch_id:
-            return Outcome(refusal=Refusal.NOT_IN_BRANCH)
     material = material.strip()
     count = count_characters(material)
     if not count:
@@ -288,7 +304,7 @@ async def nominate(
         )
     ).all()
     nomination = next((n for n in existing if n.nominee == nominee), None)
-    if nomination is None and len(existing) >= rules.per_branch:
+    if nomination is None and len(existing) >= selection.per_branch:
         return Outcome(refusal=Refusal.OVER_QUOTA, count=count)
     replaced = nomination is not None
     if nomination is None:
