@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot import logs
 from bot.clock import SystemClock
 from bot.config import TOKEN_PATTERN, Settings
 from bot.runtime import Runtime
@@ -389,11 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         first = error.errors()[0]
         print(f"error: setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logs.configure(
+        settings.log_level, secrets=[settings.telegram_bot_token, settings.evaluation_key]
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "demo":
         from bot.console import run_demo
 

@@ -1,13 +1,12 @@
 """Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
 
-import logging
 from datetime import timedelta
 
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
 from telegram.request import BaseRequest
 
 import handlers
-from bot import delivery
+from bot import delivery, logs
 from bot.config import Settings
 from bot.jobs import PeriodicJob
 from bot.runtime import Runtime
@@ -45,11 +44,9 @@ def build_application(
     if api_base_url:
         base = api_base_url.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    # Before anything is built: python-telegram-bot logs the API URL (with the token) then.
+    logs.cap_libraries()
     application = builder.build()
-    # python-telegram-bot logs every Bot API call with its parameters at DEBUG: what members
-    # write, and the ballots of 群众评议, would reach the log. Its warnings still do.
-    library = logging.getLogger("telegram")
-    library.setLevel(max(logging.INFO, library.level))
     application.bot_data["runtime"] = runtime
     handlers.register(application)
     return application

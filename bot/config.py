@@ -1,5 +1,6 @@
 """Settings from environment variables and an optional .env file."""
 
+import hashlib
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     # How often the reminder job plans what fell due and drains the outbox.
     reminder_tick_minutes: int = 5
     log_level: str = "INFO"
+    # The key of the keyed hashes that hold "one evaluation code per account" (群众评议); kept
+    # out of the database. Without it, one is derived from the bot token.
+    evaluation_key: str | None = None
     # A font file with Chinese glyphs for the charts (default: Noto Sans CJK SC from mplfonts).
     chart_font: str | None = None
 
@@ -44,6 +48,11 @@ class Settings(BaseSettings):
         if value not in LOCALES:
             raise ValueError(f"locale must be one of {', '.join(LOCALES)}")
         return value
+
+    @property
+    def code_use_key(self) -> bytes:
+        secret = self.evaluation_key or self.telegram_bot_token or "local"
+        return hashlib.sha256(f"cxzy evaluation code use:{secret}".encode()).digest()
 
     @property
     def zone(self) -> ZoneInfo:

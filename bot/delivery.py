@@ -17,6 +17,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
+from bot import ballot_counting
 from bot.runtime import Runtime
 from bot.services import (
     commendation_notices,
@@ -253,6 +254,8 @@ async def next_work(application: Application, after: datetime) -> datetime | Non
 async def tick(application: Application) -> None:
     """The periodic job: plan what fell due, then drain the outbox."""
     runtime: Runtime = application.bot_data["runtime"]
+    # An ended 群众评议 round is counted first, so its results notice can go out in this tick.
+    await ballot_counting.count_ended_rounds(runtime)
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
         if organisation is None:

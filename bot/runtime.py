@@ -6,6 +6,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.services.access import Identities
 from bot.services.ballots import BallotBox
+from bot.services.pending_ballots import PendingBallots
 from messages.render import Messages
 from storage.db import Database
 
@@ -19,9 +20,12 @@ class Runtime:
     identities: Identities = field(default_factory=Identities)
     # 群众评议 ballots in progress: in memory only, never persisted.
     ballots: BallotBox = field(default_factory=BallotBox)
+    # Confirmed ballots waiting for their batch: in memory only until a batch is written.
+    pending: PendingBallots = field(default_factory=PendingBallots)
 
     def __post_init__(self) -> None:
         self.db.on_roster_change(self.identities.forget)
+        self.db.held_ratings = self.pending
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> "Runtime":

@@ -7,6 +7,7 @@ import re
 from telegram import InputFile
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from bot import ballot_counting
 from bot.services import access, evaluation, evaluation_codes, evaluation_results
 from bot.services.access import Permission
 from bot.services.evaluation import RoundSettings, RoundState
@@ -102,6 +103,8 @@ async def organise(turn: Turn) -> None:
     elif action == "close!":
         await evaluation.close_round(turn.session, evaluation_round=evaluation_round, now=turn.now)
         turn.edit("evaluation_closed_now", evaluation_round=evaluation_round)
+        # What still waits for its batch is counted now, not at the next tick.
+        turn.afterwards(lambda: ballot_counting.count_ended_rounds(turn.runtime))
     else:
         groups = await _code_groups(turn)
         turn.edit(

@@ -1,8 +1,9 @@
 """/rate and the 群众评议 ballot: a target, one tap per item, an optional comment, a summary,
 then confirm. Members rate as themselves; the masses through an evaluation code's link.
 
-The ballot lives in the runtime's BallotBox (memory) until it is confirmed: nothing of it
-is written to the database, the conversation state or the logs on the way.
+The ballot lives in the runtime's BallotBox (memory) until it is confirmed, then in its
+pending ballots until its target has a batch of k (bot.ballot_counting): nothing of it is
+written to the database, the conversation state or the logs on the way.
 """
 
 import re
@@ -17,6 +18,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import ballot_counting
 from bot.services import evaluation, evaluation_codes
 from bot.services.access import Permission
 from bot.services.ballots import Ballot
@@ -89,15 +91,18 @@ async def open_code(turn: Turn, token: str) -> None:
         # A member rates as themselves: a code would give them a second voice.
         turn.reply("code_refused", refusal="member")
         return
-    redeemed = await evaluation_codes.redeem(turn.session, token=token, now=turn.now)
+    account = turn.update.effective_user.id
+    redeemed = await evaluation_codes.redeem(
+        turn.session,
+        token=token,
+        account=account,
+        key=turn.runtime.settings.code_use_key,
+        now=turn.now,
+    )
     if redeemed.outcome is not Redemption.OK:
         turn.reply("code_refused", refusal=redeemed.outcome.value)
         return
-    if not turn.runtime.ballots.seat_code(
-        turn.update.effective_user.id, redeemed.rater, redeemed.evaluation_round.id, turn.now
-    ):
-        turn.reply("code_refused", refusal="one_per_person")
-        return
+    turn.runtime.ballots.seat_code(account, redeemed.rater, redeemed.evaluation_round.id, turn.now)
     turn.reply("code_welcome", evaluation_round=redeemed.evaluation_round)
     await _show_targets(turn, redeemed.rater, redeemed.evaluation_round)
 
@@ -223,6 +228,7 @@ async def _confirm(turn: Turn, ballot: Ballot | None) -> None:
         return
     outcome = await evaluation.cast(
         turn.session,
+        pending=turn.runtime.pending,
         round_id=ballot.round_id,
         rater=found[0],
         target=ballot.target,
@@ -231,9 +237,12 @@ async def _confirm(turn: Turn, ballot: Ballot | None) -> None:
         now=turn.now,
     )
     turn.notice("ballot_toast", outcome=outcome.value)
-    if outcome is Outcome.COUNTED:
-        turn.edit("ballot_counted", ballot=ballot)
+    if outcome is Outcome.RECEIVED:
+        evaluation_round = await turn.session.get(EvaluationRound, ballot.round_id)
+        batch = RoundSettings.of(evaluation_round).min_raters
+        turn.edit("ballot_received", ballot=ballot, batch=batch)
         await _show_targets(turn, *found)
+        turn.afterwards(lambda: ballot_counting.count_full_batches(turn.runtime))
     else:
         turn.edit("ballot_not_counted", ballot=ballot, outcome=outcome.value)
 

@@ -1,6 +1,5 @@
 """The database: async engine, one session per unit of work, SQLite pragmas, migrations."""
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ChatState, Member
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -69,8 +69,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed, and a WAL that has been checkpointed is cut
+    # back to nothing: no old version of a page (a count before a batch) stays in the files.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA journal_size_limit=0")
     cursor.close()
 
 
@@ -79,16 +83,17 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self._roster_listeners: list[Callable[[set[int | None], set[int]], None]] = []
+        # 群众评议 ballots confirmed in this process and waiting for their batch: who has
+        # rated whom, not yet in the tables (see storage.evaluation.rated_by).
+        self.held_ratings: object | None = None
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(self.url, echo=echo)
-        # aiosqlite logs every statement with its parameters at DEBUG: members' texts, and
-        # the comments of 群众评议 in the order they came, would reach the log.
-        driver = logging.getLogger("aiosqlite")
-        driver.setLevel(max(logging.INFO, driver.level))
+        # A failed statement's message never carries its parameters (a batch of ballots, a
+        # member's text) into a log.
+        self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         # A session class of this database's own, so its listeners hear only its sessions.
@@ -118,6 +123,7 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session that commits when the block ends normally and rolls back otherwise."""
         async with self._sessions() as session:
+            session.info["held_ratings"] = self.held_ratings
             try:
                 yield session
                 if session.in_transaction():
@@ -125,6 +131,26 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def forget_old_versions(self, *, tables: list[str], thorough: bool) -> None:
+        """Leave no old version of these tables' rows in the database's files.
+
+        SQLite: checkpoint the WAL into the main file and truncate it (secure_delete has
+        zeroed what was freed). PostgreSQL, when `thorough`: VACUUM FULL rewrites the tables
+        without their dead row versions (an exclusive lock while it runs, so not for every
+        write); the WAL and its archive keep what they keep (see the README)."""
+        if self.is_sqlite:
+            async with self.engine.connect() as connection:
+                # A reader holding an old snapshot keeps the WAL from being cut back; the
+                # batches are written all the same, and a later checkpoint cuts it.
+                await connection.exec_driver_sql("PRAGMA busy_timeout=0")
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                await connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            return
+        if thorough:
+            async with self.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` through the Alembic migrations."""

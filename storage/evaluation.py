@@ -1,17 +1,17 @@
 """Queries of 群众评议: rounds, targets, codes, participation, and the anonymous counts.
 
-A ballot writes three things in one transaction, each in a way that says nothing of the
-rater's choice: the participation row (who rated whom), every count row of the target
-(the chosen ones go up by one, the others are rewritten unchanged), and the target's
-comment list (rewritten whole, the new comment at a random place).
+Ballots reach the database only as batches (bot.services.pending_ballots): a batch writes
+its raters' participation rows in shuffled order, the sum of its choices into every count
+row of the target (chosen or not), and its comments as rows under random keys, in one
+transaction.
 """
 
-import functools
-import json
+import random
 import secrets
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import Integer, String, bindparam, case, func, insert, literal, union_all
+from sqlalchemy import Integer, bindparam, case, func, insert, literal, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete, select, update
@@ -19,7 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
     EvaluationCode,
-    EvaluationComments,
+    EvaluationCodeUse,
+    EvaluationComment,
     EvaluationParticipation,
     EvaluationRound,
     EvaluationTally,
@@ -44,6 +45,17 @@ async def rounds_of(session: AsyncSession, *, organisation_id: int) -> Sequence[
     return result.all()
 
 
+async def rounds_to_count(session: AsyncSession, *, now: datetime) -> Sequence[EvaluationRound]:
+    """Rounds that have ended (closed by hand, or their time is up) and are not counted."""
+    result = await session.exec(
+        select(EvaluationRound).where(
+            col(EvaluationRound.counted_at).is_(None),
+            col(EvaluationRound.closed_at).is_not(None) | (EvaluationRound.closes_at <= now),
+        )
+    )
+    return result.all()
+
+
 async def add_rows(session: AsyncSession, *, table, rows: Sequence[dict]) -> None:
     """Insert many rows of a rating table: one statement compiled once, executed for each
     chunk of rows (executemany; batched VALUES on PostgreSQL)."""
@@ -55,8 +67,8 @@ async def add_rows(session: AsyncSession, *, table, rows: Sequence[dict]) -> Non
 async def add_empty_counts(
     session: AsyncSession, *, round_id: int, items: dict[str, int], levels: int
 ) -> None:
-    """Every target of the round its count rows at zero (items × levels, by the target's kind)
-    and an empty comment list, written by the database from the targets in two statements."""
+    """Every target of the round its count rows at zero (items × levels, by the target's kind),
+    written by the database from the targets in one statement."""
     numbers = union_all(
         *(select(literal(n, type_=Integer).label("n")) for n in range(max(*items.values(), levels)))
     ).cte("numbers")
@@ -74,19 +86,11 @@ async def add_empty_counts(
             .where(target.round_id == round_id),
         )
     )
-    await session.exec(
-        insert(EvaluationComments).from_select(
-            ["round_id", "target", "texts"],
-            select(target.round_id, target.target, literal("[]")).where(
-                target.round_id == round_id
-            ),
-        )
-    )
 
 
 async def delete_round_rows(session: AsyncSession, *, round_id: int) -> None:
     """Forget a round's targets and their empty counts (before it opens, to set them anew)."""
-    for table in (EvaluationTally, EvaluationComments, EvaluationTarget):
+    for table in (EvaluationTally, EvaluationComment, EvaluationTarget):
         await session.exec(delete(table).where(table.round_id == round_id))
 
 
@@ -115,103 +119,103 @@ async def target_kinds(
     return result.all()
 
 
+def _held(session: AsyncSession):
+    """The ballots this process holds for their batch (bot.services.pending_ballots), which
+    the session's database carries: rated, though not in the tables yet."""
+    return session.info.get("held_ratings")
+
+
 async def rated_by(session: AsyncSession, *, round_id: int, rater: str) -> set[str]:
-    """The targets this rater has rated in the round."""
+    """The targets this rater has rated in the round (counted, or held for their batch)."""
     result = await session.exec(
         select(EvaluationParticipation.target).where(
             EvaluationParticipation.round_id == round_id, EvaluationParticipation.rater == rater
         )
     )
-    return set(result.all())
+    held = _held(session)
+    return set(result.all()) | (held.held_targets(round_id, rater) if held else set())
 
 
 async def ratings_per_rater(session: AsyncSession, *, round_id: int) -> dict[str, int]:
-    """rater → how many targets they have rated (for participation and reminders)."""
+    """rater → how many targets they have rated, counted or held (for participation and
+    reminders)."""
     result = await session.exec(
         select(EvaluationParticipation.rater, func.count())
         .where(EvaluationParticipation.round_id == round_id)
         .group_by(EvaluationParticipation.rater)
     )
-    return dict(result.all())
+    found = dict(result.all())
+    held = _held(session)
+    for rater, count in (held.held_counts(round_id) if held else {}).items():
+        found[rater] = found.get(rater, 0) + count
+    return found
 
 
 async def record_participation(
-    session: AsyncSession, *, round_id: int, rater: str, target: str
-) -> bool:
-    """Note that the rater has rated the target; False if they had already (nothing written).
-
-    Two submissions at once meet on the primary key: the second waits for the first and
-    then finds the row there."""
+    session: AsyncSession, *, round_id: int, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Note that each rater has rated their target, in shuffled order; the (rater, target)
+    pairs that were new (one already there was counted before and must not count again)."""
+    rows = [{"round_id": round_id, "rater": rater, "target": target} for rater, target in pairs]
+    random.SystemRandom().shuffle(rows)
+    if not rows:
+        return set()
     result = await session.exec(
         _insert(session)(EvaluationParticipation)
-        .values(round_id=round_id, rater=rater, target=target)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
         # Not rowcount: psycopg reports -1 for it here.
-        .returning(EvaluationParticipation.round_id)
+        .returning(EvaluationParticipation.rater, EvaluationParticipation.target)
     )
-    return result.first() is not None
+    return set(result.all())
 
 
-@functools.cache
-def _tally_update(items: int):
-    """The UPDATE that counts a ballot of `items` items, built once per length: the level
-    chosen on each item is a parameter (level_0, level_1, …)."""
-    chosen_level = case(
-        {item: bindparam(f"level_{item}", type_=Integer) for item in range(items)},
-        value=EvaluationTally.item,
+_ADD_TO_COUNT = (
+    update(EvaluationTally.__table__)
+    .where(
+        EvaluationTally.round_id == bindparam("of_round", type_=Integer),
+        EvaluationTally.target == bindparam("of_target"),
+        EvaluationTally.item == bindparam("of_item", type_=Integer),
+        EvaluationTally.level == bindparam("of_level", type_=Integer),
     )
-    return (
-        update(EvaluationTally)
-        .where(
-            EvaluationTally.round_id == bindparam("of_round", type_=Integer),
-            EvaluationTally.target == bindparam("of_target", type_=String),
-        )
-        .values(
-            count=EvaluationTally.count + case((EvaluationTally.level == chosen_level, 1), else_=0)
-        )
-        .execution_options(synchronize_session=False)
-    )
+    .values(count=EvaluationTally.count + bindparam("added", type_=Integer))
+)
 
 
 async def add_to_tally(
-    session: AsyncSession, *, round_id: int, target: str, choices: Sequence[int]
+    session: AsyncSession, *, round_id: int, target: str, sums: Sequence[Sequence[int]]
 ) -> None:
-    """One ballot's choices (a level per item) added to the target's counts.
+    """A batch's choices, summed per item and level, added to the target's counts.
 
-    Every count row of the target is rewritten, chosen or not, so no row's version or
-    position records which levels this ballot chose."""
+    Every count row of the target is rewritten, chosen or not, so no row's version says
+    which levels the batch chose."""
     await session.exec(
-        _tally_update(len(choices)),
-        params={
-            "of_round": round_id,
-            "of_target": target,
-            **{f"level_{item}": level for item, level in enumerate(choices)},
-        },
+        _ADD_TO_COUNT,
+        params=[
+            {
+                "of_round": round_id,
+                "of_target": target,
+                "of_item": item,
+                "of_level": level,
+                "added": added,
+            }
+            for item, per_level in enumerate(sums)
+            for level, added in enumerate(per_level)
+        ],
     )
 
 
-async def add_comment(
-    session: AsyncSession, *, round_id: int, target: str, comment: str | None
+async def add_comments(
+    session: AsyncSession, *, round_id: int, target: str, texts: Sequence[str]
 ) -> None:
-    """Put a comment into the target's list at a random place; with no comment, the list is
-    rewritten as it is, so that a ballot with a comment looks like one without."""
-    of_target = (EvaluationComments.round_id == round_id, EvaluationComments.target == target)
-    if not comment:
-        await session.exec(
-            update(EvaluationComments)
-            .where(*of_target)
-            .values(texts=EvaluationComments.texts)
-            .execution_options(synchronize_session=False)
-        )
-        return
-    row = (await session.exec(select(EvaluationComments).where(*of_target).with_for_update())).one()
-    texts = json.loads(row.texts)
-    texts.insert(secrets.randbelow(len(texts) + 1), comment)
-    await session.exec(
-        update(EvaluationComments)
-        .where(*of_target)
-        .values(texts=json.dumps(texts, ensure_ascii=False))
-        .execution_options(synchronize_session=False)
+    """A batch's comments, each under a random key (so in no order but a random one)."""
+    await add_rows(
+        session,
+        table=EvaluationComment,
+        rows=[
+            {"round_id": round_id, "target": target, "slot": secrets.token_hex(16), "text": t}
+            for t in texts
+        ],
     )
 
 
@@ -222,9 +226,39 @@ async def tallies(session: AsyncSession, *, round_id: int) -> Sequence[Evaluatio
 
 async def comments(session: AsyncSession, *, round_id: int) -> dict[str, list[str]]:
     result = await session.exec(
-        select(EvaluationComments).where(EvaluationComments.round_id == round_id)
+        select(EvaluationComment.target, EvaluationComment.text).where(
+            EvaluationComment.round_id == round_id
+        )
     )
-    return {row.target: json.loads(row.texts) for row in result.all()}
+    found: dict[str, list[str]] = {}
+    for target, text in result.all():
+        found.setdefault(target, []).append(text)
+    return found
+
+
+async def code_raters_per_target(session: AsyncSession, *, round_id: int) -> dict[str, int]:
+    """target → how many evaluation codes rated it (said beside its figures)."""
+    result = await session.exec(
+        select(EvaluationParticipation.target, func.count())
+        .where(
+            EvaluationParticipation.round_id == round_id,
+            col(EvaluationParticipation.rater).startswith("code:"),
+        )
+        .group_by(EvaluationParticipation.target)
+    )
+    return dict(result.all())
+
+
+async def code_use_known(session: AsyncSession, *, digest: str) -> bool:
+    return await session.get(EvaluationCodeUse, digest) is not None
+
+
+async def record_code_use(session: AsyncSession, *, digests: Sequence[str]) -> None:
+    await session.exec(
+        _insert(session)(EvaluationCodeUse)
+        .values([{"digest": d} for d in digests])
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
 
 
 async def code_by_digest(session: AsyncSession, *, digest: str) -> EvaluationCode | None:

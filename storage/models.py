@@ -459,11 +459,13 @@ class SummaryRectification(SQLModel, table=True):
 
 # --- 群众评议: anonymous mass evaluation ---------------------------------------------------
 #
-# Who has rated which target is kept apart from what was chosen. Choices live only as counts
-# per (round, target, item, level), every count of a target rewritten by every ballot on it,
-# and comments as one shuffled list per target: no row, key, order, transaction or time
-# belongs to a single ballot. The rating tables are WITHOUT ROWID on SQLite, so no hidden
-# rowid records the order of anything either.
+# Who has rated which target is kept apart from what was chosen. A confirmed ballot is held in
+# memory until its target has a batch of at least k of them (the round's threshold), or until
+# the round closes; a batch then writes its raters' participation and the sum of its choices
+# in one transaction, rows in shuffled order. Choices live only as counts per (round, target,
+# item, level), every count of a target rewritten by each batch, and comments as rows under
+# random keys: no row, key, order, transaction or time belongs to a single ballot. The rating
+# tables are WITHOUT ROWID on SQLite, so no hidden rowid records the order of anything either.
 
 
 class EvaluationRound(SQLModel, table=True):
@@ -480,6 +482,8 @@ class EvaluationRound(SQLModel, table=True):
     opens_at: datetime
     closes_at: datetime
     closed_at: datetime | None = None
+    # When the ballots still held in memory at the close were counted: results wait for it.
+    counted_at: datetime | None = None
     # Scale, items, who rates whom and the anonymity thresholds (JSON; see RoundSettings).
     settings: str = Field(max_length=8000)
     created_at: datetime
@@ -539,14 +543,26 @@ class EvaluationTally(SQLModel, table=True):
     count: int = 0
 
 
-class EvaluationComments(SQLModel, table=True):
-    """The comments on a target, as one list in random order (JSON), with no author or time."""
+class EvaluationComment(SQLModel, table=True):
+    """One comment on a target, with no author or time, under a random key: the rows of a
+    target sit in an order that says nothing of when, or by whom, each was written."""
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     round_id: int = Field(foreign_key="evaluationround.id", primary_key=True)
     target: str = Field(max_length=40, primary_key=True)
-    texts: str = Field(default="[]", sa_type=Text)
+    slot: str = Field(max_length=32, primary_key=True)  # random
+    text: str = Field(sa_type=Text)
+
+
+class EvaluationCodeUse(SQLModel, table=True):
+    """Keyed hashes that say an account has used an evaluation code in a round (and, apart,
+    which code it may come back to): one code per account, across restarts. The key is in
+    the bot's configuration, not here, so these rows name no account and no code."""
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    digest: str = Field(max_length=64, primary_key=True)
 
 
 # --- 评选表彰 (selection and commendation) ----------------------------------------------------

@@ -11,7 +11,7 @@ from matplotlib.ft2font import FT2Font
 from openpyxl import load_workbook
 from sqlmodel import func, select
 
-from bot import charts, delivery
+from bot import ballot_counting, charts, delivery
 from bot.__main__ import main
 from bot.services import evaluation
 from bot.services.evaluation import MEMBERS, Rater
@@ -119,6 +119,7 @@ async def rate_everyone_in(runtime, branch: str, evaluation_round, levels: dict[
                 items = settings.items_for(view.target.kind)
                 outcome = await evaluation.cast(
                     session,
+                    pending=runtime.pending,
                     round_id=evaluation_round.id,
                     rater=rater,
                     target=view.target.target,
@@ -126,7 +127,8 @@ async def rate_everyone_in(runtime, branch: str, evaluation_round, levels: dict[
                     comment="",
                     now=runtime.clock.now(),
                 )
-                assert outcome == evaluation.Outcome.COUNTED
+                assert outcome == evaluation.Outcome.RECEIVED
+    await ballot_counting.count_full_batches(runtime)
 
 
 async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, runtime, clock):
@@ -166,6 +168,7 @@ async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int)
         for rater in raters:
             outcome = await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=evaluation_round.id,
                 rater=Rater(
                     f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
@@ -175,7 +178,8 @@ async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int)
                 comment="",
                 now=runtime.clock.now(),
             )
-            assert outcome == evaluation.Outcome.COUNTED
+            assert outcome == evaluation.Outcome.RECEIVED
+    await ballot_counting.count_full_batches(runtime)
 
 
 async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot import delivery
+from bot import ballot_counting, delivery
 from bot.__main__ import main
 from bot.local_chat import Person
 from bot.services import evaluation, evaluation_results
@@ -16,7 +16,7 @@ from bot.services.evaluation import Outcome, Rater, RoundSettings
 from storage import people as people_queries
 from storage.models import (
     Branch,
-    EvaluationComments,
+    EvaluationComment,
     EvaluationParticipation,
     EvaluationRound,
     EvaluationTally,
@@ -73,14 +73,21 @@ async def counts(runtime, target: str) -> dict[tuple[int, int], int]:
 
 async def comments_on(runtime, target: str) -> list[str]:
     async with runtime.db.session() as session:
-        row = (
-            await session.exec(
-                select(EvaluationComments).where(EvaluationComments.target == target)
-            )
-        ).one()
-    import json
+        rows = await session.exec(
+            select(EvaluationComment.text).where(EvaluationComment.target == target)
+        )
+        return list(rows.all())
 
-    return json.loads(row.texts)
+
+async def close_and_count(runtime, evaluation_round: EvaluationRound) -> None:
+    """The organiser closes the round; what still waits for its batch is counted."""
+    async with runtime.db.session() as session:
+        await evaluation.close_round(
+            session,
+            evaluation_round=await session.get(EvaluationRound, evaluation_round.id),
+            now=runtime.clock.now(),
+        )
+    assert await ballot_counting.count_ended_rounds(runtime) == 1
 
 
 async def participation(runtime) -> set[tuple[str, str]]:
@@ -113,9 +120,16 @@ async def test_a_member_rates_a_colleague_item_by_item(runtime, chat, api, peopl
     assert "工作作风情况：不满意" in summary and "希望多到市场一线走走" in summary
     assert "提交后不能再修改" in summary and "匿名" in summary
     assert await chat.tap(zheng, "确认提交")
-    assert "已提交" in toast(api)
+    assert "已收到" in toast(api)
+    received = api.texts(zheng.user_id)[-2]
+    assert "已收到" in received and "凑满 5 份后一起计入" in received
     assert "还有 9 个对象待评议" in api.last(zheng.user_id).text
     target = f"member:{who['张明']}"
+    # One ballot waits in memory for four more on 张明: the database knows nothing of it.
+    assert len(runtime.pending) == 1 and len(runtime.ballots) == 0
+    assert await counts(runtime, target) == {} and await participation(runtime) == set()
+    await close_and_count(runtime, running)
+    assert len(runtime.pending) == 0
     assert await counts(runtime, target) == {
         (0, 0): 1,
         (1, 1): 1,
@@ -126,8 +140,13 @@ async def test_a_member_rates_a_colleague_item_by_item(runtime, chat, api, peopl
     }
     assert await comments_on(runtime, target) == ["希望多到市场一线走走"]
     assert await participation(runtime) == {(f"member:{who['郑强']}", target)}
-    assert len(runtime.ballots) == 0  # the ballot is gone once counted
-    # A branch is rated on the branch items.
+    # The round has ended: nothing more is taken.
+    await chat.send(zhang, "/rate")
+    assert "已经结束" in api.last(zhang.user_id).text
+
+
+async def test_a_branch_is_rated_on_the_branch_items(runtime, chat, api, people, running):
+    zhang = people["张明"]
     await chat.send(zhang, "/rate")
     assert await chat.tap(zhang, "市场管理党支部")
     assert "组织领导情况" in api.last(zhang.user_id).text
@@ -153,14 +172,17 @@ async def test_double_taps_and_stale_buttons_count_nothing_twice(
     await chat.press(zheng, confirm.buttons[0]["callback_data"], confirm)
     assert "失效" in toast(api)
     target = f"member:{who['张明']}"
-    assert sum((await counts(runtime, target)).values()) == 6
-    # Rated already: the name is gone from the list, and a forged tap on it is refused.
+    # Rated already (the ballot waits for its batch): the name is gone from the list, and a
+    # forged tap on it is refused.
+    assert "张明" not in api.last(zheng.user_id).text.split("待评议")[1]
     round_id = (await current(runtime)).id
     await chat.press(zheng, f"evt:{round_id}:{target}")
     assert "已经评议过" in toast(api)
     # A forged level on a made-up ballot is stale, never counted.
     await chat.press(zheng, "evb:deadbeef:0:0")
     assert "失效" in toast(api)
+    await close_and_count(runtime, running)
+    assert sum((await counts(runtime, target)).values()) == 6
 
 
 async def current(runtime) -> EvaluationRound:
@@ -187,6 +209,7 @@ async def test_nobody_rates_themselves_or_outside_the_rules(runtime, chat, api, 
         for target in (f"member:{who['郑强']}", f"member:{who['黄勇']}"):
             outcome = await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=running.id,
                 rater=rater,
                 target=target,
@@ -199,6 +222,7 @@ async def test_nobody_rates_themselves_or_outside_the_rules(runtime, chat, api, 
         for choices in ([0] * 5, [0, 0, 0, 0, 0, 9]):
             outcome = await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=running.id,
                 rater=rater,
                 target=f"member:{who['张明']}",
@@ -238,9 +262,9 @@ async def test_a_restart_mid_ballot_loses_only_the_unconfirmed_ballot(
     runtime.ballots.discard(zheng.user_id)  # what a restart leaves of memory: nothing
     assert await chat.tap(zheng, "1")
     assert "失效" in toast(api) and "/rate" in toast(api)
-    assert await participation(runtime) == set()
+    assert await participation(runtime) == set() and len(runtime.pending) == 0
     await rate(chat, zheng, "张明", [1] * 6)
-    assert len(await participation(runtime)) == 1
+    assert len(runtime.pending) == 1
 
 
 async def test_two_submissions_at_once_count_once(runtime, people, running):
@@ -252,6 +276,7 @@ async def test_two_submissions_at_once_count_once(runtime, people, running):
         async with runtime.db.session() as session:
             return await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=running.id,
                 rater=rater,
                 target=target,
@@ -261,7 +286,8 @@ async def test_two_submissions_at_once_count_once(runtime, people, running):
             )
 
     outcomes = await asyncio.gather(submit("一"), submit("二"), submit("三"))
-    assert sorted(outcomes) == sorted([Outcome.COUNTED, Outcome.ALREADY, Outcome.ALREADY])
+    assert sorted(outcomes) == sorted([Outcome.RECEIVED, Outcome.ALREADY, Outcome.ALREADY])
+    await close_and_count(runtime, running)
     assert await counts(runtime, target) == {(item, 0): 1 for item in range(6)}
     assert len(await comments_on(runtime, target)) == 1
 
@@ -313,9 +339,7 @@ async def test_an_outsider_rates_with_a_code_once(runtime, chat, api, people, ru
     for name in ("张明", "郑强", "王秀英", "冯磊", "何静", "许涛"):
         await rate(chat, stranger, name, [1, 1, 2, 1, 1, 1], f"{name}服务好")
     assert "全部 6 项评议" in api.last(stranger.user_id).text
-    raters = {rater for rater, _ in await participation(runtime)}
-    assert len(raters) == 1 and raters.pop().startswith("code:")
-    assert "张明服务好" in await comments_on(runtime, f"member:{who['张明']}")
+    assert len(runtime.pending) == 6 and await participation(runtime) == set()
     # Spent: the link is refused, for them and for anyone it is passed on to.
     await chat.send(stranger, f"/start {codes[0]}")
     assert "用完" in api.last(stranger.user_id).text
@@ -328,6 +352,10 @@ async def test_an_outsider_rates_with_a_code_once(runtime, chat, api, people, ru
     neighbour = Person(555_000_222, "Neighbour", "zh-hans")
     await chat.send(neighbour, f"/start {codes[1]}")
     assert "还有 6 个对象待评议" in api.last(neighbour.user_id).text
+    await close_and_count(runtime, running)
+    raters = {rater for rater, _ in await participation(runtime)}
+    assert len(raters) == 1 and raters.pop().startswith("code:")
+    assert "张明服务好" in await comments_on(runtime, f"member:{who['张明']}")
 
 
 async def test_a_code_says_nothing_of_its_holder(runtime, people, running):
@@ -356,6 +384,7 @@ async def cast_many(runtime, evaluation_round, raters: list[str], target: str, c
             rater = Rater(f"member:{member.id}", member.organisation_id, "member", member.branch_id)
             outcome = await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=evaluation_round.id,
                 rater=rater,
                 target=target,
@@ -363,7 +392,8 @@ async def cast_many(runtime, evaluation_round, raters: list[str], target: str, c
                 comment=comment(name),
                 now=runtime.clock.now(),
             )
-            assert outcome is Outcome.COUNTED, (name, target, outcome)
+            assert outcome is Outcome.RECEIVED, (name, target, outcome)
+    await ballot_counting.count_full_batches(runtime)
 
 
 MARKET = ["张明", "郑强", "王秀英", "冯磊", "何静", "许涛"]
@@ -562,6 +592,7 @@ async def rate_everyone(runtime, name: str) -> None:
             items = RoundSettings.of(evaluation_round).items_for(view.target.kind)
             outcome = await evaluation.cast(
                 session,
+                pending=runtime.pending,
                 round_id=evaluation_round.id,
                 rater=rater,
                 target=view.target.target,
@@ -569,7 +600,7 @@ async def rate_everyone(runtime, name: str) -> None:
                 comment="",
                 now=runtime.clock.now(),
             )
-            assert outcome is Outcome.COUNTED
+            assert outcome is Outcome.RECEIVED
 
 
 async def test_whoever_has_rated_everyone_is_not_chased_for_the_evaluation_step(
@@ -735,6 +766,7 @@ async def test_an_edited_message_is_neither_a_comment_nor_an_answer(
             await session.exec(select(Summary).where(Summary.member_id == who["郑强"]))
         ).one()
     assert summary.achievements == "窗口业务零投诉" and summary.problems == ""
+    await close_and_count(runtime, running)
     assert await comments_on(runtime, f"member:{who['张明']}") == ["希望多到一线"]
 
 

@@ -1,25 +1,33 @@
-"""The adversary: knowing who rated, in which order, and able to read every table (with the
-database's own row versions and positions), every log line and everything the application
-keeps, can they tell who chose what? They must do no better than chance."""
+"""The adversary: knowing who rated, in which order, and able to read copies of the database's
+files (every commit the WAL holds, every free page), PostgreSQL's row versions and statement
+log, every log line and everything the application keeps, can they tell who chose what?
+No more precisely than within a batch of k ballots, written together."""
 
 import json
 import logging
 import random
 import re
+import shutil
+from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import DateTime, text
+from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from bot.local_chat import Person
 from bot.services import evaluation, evaluation_codes
 from storage import people as people_queries
 from storage.models import EvaluationRound
+from tests import sqlite_files
 from tests.test_reviews import ids
 
-RATING_TABLES = {"evaluationparticipation", "evaluationtally", "evaluationcomments"}
+RATING_TABLES = {"evaluationparticipation", "evaluationtally", "evaluationcomment"}
 LEADER = "王志刚"
 LEADER_ITEMS = 7
+K = 5  # the round's threshold: the size of a batch
 RATERS = [
     "李建国",
     "赵振华",
@@ -38,6 +46,7 @@ RATERS = [
     "谢婷",
     "王秀英",
 ]
+OUTSIDER = Person(555_000_999, "访客", "zh-hans")
 
 
 async def dump(runtime) -> dict[str, list[dict[str, str]]]:
@@ -57,16 +66,14 @@ async def dump(runtime) -> dict[str, list[dict[str, str]]]:
     return found
 
 
-def without_system_columns(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def without_system_columns(rows: list[dict[str, str]]) -> list[str]:
     return sorted(
         (json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, sort_keys=True))
         for r in rows
     )
 
 
-async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, caplog):
-    caplog.set_level(logging.DEBUG)
-    who = await ids(runtime)
+async def open_round_with_a_code(runtime) -> tuple[EvaluationRound, str]:
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
         evaluation_round = await evaluation.open_round(
@@ -79,103 +86,218 @@ async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, c
         (token,) = await evaluation_codes.issue_codes(
             session, evaluation_round=evaluation_round, rater_group="staff", branch_id=None, count=1
         )
-    before = await dump(runtime)
-    records_before = len(caplog.records)
+    return evaluation_round, token
 
-    # Known raters, in a known order, each with their own choices and a comment only they
-    # wrote; a code holder rates in the middle.
-    outsider = Person(555_000_999, "访客", "zh-hans")
-    order: list[tuple[Person, str]] = [(people[name], name) for name in RATERS]
-    order.insert(8, (outsider, "code"))
-    chooser = random.Random(20261122)
-    ballots = {}
-    for person, name in order:
-        choices = [chooser.randrange(4) for _ in range(LEADER_ITEMS)]
-        marker = f"意见{chooser.randrange(10**8):08d}"
-        ballots[name] = (choices, marker)
-        if person is outsider:
-            await chat.send(person, f"/start {token}")
-        else:
-            await chat.send(person, "/rate")
+
+class Ballots:
+    """Known raters, in a known order, each with their own choices and a comment only they
+    wrote; a code holder rates in the middle."""
+
+    def __init__(self, people) -> None:
+        self.order: list[tuple[Person, str]] = [(people[name], name) for name in RATERS]
+        self.order.insert(8, (OUTSIDER, "code"))
+        chooser = random.Random(20261201)
+        self.of: dict[str, tuple[list[int], str]] = {}
+        for _person, name in self.order:
+            choices = [chooser.randrange(4) for _ in range(LEADER_ITEMS)]
+            self.of[name] = (choices, f"意见{chooser.randrange(10**8):08d}")
+
+    async def rate(self, chat, api, person: Person, name: str, token: str) -> None:
+        choices, marker = self.of[name]
+        await chat.send(person, f"/start {token}" if name == "code" else "/rate")
         assert await chat.tap(person, LEADER)
         for level in choices:
             assert await chat.tap(person, str(level + 1))
         await chat.send(person, marker)
         assert await chat.tap(person, "1")
-        assert "已提交" in "".join(api.texts(person.user_id)), name
+        assert "已收到" in "".join(api.texts(person.user_id)), name
 
-    after = await dump(runtime)
+    def summed(self, names) -> dict[tuple[int, int], int]:
+        total = Counter()
+        for name in names:
+            for item, level in enumerate(self.of[name][0]):
+                total[(item, level)] += 1
+        return dict(total)
+
+
+async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, caplog):
+    caplog.set_level(logging.DEBUG)
+    who = await ids(runtime)
+    evaluation_round, token = await open_round_with_a_code(runtime)
+    before = await dump(runtime)
+    records_before = len(caplog.records)
+    ballots = Ballots(people)
+    for person, name in ballots.order:
+        await ballots.rate(chat, api, person, name, token)
     target = f"member:{who[LEADER]}"
+
+    # 17 ballots: three batches of five are in the database, two wait in memory.
+    during = await dump(runtime)
+    leader_rows = [r for r in during["evaluationparticipation"] if r["target"] == target]
+    assert len(leader_rows) == 15 and len(runtime.pending) == 2
+    if not runtime.db.is_sqlite:
+        # Each batch is one transaction: its rows share an xmin, and no xmin has fewer than k.
+        assert sorted(Counter(r["_xmin"] for r in leader_rows).values()) == [K, K, K]
 
     # 1. Nothing but the rating tables changed: no timestamp, state, outbox row or log of
     #    the conversation records a ballot anywhere else.
-    for table, rows in after.items():
-        if table not in RATING_TABLES:
+    for table, rows in during.items():
+        if table not in RATING_TABLES | {"evaluationcodeuse"}:
             assert without_system_columns(rows) == without_system_columns(before[table]), table
-    for table in RATING_TABLES | {"evaluationcode"}:
+    for table in RATING_TABLES | {"evaluationcode", "evaluationcodeuse"}:
         columns = SQLModel.metadata.tables[table].columns
         assert not any(isinstance(c.type, DateTime) for c in columns), table
-    assert set(after["evaluationparticipation"][0]) - {"_xmin", "_ctid", "_rowid"} == {
-        "round_id",
-        "rater",
-        "target",
-    }
 
     # 2. No row holds both a rater and something only that rater chose.
     identities = {
         name: re.compile(
-            rf"(member:{who[name]}|code:\d+|{person.user_id})(?!\d)"
+            rf"(member:{who[name]}|{person.user_id})(?!\d)"
             if name != "code"
             else rf"(code:\d+|{person.user_id})(?!\d)"
         )
-        for person, name in order
+        for person, name in ballots.order
     }
-    for table, rows in after.items():
+    for table, rows in during.items():
         for row in rows:
             line = json.dumps(row, ensure_ascii=False)
-            for name, (_choices, marker) in ballots.items():
+            for name, (_choices, marker) in ballots.of.items():
                 assert not (identities[name].search(line) and marker in line), (table, name)
 
-    # 3. The counts are all the database keeps of the choices, and each ballot rewrote every
-    #    count of the target: no row version (PostgreSQL's xmin) singles out the levels chosen.
+    # 3. The round closes: what waited is counted, and the counts are all the database keeps
+    #    of the choices; every count row of the target was rewritten by the last batch.
+    zhou = people["周敏"]
+    await chat.send(zhou, "/evaluation")
+    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    assert len(runtime.pending) == 0
+    after = await dump(runtime)
     tally = [r for r in after["evaluationtally"] if r["target"] == target]
-    per_item = {}
-    for row in tally:
-        per_item.setdefault(int(row["item"]), [0] * 4)[int(row["level"])] = int(row["count"])
-    for item in range(LEADER_ITEMS):
-        expected = [0] * 4
-        for choices, _marker in ballots.values():
-            expected[choices[item]] += 1
-        assert per_item[item] == expected
+    counted = {
+        (int(r["item"]), int(r["level"])): int(r["count"]) for r in tally if r["count"] != "0"
+    }
+    assert counted == ballots.summed(ballots.of)
     if not runtime.db.is_sqlite:
         assert len({r["_xmin"] for r in tally}) == 1
-        (comments_row,) = [r for r in after["evaluationcomments"] if r["target"] == target]
-        assert comments_row["_xmin"] == tally[0]["_xmin"]
     else:
         assert all("_rowid" not in r for t in RATING_TABLES for r in after[t])
 
-    # 4. The comments keep no trace of the order they came in: guessing that the k-th
-    #    comment is the k-th rater's (or the k-th from last) does no better than chance.
-    (comments_row,) = [r for r in after["evaluationcomments"] if r["target"] == target]
-    stored = json.loads(comments_row["texts"])
-    rated_order = [marker for _choices, marker in ballots.values()]
+    # 4. The comments keep no trace of the order they came in.
+    stored = [r["text"] for r in after["evaluationcomment"] if r["target"] == target]
+    rated_order = [marker for _choices, marker in ballots.of.values()]
     assert sorted(stored) == sorted(rated_order)
     for guess in (rated_order, rated_order[::-1]):
         hits = sum(a == b for a, b in zip(stored, guess, strict=True))
-        assert hits <= 6, hits  # 17 ballots: chance gives one on average
+        assert hits <= 6, hits  # 17 comments: chance gives one on average
 
     # 5. No log line names a rater beside a choice, or carries a ballot at all.
-    secrets = [marker for _choices, marker in ballots.values()]
+    markers = [marker for _choices, marker in ballots.of.values()]
     for record in caplog.records[records_before:]:
         line = record.getMessage()
-        assert not any(s in line for s in secrets), line
+        assert not any(m in line for m in markers), line
         assert not re.search(r"ev[bnt]:", line), line
 
     # 6. Nothing of a ballot is left in memory or in python-telegram-bot's own state.
-    assert len(runtime.ballots) == 0
+    assert len(runtime.ballots) == 0 and len(runtime.pending) == 0
     application = chat.application
     for store in (application.user_data, application.chat_data):
         assert not any(store.values()), store
     assert set(application.bot_data) <= {"runtime", "sender"}
-    async with runtime.db.session() as session:
-        assert (await session.get(EvaluationRound, evaluation_round.id)).closed_at is None
+
+
+# --- a copy of SQLite's files ------------------------------------------------------------------
+
+
+def database_path(runtime) -> Path:
+    return Path(make_url(runtime.settings.database_url).database)
+
+
+def leader_state(image: bytes, folder: Path, target: str):
+    raters = {
+        rater
+        for (rater,) in sqlite_files.query(
+            image,
+            folder,
+            f"SELECT rater FROM evaluationparticipation WHERE target = '{target}'",
+        )
+    }
+    counts = dict(
+        ((item, level), count)
+        for item, level, count in sqlite_files.query(
+            image,
+            folder,
+            f"SELECT item, level, count FROM evaluationtally WHERE target = '{target}'",
+        )
+        if count
+    )
+    comments = {
+        t
+        for (t,) in sqlite_files.query(
+            image, folder, f"SELECT text FROM evaluationcomment WHERE target = '{target}'"
+        )
+    }
+    return raters, counts, comments
+
+
+async def test_a_copy_of_the_sqlite_files_links_nobody_closer_than_a_batch(
+    runtime, chat, api, people, tmp_path
+):
+    if not runtime.db.is_sqlite:
+        pytest.skip("SQLite's files")
+    import sqlite3
+
+    who = await ids(runtime)
+    target = f"member:{who[LEADER]}"
+    evaluation_round, token = await open_round_with_a_code(runtime)
+    path = database_path(runtime)
+    # The adversary keeps a read transaction open all along: no checkpoint can then reset
+    # the WAL, so it holds every commit made while the round ran.
+    watcher = sqlite3.connect(path)
+    watcher.execute("BEGIN")
+    watcher.execute("SELECT count(*) FROM member").fetchall()
+    ballots = Ballots(people)
+    for person, name in ballots.order:
+        await ballots.rate(chat, api, person, name, token)
+
+    # A copy of the files while the bot runs.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        shutil.copyfile(f"{path}{suffix}", copy / f"cxzy.db{suffix}")
+    main, wal, shm = ((copy / f"cxzy.db{s}").read_bytes() for s in ("", "-wal", "-shm"))
+    states = [
+        leader_state(image, tmp_path, target) for image in sqlite_files.replay(main, wal, shm)
+    ]
+    # Every commit since the adversary's snapshot is there to replay: the code's use, and
+    # the three batches (nothing else is written while people rate).
+    assert len(states) == 5
+    key = {f"member:{who[name]}" if name != "code" else None: name for _p, name in ballots.order}
+    batches = 0
+    for (raters, counts, comments), (raters_next, counts_next, comments_next) in zip(
+        states, states[1:], strict=False
+    ):
+        added = raters_next - raters
+        delta = Counter(counts_next)
+        delta.subtract(counts)
+        delta = {cell: n for cell, n in delta.items() if n}
+        if not added:
+            assert not delta and comments_next == comments
+            continue
+        # A commit that moved the counts added at least k raters, and its change is the sum
+        # of all their ballots: nobody's choices stand apart from the batch's.
+        batches += 1
+        assert len(added) >= K
+        names = [key.get(r, "code") for r in added]
+        assert delta == ballots.summed(names)
+        assert comments_next - comments == {ballots.of[n][1] for n in names}
+    assert batches == 3
+    watcher.close()
+
+    # The round closes; nothing of the old page versions is left in the files afterwards.
+    zhou = people["周敏"]
+    await chat.send(zhou, "/evaluation")
+    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    assert path.with_name(path.name + "-wal").stat().st_size == 0
+    image = path.read_bytes()
+    raters, counts, _comments = leader_state(image, tmp_path, target)
+    assert len(raters) == 17 and counts == ballots.summed(ballots.of)
+    for page, used in sqlite_files.free_pages(image):
+        assert not any(page[used:]), "a free page keeps old content"

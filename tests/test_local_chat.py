@@ -262,7 +262,7 @@ def test_a_mass_evaluation_from_opening_to_a_members_own_result(tmp_path):
     zhou, zhang, vendor = received["周敏"], received["张明"], received["访客"]
     assert any("测评码 2 个" in m for m in zhou)
     assert any("欢迎参加" in m for m in vendor)
-    assert any("对 张明 的评议已提交" in m for m in vendor)
+    assert any("对 张明 的评议已收到" in m for m in vendor)
     # While it runs, the secretary sees who has rated, never what anyone chose.
     progress = next(m for m in zhang if "尚未评完" in m)
     assert "党员已评完 0/6 人，4 人评了一部分；测评码已用完 0/2 个" in progress

@@ -57,7 +57,6 @@ class BallotBox:
         # (round, account) → the code it used: one code per account and round, so that one
         # person cannot make up the raters' threshold alone. Memory only: a code says nothing
         # about who holds it anywhere that lasts (a restart forgets this too).
-        self._code_of: dict[tuple[int, int], str] = {}
         self._idle_limit = idle_limit
         self._swept: datetime | None = None
 
@@ -76,15 +75,11 @@ class BallotBox:
             return None
         return seat
 
-    def seat_code(self, account: int, rater: Rater, round_id: int, now: datetime) -> bool:
+    def seat_code(self, account: int, rater: Rater, round_id: int, now: datetime) -> None:
         """This account now rates as a code's anonymous holder (until the code is spent);
-        False if it has used another code of this round already."""
-        used = self._code_of.setdefault((round_id, account), rater.key)
-        if used != rater.key:
-            return False
+        evaluation_codes.redeem has checked it may."""
         self._sweep(now)
         self._seats[account] = _Seat(now, rater, round_id)
-        return True
 
     def code_rater(self, account: int, now: datetime) -> tuple[Rater, int] | None:
         seat = self._seat(account, now)

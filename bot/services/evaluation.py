@@ -2,11 +2,13 @@
 
 A round belongs to a quarter. Its settings (scale, items, who rates whom, anonymity
 thresholds) are fixed once it opens, so nobody can lower a threshold after seeing who took
-part. A confirmed ballot is counted by `cast`, which records that the rater has rated the
-target and adds the choices to anonymous counts; nothing links the two (storage.evaluation).
+part. A confirmed ballot is taken by `cast` into the pending ballots (memory), and counted
+with at least k others on the same target by `count_batch`, which records that each rater
+has rated the target and adds the batch's summed choices to anonymous counts.
 """
 
 import json
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.access import Actor, parse_roles
 from bot.services.calendar import CampaignTime
+from bot.services.pending_ballots import Batch, Confirmed, PendingBallots
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
 from storage.models import (
@@ -224,13 +227,20 @@ def wanted_by(target: EvaluationTarget, rater: Rater, sets: tuple[str, ...]) -> 
 class RoundState(StrEnum):
     SCHEDULED = "scheduled"
     OPEN = "open"
-    CLOSED = "closed"
+    COUNTING = "counting"  # ended; the ballots still waiting in memory are not counted yet
+    CLOSED = "closed"  # ended and every ballot counted: results may be shown
 
 
 def state_of(evaluation_round: EvaluationRound, now: datetime) -> RoundState:
-    if evaluation_round.closed_at is not None or now >= evaluation_round.closes_at:
+    if evaluation_round.counted_at is not None:
         return RoundState.CLOSED
+    if evaluation_round.closed_at is not None or now >= evaluation_round.closes_at:
+        return RoundState.COUNTING
     return RoundState.OPEN if now >= evaluation_round.opens_at else RoundState.SCHEDULED
+
+
+def has_ended(evaluation_round: EvaluationRound, now: datetime) -> bool:
+    return state_of(evaluation_round, now) in (RoundState.COUNTING, RoundState.CLOSED)
 
 
 # --- rounds ------------------------------------------------------------------------------
@@ -337,16 +347,20 @@ async def close_round(
     return True
 
 
-async def close_due_rounds(
-    session: AsyncSession, *, organisation_id: int, now: datetime
-) -> list[EvaluationRound]:
-    """Record the end of every round whose closing time has passed."""
-    closed = []
-    for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
-        if evaluation_round.closed_at is None and evaluation_round.closes_at <= now:
-            await close_round(session, evaluation_round=evaluation_round, now=now)
-            closed.append(evaluation_round)
-    return closed
+async def count_pending(
+    session: AsyncSession,
+    *,
+    evaluation_round: EvaluationRound,
+    batches: dict[tuple[int, str], Batch],
+    now: datetime,
+) -> None:
+    """The round has ended: count what was still waiting (batches of any size) and mark it
+    counted, so that its results may be shown."""
+    if evaluation_round.closed_at is None:
+        evaluation_round.closed_at = evaluation_round.closes_at
+    for (_round_id, target), batch in batches.items():
+        await count_batch(session, evaluation_round=evaluation_round, target=target, batch=batch)
+    evaluation_round.counted_at = now
 
 
 async def current_round(
@@ -361,7 +375,7 @@ async def current_round(
         return by_state[RoundState.OPEN][-1]
     if by_state[RoundState.SCHEDULED]:
         return by_state[RoundState.SCHEDULED][0]
-    closed = by_state[RoundState.CLOSED]
+    closed = by_state[RoundState.CLOSED] + by_state[RoundState.COUNTING]
     return max(closed, key=lambda r: r.closed_at or r.closes_at) if closed else None
 
 
@@ -390,9 +404,13 @@ class TargetView:
 
 
 async def targets_for(
-    session: AsyncSession, *, evaluation_round: EvaluationRound, rater: Rater
+    session: AsyncSession,
+    *,
+    evaluation_round: EvaluationRound,
+    rater: Rater,
 ) -> list[TargetView]:
-    """Everyone this rater rates in the round, branches first, with what they have rated."""
+    """Everyone this rater rates in the round, branches first, with what they have rated
+    (counted, or confirmed and held for its batch)."""
     settings = RoundSettings.of(evaluation_round)
     sets = settings.who_rates.get(rater.kind, ())
     candidates = (
@@ -442,8 +460,8 @@ async def branch_names(session: AsyncSession, *, organisation_id: int) -> dict[i
 
 
 class Outcome(StrEnum):
-    COUNTED = "counted"
-    ALREADY = "already"  # this rater's ballot on this target was counted before
+    RECEIVED = "received"  # held for its batch, to be counted with at least k others
+    ALREADY = "already"  # this rater's ballot on this target was received before
     CLOSED = "closed"  # the round is not taking ballots
     NOT_YOURS = "not_yours"  # not a target this rater rates
     INVALID = "invalid"  # a choice missing or out of the scale, a comment too long
@@ -452,6 +470,7 @@ class Outcome(StrEnum):
 async def cast(
     session: AsyncSession,
     *,
+    pending: PendingBallots,
     round_id: int,
     rater: Rater,
     target: str,
@@ -459,7 +478,7 @@ async def cast(
     comment: str,
     now: datetime,
 ) -> Outcome:
-    """Count one confirmed ballot, exactly once, leaving no trace of who chose what."""
+    """Take one confirmed ballot into `pending`, exactly once; nothing is written now."""
     evaluation_round = await session.get(EvaluationRound, round_id)
     if evaluation_round is None or evaluation_round.organisation_id != rater.organisation_id:
         return Outcome.NOT_YOURS
@@ -477,13 +496,41 @@ async def cast(
         or len(comment) > COMMENT_LIMIT
     ):
         return Outcome.INVALID
-    if not await queries.record_participation(
-        session, round_id=round_id, rater=rater.key, target=target
-    ):
+    # A batch leaves `pending` only once it is committed, so either it or the database knows
+    # of an earlier ballot; asked again after the await, for a second submission meanwhile.
+    if target in await queries.rated_by(session, round_id=round_id, rater=rater.key):
         return Outcome.ALREADY
-    await queries.add_to_tally(session, round_id=round_id, target=target, choices=choices)
-    await queries.add_comment(session, round_id=round_id, target=target, comment=comment)
-    return Outcome.COUNTED
+    if pending.holds(round_id, rater.key, target):
+        return Outcome.ALREADY
+    ballot = Confirmed(rater.key, tuple(choices), comment)
+    if not pending.add(round_id, target, ballot, batch_size=settings.min_raters):
+        return Outcome.CLOSED
+    return Outcome.RECEIVED
+
+
+async def count_batch(
+    session: AsyncSession, *, evaluation_round: EvaluationRound, target: str, batch: Batch
+) -> int:
+    """Write a batch of ballots on one target: its raters' participation (shuffled), the sum
+    of their choices into the counts, their comments in random places. A ballot whose rater
+    was counted on this target before is left out. The number counted."""
+    settings = RoundSettings.of(evaluation_round)
+    new = await queries.record_participation(
+        session, round_id=evaluation_round.id, pairs=[(b.rater, target) for b in batch]
+    )
+    counted = [b for b in batch if (b.rater, target) in new]
+    if not counted:
+        return 0
+    levels = len(settings.scale)
+    sums = [[0] * levels for _ in counted[0].choices]
+    for ballot in counted:
+        for item, level in enumerate(ballot.choices):
+            sums[item][level] += 1
+    await queries.add_to_tally(session, round_id=evaluation_round.id, target=target, sums=sums)
+    texts = [b.comment for b in counted if b.comment]
+    random.SystemRandom().shuffle(texts)
+    await queries.add_comments(session, round_id=evaluation_round.id, target=target, texts=texts)
+    return len(counted)
 
 
 # --- participation -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ the links.
 """
 
 import hashlib
+import hmac
 import io
 import secrets
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class Redemption(StrEnum):
     INVALID = "invalid"
     NOT_OPEN = "not_open"  # the round has not opened yet, or has closed
     SPENT = "spent"  # every target of the code has been rated
+    ONE_PER_PERSON = "one_per_person"  # this account has used another code in the round
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,16 @@ class Redeemed:
     evaluation_round: EvaluationRound | None = None
 
 
-async def redeem(session: AsyncSession, *, token: str, now: datetime) -> Redeemed:
-    """Whose ballot a code opens: an anonymous rater of its group, if it is still good."""
+async def redeem(
+    session: AsyncSession,
+    *,
+    token: str,
+    account: int,
+    key: bytes,
+    now: datetime,
+) -> Redeemed:
+    """Whose ballot a code opens for this account: an anonymous rater of its group, if the
+    code is still good and the account has used no other code in the round."""
     code = await queries.code_by_digest(session, digest=_digest(token))
     if code is None:
         return Redeemed(Redemption.INVALID)
@@ -88,7 +98,25 @@ async def redeem(session: AsyncSession, *, token: str, now: datetime) -> Redeeme
     targets = await evaluation.targets_for(session, evaluation_round=evaluation_round, rater=rater)
     if all(t.rated for t in targets):
         return Redeemed(Redemption.SPENT, evaluation_round=evaluation_round)
+    if not await _claim(session, key=key, round_id=code.round_id, account=account, code=code.id):
+        return Redeemed(Redemption.ONE_PER_PERSON, evaluation_round=evaluation_round)
     return Redeemed(Redemption.OK, rater, evaluation_round)
+
+
+def _keyed(key: bytes, *parts: object) -> str:
+    return hmac.new(key, ":".join(map(str, parts)).encode(), hashlib.sha256).hexdigest()
+
+
+async def _claim(session: AsyncSession, *, key: bytes, round_id: int, account: int, code: int):
+    """One code per account and round, kept across restarts: two keyed hashes, one saying the
+    account has used a code in the round, one letting it come back to that same code. Neither
+    says which account or which code to whoever lacks the key (the bot's configuration)."""
+    used = _keyed(key, "account used a code", round_id, account)
+    this_one = _keyed(key, "account and its code", round_id, account, code)
+    if await queries.code_use_known(session, digest=used):
+        return await queries.code_use_known(session, digest=this_one)
+    await queries.record_code_use(session, digests=[used, this_one])
+    return True
 
 
 def qr_png(url: str) -> bytes:

@@ -38,8 +38,8 @@ def _moments(evaluation_round: EvaluationRound) -> list[tuple[str, datetime, dat
 
 
 async def plan_reminders(session: AsyncSession, *, organisation_id: int, now: datetime) -> int:
-    """Close the rounds whose time is up, then queue each notice that fell due, once."""
-    await evaluation.close_due_rounds(session, organisation_id=organisation_id, now=now)
+    """Queue each notice that fell due, once (results once the round has been counted, see
+    bot.ballot_counting)."""
     planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
     queued, markers = 0, []
     for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
@@ -47,7 +47,7 @@ async def plan_reminders(session: AsyncSession, *, organisation_id: int, now: da
         for notice, fires_at, expires_at in _moments(evaluation_round):
             if (notice, subject) in planned or fires_at > now:
                 continue
-            if notice == RESULTS and evaluation_round.closed_at is None:
+            if notice == RESULTS and evaluation_round.counted_at is None:
                 continue
             count = 0
             if now < expires_at:

@@ -43,6 +43,7 @@ class TargetResult:
     flagged: bool = False
     comments: list[str] = field(default_factory=list)
     comments_withheld: bool = False  # there are comments, too few to show
+    by_code: int = 0  # how many of the raters used an evaluation code
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ async def results(
         if row.target in wanted:
             counts[row.target].setdefault(row.item, [0] * levels)[row.level] = row.count
     comments = await queries.comments(session, round_id=evaluation_round.id)
+    by_code = await queries.code_raters_per_target(session, round_id=evaluation_round.id)
     names = await evaluation.target_names(session, keys=list(wanted))
     found = []
     for t in targets:
@@ -105,6 +107,7 @@ async def results(
         if raters < settings.min_raters:
             continue
         result.shown = True
+        result.by_code = by_code.get(t.target, 0)
         pooled = [0] * levels
         for index, name in enumerate(items):
             item_counts = per_item.get(index, [0] * levels)
