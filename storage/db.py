@@ -135,22 +135,25 @@ class Database:
     async def forget_old_versions(self, *, tables: list[str], thorough: bool) -> None:
         """Leave no old version of these tables' rows in the database's files.
 
-        SQLite: checkpoint the WAL into the main file and truncate it (secure_delete has
-        zeroed what was freed). PostgreSQL, when `thorough`: VACUUM FULL rewrites the tables
-        without their dead row versions (an exclusive lock while it runs, so not for every
-        write); the WAL and its archive keep what they keep (see the README)."""
-        if self.is_sqlite:
-            async with self.engine.connect() as connection:
+        SQLite: checkpoint the WAL into the main file and cut it back (secure_delete has
+        zeroed what was freed); when `thorough`, VACUUM first, which rewrites every table in
+        key order, so where a row sits no longer says when it was written. PostgreSQL, when
+        `thorough`: CLUSTER rewrites the tables in primary-key order without their dead row
+        versions (an exclusive lock while it runs, so not for every write); the WAL and its
+        archive keep what they keep (see the README)."""
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            if self.is_sqlite:
+                if thorough:
+                    await autocommit.exec_driver_sql("VACUUM")
                 # A reader holding an old snapshot keeps the WAL from being cut back; the
                 # batches are written all the same, and a later checkpoint cuts it.
-                await connection.exec_driver_sql("PRAGMA busy_timeout=0")
-                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                await connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            return
-        if thorough:
-            async with self.engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
+                await autocommit.exec_driver_sql("PRAGMA busy_timeout=0")
+                await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                await autocommit.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            elif thorough:
+                for table in tables:
+                    await autocommit.exec_driver_sql(f"CLUSTER {table} USING {table}_pkey")
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` through the Alembic migrations."""

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -102,13 +102,17 @@ class Ballots:
             choices = [chooser.randrange(4) for _ in range(LEADER_ITEMS)]
             self.of[name] = (choices, f"意见{chooser.randrange(10**8):08d}")
 
-    async def rate(self, chat, api, person: Person, name: str, token: str) -> None:
+    async def fill(self, chat, person: Person, name: str, token: str) -> None:
+        """Everything up to the confirmation: the target, a tap per item, the comment."""
         choices, marker = self.of[name]
         await chat.send(person, f"/start {token}" if name == "code" else "/rate")
         assert await chat.tap(person, LEADER)
         for level in choices:
             assert await chat.tap(person, str(level + 1))
         await chat.send(person, marker)
+
+    async def rate(self, chat, api, person: Person, name: str, token: str) -> None:
+        await self.fill(chat, person, name, token)
         assert await chat.tap(person, "1")
         assert "已收到" in "".join(api.texts(person.user_id)), name
 
@@ -301,3 +305,173 @@ async def test_a_copy_of_the_sqlite_files_links_nobody_closer_than_a_batch(
     assert len(raters) == 17 and counts == ballots.summed(ballots.of)
     for page, used in sqlite_files.free_pages(image):
         assert not any(page[used:]), "a free page keeps old content"
+
+
+# --- PostgreSQL's row versions and statement log -------------------------------------------
+
+SERVER_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
+
+
+async def test_postgres_row_versions_and_statement_log_link_nobody_closer_than_a_batch(
+    runtime, chat, api, people
+):
+    if runtime.db.is_sqlite:
+        pytest.skip("PostgreSQL's row versions and log")
+    who = await ids(runtime)
+    target = f"member:{who[LEADER]}"
+    database = make_url(runtime.settings.database_url).database
+    # Every statement of the bot's sessions goes to the server's log, with its parameters.
+    await runtime.db.engine.dispose()
+
+    @event.listens_for(runtime.db.engine.sync_engine, "connect")
+    def log_everything(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET log_statement = 'all'")
+        dbapi_connection.commit()
+
+    log_start = _server_log_size()
+    evaluation_round, token = await open_round_with_a_code(runtime)
+    ballots = Ballots(people)
+    for person, name in ballots.order:
+        await ballots.rate(chat, api, person, name, token)
+
+    async with runtime.db.engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pageinspect")
+    async with runtime.db.engine.connect() as connection:
+        batches = dict(
+            (
+                await connection.exec_driver_sql(
+                    "SELECT xmin::text, count(*) FROM evaluationparticipation GROUP BY 1"
+                )
+            ).all()
+        )
+        versions = await _tuple_versions(connection, "evaluationtally")
+    # Each batch is one transaction of k raters; every version of a count row (live or dead)
+    # was written by one of them, or by the opening of the round (the zeros).
+    assert sorted(batches.values()) == [K, K, K]
+    writers = {xmin for xmin, _xmax in versions}
+    assert len(writers - set(batches)) == 1  # the round's opening
+    assert any(xmax != "0" for _xmin, xmax in versions)  # old versions are there, for now
+
+    if log_start is not None:
+        counting = 0
+        for transaction in _transactions(_server_log_since(log_start), database):
+            if "UPDATE evaluationtally" not in transaction:
+                continue
+            counting += 1
+            raters = set(re.findall(r"'((?:member|code):\d+)'", transaction)) - {target}
+            assert len(raters) >= K, transaction[:2000]
+        assert counting == 3  # the three batches, each logged with its parameters
+
+    # Closing rewrites the rating tables: no dead version of a count row is left.
+    zhou = people["周敏"]
+    await chat.send(zhou, "/evaluation")
+    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    async with runtime.db.engine.connect() as connection:
+        for table in RATING_TABLES:
+            versions = await _tuple_versions(connection, table)
+            assert versions and all(xmax == "0" for _xmin, xmax in versions), table
+    assert evaluation_round.id
+
+
+async def _tuple_versions(connection, table: str) -> list[tuple[str, str]]:
+    """(xmin, xmax) of every row version in the table's pages, dead ones included."""
+    pages = (
+        await connection.exec_driver_sql(
+            f"SELECT pg_relation_size('{table}') / current_setting('block_size')::int"
+        )
+    ).scalar()
+    found = []
+    for page in range(pages):
+        rows = await connection.exec_driver_sql(
+            "SELECT t_xmin::text, t_xmax::text FROM heap_page_items(get_raw_page(%s::text, %s::bigint)) "
+            "WHERE t_xmin IS NOT NULL",
+            (table, page),
+        )
+        found += [tuple(row) for row in rows.all()]
+    return found
+
+
+def _server_log_size() -> int | None:
+    return SERVER_LOG.stat().st_size if SERVER_LOG.exists() else None
+
+
+def _server_log_since(offset: int) -> list[str]:
+    with SERVER_LOG.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace").splitlines()
+
+
+def _transactions(lines: list[str], database: str) -> list[str]:
+    """The server log's statements of this database, by backend, cut into transactions."""
+    current: dict[str, list[str]] = {}
+    found = []
+    for line in lines:
+        match = re.match(r"\S+ \S+ \S+ \[(\d+)\] \S*@(\S+) ", line)
+        if not match or match[2] != database:
+            continue
+        backend = match[1]
+        current.setdefault(backend, []).append(line)
+        if re.search(r"statement: (COMMIT|ROLLBACK)", line):
+            found.append("\n".join(current.pop(backend)))
+    return found + ["\n".join(rest) for rest in current.values()]
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+async def test_a_failed_write_keeps_the_ballots_and_logs_nothing_of_them(
+    runtime, chat, api, people, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    who = await ids(runtime)
+    await open_round_with_a_code(runtime)
+    ballots = Ballots(people)
+    raters = ballots.order[:K]
+    for person, name in raters[: K - 1]:
+        await ballots.rate(chat, api, person, name, "")
+    # The database refuses the batch's count update (a lock timeout, a failover: here the
+    # table is away), while the k-th ballot completes the batch.
+    async with runtime.db.engine.begin() as connection:
+        await connection.exec_driver_sql("ALTER TABLE evaluationtally RENAME TO tally_away")
+    await ballots.rate(chat, api, *raters[-1], "")
+    assert "could not count 1 batch" in caplog.text
+    # Nothing half written; the batch waits for the next try.
+    assert len(runtime.pending) == K
+    async with runtime.db.engine.begin() as connection:
+        rows = await connection.exec_driver_sql("SELECT count(*) FROM evaluationparticipation")
+        assert rows.scalar() == 0
+        await connection.exec_driver_sql("ALTER TABLE tally_away RENAME TO evaluationtally")
+    # A failure while a ballot is being confirmed reaches the error handler: it logs where,
+    # never what (a database error's message quotes the rows).
+    person, name = ballots.order[K]
+    await ballots.fill(chat, person, name, "")
+    async with runtime.db.engine.begin() as connection:
+        await connection.exec_driver_sql(
+            "ALTER TABLE evaluationparticipation RENAME TO participation_away"
+        )
+    assert await chat.tap(person, "1")
+    assert "error handling update" in caplog.text and "已收到" not in api.last(person.user_id).text
+    async with runtime.db.engine.begin() as connection:
+        await connection.exec_driver_sql(
+            "ALTER TABLE participation_away RENAME TO evaluationparticipation"
+        )
+    for record in caplog.records:
+        line = record.getMessage() + (record.exc_text or "")
+        for _choices, marker in ballots.of.values():
+            assert marker not in line, line
+        assert not re.search(r"ev[bnt]:|\[parameters|level_\d|'added'", line), line
+        assert not re.search(rf"member:{who[LEADER]}\b", line), line
+        for rater_name in RATERS:
+            assert not re.search(rf"member:{who[rater_name]}\b", line), line
+    # The next try counts the batch, once.
+    zhou = people["周敏"]
+    await chat.send(zhou, "/evaluation")
+    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    async with runtime.db.engine.connect() as connection:
+        rows = await connection.exec_driver_sql(
+            "SELECT count(*) FROM evaluationparticipation WHERE target = :t".replace(
+                ":t", f"'member:{who[LEADER]}'"
+            )
+        )
+        assert rows.scalar() == K
