@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,13 +10,17 @@ from sqlmodel import select
 
 from bot import ballot_counting, delivery
 from bot.__main__ import main
-from bot.local_chat import Person
-from bot.services import evaluation, evaluation_results
+from bot.app import build_application
+from bot.local_chat import LocalChat, Person
+from bot.runtime import Runtime
+from bot.services import evaluation, evaluation_codes, evaluation_results
 from bot.services.access import Actor
 from bot.services.evaluation import Outcome, Rater, RoundSettings
 from storage import people as people_queries
 from storage.models import (
     Branch,
+    EvaluationCode,
+    EvaluationCodeUse,
     EvaluationComment,
     EvaluationParticipation,
     EvaluationRound,
@@ -784,3 +789,107 @@ async def test_an_abandoned_ballot_expires_even_while_the_member_chats(
     assert "已经失效" in toast(api)
     await chat.send(zheng, "/cancel")
     assert "已放弃" not in api.last(zheng.user_id).text
+
+
+# --- batches, restarts and codes ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def restarted(runtime, api, chat):
+    """The process dies and starts again on the same database: its memory is gone."""
+    fresh = Runtime(
+        settings=runtime.settings, db=runtime.db, clock=runtime.clock, messages=runtime.messages
+    )
+    application = build_application(fresh, request=api)
+    async with application:
+        again = LocalChat(application, api, runtime.clock)
+        again._update_ids = chat._update_ids  # Telegram's update ids go on
+        yield fresh, again
+
+
+async def test_ballots_waiting_at_a_crash_are_lost_whole_and_asked_again(
+    runtime, chat, api, people, running
+):
+    zheng = people["郑强"]
+    who = await ids(runtime)
+    target = f"member:{who['张明']}"
+    await rate(chat, zheng, "张明", [1] * 6, "第一次的意见")
+    assert len(runtime.pending) == 1
+    async with restarted(runtime, api, chat) as (fresh, again):
+        # Never written, so never half counted: he is, correctly, shown as not having rated.
+        assert await participation(fresh) == set() and await counts(fresh, target) == {}
+        await again.send(zheng, "/rate")
+        assert "· 张明" in api.last(zheng.user_id).text
+        await rate(again, zheng, "张明", [2] * 6, "第二次的意见")
+        await close_and_count(fresh, running)
+        assert await counts(fresh, target) == {(item, 1): 1 for item in range(6)}
+        assert await comments_on(fresh, target) == ["第二次的意见"]
+        assert await participation(fresh) == {(f"member:{who['郑强']}", target)}
+    # The reminder before closing says why someone may find a name listed again.
+    closing = runtime.messages.render(
+        "zh_CN", "reminder_evaluation_closing", name="郑强", evaluation_round=running
+    )
+    assert "重启" in closing and "再评一次" in closing
+
+
+async def test_one_code_per_account_holds_across_a_restart(
+    runtime, chat, api, people, running, stranger
+):
+    who = await ids(runtime)
+    async with runtime.db.session() as session:
+        first, second = await evaluation_codes.issue_codes(
+            session,
+            evaluation_round=running,
+            rater_group="vendor",
+            branch_id=who["市场管理党支部"],
+            count=2,
+        )
+    await chat.send(stranger, f"/start {first}")
+    await rate(chat, stranger, "张明", [1] * 6)
+    async with restarted(runtime, api, chat) as (fresh, again):
+        await again.send(stranger, f"/start {second}")
+        assert "已经使用过一个测评码" in api.last(stranger.user_id).text
+        # Back to the code he used: his ballot was lost with the process, so 张明 is there.
+        await again.send(stranger, f"/start {first}")
+        assert "还有 6 个对象待评议" in api.last(stranger.user_id).text
+        neighbour = Person(555_000_222, "Neighbour", "zh-hans")
+        await again.send(neighbour, f"/start {second}")
+        assert "还有 6 个对象待评议" in api.last(neighbour.user_id).text
+    # What is kept says neither which account nor which code.
+    async with runtime.db.session() as session:
+        kept = " ".join(row.digest for row in (await session.exec(select(EvaluationCodeUse))).all())
+        codes = (await session.exec(select(EvaluationCode))).all()
+    assert len(kept.split()) == 4
+    for secret in (str(stranger.user_id), str(neighbour.user_id), first, second):
+        assert secret not in kept
+    assert not any(f"code:{code.id}" in kept for code in codes)
+
+
+async def test_results_say_how_many_raters_used_codes(runtime, chat, api, people, running):
+    who = await ids(runtime)
+    target = f"member:{who['张明']}"
+    async with runtime.db.session() as session:
+        await evaluation_codes.issue_codes(
+            session,
+            evaluation_round=running,
+            rater_group="vendor",
+            branch_id=who["市场管理党支部"],
+            count=3,
+        )
+        codes = (await session.exec(select(EvaluationCode))).all()
+        for code in codes:
+            outcome = await evaluation.cast(
+                session,
+                pending=runtime.pending,
+                round_id=running.id,
+                rater=Rater.of_code(code, running.organisation_id),
+                target=target,
+                choices=[0] * 6,
+                comment="",
+                now=runtime.clock.now(),
+            )
+            assert outcome is Outcome.RECEIVED
+    await cast_many(runtime, running, ["郑强", "冯磊"], target, [1] * 6, lambda name: "")
+    await close_and_count(runtime, running)
+    await chat.send(people["张明"], "/results")
+    assert "5 人评议（其中 3 份来自测评码）" in api.last(people["张明"].user_id).text
