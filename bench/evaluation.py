@@ -1,7 +1,8 @@
-"""群众评议 at scale, through the service code: ballots counted one session each (against a
-one-row INSERT per session on the same database), and closing a round and working out its
-results (a constant number of statements, whatever the number of targets). On a SQLite file
-and, when it answers, on PostgreSQL."""
+"""群众评议 at scale, through the service code: ballots taken one session each and written in
+batches of k per target (against a one-row INSERT per session on the same database), and
+closing a round, counting what still waits and working out its results (a constant number of
+statements, whatever the number of targets). On a SQLite file and, when it answers, on
+PostgreSQL."""
 
 import random
 import time
@@ -11,6 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlmodel import insert, select
 
 from bench.harness import counting, each_database, peak_memory_mb
+from bot import ballot_counting
 from bot.runtime import Runtime
 from bot.services import evaluation, evaluation_results
 from bot.services.evaluation import MEMBERS, Outcome, Rater
@@ -152,7 +154,8 @@ def _ballots_measure(ballots: int):
             for n, (rater, target, branch_id) in enumerate(pairs)
         ]
         now = runtime.clock.now()
-        counted = 0
+        received = batches = 0
+        batch_seconds = 0.0
         tenth = max(ballots // 10, 1)
         marks = []  # the clock at every tenth of the ballots, to see any slowing down
         with counting(runtime) as statements:
@@ -161,6 +164,7 @@ def _ballots_measure(ballots: int):
                 async with runtime.db.session() as session:
                     outcome = await evaluation.cast(
                         session,
+                        pending=runtime.pending,
                         round_id=round_id,
                         rater=rater,
                         target=target,
@@ -168,11 +172,18 @@ def _ballots_measure(ballots: int):
                         comment=comment,
                         now=now,
                     )
-                counted += outcome == Outcome.COUNTED
+                received += outcome == Outcome.RECEIVED
+                # As the handler does once the update has replied: write any full batch.
+                writing = time.perf_counter()
+                written = await ballot_counting.count_full_batches(runtime)
+                if written:
+                    batches += written
+                    batch_seconds += time.perf_counter() - writing
                 if n % tenth == 0:
                     marks.append(time.perf_counter())
             seconds = time.perf_counter() - started
-        assert counted == ballots, (counted, ballots)
+        assert received == ballots, (received, ballots)
+        waiting = len(runtime.pending)
         # The floor's rate settles long before a hundred thousand rows.
         floor = await _floor_rate(runtime, min(ballots, max(ballots // 5, 2000)))
         rate = ballots / seconds
@@ -189,6 +200,9 @@ def _ballots_measure(ballots: int):
             if len(marks) > 1
             else None,
             "statements_per_ballot": round(statements[0] / ballots, 2),
+            "batches": batches,
+            "batch_write_ms": round(1000 * batch_seconds / max(batches, 1), 2),
+            "waiting_at_end": waiting,
             "peak_memory_mb": peak_memory_mb(),
         }
 
@@ -223,6 +237,7 @@ async def _rated_round(runtime: Runtime, targets: int, name: str) -> int:
                 for rater in raters:
                     outcome = await evaluation.cast(
                         session,
+                        pending=runtime.pending,
                         round_id=round_id,
                         rater=Rater(f"member:{rater}", organisation_id, MEMBERS, branch_id),
                         target=target,
@@ -230,14 +245,16 @@ async def _rated_round(runtime: Runtime, targets: int, name: str) -> int:
                         comment=COMMENTS[rater % len(COMMENTS)] if index % 2 == 0 else "",
                         now=now,
                     )
-                    assert outcome == Outcome.COUNTED, outcome
+                    assert outcome == Outcome.RECEIVED, outcome
                 index += 1
+    await ballot_counting.count_full_batches(runtime)
     return round_id
 
 
 async def _close_and_read(runtime: Runtime, round_id: int) -> tuple[float, int, dict]:
-    """Close the round (one session) and work out every target's results (another): the
-    seconds, the statements sent, and what the results showed."""
+    """Close the round (one session), count the ballots still waiting and rewrite the rating
+    tables (another), and work out every target's results (a third): the seconds, the
+    statements sent, and what the results showed."""
     with counting(runtime) as statements:
         started = time.perf_counter()
         async with runtime.db.session() as session:
@@ -246,6 +263,7 @@ async def _close_and_read(runtime: Runtime, round_id: int) -> tuple[float, int, 
                 session, evaluation_round=evaluation_round, now=runtime.clock.now()
             )
             assert closed
+        assert await ballot_counting.count_ended_rounds(runtime) == 1
         async with runtime.db.session() as session:
             evaluation_round = await session.get(EvaluationRound, round_id)
             found = await evaluation_results.results(session, evaluation_round=evaluation_round)

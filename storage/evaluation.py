@@ -6,6 +6,7 @@ row of the target (chosen or not), and its comments as rows under random keys, i
 transaction.
 """
 
+import functools
 import random
 import secrets
 from collections.abc import Iterable, Sequence
@@ -170,38 +171,45 @@ async def record_participation(
     return set(result.all())
 
 
-_ADD_TO_COUNT = (
-    update(EvaluationTally.__table__)
-    .where(
-        EvaluationTally.round_id == bindparam("of_round", type_=Integer),
-        EvaluationTally.target == bindparam("of_target"),
-        EvaluationTally.item == bindparam("of_item", type_=Integer),
-        EvaluationTally.level == bindparam("of_level", type_=Integer),
+@functools.cache
+def _add_to_counts(cells: int, levels: int):
+    """The UPDATE that adds a batch's sums to every count row of a target, built once per
+    shape: the sum for each (item, level) cell is a parameter (added_0, added_1, …)."""
+    cell = EvaluationTally.item * levels + EvaluationTally.level
+    return (
+        update(EvaluationTally.__table__)
+        .where(
+            EvaluationTally.round_id == bindparam("of_round", type_=Integer),
+            EvaluationTally.target == bindparam("of_target"),
+        )
+        .values(
+            count=EvaluationTally.count
+            + case(
+                {n: bindparam(f"added_{n}", type_=Integer) for n in range(cells)},
+                value=cell,
+                else_=0,
+            )
+        )
     )
-    .values(count=EvaluationTally.count + bindparam("added", type_=Integer))
-)
 
 
 async def add_to_tally(
     session: AsyncSession, *, round_id: int, target: str, sums: Sequence[Sequence[int]]
 ) -> None:
-    """A batch's choices, summed per item and level, added to the target's counts.
+    """A batch's choices, summed per item and level, added to the target's counts in one
+    statement.
 
     Every count row of the target is rewritten, chosen or not, so no row's version says
     which levels the batch chose."""
+    levels = len(sums[0])
+    added = [n for per_level in sums for n in per_level]
     await session.exec(
-        _ADD_TO_COUNT,
-        params=[
-            {
-                "of_round": round_id,
-                "of_target": target,
-                "of_item": item,
-                "of_level": level,
-                "added": added,
-            }
-            for item, per_level in enumerate(sums)
-            for level, added in enumerate(per_level)
-        ],
+        _add_to_counts(len(added), levels),
+        params={
+            "of_round": round_id,
+            "of_target": target,
+            **{f"added_{n}": value for n, value in enumerate(added)},
+        },
     )
 
 
