@@ -21,7 +21,7 @@ from telegram.ext import (
 from bot import ballot_counting
 from bot.services import evaluation, evaluation_codes
 from bot.services.access import Permission
-from bot.services.ballots import Ballot
+from bot.services.ballots import IDLE_LIMIT, Ballot
 from bot.services.evaluation import COMMENT_LIMIT, Outcome, Rater, RoundSettings, RoundState
 from bot.services.evaluation_codes import Redemption
 from handlers.gate import Turn, gated, runtime_of
@@ -263,18 +263,35 @@ async def take_comment(turn: Turn) -> None:
     _show_ballot(turn, ballot)
 
 
+@gated(Permission.START)
+async def say_expired(turn: Turn) -> None:
+    """The text was meant for a ballot that expired: say so, and use the text nowhere."""
+    account = turn.update.effective_user.id
+    turn.reply(
+        "ballot_expired",
+        target_name=turn.runtime.ballots.expired(account, turn.now),
+        idle_hours=round(IDLE_LIMIT.total_seconds() / 3600),
+    )
+    turn.runtime.ballots.told_expired(account)
+
+
 async def comment_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ahead of every other handler: a message to a ballot waiting for its comment is the
-    comment (and goes nowhere else); any other message passes on untouched."""
+    comment (and goes nowhere else); so is the first message after such a ballot expired,
+    which is answered with that (it was meant for the ballot, not for another flow). Any
+    other message passes on untouched."""
     user = update.effective_user
     if user is None:
         return
     runtime = runtime_of(context)
-    ballot = runtime.ballots.waiting(user.id, runtime.clock.now())
-    if ballot is None or not ballot.awaiting_comment:
-        return
-    await take_comment(update, context)
-    raise ApplicationHandlerStop
+    now = runtime.clock.now()
+    ballot = runtime.ballots.waiting(user.id, now)
+    if ballot is not None and ballot.awaiting_comment:
+        await take_comment(update, context)
+        raise ApplicationHandlerStop
+    if runtime.ballots.expired(user.id, now) is not None:
+        await say_expired(update, context)
+        raise ApplicationHandlerStop
 
 
 def handlers() -> list[BaseHandler]:
@@ -302,6 +319,8 @@ async def command_first(update, context: ContextTypes.DEFAULT_TYPE) -> None:
     command goes on to its handler."""
     user = update.effective_user
     runtime = runtime_of(context)
+    if user is not None:
+        runtime.ballots.told_expired(user.id)  # a command: the member has moved on
     if user is None or runtime.ballots.waiting(user.id, runtime.clock.now()) is None:
         return
     await drop_ballot(update, context)

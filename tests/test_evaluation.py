@@ -893,3 +893,29 @@ async def test_results_say_how_many_raters_used_codes(runtime, chat, api, people
     await close_and_count(runtime, running)
     await chat.send(people["张明"], "/results")
     assert "5 人评议（其中 3 份来自测评码）" in api.last(people["张明"].user_id).text
+
+
+async def test_a_ballot_that_expired_at_its_comment_says_so_and_takes_no_text(
+    runtime, chat, api, people, running, clock
+):
+    await load(runtime, QUARTER)
+    zheng = people["郑强"]
+    who = await ids(runtime)
+    await chat.send(zheng, "/summary")  # a self-summary is open, waiting for 总结成绩
+    assert "总结成绩" in api.last(zheng.user_id).text
+    await stop_at_the_comment(chat, zheng, "张明")
+    clock.advance(timedelta(hours=3))
+    await chat.send(zheng, "张明同志服务态度很好")
+    told = api.last(zheng.user_id).text
+    assert "已经自动作废" in told and "张明" in told and "3 个小时" not in told
+    async with runtime.db.session() as session:
+        summary = (
+            await session.exec(select(Summary).where(Summary.member_id == who["郑强"]))
+        ).one()
+    assert "服务态度" not in summary.achievements  # never routed into the summary's draft
+    assert len(runtime.pending) == 0 and await comments_on(runtime, f"member:{who['张明']}") == []
+    # Said once: what he types next goes where it belongs again.
+    await chat.send(zheng, "本季度窗口业务零投诉")
+    async with runtime.db.session() as session:
+        summary = await session.get(Summary, summary.id)
+    assert summary.achievements == "本季度窗口业务零投诉"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from bot.services.evaluation import Rater
 
 IDLE_LIMIT = timedelta(hours=2)
+EXPIRY_KEPT = timedelta(days=7)  # how long an expired ballot is still mentioned
 SWEEP_EVERY = timedelta(minutes=1)
 
 
@@ -54,6 +55,9 @@ class BallotBox:
 
     def __init__(self, idle_limit: timedelta = IDLE_LIMIT) -> None:
         self._seats: dict[int, _Seat] = {}
+        # account → whom the ballot that expired while waiting for its comment was about: the
+        # member's next text is then answered with that, never taken by another flow.
+        self._expired: dict[int, tuple[str, datetime]] = {}
         # (round, account) → the code it used: one code per account and round, so that one
         # person cannot make up the raters' threshold alone. Memory only: a code says nothing
         # about who holds it anywhere that lasts (a restart forgets this too).
@@ -66,12 +70,19 @@ class BallotBox:
             return
         self._swept = now
         for account in [a for a, s in self._seats.items() if now - s.touched > self._idle_limit]:
-            del self._seats[account]
+            self._forget(account, now)
+        for account in [a for a, (_n, t) in self._expired.items() if now - t > EXPIRY_KEPT]:
+            del self._expired[account]
+
+    def _forget(self, account: int, now: datetime) -> None:
+        seat = self._seats.pop(account)
+        if seat.ballot is not None and seat.ballot.awaiting_comment:
+            self._expired[account] = (seat.ballot.target_name, now)
 
     def _seat(self, account: int, now: datetime) -> _Seat | None:
         seat = self._seats.get(account)
         if seat is not None and now - seat.touched > self._idle_limit:
-            del self._seats[account]  # abandoned: forget it
+            self._forget(account, now)  # abandoned
             return None
         return seat
 
@@ -87,6 +98,16 @@ class BallotBox:
             return None
         seat.touched = now
         return seat.rater, seat.round_id
+
+    def expired(self, account: int, now: datetime) -> str | None:
+        """Whom the account's ballot was about, if it expired while waiting for its comment
+        and the member has not been told yet."""
+        self._seat(account, now)
+        found = self._expired.get(account)
+        return found[0] if found else None
+
+    def told_expired(self, account: int) -> None:
+        self._expired.pop(account, None)
 
     def leave(self, account: int) -> None:
         """Forget the account's code and ballot (a code spent, a member done)."""
