@@ -194,6 +194,7 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.services import onboarding
+    from bot.services.cells import inert
     from storage import people
 
     username = await _bot_username(runtime.settings)
@@ -227,7 +228,7 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
             writer.writerow(["支部", "姓名", "链接", "有效期至"])
             for branch, name, link, expires in rows:
                 local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
-                writer.writerow([branch, name, link, local])
+                writer.writerow([inert(cell) for cell in (branch, name, link, local)])
     if args.qr:
         import qrcode
 
