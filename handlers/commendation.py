@@ -175,7 +175,10 @@ async def take_material(turn: Turn, state: ChatState) -> None:
         try:
             file = await turn.context.bot.get_file(document.file_id)
             content = bytes(await file.download_as_bytearray())
-            text = deed_documents.text_of(document.file_name or "", content)
+            text = await deed_documents.read_upload(document.file_name or "", content)
+        except deed_documents.DocumentTooLarge:
+            turn.reply("commendation_material_too_large", filename=document.file_name or "")
+            return
         except (deed_documents.UnreadableDocument, TelegramError):
             turn.reply("commendation_material_unreadable", filename=document.file_name or "")
             return

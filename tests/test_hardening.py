@@ -3,11 +3,36 @@ hostile files and text."""
 
 import asyncio
 import csv
+import io
+import zipfile
+from datetime import timedelta
+
+import pytest
+from docx import Document
 
 from bot.__main__ import main
+from bot.services import deed_documents
+from storage.models import Nomination, Selection
 from tests.conftest import import_roster
+from tests.test_commendation import (
+    DEEDS,
+    WINDOW,
+    docx_of,
+    grade_all,
+    nominate,
+    nominations,
+    open_selection,
+)
 
 BRANCHES = [["支部", "机关支部"], ["机关党支部", "是"]]
+
+
+@pytest.fixture
+async def selection(runtime, people) -> Selection:
+    """Graded by 王志刚 and 李建国, and by the organiser 周敏 herself."""
+    return await open_selection(runtime, graders=["王志刚", "李建国", "周敏"])
+
+
 FORMULA = '=HYPERLINK("http://evil.example/x","点我")'
 
 
@@ -23,3 +48,53 @@ async def test_the_invites_csv_never_carries_a_formula(
     with (tmp_path / "links.csv").open(encoding="utf-8-sig") as file:
         names = sorted(row[1] for row in list(csv.reader(file))[1:])
     assert names == ["'-2+3", "'" + FORMULA]
+
+
+def bomb_docx(unpacked: int) -> bytes:
+    """A real .docx whose text unpacks to `unpacked` bytes, yet compresses to a few KiB."""
+    source = zipfile.ZipFile(io.BytesIO(docx_of("x")))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for part in source.infolist():
+            content = source.read(part)
+            if part.filename == "word/document.xml":
+                content = content.replace(b">x<", b">" + b"a" * unpacked + b"<")
+            archive.writestr(part, content, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+async def test_a_docx_bomb_is_refused_before_it_is_parsed(runtime, chat, api, people, selection):
+    zhang = people["张明"]
+    bomb = bomb_docx(deed_documents.UNPACKED_LIMIT)
+    assert len(bomb) < 64 * 1024
+    await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", ("事迹.docx", bomb))
+    assert "展开后内容过大" in api.last(zhang.user_id).text
+    assert await nominations(runtime) == []
+    # Still waiting for the material, and a real document is taken.
+    await chat.send_document(zhang, "事迹.docx", docx_of(DEEDS))
+    assert [n.material for n in await nominations(runtime)] == [DEEDS]
+
+
+async def test_control_characters_never_block_publication(
+    runtime, chat, api, app, people, selection, clock
+):
+    zhang, organiser = people["张明"], people["周敏"]
+    material = DEEDS + "\x00\x1a"
+    await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", ("事迹.txt", material.encode()))
+    (nomination,) = await nominations(runtime)
+    assert nomination.material == DEEDS
+    # A material stored before input was cleaned does not block the compiled document either.
+    async with runtime.db.session() as session:
+        stored = await session.get(Nomination, nomination.id)
+        stored.material = DEEDS + "\x0b"
+    clock.advance(WINDOW + timedelta(minutes=1))
+    for grader in ("王志刚", "李建国", "周敏"):
+        await grade_all(chat, people[grader], ["一等奖"])
+    await chat.send(organiser, "/commendation")
+    assert await chat.tap(organiser, "确定名单")
+    assert await chat.tap(organiser, "公布")
+    async with runtime.db.session() as session:
+        assert (await session.get(Selection, selection.id)).stage == "published"
+    (document,) = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"]
+    compiled = Document(io.BytesIO(document.params["document"]["content"]))
+    assert DEEDS in [p.text for p in compiled.paragraphs]

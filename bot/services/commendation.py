@@ -289,7 +289,7 @@ async def nominate(
     )
     if refusal:
         return Outcome(refusal=refusal)
-    material = material.strip()
+    material = deed_documents.xml_safe(material).strip()
     count = count_characters(material)
     if not count:
         return Outcome(refusal=Refusal.EMPTY)
