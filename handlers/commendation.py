@@ -70,7 +70,8 @@ async def _status(turn: Turn) -> None:
         label = "button_see_tally" if submitted else "button_grade"
         buttons.append([(turn.label(label), f"cmg:{selection.id}")])
     if actor.has(Role.ORGANISER):
-        if stage == Stage.GRADING:
+        may_tally = await commendation.tally_refusal(turn.session, actor=actor, selection=selection)
+        if stage == Stage.GRADING and may_tally is None:
             buttons.append([(turn.label("button_see_tally"), f"cmt:{selection.id}")])
             buttons.append([(turn.label("button_confirm_list"), f"cmf:{selection.id}")])
         if stage == Stage.CONFIRMED:
@@ -346,18 +347,23 @@ async def regrade_one(turn: Turn) -> None:
     await _show_nominee(turn, selection, nomination, names[nomination.id], total, total)
 
 
-async def _act(turn: Turn, action, missing: Refusal) -> Selection | None:
+async def _act(turn: Turn, action, missing: Refusal, **options) -> Selection | None:
     """Run a service `action` on the selection the button names; its refusal is said."""
     selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
     refusal = (
-        await action(turn.session, actor=turn.actor, selection=selection, now=turn.now)
+        await action(turn.session, actor=turn.actor, selection=selection, now=turn.now, **options)
         if selection
         else missing
     )
-    if refusal:
+    if refusal is Refusal.GRADERS_MISSING:
+        turn.reply(
+            "commendation_graders_missing",
+            names=await commendation.missing_graders(turn.session, selection=selection),
+            buttons=[[(turn.label("button_confirm_anyway"), f"cmf:{selection.id}:anyway")]],
+        )
+    elif refusal:
         turn.reply("commendation_refused", refusal=refusal, count=0)
-        return None
-    return selection
+    return None if refusal else selection
 
 
 @gated(Permission.USE)
@@ -378,18 +384,25 @@ async def _tally(turn: Turn, selection: Selection) -> None:
 
 @gated(Permission.ORGANISE)
 async def see_tally(turn: Turn) -> None:
-    """The organiser follows the grading (only the proposals graders have submitted)."""
+    """The organiser follows the grading (only the proposals graders have submitted; an
+    organiser who grades too, once they have submitted their own)."""
     selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
     if selection is None:
         turn.notice("button_stale")
+        return
+    refusal = await commendation.tally_refusal(turn.session, actor=turn.actor, selection=selection)
+    if refusal:
+        turn.reply("commendation_refused", refusal=refusal, count=0)
         return
     await _tally(turn, selection)
 
 
 @gated(Permission.ORGANISE)
 async def confirm(turn: Turn) -> None:
-    """The final list, from the tally within the quotas, is confirmed."""
-    selection = await _act(turn, commendation.confirm, Refusal.NOT_GRADING)
+    """The final list, from the tally within the quotas, is confirmed; graders who have not
+    submitted are named first, and the organiser may go ahead without them."""
+    anyway = turn.callback_data.endswith(":anyway")
+    selection = await _act(turn, commendation.confirm, Refusal.NOT_GRADING, despite_missing=anyway)
     if selection is None:
         return
     winners = await commendation.winners(turn.session, selection=selection)
@@ -485,7 +498,7 @@ def handlers() -> list[BaseHandler]:
         CallbackQueryHandler(regrade_one, pattern=r"^cmx:\d{1,9}$"),
         CallbackQueryHandler(submit, pattern=r"^cms:\d{1,9}$"),
         CallbackQueryHandler(see_tally, pattern=r"^cmt:\d{1,9}$"),
-        CallbackQueryHandler(confirm, pattern=r"^cmf:\d{1,9}$"),
+        CallbackQueryHandler(confirm, pattern=r"^cmf:\d{1,9}(:anyway)?$"),
         CallbackQueryHandler(publish, pattern=r"^cmp:\d{1,9}$"),
         CallbackQueryHandler(compile_document, pattern=r"^cmd:\d{1,9}$"),
     ]

@@ -98,3 +98,37 @@ async def test_control_characters_never_block_publication(
     (document,) = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"]
     compiled = Document(io.BytesIO(document.params["document"]["content"]))
     assert DEEDS in [p.text for p in compiled.paragraphs]
+
+
+async def test_an_organiser_who_grades_sees_no_proposal_before_submitting(
+    runtime, chat, api, people, selection, clock
+):
+    organiser = people["周敏"]
+    await nominate(chat, people["张明"], "推荐：优秀共产党员", "郑强", DEEDS)
+    clock.advance(WINDOW + timedelta(minutes=1))
+    await grade_all(chat, people["王志刚"], ["一等奖"])
+    # Neither the tally nor the list, by button or by a forged press, before her own.
+    await chat.send(organiser, "/commendation")
+    labels = [b["text"] for b in chat.last_with_buttons(organiser).buttons]
+    assert labels == ["开始评定"]
+    for data in (f"cmt:{selection.id}", f"cmf:{selection.id}", f"cmf:{selection.id}:anyway"):
+        await chat.press(organiser, data)
+        answer = api.last(organiser.user_id).text
+        assert "请先提交自己的评定意见" in answer and "王志刚" not in answer
+    async with runtime.db.session() as session:
+        assert (await session.get(Selection, selection.id)).confirmed_at is None
+    await grade_all(chat, organiser, ["二等奖"])
+    assert "王志刚 一等奖" in api.last(organiser.user_id).text
+    # Confirming with a grader missing names him first; she may go ahead without him.
+    await chat.send(organiser, "/commendation")
+    assert await chat.tap(organiser, "确定名单")
+    assert "李建国" in api.last(organiser.user_id).text
+    async with runtime.db.session() as session:
+        assert (await session.get(Selection, selection.id)).confirmed_at is None
+    assert await chat.tap(organiser, "仍然确定名单")
+    assert "一等奖：郑强" in api.last(organiser.user_id).text
+    # A second 公布 says it is already published.
+    assert await chat.tap(organiser, "公布")
+    await chat.press(organiser, f"cmp:{selection.id}")
+    answer = api.last(organiser.user_id).text
+    assert "已经公布" in answer and "名单确定后才能公布" not in answer
