@@ -474,7 +474,7 @@ async def _send_compilation(turn: Turn, selection: Selection, winners) -> None:
     )
 
 
-@gated(Permission.ORGANISE)
+@gated(Permission.ORGANISE, in_groups=True)
 async def bind(turn: Turn) -> None:
     """/bind in a group chat: it receives the organisation's announcements (评选表彰 results)."""
     chat = turn.update.effective_chat

@@ -23,6 +23,7 @@ from tests.test_commendation import (
     nominations,
     open_selection,
 )
+from tests.test_reviews import toast
 
 BRANCHES = [["支部", "机关支部"], ["机关党支部", "是"]]
 
@@ -132,3 +133,24 @@ async def test_an_organiser_who_grades_sees_no_proposal_before_submitting(
     await chat.press(organiser, f"cmp:{selection.id}")
     answer = api.last(organiser.user_id).text
     assert "已经公布" in answer and "名单确定后才能公布" not in answer
+
+
+async def test_buttons_pressed_in_a_group_answer_only_privately(chat, api, people, selection):
+    organiser, zheng = people["周敏"], people["郑强"]
+    group = {"id": -100_123, "type": "supergroup", "title": "支部群"}
+    presses = [
+        (zheng, "evr:own"),  # results
+        (zheng, "remind:all"),
+        (organiser, "dg:export"),  # the organisation's workbook
+        (organiser, "eva:open"),  # an organiser's view
+        (organiser, f"cmt:{selection.id}"),  # the graders' tally
+        (organiser, "pledge:delete:1"),  # a button no handler knows
+    ]
+    for person, data in presses:
+        await chat.press(person, data, in_chat=group)
+        assert "私聊" in toast(api), data
+    assert not api.sent(group["id"])
+    assert not api.sent(zheng.user_id) and not api.sent(organiser.user_id)
+    # The same press in the private chat still works.
+    await chat.press(zheng, "evr:own")
+    assert api.sent(zheng.user_id)
