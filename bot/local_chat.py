@@ -132,8 +132,7 @@ class LocalChat:
         payload["message"] = {
             "message_id": message.message_id if message else 1,
             "date": self._stamp(),
-            "chat": in_chat
-            or {"id": person.user_id, "type": "private", "first_name": person.name},
+            "chat": in_chat or {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": BOT_USER,
             # As Telegram delivers it: the text with its markup parsed away, and the buttons.
             "text": plain(message.text) if message else "",
