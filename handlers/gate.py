@@ -189,9 +189,7 @@ def gated(
                 return ConversationHandler.END
             runtime = runtime_of(context)
             async with runtime.db.session() as session:
-                actor = await runtime.identities.identify(
-                    session, telegram_user_id=user.id, now=runtime.clock.now()
-                )
+                actor = await runtime.identities.identify(session, telegram_user_id=user.id)
                 locale = runtime.messages.locale_for(
                     actor.locale if actor else None, user.language_code
                 )

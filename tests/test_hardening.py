@@ -4,15 +4,22 @@ hostile files and text."""
 import asyncio
 import csv
 import io
+import re
 import zipfile
 from datetime import timedelta
 
 import pytest
 from docx import Document
+from sqlalchemy import text, update
+from sqlmodel import select
 
+from bot import demo
 from bot.__main__ import main
-from bot.services import deed_documents
-from storage.models import Nomination, Selection
+from bot.local_chat import Person
+from bot.runtime import Runtime
+from bot.services import deed_documents, onboarding, roster, tokens
+from storage.db import Database
+from storage.models import Invite, Member, Nomination, Selection
 from tests.conftest import import_roster
 from tests.test_commendation import (
     DEEDS,
@@ -154,3 +161,90 @@ async def test_buttons_pressed_in_a_group_answer_only_privately(chat, api, peopl
     # The same press in the private chat still works.
     await chat.press(zheng, "evr:own")
     assert api.sent(zheng.user_id)
+
+
+async def test_invite_tokens_are_kept_only_as_digests(chat, api, runtime, people):
+    zhang = people["张明"]
+    await chat.send(zhang, "/invites 郑强")
+    token = re.search(r"start=(m[\w-]+)", api.last(zhang.user_id).text).group(1)
+    async with runtime.db.session() as session:
+        rows = (await session.exec(select(Invite))).all()
+    stored = [value for row in rows for value in row.model_dump().values()]
+    assert token not in stored and tokens.digest(token) in stored
+    # Whatever the database holds binds no account; the link itself still does.
+    thief = Person(666, "Thief")
+    for value in stored:
+        if isinstance(value, str):
+            await chat.send(thief, f"/start {value}")
+    assert not any("欢迎" in text for text in api.texts(thief.user_id))
+    await chat.send(Person(77, "new phone"), f"/start {token}")
+    assert "郑强同志，欢迎您" in api.last(77).text
+
+
+async def test_the_migration_turns_clear_tokens_into_digests(database_url, clock):
+    database = Database(database_url)
+    await database.migrate("0007")
+    now = clock.now()
+    async with database.engine.begin() as connection:
+        for statement, values in (
+            ("INSERT INTO organisation (name, timezone, created_at) VALUES ('局', 'UTC', :t)", {}),
+            ("INSERT INTO branch (organisation_id, name, is_organ) VALUES (1, '支部', false)", {}),
+            (
+                "INSERT INTO member (organisation_id, name, branch_id, category, roles, active,"
+                " reminders_muted, created_at, updated_at)"
+                " VALUES (1, '郑强', 1, 'ordinary', 'member', true, false, :t, :t)",
+                {},
+            ),
+            (
+                "INSERT INTO invite (member_id, token, created_at, expires_at)"
+                " VALUES (1, 'mLIVE-token', :t, :later)",
+                {"later": now + timedelta(days=14)},
+            ),
+        ):
+            await connection.execute(text(statement), {"t": now, **values})
+    await database.migrate()
+    async with database.session() as session:
+        (invite,) = (await session.exec(select(Invite))).all()
+        assert invite.digest == tokens.digest("mLIVE-token")
+        # A link handed out before the upgrade still works.
+        result = await onboarding.redeem(session, token="mLIVE-token", telegram_user_id=42, now=now)
+        assert result.outcome == onboarding.Redemption.BOUND
+    await database.dispose()
+
+
+async def test_a_removal_from_another_process_holds_on_the_next_update(
+    chat, api, runtime, people, database_url
+):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/help")
+    assert "/pledge" in api.last(zheng.user_id).text
+    # The command line imports a roster without him, through an engine of its own.
+    elsewhere = Runtime(
+        settings=runtime.settings,
+        db=Database(database_url),
+        clock=runtime.clock,
+        messages=runtime.messages,
+    )
+    rows = roster.read_tables(demo.DEMO_ROSTER, demo.DEMO_BRANCHES)
+    people_rows = [row for row in rows[0] if "郑强" not in row]
+    report = await import_roster(elsewhere, people_rows, rows[1], allow_removals=True)
+    assert report.ok
+    await elsewhere.db.dispose()
+    await chat.send(zheng, "/help")
+    assert "/pledge" not in api.last(zheng.user_id).text
+
+
+async def test_a_new_role_from_another_process_holds_on_the_next_update(
+    chat, api, runtime, people, database_url
+):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/invites")
+    assert "没有这项权限" in api.last(zheng.user_id).text
+    other = Database(database_url)
+    async with other.session() as session:
+        await session.exec(
+            update(Member).where(Member.name == "郑强").values(roles="member secretary")
+        )
+    await other.dispose()
+    await chat.send(zheng, "/invites")
+    assert "没有这项权限" not in api.last(zheng.user_id).text

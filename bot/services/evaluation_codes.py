@@ -6,7 +6,6 @@ each once; when all are rated the code is spent. QR codes and a printable PDF sh
 the links.
 """
 
-import hashlib
 import io
 import secrets
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import evaluation
 from bot.services.evaluation import Rater, RoundState
+from bot.services.tokens import digest
 from storage import evaluation as queries
 from storage.models import EvaluationCode, EvaluationRound, RaterGroup
 
@@ -26,10 +26,6 @@ MAX_CODES = 500  # per request: a sheet for one market or unit
 
 def looks_like_code(payload: str) -> bool:
     return payload.startswith(CODE_PREFIX)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def link(username: str, token: str) -> str:
@@ -52,7 +48,7 @@ async def issue_codes(
         rows=[
             {
                 "round_id": evaluation_round.id,
-                "digest": _digest(token),
+                "digest": digest(token),
                 "rater_group": RaterGroup(rater_group).value,
                 "branch_id": branch_id,
             }
@@ -78,7 +74,7 @@ class Redeemed:
 
 async def redeem(session: AsyncSession, *, token: str, now: datetime) -> Redeemed:
     """Whose ballot a code opens: an anonymous rater of its group, if it is still good."""
-    code = await queries.code_by_digest(session, digest=_digest(token))
+    code = await queries.code_by_digest(session, digest=digest(token))
     if code is None:
         return Redeemed(Redemption.INVALID)
     evaluation_round = await session.get(EvaluationRound, code.round_id)
