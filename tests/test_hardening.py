@@ -248,3 +248,13 @@ async def test_a_new_role_from_another_process_holds_on_the_next_update(
     await other.dispose()
     await chat.send(zheng, "/invites")
     assert "没有这项权限" not in api.last(zheng.user_id).text
+
+
+async def test_a_document_that_takes_too_long_to_read_is_refused(
+    runtime, chat, api, people, selection, monkeypatch
+):
+    monkeypatch.setattr(deed_documents, "READ_SECONDS", 0)
+    zhang = people["张明"]
+    await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", ("事迹.docx", docx_of(DEEDS)))
+    assert "读取耗时过长" in api.last(zhang.user_id).text
+    assert await nominations(runtime) == []
