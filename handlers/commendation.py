@@ -70,8 +70,10 @@ async def _status(turn: Turn) -> None:
         label = "button_see_tally" if submitted else "button_grade"
         buttons.append([(turn.label(label), f"cmg:{selection.id}")])
     if actor.has(Role.ORGANISER):
-        may_tally = await commendation.tally_refusal(turn.session, actor=actor, selection=selection)
-        if stage == Stage.GRADING and may_tally is None:
+        tally_refused = await commendation.tally_refusal(
+            turn.session, actor=actor, selection=selection
+        )
+        if stage == Stage.GRADING and tally_refused is None:
             buttons.append([(turn.label("button_see_tally"), f"cmt:{selection.id}")])
             buttons.append([(turn.label("button_confirm_list"), f"cmf:{selection.id}")])
         if stage == Stage.CONFIRMED:

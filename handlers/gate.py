@@ -184,10 +184,10 @@ def gated(
             user = update.effective_user
             if user is None or user.is_bot:
                 return None
-            if not in_groups and not in_private_chat(update):
-                await _refuse_outside_private_chat(update, runtime_of(context))
-                return ConversationHandler.END
             runtime = runtime_of(context)
+            if not in_groups and not in_private_chat(update):
+                await _refuse_outside_private_chat(update, runtime)
+                return ConversationHandler.END
             async with runtime.db.session() as session:
                 actor = await runtime.identities.identify(session, telegram_user_id=user.id)
                 locale = runtime.messages.locale_for(

@@ -55,6 +55,8 @@ async def read_upload(filename: str, content: bytes) -> str:
 def text_of(filename: str, content: bytes) -> str:
     """The text of an uploaded .docx (its paragraphs) or .txt (UTF-8, else GB18030)."""
     name = filename.lower()
+    if len(content) > UPLOAD_LIMIT:  # whatever size the update announced
+        raise UnreadableDocument(filename)
     if name.endswith(".docx"):
         _check_unpacked_size(filename, content)
         try:
