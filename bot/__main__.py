@@ -195,6 +195,7 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.services import onboarding
+    from bot.services.cells import inert
     from storage import people
 
     username = await _bot_username(runtime.settings)
@@ -222,18 +223,19 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
         )
     rows = [(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued]
     _say(runtime, "cli_invites.txt", rows=rows)
+    fresh = [row for row in rows if row[2]]  # a link given out before cannot be written again
     if args.csv:
         with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
             writer = csv.writer(file)
             writer.writerow(["支部", "姓名", "链接", "有效期至"])
-            for branch, name, link, expires in rows:
+            for branch, name, link, expires in fresh:
                 local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
-                writer.writerow([branch, name, link, local])
+                writer.writerow([inert(cell) for cell in (branch, name, link, local)])
     if args.qr:
         import qrcode
 
         args.qr.mkdir(parents=True, exist_ok=True)
-        for branch, name, link, _expires in rows:
+        for branch, name, link, _expires in fresh:
             safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
             qrcode.make(link).save(args.qr / f"{safe}.png")
     return 0

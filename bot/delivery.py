@@ -207,7 +207,6 @@ class Sender:
             await people.mark_unreachable(
                 session, member_ids=[n.member.id for n in unreachable_members], now=now
             )
-        self.runtime.identities.forget({n.member.telegram_user_id for n in unreachable_members})
         report.sent += len(sent)
         report.unreachable += len(unreachable)
         report.failed += len(failed)

@@ -112,8 +112,15 @@ class LocalChat:
     def last_with_buttons(self, person: Person) -> Call | None:
         return self.api.last_keyboard(person.user_id)
 
-    async def press(self, person: Person, data: str, message: Call | None = None) -> None:
-        """Press a button carrying `data` (which a forger may choose freely)."""
+    async def press(
+        self,
+        person: Person,
+        data: str,
+        message: Call | None = None,
+        in_chat: dict[str, Any] | None = None,
+    ) -> None:
+        """Press a button carrying `data` (which a forger may choose freely), on a message of
+        the person's private chat or of `in_chat` (a group's {"id", "type", "title"})."""
         message = message or self.last_with_buttons(person)
         payload: dict[str, Any] = {
             "id": str(next(self._update_ids)),
@@ -125,7 +132,7 @@ class LocalChat:
         payload["message"] = {
             "message_id": message.message_id if message else 1,
             "date": self._stamp(),
-            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "chat": in_chat or {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": BOT_USER,
             # As Telegram delivers it: the text with its markup parsed away, and the buttons.
             "text": plain(message.text) if message else "",

@@ -70,7 +70,10 @@ async def _status(turn: Turn) -> None:
         label = "button_see_tally" if submitted else "button_grade"
         buttons.append([(turn.label(label), f"cmg:{selection.id}")])
     if actor.has(Role.ORGANISER):
-        if stage == Stage.GRADING:
+        tally_refused = await commendation.tally_refusal(
+            turn.session, actor=actor, selection=selection
+        )
+        if stage == Stage.GRADING and tally_refused is None:
             buttons.append([(turn.label("button_see_tally"), f"cmt:{selection.id}")])
             buttons.append([(turn.label("button_confirm_list"), f"cmf:{selection.id}")])
         if stage == Stage.CONFIRMED:
@@ -175,7 +178,10 @@ async def take_material(turn: Turn, state: ChatState) -> None:
         try:
             file = await turn.context.bot.get_file(document.file_id)
             content = bytes(await file.download_as_bytearray())
-            text = deed_documents.text_of(document.file_name or "", content)
+            text = await deed_documents.read_upload(document.file_name or "", content)
+        except deed_documents.DocumentTooLarge:
+            turn.reply("commendation_material_too_large", filename=document.file_name or "")
+            return
         except (deed_documents.UnreadableDocument, TelegramError):
             turn.reply("commendation_material_unreadable", filename=document.file_name or "")
             return
@@ -343,18 +349,23 @@ async def regrade_one(turn: Turn) -> None:
     await _show_nominee(turn, selection, nomination, names[nomination.id], total, total)
 
 
-async def _act(turn: Turn, action, missing: Refusal) -> Selection | None:
+async def _act(turn: Turn, action, missing: Refusal, **options) -> Selection | None:
     """Run a service `action` on the selection the button names; its refusal is said."""
     selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
     refusal = (
-        await action(turn.session, actor=turn.actor, selection=selection, now=turn.now)
+        await action(turn.session, actor=turn.actor, selection=selection, now=turn.now, **options)
         if selection
         else missing
     )
-    if refusal:
+    if refusal is Refusal.GRADERS_MISSING:
+        turn.reply(
+            "commendation_graders_missing",
+            names=await commendation.missing_graders(turn.session, selection=selection),
+            buttons=[[(turn.label("button_confirm_anyway"), f"cmf:{selection.id}:anyway")]],
+        )
+    elif refusal:
         turn.reply("commendation_refused", refusal=refusal, count=0)
-        return None
-    return selection
+    return None if refusal else selection
 
 
 @gated(Permission.USE)
@@ -375,18 +386,25 @@ async def _tally(turn: Turn, selection: Selection) -> None:
 
 @gated(Permission.ORGANISE)
 async def see_tally(turn: Turn) -> None:
-    """The organiser follows the grading (only the proposals graders have submitted)."""
+    """The organiser follows the grading (only the proposals graders have submitted; an
+    organiser who grades too, once they have submitted their own)."""
     selection = await _selection(turn, int(turn.callback_data.split(":")[1]))
     if selection is None:
         turn.notice("button_stale")
+        return
+    refusal = await commendation.tally_refusal(turn.session, actor=turn.actor, selection=selection)
+    if refusal:
+        turn.reply("commendation_refused", refusal=refusal, count=0)
         return
     await _tally(turn, selection)
 
 
 @gated(Permission.ORGANISE)
 async def confirm(turn: Turn) -> None:
-    """The final list, from the tally within the quotas, is confirmed."""
-    selection = await _act(turn, commendation.confirm, Refusal.NOT_GRADING)
+    """The final list, from the tally within the quotas, is confirmed; graders who have not
+    submitted are named first, and the organiser may go ahead without them."""
+    anyway = turn.callback_data.endswith(":anyway")
+    selection = await _act(turn, commendation.confirm, Refusal.NOT_GRADING, despite_missing=anyway)
     if selection is None:
         return
     winners = await commendation.winners(turn.session, selection=selection)
@@ -458,7 +476,7 @@ async def _send_compilation(turn: Turn, selection: Selection, winners) -> None:
     )
 
 
-@gated(Permission.ORGANISE)
+@gated(Permission.ORGANISE, in_groups=True)
 async def bind(turn: Turn) -> None:
     """/bind in a group chat: it receives the organisation's announcements (评选表彰 results)."""
     chat = turn.update.effective_chat
@@ -482,7 +500,7 @@ def handlers() -> list[BaseHandler]:
         CallbackQueryHandler(regrade_one, pattern=r"^cmx:\d{1,9}$"),
         CallbackQueryHandler(submit, pattern=r"^cms:\d{1,9}$"),
         CallbackQueryHandler(see_tally, pattern=r"^cmt:\d{1,9}$"),
-        CallbackQueryHandler(confirm, pattern=r"^cmf:\d{1,9}$"),
+        CallbackQueryHandler(confirm, pattern=r"^cmf:\d{1,9}(:anyway)?$"),
         CallbackQueryHandler(publish, pattern=r"^cmp:\d{1,9}$"),
         CallbackQueryHandler(compile_document, pattern=r"^cmd:\d{1,9}$"),
     ]

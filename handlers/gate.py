@@ -4,6 +4,10 @@ A handler is written as `async def callback(turn: Turn)` and wrapped with `@gate
 The gate opens the update's database session, identifies the sender, refuses politely
 when the permission is missing, and sends the handler's replies only after the session
 has committed, so a failed update never leaves a half-told story in the chat.
+
+Everything but a few group commands (`in_groups`) belongs to the member's private chat: a
+button pressed on a bot message in a group (a forger can press any) gets only a toast, so
+no ballot, result or organiser's view is ever written into the group.
 """
 
 import functools
@@ -162,8 +166,17 @@ class Turn:
 Callback = Callable[[Turn], Awaitable[Any]]
 
 
-def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitable[Any]]]:
-    """Wrap a handler in the access check, the update's session and its replies."""
+def in_private_chat(update: Update) -> bool:
+    """The update comes from the sender's own chat with the bot."""
+    chat, user = update.effective_chat, update.effective_user
+    return chat is not None and chat.type == chat.PRIVATE and chat.id == user.id
+
+
+def gated(
+    permission: Permission, *, in_groups: bool = False
+) -> Callable[[Callback], Callable[..., Awaitable[Any]]]:
+    """Wrap a handler in the access check, the update's session and its replies; unless
+    `in_groups`, it answers only in the member's private chat."""
 
     def decorate(callback: Callback) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(callback)
@@ -172,10 +185,11 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
             if user is None or user.is_bot:
                 return None
             runtime = runtime_of(context)
+            if not in_groups and not in_private_chat(update):
+                await _refuse_outside_private_chat(update, runtime)
+                return ConversationHandler.END
             async with runtime.db.session() as session:
-                actor = await runtime.identities.identify(
-                    session, telegram_user_id=user.id, now=runtime.clock.now()
-                )
+                actor = await runtime.identities.identify(session, telegram_user_id=user.id)
                 locale = runtime.messages.locale_for(
                     actor.locale if actor else None, user.language_code
                 )
@@ -203,3 +217,11 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
         return handle
 
     return decorate
+
+
+async def _refuse_outside_private_chat(update: Update, runtime: Runtime) -> None:
+    """A toast on the pressed button (only its presser sees it); nothing in the group."""
+    query = update.callback_query
+    if query is not None:
+        locale = runtime.messages.locale_for(update.effective_user.language_code)
+        await query.answer(runtime.messages.plain(locale, "private_only"))

@@ -10,10 +10,9 @@ from handlers.gate import Turn, gated
 
 @gated(Permission.USE)
 async def private_chat_changed(turn: Turn) -> None:
-    """Kicked means blocked: stop sending; a member again means they are back."""
+    """Kicked means blocked: stop sending; a member again means they are back (the gate
+    leaves out the bot's membership of group chats)."""
     change = turn.update.my_chat_member
-    if change.chat.type != "private":
-        return
     blocked = change.new_chat_member.status == ChatMember.BANNED
     await preferences.set_reachable(
         turn.session, actor=turn.actor, reachable=not blocked, now=turn.now

@@ -9,8 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Invite
 
 
-async def get_invite_by_token(session: AsyncSession, *, token: str) -> Invite | None:
-    result = await session.exec(select(Invite).where(Invite.token == token))
+async def get_invite_by_digest(session: AsyncSession, *, digest: str) -> Invite | None:
+    result = await session.exec(select(Invite).where(Invite.digest == digest))
     return result.first()
 
 

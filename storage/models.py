@@ -118,12 +118,21 @@ class Outsider(SQLModel, table=True):
     updated_at: datetime
 
 
+class RosterVersion(SQLModel, table=True):
+    """One row: a number that every write to a member row raises (a database trigger, see
+    migration 0010), whichever process made it; the identity cache compares it on each update."""
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
 class Invite(SQLModel, table=True):
     """A personal, single-use deep-link token that binds a Telegram account to a member."""
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
-    token: str = Field(max_length=64, unique=True)
+    # Only the token's SHA-256: whoever reads the database cannot bind an account with it.
+    digest: str = Field(max_length=64, unique=True)
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None

@@ -6,7 +6,15 @@ from datetime import datetime
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Branch, BranchLiaison, ChatState, Member, Organisation, Outsider
+from storage.models import (
+    Branch,
+    BranchLiaison,
+    ChatState,
+    Member,
+    Organisation,
+    Outsider,
+    RosterVersion,
+)
 
 
 async def get_organisation(session: AsyncSession) -> Organisation | None:
@@ -77,6 +85,11 @@ async def member_and_conversation(
     )
     row = result.first()
     return (row[0], row[1] is not None) if row else (None, False)
+
+
+async def roster_version(session: AsyncSession) -> int:
+    """The number every write to a member row raises, from any process (a trigger does it)."""
+    return (await session.exec(select(RosterVersion.version))).one()
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:

@@ -321,6 +321,7 @@ def test_a_small_selection_from_nomination_to_the_compiled_document(tmp_path):
             ":as 周敏",
             "/commendation",
             ":tap 确定名单",
+            ":tap 仍然确定名单",  # the other graders have not submitted: named, then confirmed
             ":tap 公布",
             ":clock +1h",
             ":quit",

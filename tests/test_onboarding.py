@@ -117,12 +117,12 @@ async def test_a_renewed_link_moves_a_member_to_a_new_phone(chat, api, runtime, 
     assert (await member_named(runtime, "郑强")).telegram_user_id == 77
 
 
-async def test_invites_are_reused_until_reissued(runtime, unbound):
+async def test_invites_are_kept_until_reissued_but_never_shown_again(runtime, unbound):
     async with runtime.db.session() as session:
         again = await onboarding.issue_invites(
             session, now=runtime.clock.now(), valid_for=timedelta(days=14)
         )
-        assert {i.member.name: i.token for i in again} == unbound
+        assert {i.member.name: i.token for i in again} == dict.fromkeys(unbound)
         await onboarding.issue_invites(
             session, now=runtime.clock.now(), valid_for=timedelta(days=14), reissue=True
         )
@@ -134,7 +134,9 @@ async def test_secretary_lists_links_of_own_branch_only(chat, api, unbound):
     await chat.send(Person(43, "Zhang"), f"/start {unbound['张明']}")
     await chat.send(Person(43, "Zhang"), "/invites")
     listing = api.last(43).text
-    assert "郑强" in listing and "https://t.me/cxzy_demo_bot?start=m" in listing
+    # The links were handed out already (the fixture): listed, not shown again.
+    assert "郑强（市场管理党支部）" in listing and "/invites 郑强" in listing
+    assert "start=m" not in listing
     assert "黄勇" not in listing  # 执法大队党支部, not his branch
     assert "张明（" not in listing  # he is bound now
 
@@ -151,12 +153,18 @@ async def test_invites_command_line_writes_csv_and_qr_codes(
     monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "branch_bot")
     monkeypatch.chdir(tmp_path)
     args = ["invites", "--branch", "市场管理党支部", "--csv", "links.csv", "--qr", "qr"]
+    # The links given out already cannot be printed again: they are listed, not written.
     assert await asyncio.to_thread(main, args) == 0
+    assert "无法再次显示" in capsys.readouterr().out
+    with (tmp_path / "links.csv").open(encoding="utf-8-sig") as file:
+        assert list(csv.reader(file)) == [["支部", "姓名", "链接", "有效期至"]]
+    # Reissued, they are new links, written to the file and the QR codes.
+    assert await asyncio.to_thread(main, [*args, "--reissue"]) == 0
     with (tmp_path / "links.csv").open(encoding="utf-8-sig") as file:
         rows = list(csv.reader(file))
-    assert rows[0] == ["支部", "姓名", "链接", "有效期至"]
     assert {row[1] for row in rows[1:]} == {"张明", "郑强", "王秀英", "冯磊", "何静", "许涛"}
-    assert all(row[2] == f"https://t.me/branch_bot?start={unbound[row[1]]}" for row in rows[1:])
+    prefix = "https://t.me/branch_bot?start=m"
+    assert all(row[2].startswith(prefix) and unbound[row[1]] not in row[2] for row in rows[1:])
     pngs = sorted((tmp_path / "qr").glob("*.png"))
     assert len(pngs) == 6 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "https://t.me/branch_bot?start=" in capsys.readouterr().out

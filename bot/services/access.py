@@ -1,7 +1,6 @@
 """Who is asking and what they may do: the one access check every channel goes through."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -73,30 +72,35 @@ def format_roles(roles: frozenset[Role] | set[Role]) -> str:
 
 
 class Identities:
-    """Who each Telegram account is, remembered briefly: the gate asks on every update.
+    """Who each Telegram account is, remembered until the roster changes: the gate asks on
+    every update.
 
-    Any member row or conversation state written through this process clears the memory
-    when its transaction commits (see `storage.db`); changes from another process (the
-    roster command line) are seen once an entry is older than `ttl`.
+    Every write to a member row raises the roster version in the same transaction (a
+    database trigger), whichever process made it: the roster command line too. Each update
+    reads it (one tiny query) and forgets everything when it moved, so a removal or a new
+    role holds from the next update on. Conversation states written through this process
+    clear their entries when the transaction commits (see `storage.db`).
     """
 
-    def __init__(self, ttl: timedelta = timedelta(seconds=60)) -> None:
-        self._ttl = ttl
-        self._known: dict[int, tuple[Actor | None, datetime]] = {}
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._known: dict[int, Actor | None] = {}
         self._accounts: dict[int, int] = {}  # member id → Telegram id
 
-    async def identify(
-        self, session: AsyncSession, *, telegram_user_id: int, now: datetime
-    ) -> Actor | None:
+    async def identify(self, session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
         """The active member bound to this Telegram account, or None for a stranger."""
-        known = self._known.get(telegram_user_id)
-        if known is not None and now - known[1] < self._ttl:
-            return known[0]
+        version = await people.roster_version(session)
+        if version != self._version:
+            self._known.clear()
+            self._accounts.clear()
+            self._version = version
+        if telegram_user_id in self._known:
+            return self._known[telegram_user_id]
         member, in_conversation = await people.member_and_conversation(
             session, telegram_user_id=telegram_user_id
         )
         actor = Actor.of(member, in_conversation=in_conversation) if member is not None else None
-        self._known[telegram_user_id] = (actor, now)
+        self._known[telegram_user_id] = actor
         if actor is not None:
             self._accounts[actor.member_id] = telegram_user_id
         return actor

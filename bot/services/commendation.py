@@ -213,6 +213,10 @@ class Refusal(StrEnum):
     NOT_ORGANISER = "not_organiser"
     NO_PROPOSALS = "no_proposals"
     NOT_CONFIRMED = "not_confirmed"
+    ALREADY_PUBLISHED = "already_published"
+    # A grader sees no one's proposals before submitting their own, organiser or not.
+    NOT_SUBMITTED = "not_submitted"
+    GRADERS_MISSING = "graders_missing"  # confirming now would leave these graders out
 
 
 @dataclass
@@ -289,7 +293,7 @@ async def nominate(
     )
     if refusal:
         return Outcome(refusal=refusal)
-    material = material.strip()
+    material = deed_documents.xml_safe(material).strip()
     count = count_characters(material)
     if not count:
         return Outcome(refusal=Refusal.EMPTY)
@@ -547,6 +551,37 @@ async def submit(
     return None
 
 
+async def tally_refusal(
+    session: AsyncSession, *, actor: Actor, selection: Selection
+) -> Refusal | None:
+    """Why this person may not see the graders' proposals side by side (None: they may)."""
+    if is_grader(actor, selection):
+        if not await has_submitted(session, selection=selection, grader_id=actor.member_id):
+            return Refusal.NOT_SUBMITTED
+        return None
+    return None if actor.has(Role.ORGANISER) else Refusal.NOT_A_GRADER
+
+
+async def missing_graders(session: AsyncSession, *, selection: Selection) -> list[str]:
+    """The names of the graders who have not submitted, in the order they were named."""
+    graders = Rules.of(selection).graders
+    submitted = set(
+        (
+            await session.exec(
+                select(GraderSubmission.grader_id).where(
+                    GraderSubmission.selection_id == selection.id
+                )
+            )
+        ).all()
+    )
+    names = dict(
+        (
+            await session.exec(select(Member.id, Member.name).where(col(Member.id).in_(graders)))
+        ).all()
+    )
+    return [names.get(g, "") for g in graders if g not in submitted]
+
+
 @dataclass
 class Tallied:
     nomination: Nomination
@@ -606,16 +641,27 @@ def final_list(tallied: list[Tallied], rules: Rules) -> dict[int, str]:
 
 
 async def confirm(
-    session: AsyncSession, *, actor: Actor, selection: Selection, now: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    selection: Selection,
+    now: datetime,
+    despite_missing: bool = False,
 ) -> Refusal | None:
-    """The organiser confirms the final list the tally gives, within the quotas."""
+    """The organiser confirms the final list the tally gives, within the quotas; with graders
+    who have not submitted, only when told to go ahead without them."""
     if not actor.has(Role.ORGANISER):
         return Refusal.NOT_ORGANISER
     if stage_of(selection, now) != Stage.GRADING:
         return Refusal.NOT_GRADING
+    refusal = await tally_refusal(session, actor=actor, selection=selection)
+    if refusal:
+        return refusal
     tallied = await tally(session, selection=selection)
     if not any(t.proposals for t in tallied):
         return Refusal.NO_PROPOSALS
+    if not despite_missing and await missing_graders(session, selection=selection):
+        return Refusal.GRADERS_MISSING
     prizes = final_list(tallied, Rules.of(selection))
     for t in tallied:
         t.nomination.prize = prizes.get(t.nomination.id)
@@ -641,6 +687,8 @@ async def publish(
     """Announce the confirmed list to every member, through the outbox, once."""
     if not actor.has(Role.ORGANISER):
         return Refusal.NOT_ORGANISER
+    if selection.stage == SelectionStage.PUBLISHED:
+        return Refusal.ALREADY_PUBLISHED
     if selection.stage != SelectionStage.CONFIRMED:
         return Refusal.NOT_CONFIRMED
     selection.stage, selection.published_at = SelectionStage.PUBLISHED, now

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import evaluation
 from bot.services.evaluation import Rater, RoundState
+from bot.services.tokens import digest
 from storage import evaluation as queries
 from storage.models import EvaluationCode, EvaluationRound, RaterGroup
 
@@ -27,10 +28,6 @@ MAX_CODES = 500  # per request: a sheet for one market or unit
 
 def looks_like_code(payload: str) -> bool:
     return payload.startswith(CODE_PREFIX)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def link(username: str, token: str) -> str:
@@ -53,7 +50,7 @@ async def issue_codes(
         rows=[
             {
                 "round_id": evaluation_round.id,
-                "digest": _digest(token),
+                "digest": digest(token),
                 "rater_group": RaterGroup(rater_group).value,
                 "branch_id": branch_id,
             }
@@ -88,7 +85,7 @@ async def redeem(
 ) -> Redeemed:
     """Whose ballot a code opens for this account: an anonymous rater of its group, if the
     code is still good and the account has used no other code in the round."""
-    code = await queries.code_by_digest(session, digest=_digest(token))
+    code = await queries.code_by_digest(session, digest=digest(token))
     if code is None:
         return Redeemed(Redemption.INVALID)
     evaluation_round = await session.get(EvaluationRound, code.round_id)

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import evaluation, evaluation_results
+from bot.services.cells import inert
 from bot.services.evaluation import RoundState
 from bot.services.summaries import current_quarter
 from storage import calendar as calendar_queries
@@ -62,11 +63,7 @@ async def quarter_step(session: AsyncSession, *, organisation_id: int, quarter: 
 
 
 def _text(value) -> str | int | float | None:
-    if isinstance(value, str):
-        # Formulas are never taken from what people typed.
-        value = value[:CELL_LIMIT]
-        return "'" + value if value.startswith(("=", "+", "-", "@")) else value
-    return value
+    return inert(value[:CELL_LIMIT] if isinstance(value, str) else value)
 
 
 class _Sheets:

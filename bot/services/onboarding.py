@@ -1,4 +1,8 @@
-"""Personal invites: issuing, reissuing and redeeming the tokens that bind an account."""
+"""Personal invites: issuing, reissuing and redeeming the tokens that bind an account.
+
+A token is shown once, when it is issued; the database keeps only its digest. A link lost
+after that is replaced (reissued), never looked up.
+"""
 
 import secrets
 from dataclasses import dataclass
@@ -7,6 +11,7 @@ from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services.tokens import digest
 from storage import invites, people
 from storage.models import Invite, Member
 
@@ -31,11 +36,11 @@ class RedeemResult:
 class IssuedInvite:
     member: Member
     branch_name: str
-    token: str
+    token: str | None  # None: a live link handed out earlier, which cannot be shown again
     expires_at: datetime
 
-    def link(self, bot_username: str) -> str:
-        return f"https://t.me/{bot_username}?start={self.token}"
+    def link(self, bot_username: str) -> str | None:
+        return f"https://t.me/{bot_username}?start={self.token}" if self.token else None
 
 
 class AmbiguousMember(Exception):
@@ -62,8 +67,9 @@ async def issue_invites(
     """A live invite for every active member not yet bound (optionally of one branch).
 
     Members who already hold a live invite keep it unless `reissue`, in which case it is
-    revoked and a new token replaces it. Naming one member (`member_name`) reissues theirs
-    even when they are bound: that is how someone moves to a new phone.
+    revoked and a new token replaces it; a kept invite comes back without its token, which
+    was shown when it was issued and is not stored. Naming one member (`member_name`)
+    reissues theirs even when they are bound: that is how someone moves to a new phone.
     """
     organisation = await people.get_organisation(session)
     if organisation is None:
@@ -89,17 +95,18 @@ async def issue_invites(
         live = await invites.live_invites(session, member_ids=member_ids, now=now)
     issued = []
     for member in members:
-        invite = live.get(member.id)
+        invite, token = live.get(member.id), None
         if invite is None:
+            token = new_token()
             invite = Invite(
                 member_id=member.id,
-                token=new_token(),
+                digest=digest(token),
                 created_at=now,
                 expires_at=now + valid_for,
             )
             session.add(invite)
         issued.append(
-            IssuedInvite(member, branches[member.branch_id].name, invite.token, invite.expires_at)
+            IssuedInvite(member, branches[member.branch_id].name, token, invite.expires_at)
         )
     await session.flush()
     return issued
@@ -109,7 +116,7 @@ async def redeem(
     session: AsyncSession, *, token: str, telegram_user_id: int, now: datetime
 ) -> RedeemResult:
     """Bind `telegram_user_id` to the member the token was issued to, if the token is live."""
-    invite = await invites.get_invite_by_token(session, token=token)
+    invite = await invites.get_invite_by_digest(session, digest=digest(token))
     if invite is None or invite.revoked_at is not None or invite.expires_at <= now:
         return RedeemResult(Redemption.INVALID)
     member = await people.get_member(session, member_id=invite.member_id)
