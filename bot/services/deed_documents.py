@@ -9,6 +9,8 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
+from bot.services.text import normalise
+
 UPLOAD_LIMIT = 2 * 1024 * 1024  # bytes: a 1,500-字 document is far smaller
 FONT = "宋体"
 
@@ -18,7 +20,12 @@ class UnreadableDocument(Exception):
 
 
 def text_of(filename: str, content: bytes) -> str:
-    """The text of an uploaded .docx (its paragraphs) or .txt (UTF-8, else GB18030)."""
+    """The text of an uploaded .docx (its paragraphs) or .txt (UTF-8, else GB18030),
+    normalised as typed text is."""
+    return normalise(_raw_text_of(filename, content))
+
+
+def _raw_text_of(filename: str, content: bytes) -> str:
     name = filename.lower()
     if name.endswith(".docx"):
         try:
