@@ -275,7 +275,6 @@ def _export_measure(members: int):
                     session,
                     scope=export.ExportScope(organisation_id, branch_id, None),
                     headings=runtime.messages.export_headings("zh_CN"),
-                    zone=runtime.settings.zone,
                     now=runtime.clock.now(),
                 )
             seconds = time.perf_counter() - started

@@ -335,7 +335,6 @@ async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
                 session,
                 scope=export.ExportScope(organisation.id, branch_id, args.quarter),
                 headings=runtime.messages.export_headings(locale),
-                zone=runtime.settings.zone,
                 now=runtime.clock.now(),
             )
         except export.UnknownQuarter:

@@ -73,10 +73,10 @@ class LocalChat:
         payload["update_id"] = next(self._update_ids)
         await self.application.process_update(Update.de_json(payload, self.application.bot))
 
-    async def send(self, person: Person, text: str) -> None:
+    def _text_message(self, person: Person, message_id: int, text: str) -> dict[str, Any]:
         """A private text message; a leading /word is a bot command, as Telegram marks it."""
         message: dict[str, Any] = {
-            "message_id": self.api.next_message_id(person.user_id),
+            "message_id": message_id,
             "date": self._stamp(),
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
             "from": person.user,
@@ -85,7 +85,18 @@ class LocalChat:
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        await self.feed({"message": message})
+        return message
+
+    async def send(self, person: Person, text: str) -> int:
+        """A private text message; returns its id (to edit it later)."""
+        message_id = self.api.next_message_id(person.user_id)
+        await self.feed({"message": self._text_message(person, message_id, text)})
+        return message_id
+
+    async def edit(self, person: Person, message_id: int, text: str) -> None:
+        """The person edits a message they sent earlier to read `text`."""
+        edited = {**self._text_message(person, message_id, text), "edit_date": self._stamp()}
+        await self.feed({"edited_message": edited})
 
     async def send_payload(self, person: Person, **content: Any) -> None:
         """A private message of another kind (a photo, a sticker…): `content` is its fields."""

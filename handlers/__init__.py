@@ -24,6 +24,8 @@ from handlers import (
 
 def register(application: Application) -> None:
     """Every handler, in the order they are tried; catch-alls come last."""
+    # An edited message is answered, and stops, before anything else can act on it.
+    application.add_handlers(help.edit_handlers(), group=-2)
     # A ballot waiting for its comment takes the next message before anything else does.
     application.add_handlers(rating.first_handlers(), group=-1)
     for feature in (

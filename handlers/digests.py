@@ -8,7 +8,7 @@ from telegram import InputFile
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import charts
-from bot.services import digests, evaluation_results, export
+from bot.services import calendar, digests, evaluation_results, export
 from bot.services.access import Permission
 from bot.services.evaluation import RoundState
 from handlers.gate import Turn, gated
@@ -117,14 +117,16 @@ async def send_export(turn: Turn) -> None:
             turn.session,
             scope=scope,
             headings=turn.runtime.messages.export_headings(turn.locale),
-            zone=turn.runtime.settings.zone,
             now=turn.now,
         )
     except export.UnknownQuarter:
         turn.reply("export_unknown_quarter", quarter=quarter)
         return
     turn.notice("export_coming")
-    filename = turn.label("export_filename", quarter=quarter or "", when=turn.now)
+    today = await calendar.organisation_today(
+        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+    )
+    filename = turn.label("export_filename", quarter=quarter or "", when=today)
     chat_id, bot = turn.update.effective_chat.id, turn.context.bot
     turn.afterwards(
         lambda: bot.send_document(chat_id, InputFile(io.BytesIO(data), filename=filename))

@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes, ConversationHandler
 from bot.runtime import Runtime
 from bot.services import access, preferences
 from bot.services.access import Actor, Permission
+from bot.services.text import normalise
 
 CALLBACK_DATA_LIMIT = 64
 logger = logging.getLogger(__name__)
@@ -78,10 +79,11 @@ class Turn:
     def now(self):
         return self.runtime.clock.now()
 
+    # What a person wrote is normalised here, once for every feature (bot.services.text).
     @property
     def text(self) -> str:
         message = self.update.effective_message
-        return (message.text or "") if message else ""
+        return normalise(message.text or "") if message else ""
 
     @property
     def evidence(self) -> tuple[str, str] | None:
@@ -98,11 +100,11 @@ class Turn:
     @property
     def caption(self) -> str:
         message = self.update.effective_message
-        return (message.caption or "") if message else ""
+        return normalise(message.caption or "") if message else ""
 
     @property
     def args(self) -> list[str]:
-        return list(self.context.args or [])
+        return [word for word in map(normalise, self.context.args or []) if word]
 
     @property
     def callback_data(self) -> str:

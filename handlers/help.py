@@ -1,6 +1,16 @@
 """/help, /cancel outside any conversation, and the polite answers to everything else."""
 
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.services import access
 from bot.services.access import Permission
@@ -34,9 +44,25 @@ async def not_understood(turn: Turn) -> None:
 
 
 @gated(Permission.START)
-async def edit_not_taken(turn: Turn) -> None:
-    """An edited message: what was sent stands; a change has to be sent anew."""
+async def _say_edit_not_taken(turn: Turn) -> None:
     turn.reply("edit_not_taken")
+
+
+async def edit_not_taken(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited message: what was sent stands, and whatever it now says is not acted on
+    (editing `/pledge A | B` into `/pledge A2 | B` must not make a second pledge). Said in a
+    private chat, and in a group only to an edited command (other group talk is not ours)."""
+    message = update.effective_message
+    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+    if private or (message is not None and (message.text or "").startswith("/")):
+        await _say_edit_not_taken(update, context)
+    raise ApplicationHandlerStop
+
+
+def edit_handlers() -> list[BaseHandler]:
+    """Registered in a group before every other (see handlers.register): no command handler,
+    flow or catch-all ever sees an edit."""
+    return [MessageHandler(filters.UpdateType.EDITED, edit_not_taken)]
 
 
 @gated(Permission.USE)
@@ -50,7 +76,6 @@ def handlers() -> list[BaseHandler]:
     return [
         CommandHandler("help", show_help, filters=private),
         CommandHandler("cancel", cancel, filters=private),
-        MessageHandler(private & filters.UpdateType.EDITED, edit_not_taken),
         MessageHandler(private & ~filters.StatusUpdate.ALL, not_understood),
         CallbackQueryHandler(stale_button),
     ]

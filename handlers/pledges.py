@@ -2,27 +2,30 @@
 
 import json
 import re
+from datetime import date
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.services import access, calendar, pledges
 from bot.services.access import Permission
-from bot.services.pledges import PledgeRefusal, PledgeText
+from bot.services.pledges import DueRefusal, PledgeRefusal, PledgeText, TooLong
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations
 from storage.models import ChatState, PledgeStatus
 
-_LIMITS = {"goal": pledges.GOAL_LIMIT, "measures": pledges.MEASURES_LIMIT}
 _STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
 
 
-def _too_long(turn: Turn, text: str, limit: int) -> bool:
+def _refuse_too_long(turn: Turn, refused: TooLong) -> None:
     """Refuse an over-long text with its count, showing it back so it can be shortened."""
-    if len(text) <= limit:
-        return False
-    turn.reply("text_too_long", length=len(text), allowed=limit, text=text)
-    return True
+    turn.reply(
+        "text_too_long",
+        length=refused.length,
+        allowed=refused.limit,
+        text=refused.text,
+        pledge_part=refused.part,
+    )
 
 
 @gated(Permission.USE)
@@ -31,60 +34,102 @@ async def start_pledge(turn: Turn) -> None:
     for_branch = bool(turn.args) and turn.args[0] in ("branch", "支部")
     rest = " ".join(turn.args[1:] if for_branch else turn.args)
     if rest:
-        text = pledges.parse_one_message(rest)
-        if text is None:
-            turn.reply("pledge_format")
-            return
-        await _save(turn, text, for_branch=for_branch, pledge_id=None)
+        await _one_message(turn, rest, for_branch=for_branch)
         return
     if for_branch and not access.speaks_for_branch(turn.actor):
         turn.reply("pledge_refused", reason=PledgeRefusal.NOT_SECRETARY)
+        return
+    await _carry_on(turn, subject_id=None, data={"branch": for_branch})
+
+
+async def _one_message(turn: Turn, rest: str, *, for_branch: bool) -> None:
+    """`/pledge 目标 | 措施 | 日期`. A part that cannot be taken (too long, a date out of
+    range) is refused with the reason and asked for again, the other parts kept: nothing
+    is cut and nothing has to be typed twice."""
+    parts = pledges.parse_one_message(rest)
+    if parts is None:
+        turn.reply("pledge_format")
+        return
+    data: dict = {"branch": for_branch}
+    for part in ("goal", "measures"):
+        if refused := pledges.too_long(part, getattr(parts, part)):
+            _refuse_too_long(turn, refused)
+        else:
+            data[part] = getattr(parts, part)
+    if parts.due is None:
+        data["due"] = None
+    elif "goal" in data and "measures" in data:  # one refusal at a time: texts first
+        due_on = await _read_due(turn, parts.due)
+        if due_on is not None:
+            data["due"] = due_on.isoformat()
+    await _carry_on(turn, subject_id=None, data=data, ask=False)
+
+
+_STAGES = ("goal", "measures", "due")
+
+
+async def _carry_on(turn: Turn, *, subject_id: int | None, data: dict, ask: bool = True) -> None:
+    """Ask for the first part not yet given (unless a refusal already asked), or save."""
+    stage = next((s for s in _STAGES if s not in data), None)
+    if stage is None:
+        await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+        due_on = date.fromisoformat(data["due"]) if data["due"] else None
+        text = PledgeText(data["goal"], data["measures"], due_on)
+        await _save(turn, text, for_branch=data.get("branch", False), pledge_id=subject_id)
         return
     await conversations.set_state(
         turn.session,
         member_id=turn.actor.member_id,
         flow="pledge",
-        stage="goal",
+        stage=stage,
+        subject_id=subject_id,
         now=turn.now,
-        data={"branch": for_branch},
+        data=data,
     )
-    turn.reply("pledge_ask_goal", branch=for_branch)
+    if not ask:
+        return
+    if stage == "due":
+        turn.reply("pledge_ask_due", buttons=_due_buttons(turn))
+    elif stage == "measures":
+        turn.reply("pledge_ask_measures")
+    else:
+        turn.reply("pledge_ask_goal", branch=data.get("branch", False))
+
+
+def _due_buttons(turn: Turn):
+    return [[(turn.label("button_no_deadline"), "pledge:due:none")]]
+
+
+async def _read_due(turn: Turn, typed: str) -> date | None:
+    """The deadline, or None after saying why it cannot be taken (the question stays open)."""
+    due_on = await pledges.read_due(
+        turn.session, organisation_id=turn.actor.organisation_id, text=typed, now=turn.now
+    )
+    if isinstance(due_on, DueRefusal):
+        turn.reply("pledge_bad_date", due_refusal=due_on, typed=typed, buttons=_due_buttons(turn))
+        return None
+    return due_on
 
 
 @flow("pledge")
 async def pledge_step(turn: Turn, state: ChatState) -> None:
     """Goal, then measures, then an optional deadline."""
     data = json.loads(state.data)
-    text = turn.text.strip()
+    text = turn.text
     if not text:
         turn.reply("text_needed")
         return
-    if state.stage in _LIMITS:
-        if _too_long(turn, text, _LIMITS[state.stage]):
+    if state.stage == "due":
+        due_on = await _read_due(turn, text)
+        if due_on is None:
             return
+        data["due"] = due_on.isoformat()
+    elif refused := pledges.too_long(state.stage, text):
+        _refuse_too_long(turn, refused)
+        return
+    else:
         data[state.stage] = text
-        stage = "measures" if state.stage == "goal" else "due"
-        await conversations.set_state(
-            turn.session,
-            member_id=turn.actor.member_id,
-            flow="pledge",
-            stage=stage,
-            subject_id=state.subject_id,
-            now=turn.now,
-            data=data,
-        )
-        if stage == "measures":
-            turn.reply("pledge_ask_measures")
-        else:
-            turn.reply(
-                "pledge_ask_due", buttons=[[(turn.label("button_no_deadline"), "pledge:due:none")]]
-            )
-        return
-    due_on = pledges.parse_due(text)
-    if due_on is None:
-        turn.reply("pledge_bad_date")
-        return
-    await _finish(turn, state, data, due_on)
+    await _carry_on(turn, subject_id=state.subject_id, data=data)
 
 
 @gated(Permission.USE)
@@ -94,13 +139,8 @@ async def no_deadline(turn: Turn) -> None:
     if state is None or state.flow != "pledge" or state.stage != "due":
         turn.notice("button_stale")
         return
-    await _finish(turn, state, json.loads(state.data), None)
-
-
-async def _finish(turn: Turn, state: ChatState, data: dict, due_on) -> None:
-    text = PledgeText(data["goal"], data["measures"], due_on)
-    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-    await _save(turn, text, for_branch=data.get("branch", False), pledge_id=state.subject_id)
+    data = json.loads(state.data) | {"due": None}
+    await _carry_on(turn, subject_id=state.subject_id, data=data)
 
 
 async def _save(turn: Turn, text: PledgeText, *, for_branch: bool, pledge_id: int | None) -> None:
@@ -112,7 +152,9 @@ async def _save(turn: Turn, text: PledgeText, *, for_branch: bool, pledge_id: in
         result = await pledges.edit(
             turn.session, actor=turn.actor, pledge_id=pledge_id, text=text, now=turn.now
         )
-    if isinstance(result, PledgeRefusal):
+    if isinstance(result, TooLong):
+        _refuse_too_long(turn, result)
+    elif isinstance(result, PledgeRefusal):
         turn.reply("pledge_refused", reason=result)
     else:
         turn.reply("pledge_saved", pledge=result, edited=pledge_id is not None)
@@ -208,7 +250,10 @@ def _detail_buttons(turn: Turn, pledge_id: int, window_open: bool):
 
 
 async def _close(turn: Turn, result, template: str, **values) -> None:
-    """The flow is over either way: say what became of it."""
+    """The flow is over either way, unless the text was too long (then it is asked again)."""
+    if isinstance(result, TooLong):
+        _refuse_too_long(turn, result)
+        return
     await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
     if isinstance(result, PledgeRefusal):
         turn.reply("pledge_refused", reason=result)
@@ -219,12 +264,10 @@ async def _close(turn: Turn, result, template: str, **values) -> None:
 @flow("progress")
 async def progress_step(turn: Turn, state: ChatState) -> None:
     """A progress note, optionally a photo or document (its caption is the note)."""
-    note = (turn.text or turn.caption).strip()
+    note = turn.text or turn.caption
     evidence = turn.evidence
     if not note and evidence is None:
         turn.reply("progress_needed")
-        return
-    if _too_long(turn, note, pledges.PROGRESS_LIMIT):
         return
     result = await pledges.record_progress(
         turn.session,
@@ -240,11 +283,9 @@ async def progress_step(turn: Turn, state: ChatState) -> None:
 @flow("not_kept")
 async def not_kept_step(turn: Turn, state: ChatState) -> None:
     """Why a pledge was not kept: said without blame, recorded as it is."""
-    reason = turn.text.strip()
+    reason = turn.text
     if not reason:
         turn.reply("text_needed")
-        return
-    if _too_long(turn, reason, pledges.NOTE_LIMIT):
         return
     result = await pledges.set_status(
         turn.session,

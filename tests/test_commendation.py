@@ -286,3 +286,37 @@ async def test_the_command_line_opens_a_selection_and_compiles_it(
     async with runtime.db.session() as session:
         bound = (await session.exec(select(BoundChat))).all()
     assert bound == []
+
+
+async def test_a_message_edited_into_bind_binds_nothing(runtime, chat, api, people, clock):
+    group = {"id": -100_200_301, "type": "group", "title": "市直机关党员群"}
+    message = {
+        "message_id": 7,
+        "date": int(clock.now().timestamp()),
+        "chat": group,
+        "from": people["周敏"].user,
+        "text": "大家好",
+    }
+    await chat.feed({"message": message})
+    edited = {
+        **message,
+        "text": "/bind",
+        "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+        "edit_date": int(clock.now().timestamp()),
+    }
+    await chat.feed({"edited_message": edited})
+    assert "修改已发出的消息不会被采用" in api.last(group["id"]).text
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(BoundChat))).all() == []
+
+
+async def test_an_uploaded_material_is_normalised_as_typed_text(
+    runtime, chat, api, people, selection
+):
+    who = await ids(runtime)
+    deeds = "郑强同志\x00爱岗敬业，\x1b服务群众。\r\n窗口业务零投诉。"
+    await nominate(chat, people["张明"], "推荐：优秀共产党员", "郑强", ("事迹.txt", deeds.encode()))
+    assert "已推荐郑强" in api.last(people["张明"].user_id).text
+    assert [(n.nominee, n.material) for n in await nominations(runtime)] == [
+        (f"member:{who['郑强']}", "郑强同志爱岗敬业，服务群众。\n窗口业务零投诉。")
+    ]

@@ -4,12 +4,12 @@ import asyncio
 import io
 import re
 import struct
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from matplotlib.ft2font import FT2Font
 from openpyxl import load_workbook
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from bot import ballot_counting, charts, delivery
 from bot.__main__ import main
@@ -445,3 +445,28 @@ async def test_the_command_line_exports_a_quarter_for_one_branch(
     assert "没有“第九季度”" in capsys.readouterr().out
     assert await asyncio.to_thread(main, [*arguments[:4], "无此支部", *arguments[5:]]) == 1
     assert "没有名为“无此支部”的支部" in capsys.readouterr().out
+
+
+async def test_the_workbook_is_named_by_the_organisations_date(quarter, chat, api, clock):
+    zhang = quarter["张明"]
+    clock.set(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 07:30 on 12-01 in Beijing
+    await chat.send(zhang, "/export")
+    (document,) = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"]
+    assert document.params["document"]["filename"] == "创先争优-20261201.xlsx"
+
+
+async def test_members_who_never_joined_are_not_counted_unreachable(quarter, chat, api, runtime):
+    async with runtime.db.session() as session:
+        members = {m.name: m for m in (await session.exec(select(Member))).all()}
+        members["黄勇"].unreachable_since = runtime.clock.now()  # blocked the bot
+        members["林娜"].telegram_user_id = None  # never bound an account
+        members["谢婷"].telegram_user_id = None
+    wang = quarter["王志刚"]
+    await chat.send(wang, "/digest")
+    line = digest_line(api.last(wang.user_id).text, "1. 执法大队党支部")
+    assert line.endswith("；联系不上 1 人；尚未加入 2 人"), line
+    async with runtime.db.session() as session:
+        unbound = (
+            await session.exec(select(Member.name).where(col(Member.telegram_user_id).is_(None)))
+        ).all()
+    assert sorted(unbound) == ["林娜", "谢婷"]

@@ -21,7 +21,7 @@ from bot.services.evaluation import (
     TargetView,
 )
 from bot.services.evaluation_results import ItemResult, RoundResults, TargetResult, Total
-from bot.services.pledges import PledgeView
+from bot.services.pledges import DueProblem, DueRefusal, PledgeView
 from bot.services.rectification import Reported
 from bot.services.reviews import Material, Reviewee, Subject
 from bot.services.summaries import BranchRow, Quarter, Readable, Window
@@ -371,7 +371,9 @@ SPECIAL_VALUES = {
     "unchanged": False,
     "kind": "leading_cadre",
     "item_name": HOSTILE,
-    "when": datetime(2026, 1, 1, tzinfo=UTC),
+    "when": date(2026, 1, 1),
+    "pledge_part": "goal",
+    "due_refusal": DueRefusal(DueProblem.TOO_FAR, date(2026, 1, 1), date(2026, 3, 1)),
 }
 
 

@@ -1,5 +1,7 @@
 """Public pledges: made by chat, public within the branch, changed only while the window is open."""
 
+from datetime import UTC, datetime
+
 from sqlmodel import select
 
 from bot.app import build_application
@@ -184,3 +186,110 @@ async def test_cancel_leaves_the_pledge_unmade(chat, api, people, runtime):
     await chat.send(zheng, "这句话不再是措施")
     assert "没有理解" in api.last(zheng.user_id).text
     assert await pledges_in_db(runtime) == []
+
+
+async def test_an_edited_message_never_runs_a_command(chat, api, people, runtime):
+    zheng = people["郑强"]
+    sent = await chat.send(zheng, "/pledge 办好窗口业务 | 提前到岗")
+    await chat.edit(zheng, sent, "/pledge 办好窗口业务二 | 提前到岗")
+    assert "修改已发出的消息不会被采用" in api.last(zheng.user_id).text
+    # A message edited into a command does not run either, in a flow or outside one.
+    hello = await chat.send(zheng, "你好")
+    await chat.edit(zheng, hello, "/pledge 另一条承诺 | 另一项措施")
+    assert "命令也不会再次执行" in api.last(zheng.user_id).text
+    await chat.send(zheng, "/pledge")
+    await chat.edit(zheng, hello, "/cancel")
+    await chat.send(zheng, "flow 仍在：目标")
+    assert "具体措施" in api.last(zheng.user_id).text
+    assert [(p.goal, p.measures) for p in await pledges_in_db(runtime)] == [
+        ("办好窗口业务", "提前到岗")
+    ]
+
+
+async def test_a_one_message_pledge_over_the_limit_is_refused_whole_and_kept(
+    chat, api, people, runtime
+):
+    zheng = people["郑强"]
+    goal = "为群众办实事" * 666  # 3,996 characters: one Telegram message, eight times the limit
+    await chat.send(zheng, f"/pledge {goal} | 每月走访一次")
+    refusal = "".join(call.text for call in api.sent(zheng.user_id)[-2:])
+    assert "承诺目标共 3996 字，这里最多还能写 500 字，没有保存" in refusal
+    assert goal in refusal.replace("\n", "")  # offered back in full, to be shortened
+    assert await pledges_in_db(runtime) == []
+    # The shortened goal is all that is asked for: the measures were kept.
+    await chat.send(zheng, "为群众办实事")
+    assert "承诺已记录" in api.last(zheng.user_id).text
+    (pledge,) = await pledges_in_db(runtime)
+    assert (pledge.goal, pledge.measures, pledge.due_on) == ("为群众办实事", "每月走访一次", None)
+
+
+async def test_a_reason_or_progress_over_the_limit_is_refused_not_cut(chat, api, people, runtime):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge 目标 | 措施")
+    (pledge,) = await pledges_in_db(runtime)
+    await chat.press(zheng, f"pledge:{pledge.id}:notkept")
+    await chat.send(zheng, "因" * 501)
+    assert "情况说明共 501 字，这里最多还能写 500 字" in api.last(zheng.user_id).text
+    assert (await pledges_in_db(runtime))[0].status == PledgeStatus.IN_PROGRESS
+    await chat.send(zheng, "窗口调整")
+    kept = (await pledges_in_db(runtime))[0]
+    assert (kept.status, kept.status_note) == (PledgeStatus.NOT_KEPT, "窗口调整")
+
+
+async def test_a_deadline_lies_between_today_and_the_campaigns_end(
+    chat, api, people, runtime, clock
+):
+    await load(runtime, PLEDGE_WINDOW)  # the calendar ends on 2026-12-31
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge 学习党章 | 每周一章 | 2020-01-01")
+    assert "“2020-01-01”已经过去了" in api.last(zheng.user_id).text
+    assert "不设时限" in api.last(zheng.user_id).buttons[0]["text"]
+    await chat.send(zheng, "9999-12-31")
+    assert "最晚可以定在 2026年12月31日" in api.last(zheng.user_id).text
+    await chat.send(zheng, "1999-01-01")
+    assert "已经过去了" in api.last(zheng.user_id).text
+    assert await pledges_in_db(runtime) == []
+    # As a member types a date: the month and day alone mean the next such day.
+    await chat.send(zheng, "12月31日")
+    assert "承诺已记录" in api.last(zheng.user_id).text
+    # The organisation's today: 07:30 in Beijing on 11-25 is still 11-24 in UTC.
+    clock.set(datetime(2026, 11, 24, 23, 30, tzinfo=UTC))
+    await chat.send(zheng, "/pledge 走访群众 | 每周两户 | 2026-11-24")
+    assert "已经过去了" in api.last(zheng.user_id).text
+    await chat.send(zheng, "十一月二十五日前")
+    assert [str(p.due_on) for p in await pledges_in_db(runtime)] == ["2026-12-31", "2026-11-25"]
+
+
+async def test_without_a_calendar_a_deadline_is_at_most_a_few_years_ahead(
+    chat, api, people, runtime
+):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "目标")
+    await chat.send(zheng, "措施")
+    await chat.send(zheng, "2035年1月1日")
+    assert "有些远了" in api.last(zheng.user_id).text
+    await chat.send(zheng, "明天吧")
+    assert "没能识别“明天吧”这个日期" in api.last(zheng.user_id).text
+    await chat.send(zheng, "２０２７年６月３０日")
+    assert [str(p.due_on) for p in await pledges_in_db(runtime)] == ["2027-06-30"]
+
+
+async def test_text_is_normalised_at_the_door(chat, api, people, runtime):
+    zheng = people["郑强"]
+    # A NUL byte (PostgreSQL refuses it) and other control characters are dropped, not fatal.
+    await chat.send(zheng, "/pledge 帮扶\x00两户\x07经营户 | 每月\x1b走访")
+    assert "承诺已记录" in api.last(zheng.user_id).text
+    # Text of invisible characters only is no text: asked again, and nothing invisible saved.
+    await chat.send(zheng, "/pledge \u200b\u200d | \ufeff")
+    assert "一条消息写承诺的格式" in api.last(zheng.user_id).text
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "\u200b\u2060\u3000\u200b")
+    assert "需要您输入文字" in api.last(zheng.user_id).text
+    await chat.send(zheng, "\u200b学习党章\u200b")
+    await chat.send(zheng, "每周一章\r\n每月交流")
+    assert await chat.tap(zheng, "不设时限")
+    assert [(p.goal, p.measures) for p in await pledges_in_db(runtime)] == [
+        ("帮扶两户经营户", "每月走访"),
+        ("学习党章", "每周一章\n每月交流"),
+    ]

@@ -276,3 +276,17 @@ async def test_the_secretary_writes_the_branch_summary_the_same_way(quarter, cha
     )
     await chat.send(quarter["郑强"], "/summary branch")
     assert "没有这项权限" in api.last(quarter["郑强"].user_id).text
+
+
+async def test_summary_text_is_normalised_at_the_door(quarter, chat, api, runtime):
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    assert await chat.tap(zheng, "已兑现")
+    await chat.send(zheng, "每天都\x00提前到岗")  # PostgreSQL refuses a NUL byte
+    await chat.send(zheng, "\u200b\u200c\u2060")  # 总结成绩 of invisible characters only
+    assert "需要您输入文字" in api.last(zheng.user_id).text
+    await chat.send(zheng, "窗口业务\x00零投诉\x0c")
+    summary = await the_summary(runtime)
+    async with runtime.db.session() as session:
+        (note,) = (await session.exec(select(SummaryPledge))).all()
+    assert (summary.achievements, note.note) == ("窗口业务零投诉", "每天都提前到岗")

@@ -21,6 +21,7 @@ from storage.models import (
     Campaign,
     CampaignPhase,
     CampaignStep,
+    Organisation,
     Role,
     StepDone,
     StepKind,
@@ -432,6 +433,26 @@ class Overview:
     phase: CampaignPhase | None
     next_phase: CampaignPhase | None
     deadlines: list[Deadline]
+
+
+async def organisation_zone(session: AsyncSession, *, organisation_id: int) -> ZoneInfo:
+    """The campaign's timezone, else the organisation's: every date a person sees is in it."""
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is not None:
+        return ZoneInfo(campaign.timezone)
+    return ZoneInfo((await session.get(Organisation, organisation_id)).timezone)
+
+
+async def organisation_today(session: AsyncSession, *, organisation_id: int, now: datetime) -> date:
+    """The organisation's date now (before 08:00 in Beijing, UTC still says yesterday)."""
+    return now.astimezone(await organisation_zone(session, organisation_id=organisation_id)).date()
+
+
+async def campaign_end(session: AsyncSession, *, organisation_id: int) -> date | None:
+    """The last day the calendar covers (its last phase or deadline); None without one."""
+    phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
+    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    return max([p.ends_on for p in phases] + [s.due_on for s in steps], default=None)
 
 
 async def pledge_window_open(session: AsyncSession, *, organisation_id: int, now: datetime) -> bool:

@@ -18,6 +18,8 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
+from bot.services.text import normalise
+
 UPLOAD_LIMIT = 2 * 1024 * 1024  # bytes: a 1,500-字 document is far smaller
 # Unpacked, a .docx of 1,500 字 with a few photos stays well under these; a zip bomb does not.
 UNPACKED_LIMIT = 8 * 1024 * 1024  # bytes, all parts together
@@ -53,7 +55,12 @@ async def read_upload(filename: str, content: bytes) -> str:
 
 
 def text_of(filename: str, content: bytes) -> str:
-    """The text of an uploaded .docx (its paragraphs) or .txt (UTF-8, else GB18030)."""
+    """The text of an uploaded .docx (its paragraphs) or .txt (UTF-8, else GB18030),
+    normalised as typed text is."""
+    return normalise(_raw_text_of(filename, content))
+
+
+def _raw_text_of(filename: str, content: bytes) -> str:
     name = filename.lower()
     if len(content) > UPLOAD_LIMIT:  # whatever size the update announced
         raise UnreadableDocument(filename)

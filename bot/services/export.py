@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import evaluation, evaluation_results
+from bot.services.calendar import organisation_zone
 from bot.services.cells import inert
 from bot.services.evaluation import RoundState
 from bot.services.summaries import current_quarter
@@ -138,9 +139,10 @@ class _Export:
 
 
 async def workbook(
-    session: AsyncSession, *, scope: ExportScope, headings: dict, zone, now: datetime
+    session: AsyncSession, *, scope: ExportScope, headings: dict, now: datetime
 ) -> bytes:
-    """The workbook's bytes. Raises UnknownQuarter for a quarter the campaign does not have."""
+    """The workbook's bytes, its times in the organisation's timezone. Raises UnknownQuarter
+    for a quarter the campaign does not have."""
     step = await quarter_step(
         session, organisation_id=scope.organisation_id, quarter=scope.quarter, now=now
     )
@@ -159,7 +161,7 @@ async def workbook(
         session,
         scope,
         _Sheets(headings),
-        zone,
+        await organisation_zone(session, organisation_id=scope.organisation_id),
         now,
         await evaluation.branch_names(session, organisation_id=scope.organisation_id),
         list(members),

@@ -15,12 +15,11 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.access import Actor
-from bot.services.calendar import CampaignTime
+from bot.services.calendar import CampaignTime, organisation_today
 from bot.services.notices import Button, Composed, Notice, undeliverable
 from storage import outbox, people
 from storage.models import (
     Branch,
-    Campaign,
     CampaignStep,
     Member,
     OutboxMessage,
@@ -68,14 +67,9 @@ async def recipient_of(
     )
 
 
-async def _today(session: AsyncSession, organisation_id: int, now: datetime) -> date:
-    campaign = await session.get(Campaign, organisation_id)
-    return CampaignTime.of(campaign).today(now) if campaign else now.date()
-
-
 async def due_date(session: AsyncSession, *, review: Review, now: datetime) -> date:
     """The end of the quarter's 整改落实 step, or a month from now when there is none left."""
-    today = await _today(session, review.organisation_id, now)
+    today = await organisation_today(session, organisation_id=review.organisation_id, now=now)
     summary_step = await session.get(CampaignStep, review.step_id)
     step = (
         await session.exec(
@@ -518,7 +512,7 @@ async def compose(
                 Button("button_rectify_progress", f"rc:{item.id}:progress", named),
                 Button("button_rectify_done", f"rc:{item.id}:done", named),
             )
-        today = await _today(session, item.organisation_id, now)
+        today = await organisation_today(session, organisation_id=item.organisation_id, now=now)
         composed.notices.append(
             Notice(
                 message.id,

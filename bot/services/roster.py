@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.access import format_roles
+from bot.services.text import normalise
 from storage import people
 from storage.models import Branch, Category, Member, Organisation, Outsider, RaterGroup, Role
 
@@ -118,7 +119,7 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    return normalise(str(value))  # as typed text is: a NUL or invisible name never gets in
 
 
 def _read_csv(path: Path) -> Table:

@@ -41,7 +41,8 @@ TEXT_FIELDS = ("achievements", "problems", "causes", "next_steps")
 SHORT_FORM = ("achievements", "next_steps")
 REQUIRED = frozenset({"achievements"})
 CONFIRM = "confirm"
-NOTE_LIMIT = 500  # a note on one pledge or one rectification item
+# A note on one pledge or one rectification item; it becomes the pledge's note whole.
+NOTE_LIMIT = pledge_service.NOTE_LIMIT
 
 
 class Window(StrEnum):
@@ -321,7 +322,7 @@ async def submit(
         if pledge is not None and pledge.status != PledgeStatus.WITHDRAWN:
             pledge.status, pledge.updated_at = review.status, now
             if review.note:
-                pledge.status_note = review.note[: pledge_service.NOTE_LIMIT]
+                pledge.status_note = review.note
     author = summary.member_id or actor.member_id
     for noted in (await notes_of(session, summary)).items:
         await rectification.note_from_summary(
