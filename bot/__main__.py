@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import csv
+import errno
 import logging
 import os
 import re
@@ -139,6 +140,25 @@ def _say(runtime: Runtime, template: str, **values: object) -> None:
     print(runtime.messages.render(runtime.settings.default_locale, template, **values))
 
 
+def _file_problem(runtime: Runtime, error: OSError, outputs: list[Path | None]) -> None:
+    """One line for a file that could not be read or, if it is one of `outputs` (or inside
+    one of them), written."""
+    path = Path(str(error.filename)) if error.filename else None
+    written = path is not None and any(
+        output is not None and (path == output or output in path.parents) for output in outputs
+    )
+    if written:
+        _say(
+            runtime,
+            "cli_write_error.txt",
+            path=str(path),
+            code=errno.errorcode.get(error.errno or 0, ""),
+            detail=error.strerror or str(error),
+        )
+    else:
+        _say(runtime, "cli_file_error.txt", error=str(error))
+
+
 async def _organisation(runtime: Runtime, session):
     """The organisation the roster made, or None (and the command line says so)."""
     from storage import people
@@ -242,20 +262,27 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
         )
     rows = [(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued]
     _say(runtime, "cli_invites.txt", rows=rows)
-    if args.csv:
-        with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
-            writer = csv.writer(file)
-            writer.writerow(["支部", "姓名", "链接", "有效期至"])
-            for branch, name, link, expires in rows:
-                local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
-                writer.writerow([branch, name, link, local])
-    if args.qr:
-        import qrcode
+    try:
+        if args.csv:
+            with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
+                writer = csv.writer(file)
+                writer.writerow(["支部", "姓名", "链接", "有效期至"])
+                for branch, name, link, expires in rows:
+                    local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
+                    writer.writerow([branch, name, link, local])
+        if args.qr:
+            from bot.charts import font
+            from bot.services.evaluation_codes import qr_png
 
-        args.qr.mkdir(parents=True, exist_ok=True)
-        for branch, name, link, _expires in rows:
-            safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
-            qrcode.make(link).save(args.qr / f"{safe}.png")
+            font_path = font(runtime.settings.chart_font).get_file()
+            args.qr.mkdir(parents=True, exist_ok=True)
+            for branch, name, link, _expires in rows:
+                safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
+                png = qr_png(link, (name, branch), font_path)
+                (args.qr / f"{safe}.png").write_bytes(png)
+    except OSError as error:  # the links are printed above and stay valid
+        _file_problem(runtime, error, [args.csv, args.qr])
+        return 2
     return 0
 
 
@@ -289,12 +316,14 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
             )
             if text and not found
         ]
-        if reviewer is not None and (
-            not reviewer[0].startswith("member:") or reviewer[0] == (reviewee or ("",))[0]
-        ):
-            unknown.append(args.reviewer)
         if unknown:
             _say(runtime, "cli_unknown_person.txt", names=unknown)
+            return 1
+        if reviewer is not None and not reviewer[0].startswith("member:"):
+            _say(runtime, "cli_reviewer_refused.txt", reason="not_member", name=args.reviewer)
+            return 1
+        if reviewer is not None and reviewer[0] == reviewee[0]:
+            _say(runtime, "cli_reviewer_refused.txt", reason="self", name=args.reviewer)
             return 1
         await reviewers.set_override(
             session,
@@ -317,7 +346,7 @@ async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         report = await commendation_cli.run(runtime, args, words=words)
     except OSError as error:
-        _say(runtime, "cli_file_error.txt", error=str(error))
+        _file_problem(runtime, error, [getattr(args, "out", None)])
         return 2
     _say(
         runtime,
@@ -362,7 +391,7 @@ async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         args.out.write_bytes(data)
     except OSError as error:
-        _say(runtime, "cli_file_error.txt", error=str(error))
+        _file_problem(runtime, error, [args.out])
         return 2
     _say(runtime, "cli_exported.txt", path=str(args.out), size=len(data))
     return 0
@@ -380,7 +409,10 @@ async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
             return 2
     try:
         report = await evaluation_cli.run(runtime, args, bot_username=username)
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [getattr(args, "qr", None), getattr(args, "pdf", None)])
+        return 2
+    except ValueError as error:  # a settings file that is not TOML
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     _say(runtime, "cli_evaluation.txt", **report.values())

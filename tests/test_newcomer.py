@@ -193,3 +193,28 @@ def test_the_demo_runs_from_a_plain_install(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "张明  D09 市场管理党支部 / 支部书记" in result.stdout
+
+
+async def test_an_output_that_cannot_be_written_says_so(at_command_line, runtime, capsys):
+    sample = str(demo.SAMPLES / "demo_roster.xlsx")
+    assert await cli("roster", "import", sample, "--organisation", "示范局") == 0
+    capsys.readouterr()
+    missing = at_command_line / "no-such-folder" / "报表.xlsx"
+    assert await cli("export", "--out", str(missing)) == 2
+    out = capsys.readouterr().out.strip()
+    assert out == f"无法写入文件 {missing}：所在文件夹不存在。请换一个可写的位置再试。"
+    (at_command_line / "taken").write_text("")  # a file where the QR folder should go
+    assert await cli("invites", "--qr", str(at_command_line / "taken")) == 2
+    assert "无法写入文件" in capsys.readouterr().out
+
+
+async def test_invite_qr_codes_carry_the_members_name_and_branch(at_command_line, capsys):
+    from PIL import Image
+
+    sample = str(demo.SAMPLES / "demo_roster.xlsx")
+    assert await cli("roster", "import", sample, "--organisation", "示范局") == 0
+    assert await cli("invites", "--branch", "市场管理党支部", "--qr", "qr") == 0
+    image = Image.open(at_command_line / "qr" / "市场管理党支部_郑强.png").convert("L")
+    assert image.height > image.width  # room under the code for the caption
+    caption = image.crop((0, image.width, image.width, image.height))
+    assert caption.getextrema()[0] < 128  # something is printed there

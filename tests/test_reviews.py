@@ -421,6 +421,10 @@ async def test_the_organiser_overrides_an_assignment_from_the_command_line(
         assert "郑强 今后由 李建国 点评" in capsys.readouterr().out
         assert await asyncio.to_thread(main, [*argv, "set", "无此人", "李建国"]) == 1
         assert "无此人" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "set", "郑强", "郑强"]) == 1
+        assert "郑强不能点评自己" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "set", "郑强", "市场管理党支部"]) == 1
+        assert "点评人须是一位党员" in capsys.readouterr().out
         assert await asyncio.to_thread(main, [*argv, "list"]) == 0
         listing = capsys.readouterr().out
         assert "市场管理党支部：郑强 ← 李建国（已调整）" in listing
