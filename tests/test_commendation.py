@@ -286,3 +286,22 @@ async def test_the_command_line_opens_a_selection_and_compiles_it(
     async with runtime.db.session() as session:
         bound = (await session.exec(select(BoundChat))).all()
     assert bound == []
+
+
+async def test_one_selection_at_a_time_and_its_nominations_close_from_the_command_line(
+    runtime, people, monkeypatch, capsys
+):
+    # The command line keeps the wall clock's time: nominations still open by it.
+    selection = await open_selection(runtime, closes_at=runtime.clock.now() + timedelta(days=9999))
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    arguments = ["commendation", "open", "--name", "第二次评选", "--closes", "2099-06-30"]
+    assert await asyncio.to_thread(main, [*arguments, "--graders", "王志刚"]) == 1
+    assert "“2026年度争当排头兵评选”还没有公布结果" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["commendation", "close"]) == 0
+    assert "2026年度争当排头兵评选：评定中" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        selections = (await session.exec(select(Selection))).all()
+    assert [s.id for s in selections] == [selection.id]
+    assert selections[0].closes_at < runtime.clock.now() + timedelta(days=9999)
+    assert await asyncio.to_thread(main, ["commendation", "close"]) == 1
+    assert "没有正在推荐" in capsys.readouterr().out
