@@ -171,7 +171,8 @@ async def test_a_selection_from_opening_to_publication(
     ]
     assert order == sorted(order)
     assert "先进基层党组织 · 一等奖" in texts and "开展“亮身份、比服务”活动。" in texts
-    assert "评选结果" in api.last(group["id"]).text
+    assert "2026年度争当排头兵评选结果" in api.last(group["id"]).text
+    assert "评选评选" not in api.last(group["id"]).text
     await delivery.tick(app)
     for person in (zheng, people["王秀英"], people["谢婷"]):
         assert sum("评选结果" in t for t in api.texts(person.user_id)) == 1
