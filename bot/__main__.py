@@ -214,10 +214,14 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
             _say(runtime, "cli_no_organisation.txt")
             return 1
         report = await calendar.load_campaign(
-            session, organisation_id=organisation.id, spec=spec, now=runtime.clock.now()
+            session,
+            organisation_id=organisation.id,
+            spec=spec,
+            now=runtime.clock.now(),
+            allow_removals=args.allow_removals,
         )
     _say(runtime, "cli_campaign_report.txt", problems=[], report=report)
-    return 0
+    return 1 if report.refused else 0
 
 
 async def _bot_username(settings: Settings) -> str | None:

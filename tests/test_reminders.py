@@ -589,3 +589,46 @@ async def test_after_a_429_nothing_is_sent_until_telegram_said(campaign, api, ap
     clock.advance(timedelta(seconds=31))
     await delivery.tick(app)
     assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())
+
+
+def test_a_campaign_file_reports_every_problem_in_one_pass():
+    text = (
+        CAMPAIGN.replace("{reminder_time}", "23:00")  # in the quiet hours
+        .replace('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ncolour = "red"')
+        .replace("end = 2026-11-29", "end = 2026-11-30")  # overlaps the next phase
+        .replace("rectification_due = 2026-12-20", "rectification_due = 2026-12-02")
+        + '\n[[steps]]\nname = "自查"\ndue = 2026-11-28\n'  # a second 自查
+        + '\n[[steps]]\nname = "无期限"\n'  # no due date
+    )
+    spec, problems = calendar.parse_campaign(text)
+    assert spec is None
+    assert {p.reason for p in problems} == {
+        "unknown_key",
+        "reminder_in_quiet_hours",
+        "overlap",
+        "reversed",
+        "duplicate_name",
+        "missing_key",
+    }
+
+
+async def test_a_campaign_file_that_would_drop_most_of_the_calendar_needs_asking(
+    database_url, tmp_path, monkeypatch, capsys, runtime, people
+):
+    import asyncio
+
+    from bot.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    full, bare = tmp_path / "full.toml", tmp_path / "bare.toml"
+    full.write_text(CAMPAIGN.replace("{reminder_time}", "09:00"), encoding="utf-8")
+    bare.write_text('[campaign]\nname = "测试活动"\ntimezone = "Asia/Shanghai"\n', encoding="utf-8")
+    assert await asyncio.to_thread(main, ["campaign", "load", str(full)]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["campaign", "load", str(bare)]) == 1
+    assert "会去掉现有日程中的 6 个阶段和工作节点" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        assert len(await calendar_queries.list_steps(session, organisation_id=1)) == 4
+    args = ["campaign", "load", str(bare), "--allow-removals"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "停用 4 个旧节点" in capsys.readouterr().out
