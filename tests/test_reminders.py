@@ -116,11 +116,14 @@ async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, cl
     for fragment in ("第四季度自我小结</b> 现在开始", "第四季度自我小结</b> 今天截止"):
         assert count(api, zheng.user_id, fragment) == 1, fragment
     # 年老体弱: one gentle reminder per deadline, no chasing.
-    # 自查, 小结, 评议; not 整改落实, as she has nothing to rectify
-    assert count(api, wang.user_id, "请您量力而行") == 3
+    # 自查, 小结; not 整改落实, as she has nothing to rectify, nor 评议, as no round of
+    # 群众评议 was ever opened: there was nothing to rate.
+    assert count(api, wang.user_id, "请您量力而行") == 2
+    for person in everyone:
+        assert count(api, person.user_id, "领导点评和群众评议</b>") == 0, person.name
     assert count(api, wang.user_id, "今天截止") == 0 and count(api, wang.user_id, "已于") == 0
-    # The secretary hears who in the branch is behind, once per deadline.
-    assert count(api, zhang.user_id, "本支部还有") == 4
+    # The secretary hears who in the branch is behind, once per deadline (but 评议).
+    assert count(api, zhang.user_id, "本支部还有") == 3
     notice = next(t for t in received(api, zhang.user_id) if "自查</b> 已截止" in t)
     assert "郑强" in notice and "王秀英" in notice and "黄勇" not in notice
     assert "张明" not in notice.split("未完成：")[1]  # never the secretary in their own list
@@ -140,9 +143,10 @@ async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, cl
                 )
             ).all()
         )
-    # Only 整改落实's chasing was dropped, at sending time: nobody had anything to rectify.
+    # Only 整改落实's chasing was dropped, at sending time: nobody had anything to rectify;
+    # and 评议's, as no round was opened.
     assert set(statuses) == {OutboxStatus.SENT, OutboxStatus.SKIPPED}
-    assert skipped_steps == {StepKind.RECTIFICATION}
+    assert skipped_steps == {StepKind.RECTIFICATION, StepKind.EVALUATION}
 
 
 async def test_those_who_are_done_are_not_chased(campaign, api, stepper, clock, chat, runtime):
