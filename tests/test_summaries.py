@@ -235,6 +235,7 @@ async def test_who_may_read_a_summary(quarter, chat, api, runtime):
     assert "已提交 1 人" in overview and "尚未开始" in overview and "冯磊" in overview
     assert await chat.tap(zhang, "郑强")
     assert "郑强 · 自我小结" in api.last(zhang.user_id).text
+    assert "已截止" not in api.last(zhang.user_id).text  # the window is still open
     for outsider in ("冯磊", "马俊", "周敏"):  # a fellow member, another secretary, the organiser
         await chat.press(quarter[outsider], f"sumv:{summary.id}")
         assert not any("窗口业务零投诉" in t for t in api.texts(quarter[outsider].user_id))
