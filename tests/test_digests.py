@@ -20,7 +20,7 @@ from storage import people as people_queries
 from storage.models import Branch, Member, Summary, SummaryStatus
 from tests.test_evaluation import open_round
 from tests.test_reminders import at, load
-from tests.test_reviews import ids
+from tests.test_reviews import ids, toast
 from tests.test_summaries import QUARTER
 
 MARKET = ("张明", "郑强", "王秀英", "冯磊", "何静", "许涛")  # 市场管理党支部, in roster order
@@ -301,11 +301,18 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, api, runtime):
     zhang = quarter["张明"]
+    # Nothing in yet: a sentence, not a chart of empty bars.
+    await chat.send(zhang, "/digest")
+    assert await chat.tap(zhang, "查看图表")
+    assert not [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
+    assert "暂时没有可画的图表" in toast(api)
     await submit_summary(chat, api, quarter["郑强"])
     await chat.send(zhang, "/digest")
     assert await chat.tap(zhang, "查看图表")
     photos = [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
     assert len(photos) == 1
+    # A secretary's chart is about the branch, and says so.
+    assert photos[0].params["caption"] == "市场管理党支部工作进度"
     width, height = png_size(photos[0].params["photo"]["content"])
     assert width == charts.WIDTH_INCHES * charts.DPI
     assert height == int((1.2 + charts.BAR_INCHES * 1 * 2**0.5) * charts.DPI)
@@ -313,6 +320,15 @@ async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, api, runtime)
     face = FT2Font(charts.font().get_file())
     for text in ("各支部工作进度", "自我小结已交", "群众评议已评完", "市场管理党支部"):
         assert all(face.get_char_index(ord(c)) for c in text), text
+
+
+def test_the_flag_line_is_named_in_the_legend():
+    bars = [charts.Bar("组织领导情况", (0.5,)), charts.Bar("活动效果", (0.9,))]
+    figure = charts.bar_figure(
+        "满意率", ("满意率",), bars, flag_below=0.6, flag_label="60% 提示线（低于此建议补课）"
+    )
+    legend = figure.axes[0].get_legend()
+    assert {t.get_text() for t in legend.get_texts()} == {"满意率", "60% 提示线（低于此建议补课）"}
 
 
 async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api, runtime):
