@@ -158,8 +158,11 @@ async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, 
     assert "没有这项权限" in plain(api.last(zheng.user_id).text)
 
 
-async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int) -> None:
-    """These members of 市场管理党支部 rate `target` at `level` on every item."""
+async def cast_on(
+    runtime, evaluation_round, target: str, raters, *, level: int, kind: str = "member"
+) -> None:
+    """These members of 市场管理党支部 rate `target` (a member, or a branch) at `level` on
+    every item."""
     who = await ids(runtime)
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
@@ -170,7 +173,7 @@ async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int)
                 rater=Rater(
                     f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
                 ),
-                target=f"member:{who[target]}",
+                target=f"{kind}:{who[target]}",
                 choices=[level] * 6,
                 comment="",
                 now=runtime.clock.now(),
@@ -194,6 +197,20 @@ async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
     line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
     # Only 张明 is over the threshold: 100%, and 郑强's 不满意 is nowhere in the figure.
     assert "党员满意率 100%（1 人达到公布人数，5 人评议人数不足未公布）" in line
+
+
+async def test_a_branch_figure_beside_members_under_the_threshold_says_whose_raters_are_few(
+    quarter, chat, api, app, runtime, clock
+):
+    zhang = quarter["张明"]
+    evaluation_round = await open_round(runtime)
+    raters = ("郑强", "冯磊", "许涛", "何静", "王秀英")
+    await cast_on(runtime, evaluation_round, "市场管理党支部", raters, level=0, kind="branch")
+    clock.advance(timedelta(days=6))
+    await delivery.tick(app)
+    await chat.send(zhang, "/digest")
+    line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
+    assert "党员评议人数不足，未公布；支部满意率 100%" in line
 
 
 async def test_the_organisation_digest_puts_the_branches_most_behind_first(
@@ -457,3 +474,18 @@ async def test_the_command_line_exports_a_quarter_for_one_branch(
     assert "没有“第九季度”" in capsys.readouterr().out
     assert await asyncio.to_thread(main, [*arguments[:4], "无此支部", *arguments[5:]]) == 1
     assert "没有名为“无此支部”的支部" in capsys.readouterr().out
+
+
+async def test_in_week_one_a_branch_line_says_there_is_nothing_to_follow_up(
+    runtime, people, chat, api, clock
+):
+    from tests.test_reminders import CAMPAIGN
+
+    await load(runtime, CAMPAIGN)  # 动员部署: no summary or round yet
+    organiser = people["周敏"]
+    await chat.send(organiser, "/digest")
+    line = digest_line(api.last(organiser.user_id).text, "1.")
+    assert line == "1. 市场管理党支部（6 人）：暂无需要跟进的事项"
+    # And a secretary's /help does not speak of every branch.
+    await chat.send(people["张明"], "/help")
+    assert "各支部" not in api.last(people["张明"].user_id).text
