@@ -419,6 +419,9 @@ async def test_results_only_after_closing_and_above_the_thresholds(
     branch = api.last(zhang.user_id).text
     assert "计入 1 人" in branch and "因评议人数不足未计入" in branch
     assert "说的话" not in branch and "不满意 4" not in branch
+    # Those under the threshold are one line with a count, not one line each.
+    assert branch.count("评议人数不足 5 人") == 1 and "冯磊" in branch
+    assert re.search(r"另有 \d+ 个对象评议人数不足 5 人", branch)
     async with runtime.db.session() as session:
         evaluation_round = await session.get(EvaluationRound, running.id)
         found = await evaluation_results.results(
