@@ -128,11 +128,15 @@ async def send_export(turn: Turn) -> None:
             zone=turn.runtime.settings.zone,
             now=turn.now,
         )
+        # Named after the quarter it holds, however it was asked for (/export or /export 季度).
+        step = await export.quarter_step(
+            turn.session, organisation_id=scope.organisation_id, quarter=quarter, now=turn.now
+        )
     except export.UnknownQuarter:
         turn.reply("export_unknown_quarter", quarter=quarter)
         return
     turn.notice("export_coming")
-    filename = turn.label("export_filename", quarter=quarter or "", when=turn.now)
+    filename = turn.label("export_filename", quarter=step.quarter if step else "", when=turn.now)
     chat_id, bot = turn.update.effective_chat.id, turn.context.bot
     turn.afterwards(
         lambda: bot.send_document(chat_id, InputFile(io.BytesIO(data), filename=filename))

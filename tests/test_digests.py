@@ -272,6 +272,14 @@ async def test_the_workbook_holds_the_branch_and_nothing_else(quarter, chat, api
     assert summaries["郑强"][3] == "已提交" and summaries["郑强"][6] == "按时完成本季度各项工作"
     assert summaries["冯磊"][3] == "未提交" and summaries["冯磊"][6] is None
     assert summaries["（支部）"][3] == "未提交"
+    # /export and /export 第四季度 are the same workbook, under the same name.
+    await chat.send(zhang, "/export 第四季度")
+    named = [
+        c.params["document"]["filename"]
+        for c in api.sent(zhang.user_id)
+        if c.method == "sendDocument"
+    ]
+    assert len(named) == 2 and named[0] == named[1] and "第四季度" in named[0]
     # /export with a quarter the calendar does not have says so, and sends nothing.
     await chat.send(zhang, "/export 第九季度")
     assert "没有“第九季度”" in plain(api.last(zhang.user_id).text)
@@ -306,6 +314,9 @@ async def test_the_workbook_shows_evaluation_figures_only_over_the_threshold(
     zheng = [r for r in rows if r[1] == "郑强"]
     assert len(zheng) == 7  # six items and the overall line
     assert zheng[0][5:] == (0, 0, 0, 5, 0)
+    sheet = load_workbook(io.BytesIO(document.params["document"]["content"])).worksheets[3]
+    rates = [row[9] for row in sheet.iter_rows(min_row=2) if row[9].value is not None]
+    assert rates and all(cell.number_format == "0%" for cell in rates)  # 83%, not 0.8333
     # Nobody rated the other branches' members: withheld, with no figure at all.
     huang = [r for r in rows if r[1] == "黄勇"]
     assert huang == [(*huang[0][:4], "评议人数不足，未公布", None, None, None, None, None)]

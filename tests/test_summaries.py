@@ -1,9 +1,11 @@
 """Quarterly self-summaries by chat: drafts that survive anything, submitted once, seen by few."""
 
 import asyncio
+import io
 from datetime import timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
@@ -84,6 +86,15 @@ async def test_a_full_summary_is_written_previewed_and_submitted(quarter, chat, 
         done = (await session.exec(select(StepDone))).all()
     assert pledge.status == PledgeStatus.KEPT  # the 回头看 updates the pledge
     assert [d.step_id for d in done] == [summary.step_id]
+    # The secretary's workbook has the 回头看 too, not only the four answers.
+    zhang = quarter["张明"]
+    await chat.send(zhang, "/export")
+    document = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"][-1]
+    rows = list(
+        load_workbook(io.BytesIO(document.params["document"]["content"]))["自我小结"].values
+    )
+    assert rows[0][-1] == "回头看"
+    assert next(r for r in rows if r[1] == "郑强")[-1] == "办好窗口业务：已兑现（每天都提前到岗）"
 
 
 async def test_a_summary_written_across_a_restart(quarter, chat, runtime, clock):
