@@ -167,6 +167,7 @@ async def run_demo(
             lambda chat_id: names.get(chat_id, str(chat_id)),
             write,
             _file_keeper(folder, runtime),
+            runtime.messages.render(runtime.settings.default_locale, "console_edited.txt"),
         ),
     )
     application = build_application(runtime, request=api)

@@ -192,9 +192,11 @@ def printer_for(
     names: Callable[[int], str],
     write: Printer,
     keep_file: Callable[[str, bytes], str] | None = None,
+    edited_mark: str = " (edited)",
 ) -> Callable[[Call], None]:
-    """A LocalBotAPI observer that prints each message as a block headed by its recipient;
-    `keep_file` saves a photo's or document's content and says where (one line)."""
+    """A LocalBotAPI observer that prints each message as a block headed by its recipient
+    (an edit's header marked with `edited_mark`); `keep_file` saves a photo's or document's
+    content and says where (one line)."""
 
     def show(call: Call) -> None:
         if call.method == "answerCallbackQuery":
@@ -205,7 +207,7 @@ def printer_for(
             return
         header = f"── {names(call.chat_id)} ──"
         if call.method == "editMessageText":
-            header += " (edited)"
+            header += edited_mark
         lines = [header]
         sent = call.params.get("document") or call.params.get("photo")
         if isinstance(sent, dict):

@@ -71,9 +71,9 @@ def test_identities_switch_and_blocks_name_the_recipient(transcript):
 def test_buttons_print_numbered_and_can_be_pressed(transcript):
     out = transcript.stdout
     assert "[1] 中文  [2] English" in out
-    assert "── 张明 ── (edited)\nDone: I will speak English with you from now on." in out
+    assert "── 张明 ──（已修改）\nDone: I will speak English with you from now on." in out
     assert "Hello, 张明. Here is what you can do:" in out
-    assert "── 张明 ── (edited)\n好的，今后我将使用中文与您交流。" in out
+    assert "── 张明 ──（已修改）\n好的，今后我将使用中文与您交流。" in out
 
 
 @pytest.mark.slow
@@ -115,7 +115,7 @@ def saved_files(messages: list[str]) -> list[Path]:
 def blocks(output: str) -> dict[str, list[str]]:
     """Each recipient's messages, as the local chat printed them."""
     found: dict[str, list[str]] = {}
-    pieces = re.split(r"^── (.+?) ──(?: \(edited\))?$", output, flags=re.MULTILINE)
+    pieces = re.split(r"^── (.+?) ──(?:（已修改）)?$", output, flags=re.MULTILINE)
     for header, body in zip(pieces[1::2], pieces[2::2], strict=True):
         found.setdefault(header, []).append(body.split("\n\n（")[0].strip())
     return found
