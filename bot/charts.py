@@ -37,20 +37,9 @@ def font(path: str | None = None) -> font_manager.FontProperties:
     return font_manager.FontProperties(fname=path)
 
 
-def bar_chart(
-    title: str,
-    series: tuple[str, ...],
-    bars: list[Bar],
-    *,
-    flag_below: float | None = None,
-    flag_label: str | None = None,
-    font_path: str | None = None,
-) -> bytes:
-    """Horizontal bars in percent, one group per label; a dashed line at `flag_below`,
-    named `flag_label` in the legend."""
-    figure = bar_figure(
-        title, series, bars, flag_below=flag_below, flag_label=flag_label, font_path=font_path
-    )
+def bar_chart(title: str, series: tuple[str, ...], bars: list[Bar], **options) -> bytes:
+    """`bar_figure` (the same arguments) as PNG."""
+    figure = bar_figure(title, series, bars, **options)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
@@ -65,7 +54,8 @@ def bar_figure(
     flag_label: str | None = None,
     font_path: str | None = None,
 ) -> Figure:
-    """The figure `bar_chart` draws."""
+    """Horizontal bars in percent, one group per label; a dashed line at `flag_below`,
+    named `flag_label` in the legend."""
     bars = bars[:MAX_ROWS]
     properties = font(font_path)
     rows = max(len(bars), 1)
