@@ -73,7 +73,9 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
         command = args.evaluation_command
         if command == "open":
             settings, problems = _settings(args.settings)
-            problems += await _opening_refusals(session, organisation.id, args.quarter, now)
+            refusals = await _opening_refusals(session, organisation.id, args.quarter, now)
+            problems += refusals
+            quarter_known = not any(p.startswith("evaluation_unknown_quarter") for p in refusals)
             proposal = await evaluation.proposed_round(
                 session, organisation_id=organisation.id, now=now, quarter=args.quarter
             )
@@ -87,7 +89,7 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
                 problems.append("evaluation_bad_date")
             if closes_at is None and proposal is not None:
                 closes_at = proposal.closes_at
-            elif closes_at is None and not args.closes:
+            elif closes_at is None and not args.closes and quarter_known:
                 problems.append("evaluation_no_quarter")
             if problems:
                 report.problems = problems
@@ -124,10 +126,7 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
                 return report
             await evaluation.close_round(session, evaluation_round=evaluation_round, now=now)
         elif command == "codes":
-            group_names = runtime.messages.words(
-                runtime.settings.default_locale, "_evaluation", ("groups",)
-            )["groups"]
-            await _codes(session, organisation.id, args, bot_username, now, report, group_names)
+            await _codes(session, runtime, organisation.id, args, bot_username, report)
             if report.problems:
                 return report
         for evaluation_round in await queries.rounds_of(session, organisation_id=organisation.id):
@@ -164,8 +163,9 @@ async def _running(session, organisation_id: int, round_id: int | None, now):
 
 
 async def _codes(
-    session, organisation_id, args, bot_username, now, report: Report, group_names: dict
+    session, runtime: Runtime, organisation_id, args, bot_username, report: Report
 ) -> None:
+    now, locale = runtime.clock.now(), runtime.settings.default_locale
     group = RATER_GROUP_WORDS.get(args.group.strip())
     evaluation_round = await _running(session, organisation_id, None, now)
     branch = None
@@ -203,10 +203,10 @@ async def _codes(
         report.files.append(str(args.qr))
     if args.pdf:
         # The sheet is read by people, in words: 市场经营户, never `vendor`.
-        caption = f"{group_names[group]}{f'（{branch.name}）' if branch else ''}"
-        args.pdf.write_bytes(
-            evaluation_codes.pdf_sheet(
-                f"{evaluation_round.quarter}群众评议测评码", caption, report.links
-            )
+        group_name = runtime.messages.words(locale, "_evaluation", ("groups",))["groups"][group]
+        caption = f"{group_name}{f'（{branch.name}）' if branch else ''}"
+        title = runtime.messages.plain(
+            locale, "evaluation_codes_sheet", quarter=evaluation_round.quarter
         )
+        args.pdf.write_bytes(evaluation_codes.pdf_sheet(title, caption, report.links))
         report.files.append(str(args.pdf))

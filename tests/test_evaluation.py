@@ -563,6 +563,8 @@ async def test_the_command_line_opens_one_round_at_a_time_for_a_quarter_of_the_c
     assert await evaluation_cli("open", "--quarter", "明年第1季度", "--closes", "2027-01-20") == 1
     out = capsys.readouterr().out
     assert "日程里没有这个季度" in out and "第四季度、明年第一季度" in out
+    assert await evaluation_cli("open", "--quarter", "明年第1季度") == 1
+    assert "--closes" not in capsys.readouterr().out  # a closing date would not help
     assert await evaluation_cli("open", "--quarter", "明年第一季度", "--closes", "2027-13-01") == 1
     out = capsys.readouterr().out
     assert "日期或时间的格式不对" in out and "month" not in out

@@ -218,3 +218,15 @@ async def test_invite_qr_codes_carry_the_members_name_and_branch(at_command_line
     assert image.height > image.width  # room under the code for the caption
     caption = image.crop((0, image.width, image.width, image.height))
     assert caption.getextrema()[0] < 128  # something is printed there
+
+
+def test_who_describes_the_demo_people_in_words(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEFAULT_LOCALE", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(":who\n:quit\n"))
+    assert main(["demo", "--database", f"sqlite:///{tmp_path / 'd.db'}"]) == 0
+    out = capsys.readouterr().out
+    assert "张明  D09 市场管理党支部 / 支部书记" in out
+    assert "王秀英  D11 市场管理党支部 / 年老体弱党员" in out
+    assert not any(code in out for code in ("secretary", "leader", "organiser", "elderly"))
+    assert "删除该文件即可从头开始" in out and str(tmp_path / "demo-files") in out
