@@ -147,16 +147,13 @@ def _file_problem(runtime: Runtime, error: OSError, outputs: list[Path | None]) 
     written = path is not None and any(
         output is not None and (path == output or output in path.parents) for output in outputs
     )
-    if written:
-        _say(
-            runtime,
-            "cli_write_error.txt",
-            path=str(path),
-            code=errno.errorcode.get(error.errno or 0, ""),
-            detail=error.strerror or str(error),
-        )
-    else:
-        _say(runtime, "cli_file_error.txt", error=str(error))
+    _say(
+        runtime,
+        "cli_write_error.txt" if written else "cli_file_error.txt",
+        path=str(path or ""),
+        code=errno.errorcode.get(error.errno or 0, ""),
+        error=error.strerror or str(error),
+    )
 
 
 async def _organisation(runtime: Runtime, session):
@@ -175,7 +172,10 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
     await runtime.db.migrate()
     try:
         people_table, branch_table = roster.read_tables(args.file, args.branches)
-    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [])
+        return 2
+    except (ValueError, zipfile.BadZipFile, KeyError) as error:
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     async with runtime.db.session() as session:
@@ -200,7 +200,10 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
 
     try:
         text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [])
+        return 2
+    except UnicodeDecodeError as error:
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     spec, problems = calendar.parse_campaign(text)

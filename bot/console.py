@@ -148,7 +148,7 @@ def _lines(stream: TextIO):
 
 
 async def run_demo(
-    settings: Settings, *, stdin: TextIO = sys.stdin, write: Callable[[str], None] = print
+    settings: Settings, *, stdin: TextIO | None = None, write: Callable[[str], None] = print
 ) -> int:
     """Seed the demo organisation if needed, then chat until :quit or end of input."""
     clock = ManualClock(SystemClock().now())
@@ -178,7 +178,7 @@ async def run_demo(
         SteppedJobs(application, periodic_jobs(runtime.settings), clock.now()),
     )
     console = Console(chat, everyone, runtime, write)
-    read = _lines(stdin)
+    read = _lines(stdin or sys.stdin)  # looked up now: it may have been replaced
     async with application:
         console.say(
             "console_intro.txt",

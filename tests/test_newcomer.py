@@ -202,7 +202,7 @@ async def test_an_output_that_cannot_be_written_says_so(at_command_line, runtime
     missing = at_command_line / "no-such-folder" / "报表.xlsx"
     assert await cli("export", "--out", str(missing)) == 2
     out = capsys.readouterr().out.strip()
-    assert out == f"无法写入文件 {missing}：所在文件夹不存在。请换一个可写的位置再试。"
+    assert out == f"无法写入文件 {missing}：找不到这个文件或所在文件夹。请换一个可写的位置再试。"
     (at_command_line / "taken").write_text("")  # a file where the QR folder should go
     assert await cli("invites", "--qr", str(at_command_line / "taken")) == 2
     assert "无法写入文件" in capsys.readouterr().out
@@ -230,3 +230,8 @@ def test_who_describes_the_demo_people_in_words(monkeypatch, capsys, tmp_path):
     assert "王秀英  D11 市场管理党支部 / 年老体弱党员" in out
     assert not any(code in out for code in ("secretary", "leader", "organiser", "elderly"))
     assert "删除该文件即可从头开始" in out and str(tmp_path / "demo-files") in out
+
+
+async def test_a_file_that_cannot_be_read_says_so_in_words(at_command_line, capsys):
+    assert await cli("roster", "import", "名册.xlsx", "--organisation", "示范局") == 2
+    assert capsys.readouterr().out.strip() == "无法读取文件 名册.xlsx：找不到这个文件或所在文件夹"
