@@ -50,7 +50,8 @@ def _parser(words: dict) -> argparse.ArgumentParser:
             self.exit(2, words["error"] % (message, self.prog) + "\n")
 
     def group(parser: argparse.ArgumentParser, dest: str):
-        return parser.add_subparsers(dest=dest, required=True, title=words["titles"]["commands"])
+        name = words["titles"]["commands"]
+        return parser.add_subparsers(dest=dest, required=True, metavar=name)
 
     parser = Parser(prog="python -m bot", description=say["description"])
     commands = group(parser, "command")
