@@ -3,120 +3,159 @@
 import argparse
 import asyncio
 import csv
+import errno
 import logging
+import os
 import re
 import sys
 import zipfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from bot import logs
 from bot.clock import SystemClock
 from bot.config import TOKEN_PATTERN, Settings
 from bot.runtime import Runtime
+from messages.render import Messages
 
 DEMO_DATABASE = "sqlite:///data/demo.db"
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # for messages before the settings are known
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot", description="创先争优 campaign assistant"
+def _parser(words: dict) -> argparse.ArgumentParser:
+    """The command line, its help and argparse's own messages in the default locale."""
+    say = words["help"]
+
+    class Formatter(argparse.HelpFormatter):
+        def add_usage(self, usage, actions, groups, prefix=None):
+            # argparse passes "" when it builds a subcommand's prog from the usage line.
+            prefix = words["usage"] if prefix is None else prefix
+            super().add_usage(usage, actions, groups, prefix=prefix)
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, formatter_class=Formatter, add_help=False, **kwargs)
+            self._positionals.title = words["titles"]["positionals"]
+            self._optionals.title = words["titles"]["options"]
+            self.add_argument("-h", "--help", action="help", help=say["help"])
+
+        def error(self, message: str):
+            for english, ours in words["errors"]:
+                if re.fullmatch(english, message, flags=re.DOTALL):
+                    message = re.sub(english, ours, message, flags=re.DOTALL)
+                    break
+            self.exit(2, words["error"] % (message, self.prog) + "\n")
+
+    def group(parser: argparse.ArgumentParser, dest: str):
+        name = words["titles"]["commands"]
+        return parser.add_subparsers(dest=dest, required=True, metavar=name)
+
+    parser = Parser(prog="python -m bot", description=say["description"])
+    commands = group(parser, "command")
+
+    demo = commands.add_parser("demo", help=say["demo"])
+    demo.add_argument(
+        "--database", default=DEMO_DATABASE, help=say["demo_database"] % DEMO_DATABASE
     )
-    commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="chat with the bot locally, as the demo organisation")
-    demo.add_argument("--database", default=DEMO_DATABASE, help=f"default {DEMO_DATABASE}")
+    commands.add_parser("run", help=say["run"])
 
-    commands.add_parser("run", help="run against Telegram (long polling) with TELEGRAM_BOT_TOKEN")
+    roster = commands.add_parser("roster", help=say["roster"])
+    load = group(roster, "roster_command").add_parser("import", help=say["roster_import"])
+    load.add_argument("file", type=Path, help=say["roster_file"])
+    load.add_argument("--branches", type=Path, help=say["roster_branches"])
+    load.add_argument("--organisation", help=say["roster_organisation"])
+    load.add_argument("--allow-removals", action="store_true", help=say["roster_allow_removals"])
 
-    roster = commands.add_parser("roster", help="the organisation's roster")
-    roster_commands = roster.add_subparsers(dest="roster_command", required=True)
-    load = roster_commands.add_parser("import", help="import a CSV or XLSX roster")
-    load.add_argument("file", type=Path)
-    load.add_argument("--branches", type=Path, help="a CSV of branches (XLSX: a 支部 sheet)")
-    load.add_argument("--organisation", default="本单位", help="name, when creating it")
-    load.add_argument(
-        "--allow-removals",
-        action="store_true",
-        help="let the file deactivate over half the members",
+    campaign = commands.add_parser("campaign", help=say["campaign"])
+    calendar_load = group(campaign, "campaign_command").add_parser(
+        "load", help=say["campaign_load"]
+    )
+    calendar_load.add_argument("file", type=Path, help=say["campaign_file"])
+    calendar_load.add_argument(
+        "--allow-removals", action="store_true", help=say["campaign_allow_removals"]
     )
 
-    campaign = commands.add_parser("campaign", help="the campaign calendar")
-    campaign_commands = campaign.add_subparsers(dest="campaign_command", required=True)
-    calendar_load = campaign_commands.add_parser(
-        "load", help="validate and load a campaign file (TOML)"
-    )
-    calendar_load.add_argument("file", type=Path)
+    assignments = commands.add_parser("reviewers", help=say["reviewers"])
+    assignment_commands = group(assignments, "reviewers_command")
+    assignment_commands.add_parser("list", help=say["reviewers_list"])
+    assign = assignment_commands.add_parser("set", help=say["reviewers_set"])
+    assign.add_argument("reviewee", help=say["reviewee"])
+    assign.add_argument("reviewer", help=say["reviewer"])
+    reset = assignment_commands.add_parser("reset", help=say["reviewers_reset"])
+    reset.add_argument("reviewee", help=say["reviewee"])
 
-    assignments = commands.add_parser("reviewers", help="who reviews whom (seed 004)")
-    assignment_commands = assignments.add_subparsers(dest="reviewers_command", required=True)
-    assignment_commands.add_parser("list", help="every reviewee and their reviewer")
-    assign = assignment_commands.add_parser("set", help="give one reviewee another reviewer")
-    assign.add_argument("reviewee", help="a member's name or roster id, or a branch's name")
-    assign.add_argument("reviewer", help="a member's name or roster id")
-    reset = assignment_commands.add_parser("reset", help="back to the roster's rule")
-    reset.add_argument("reviewee", help="a member's name or roster id, or a branch's name")
+    rounds = commands.add_parser("evaluation", help=say["evaluation"])
+    round_commands = group(rounds, "evaluation_command")
+    round_commands.add_parser("list", help=say["evaluation_list"])
+    opening = round_commands.add_parser("open", help=say["evaluation_open"])
+    opening.add_argument("--quarter", required=True, help=say["evaluation_quarter"])
+    opening.add_argument("--closes", help=say["evaluation_closes"])
+    opening.add_argument("--opens", help=say["evaluation_opens"])
+    opening.add_argument("--settings", type=Path, help=say["evaluation_settings"])
+    configure = round_commands.add_parser("configure", help=say["evaluation_configure"])
+    configure.add_argument("round", type=int, help=say["evaluation_round"])
+    configure.add_argument("--settings", type=Path, required=True, help=say["evaluation_settings"])
+    closing = round_commands.add_parser("close", help=say["evaluation_close"])
+    closing.add_argument("round", type=int, nargs="?", help=say["evaluation_round"])
+    codes = round_commands.add_parser("codes", help=say["evaluation_codes"])
+    codes.add_argument("--group", required=True, help=say["evaluation_group"])
+    codes.add_argument("--branch", help=say["evaluation_branch"])
+    codes.add_argument("--count", type=int, required=True, help=say["evaluation_count"])
+    codes.add_argument("--qr", type=Path, help=say["evaluation_qr"])
+    codes.add_argument("--pdf", type=Path, help=say["evaluation_pdf"])
 
-    rounds = commands.add_parser("evaluation", help="群众评议 rounds and evaluation codes")
-    round_commands = rounds.add_subparsers(dest="evaluation_command", required=True)
-    round_commands.add_parser("list", help="every round, with who has rated (never what)")
-    opening = round_commands.add_parser("open", help="set up a round for a quarter")
-    opening.add_argument("--quarter", required=True, help="the quarter, as in the campaign file")
-    opening.add_argument(
-        "--closes", help="closing date or time (default: the end of the quarter's evaluation)"
-    )
-    opening.add_argument("--opens", help="opening time (default: now)")
-    opening.add_argument("--settings", type=Path, help="a TOML file of round settings")
-    configure = round_commands.add_parser("configure", help="new settings, before it opens")
-    configure.add_argument("round", type=int)
-    configure.add_argument("--settings", type=Path, required=True)
-    closing = round_commands.add_parser("close", help="close the running round now")
-    closing.add_argument("round", type=int, nargs="?")
-    codes = round_commands.add_parser("codes", help="one-time evaluation codes (测评码)")
-    codes.add_argument(
-        "--group", required=True, help="staff / unit_staff / vendor (or 局工作人员…)"
-    )
-    codes.add_argument("--branch", help="the branch the group rates the members of")
-    codes.add_argument("--count", type=int, required=True, help="at most 500")
-    codes.add_argument("--qr", type=Path, help="also write a QR-code PNG per code here")
-    codes.add_argument("--pdf", type=Path, help="also write a printable PDF sheet here")
+    selections = commands.add_parser("commendation", help=say["commendation"])
+    selection_commands = group(selections, "commendation_command")
+    selection_commands.add_parser("list", help=say["commendation_list"])
+    opening = selection_commands.add_parser("open", help=say["commendation_open"])
+    opening.add_argument("--name", required=True, help=say["commendation_name"])
+    opening.add_argument("--opens", help=say["commendation_opens"])
+    opening.add_argument("--closes", required=True, help=say["commendation_closes"])
+    opening.add_argument("--per-branch", type=int, default=1, help=say["commendation_per_branch"])
+    opening.add_argument("--prizes", default="1,2,3", help=say["commendation_prizes"])
+    opening.add_argument("--graders", required=True, help=say["commendation_graders"])
+    opening.add_argument("--categories", help=say["commendation_categories"])
+    closing = selection_commands.add_parser("close", help=say["commendation_close"])
+    closing.add_argument("--selection", type=int, help=say["commendation_selection"])
+    compiling = selection_commands.add_parser("compile", help=say["commendation_compile"])
+    compiling.add_argument("--selection", type=int, help=say["commendation_selection"])
+    compiling.add_argument("--out", type=Path, required=True, help=say["commendation_out"])
 
-    selections = commands.add_parser("commendation", help="评选表彰: selections and their results")
-    selection_commands = selections.add_subparsers(dest="commendation_command", required=True)
-    selection_commands.add_parser("list", help="every selection, its stage and nominees")
-    opening = selection_commands.add_parser("open", help="open a selection")
-    opening.add_argument("--name", required=True)
-    opening.add_argument("--opens", help="when nominations open (default: now)")
-    opening.add_argument("--closes", required=True, help="when nominations close (a date: its end)")
-    opening.add_argument(
-        "--per-branch", type=int, default=1, help="nominees per branch and category"
-    )
-    opening.add_argument("--prizes", default="1,2,3", help="first,second,third prizes per category")
-    opening.add_argument(
-        "--graders", required=True, help="the leading group: names, comma-separated"
-    )
-    opening.add_argument(
-        "--categories", help="名称:branch|member, … (default 先进基层党组织 and 优秀共产党员)"
-    )
-    compiling = selection_commands.add_parser("compile", help="the deeds of the commended, .docx")
-    compiling.add_argument("--selection", type=int, help="its number (default: the latest)")
-    compiling.add_argument("--out", type=Path, required=True)
-
-    exporting = commands.add_parser("export", help="the quarter's figures as an Excel workbook")
-    exporting.add_argument("--quarter", help="as the campaign file names it; default: the current")
-    exporting.add_argument("--branch", help="only this branch; default: every branch")
-    exporting.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
-    invites = commands.add_parser("invites", help="print personal invite links")
-    invites.add_argument("--branch", help="only this branch")
-    invites.add_argument("--reissue", action="store_true", help="replace the live invites")
-    invites.add_argument("--csv", type=Path, help="also write the links to this CSV file")
-    invites.add_argument("--qr", type=Path, help="also write a QR-code PNG per member here")
+    exporting = commands.add_parser("export", help=say["export"])
+    exporting.add_argument("--quarter", help=say["export_quarter"])
+    exporting.add_argument("--branch", help=say["export_branch"])
+    exporting.add_argument("--out", type=Path, required=True, help=say["export_out"])
+    invites = commands.add_parser("invites", help=say["invites"])
+    invites.add_argument("--branch", help=say["invites_branch"])
+    invites.add_argument("--reissue", action="store_true", help=say["invites_reissue"])
+    invites.add_argument("--csv", type=Path, help=say["invites_csv"])
+    invites.add_argument("--qr", type=Path, help=say["invites_qr"])
     return parser
 
 
 def _say(runtime: Runtime, template: str, **values: object) -> None:
     print(runtime.messages.render(runtime.settings.default_locale, template, **values))
+
+
+def _file_problem(runtime: Runtime, error: OSError, outputs: list[Path | None]) -> None:
+    """One line for a file that could not be read or, if it is one of `outputs` (or inside
+    one of them), written."""
+    path = Path(str(error.filename)) if error.filename else None
+    written = path is not None and any(
+        output is not None and (path == output or output in path.parents) for output in outputs
+    )
+    _say(
+        runtime,
+        "cli_write_error.txt" if written else "cli_file_error.txt",
+        path=str(path or ""),
+        code=errno.errorcode.get(error.errno or 0, ""),
+        error=error.strerror or str(error),
+    )
 
 
 async def _organisation(runtime: Runtime, session):
@@ -135,7 +174,10 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
     await runtime.db.migrate()
     try:
         people_table, branch_table = roster.read_tables(args.file, args.branches)
-    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [])
+        return 2
+    except (ValueError, zipfile.BadZipFile, KeyError) as error:
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     async with runtime.db.session() as session:
@@ -160,7 +202,10 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
 
     try:
         text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [])
+        return 2
+    except UnicodeDecodeError as error:
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     spec, problems = calendar.parse_campaign(text)
@@ -174,10 +219,14 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
             _say(runtime, "cli_no_organisation.txt")
             return 1
         report = await calendar.load_campaign(
-            session, organisation_id=organisation.id, spec=spec, now=runtime.clock.now()
+            session,
+            organisation_id=organisation.id,
+            spec=spec,
+            now=runtime.clock.now(),
+            allow_removals=args.allow_removals,
         )
     _say(runtime, "cli_campaign_report.txt", problems=[], report=report)
-    return 0
+    return 1 if report.refused else 0
 
 
 async def _bot_username(settings: Settings) -> str | None:
@@ -224,20 +273,27 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
     rows = [(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued]
     _say(runtime, "cli_invites.txt", rows=rows)
     fresh = [row for row in rows if row[2]]  # a link given out before cannot be written again
-    if args.csv:
-        with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
-            writer = csv.writer(file)
-            writer.writerow(["支部", "姓名", "链接", "有效期至"])
-            for branch, name, link, expires in fresh:
-                local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
-                writer.writerow([inert(cell) for cell in (branch, name, link, local)])
-    if args.qr:
-        import qrcode
+    try:
+        if args.csv:
+            with args.csv.open("w", newline="", encoding="utf-8-sig") as file:
+                writer = csv.writer(file)
+                writer.writerow(["支部", "姓名", "链接", "有效期至"])
+                for branch, name, link, expires in fresh:
+                    local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
+                    writer.writerow([inert(cell) for cell in (branch, name, link, local)])
+        if args.qr:
+            from bot.charts import font
+            from bot.services.evaluation_codes import qr_png
 
-        args.qr.mkdir(parents=True, exist_ok=True)
-        for branch, name, link, _expires in fresh:
-            safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
-            qrcode.make(link).save(args.qr / f"{safe}.png")
+            font_path = font(runtime.settings.chart_font).get_file()
+            args.qr.mkdir(parents=True, exist_ok=True)
+            for branch, name, link, _expires in fresh:
+                safe = re.sub(r'[\\/:*?"<>|\s]+', "_", f"{branch}_{name}")
+                png = qr_png(link, (name, branch), font_path)
+                (args.qr / f"{safe}.png").write_bytes(png)
+    except OSError as error:  # the links are printed above and stay valid
+        _file_problem(runtime, error, [args.csv, args.qr])
+        return 2
     return 0
 
 
@@ -271,12 +327,14 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
             )
             if text and not found
         ]
-        if reviewer is not None and (
-            not reviewer[0].startswith("member:") or reviewer[0] == (reviewee or ("",))[0]
-        ):
-            unknown.append(args.reviewer)
         if unknown:
             _say(runtime, "cli_unknown_person.txt", names=unknown)
+            return 1
+        if reviewer is not None and not reviewer[0].startswith("member:"):
+            _say(runtime, "cli_reviewer_refused.txt", reason="not_member", name=args.reviewer)
+            return 1
+        if reviewer is not None and reviewer[0] == reviewee[0]:
+            _say(runtime, "cli_reviewer_refused.txt", reason="self", name=args.reviewer)
             return 1
         await reviewers.set_override(
             session,
@@ -299,7 +357,7 @@ async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         report = await commendation_cli.run(runtime, args, words=words)
     except OSError as error:
-        _say(runtime, "cli_file_error.txt", error=str(error))
+        _file_problem(runtime, error, [getattr(args, "out", None)])
         return 2
     _say(
         runtime,
@@ -343,7 +401,7 @@ async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         args.out.write_bytes(data)
     except OSError as error:
-        _say(runtime, "cli_file_error.txt", error=str(error))
+        _file_problem(runtime, error, [args.out])
         return 2
     _say(runtime, "cli_exported.txt", path=str(args.out), size=len(data))
     return 0
@@ -361,67 +419,111 @@ async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
             return 2
     try:
         report = await evaluation_cli.run(runtime, args, bot_username=username)
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        _file_problem(runtime, error, [getattr(args, "qr", None), getattr(args, "pdf", None)])
+        return 2
+    except ValueError as error:  # a settings file that is not TOML
         _say(runtime, "cli_file_error.txt", error=str(error))
         return 2
     _say(runtime, "cli_evaluation.txt", **report.values())
     return 1 if report.problems else 0
 
 
-def _run_telegram(settings: Settings) -> int:
-    token = settings.telegram_bot_token
+def _run_telegram(runtime: Runtime) -> int:
+    token = runtime.settings.telegram_bot_token
     if not token or not TOKEN_PATTERN.match(token):
-        problem = "is not set" if not token else "does not look like a bot token (digits:letters)"
-        print(
-            f"error: TELEGRAM_BOT_TOKEN {problem}. Get one from @BotFather, "
-            "or try the bot without Telegram: python -m bot demo",
-            file=sys.stderr,
+        _complain(
+            runtime.messages, runtime.settings.default_locale, "cli_no_token.txt", set=bool(token)
         )
         return 2
     from bot.telegram import run_polling
 
-    return run_polling(settings, token)
+    return run_polling(runtime, token)
+
+
+def _complain(messages: Messages, locale: str, template: str, **values: object) -> None:
+    print(messages.render(locale, template, **values), file=sys.stderr)
+
+
+def _database_reason(error: Exception) -> str:
+    """The first line of what the database driver said, without SQLAlchemy's wrapping."""
+    original = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(original).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        print(f"error: setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        locale = os.environ.get("DEFAULT_LOCALE", "zh_CN")
+        messages = Messages(timezone=SHANGHAI, default_locale="en" if locale == "en" else "zh_CN")
+        _complain(
+            messages,
+            messages.default_locale,
+            "cli_bad_setting.txt",
+            name=str(first["loc"][0]).upper(),
+            reason=first["msg"],
+        )
         return 2
+    locale = settings.default_locale
+    messages = Messages(timezone=settings.zone, default_locale=locale)
+    args = _parser(messages.words(locale, "_cli", ("help", "usage", "titles", "errors", "error")))
+    args = args.parse_args(argv)
     logs.configure(
         settings.log_level, secrets=[settings.telegram_bot_token, settings.evaluation_key]
     )
     if args.command == "demo":
-        from bot.console import run_demo
-
+        settings = settings.model_copy(update={"database_url": args.database})
         logging.getLogger().setLevel(logging.WARNING)
-        return asyncio.run(run_demo(settings.model_copy(update={"database_url": args.database})))
-    if args.command == "run":
-        return _run_telegram(settings)
-    runtime = Runtime.create(settings, SystemClock())
+    try:
+        runtime = Runtime.create(settings, SystemClock())
+    except (ValueError, ArgumentError):  # not a URL, or not SQLite nor PostgreSQL
+        _complain(messages, locale, "cli_database_error.txt", url=settings.database_url, reason="")
+        return 2
+    except OSError as error:  # a SQLite file's folder that cannot be made
+        _complain(
+            messages, locale, "cli_database_error.txt", url=settings.database_url, reason=str(error)
+        )
+        return 2
+    try:
+        if args.command == "run":
+            return _run_telegram(runtime)
+        return asyncio.run(_command(runtime, args))
+    except (OperationalError, InterfaceError) as error:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        _complain(
+            messages, locale, "cli_database_error.txt", url=url, reason=_database_reason(error)
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`invites | head`): what was done is done; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
-    async def command() -> int:
-        try:
-            if args.command == "roster":
-                return await _import_roster(runtime, args)
-            if args.command == "campaign":
-                return await _load_campaign(runtime, args)
-            if args.command == "reviewers":
-                return await _reviewers(runtime, args)
-            if args.command == "evaluation":
-                return await _evaluation(runtime, args)
-            if args.command == "export":
-                return await _export(runtime, args)
-            if args.command == "commendation":
-                return await _commendation(runtime, args)
-            return await _invites(runtime, args)
-        finally:
-            await runtime.db.dispose()
 
-    return asyncio.run(command())
+async def _command(runtime: Runtime, args: argparse.Namespace) -> int:
+    try:
+        if args.command == "demo":
+            from bot.console import run_demo
+
+            return await run_demo(runtime.settings)
+        if args.command == "roster":
+            return await _import_roster(runtime, args)
+        if args.command == "campaign":
+            return await _load_campaign(runtime, args)
+        if args.command == "reviewers":
+            return await _reviewers(runtime, args)
+        if args.command == "evaluation":
+            return await _evaluation(runtime, args)
+        if args.command == "export":
+            return await _export(runtime, args)
+        if args.command == "commendation":
+            return await _commendation(runtime, args)
+        return await _invites(runtime, args)
+    finally:
+        await runtime.db.dispose()
 
 
 if __name__ == "__main__":

@@ -37,15 +37,25 @@ def font(path: str | None = None) -> font_manager.FontProperties:
     return font_manager.FontProperties(fname=path)
 
 
-def bar_chart(
+def bar_chart(title: str, series: tuple[str, ...], bars: list[Bar], **options) -> bytes:
+    """`bar_figure` (the same arguments) as PNG."""
+    figure = bar_figure(title, series, bars, **options)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=DPI)
+    return out.getvalue()
+
+
+def bar_figure(
     title: str,
     series: tuple[str, ...],
     bars: list[Bar],
     *,
     flag_below: float | None = None,
+    flag_label: str | None = None,
     font_path: str | None = None,
-) -> bytes:
-    """Horizontal bars in percent, one group per label; a dashed line at `flag_below`."""
+) -> Figure:
+    """Horizontal bars in percent, one group per label; a dashed line at `flag_below`,
+    named `flag_label` in the legend."""
     bars = bars[:MAX_ROWS]
     properties = font(font_path)
     rows = max(len(bars), 1)
@@ -69,12 +79,12 @@ def bar_chart(
     axes.set_xticks(range(0, 101, 20))
     axes.set_xticklabels([f"{tick}%" for tick in range(0, 101, 20)])
     if flag_below is not None:
-        axes.axvline(flag_below * 100, color="#c0392b", linestyle="--", linewidth=1)
+        axes.axvline(
+            flag_below * 100, color="#c0392b", linestyle="--", linewidth=1, label=flag_label
+        )
     axes.set_title(title, fontproperties=properties, fontsize=13)
-    if len(series) > 1:
+    if len(series) > 1 or flag_label:
         axes.legend(prop=properties, loc="lower right")
     axes.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=DPI)
-    return out.getvalue()
+    return figure

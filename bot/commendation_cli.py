@@ -1,5 +1,5 @@
-"""`python -m bot commendation …`: the organiser opens a selection, lists them, and writes the
-compiled deeds of a confirmed one to a .docx file."""
+"""`python -m bot commendation …`: the organiser opens a selection, lists them, closes its
+nominations early, and writes the compiled deeds of a confirmed one to a .docx file."""
 
 import argparse
 from dataclasses import dataclass, field
@@ -76,6 +76,11 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, words: dict) -> Rep
                 await session.rollback()
                 return report
         selections = await commendation.all_of(session, organisation_id=organisation.id)
+        if args.commendation_command == "close":
+            chosen = next((s for s in selections if args.selection in (None, s.id)), None)
+            if chosen is None or not commendation.close_nominations(chosen, now):
+                report.problems.append("not_nominating")
+                return report
         if args.commendation_command == "compile":
             chosen = next((s for s in selections if args.selection in (None, s.id)), None)
             if chosen is None or commendation.stage_of(chosen, now) not in (

@@ -4,7 +4,11 @@ import asyncio
 import re
 import sys
 from collections.abc import Callable
+from itertools import count
+from pathlib import Path
 from typing import TextIO
+
+from sqlalchemy.engine import make_url
 
 from bot import demo
 from bot.app import build_application, periodic_jobs
@@ -32,7 +36,8 @@ class Console:
     ) -> None:
         self.chat = chat
         self.everyone = everyone
-        self.current = everyone[0]
+        # A database of the operator's own (demo --database) may have nobody bound yet.
+        self.current = everyone[0] if everyone else STRANGER
         self.runtime = runtime
         self.write = write
 
@@ -100,6 +105,30 @@ class Console:
         return None
 
 
+def files_folder(database_url: str) -> Path:
+    """Where the local chat keeps the files the bot sends: beside a SQLite database, else in
+    data/."""
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database).resolve().parent / "demo-files"
+    return Path("data/demo-files").resolve()
+
+
+def _file_keeper(folder: Path, runtime: Runtime):
+    """Saves each file the bot sends under a numbered name, so a newcomer can open it."""
+    numbers = count(1)
+
+    def keep(filename: str, content: bytes) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{next(numbers):03d}-{Path(filename).name}"
+        path.write_bytes(content)
+        return runtime.messages.render(
+            runtime.settings.default_locale, "console_file_saved.txt", name=filename, path=str(path)
+        )
+
+    return keep
+
+
 def _lines(stream: TextIO):
     if stream.isatty():
 
@@ -119,21 +148,27 @@ def _lines(stream: TextIO):
 
 
 async def run_demo(
-    settings: Settings, *, stdin: TextIO = sys.stdin, write: Callable[[str], None] = print
+    settings: Settings, *, stdin: TextIO | None = None, write: Callable[[str], None] = print
 ) -> int:
     """Seed the demo organisation if needed, then chat until :quit or end of input."""
     clock = ManualClock(SystemClock().now())
     # Hourly ticks keep :clock +30d quick; reminders go out on the hour anyway.
     runtime = Runtime.create(settings.model_copy(update={"reminder_tick_minutes": 60}), clock)
     await runtime.db.migrate()
-    await demo.seed(runtime)
-    await demo.seed_campaign(runtime)
-    await demo.seed_selection(runtime)
+    if await demo.seed(runtime):  # never lay the demo's calendar over someone's own data
+        await demo.seed_campaign(runtime)
+        await demo.seed_selection(runtime)
     everyone = await demo.demo_people(runtime)
     names = {person.user_id: person.name for person in [*everyone, STRANGER]}
+    folder = files_folder(settings.database_url)
     api = LocalBotAPI(
         now=lambda: clock.now().timestamp(),
-        on_call=printer_for(lambda chat_id: names.get(chat_id, str(chat_id)), write),
+        on_call=printer_for(
+            lambda chat_id: names.get(chat_id, str(chat_id)),
+            write,
+            _file_keeper(folder, runtime),
+            runtime.messages.render(runtime.settings.default_locale, "console_edited.txt"),
+        ),
     )
     application = build_application(runtime, request=api)
     chat = LocalChat(
@@ -143,9 +178,15 @@ async def run_demo(
         SteppedJobs(application, periodic_jobs(runtime.settings), clock.now()),
     )
     console = Console(chat, everyone, runtime, write)
-    read = _lines(stdin)
+    read = _lines(stdin or sys.stdin)  # looked up now: it may have been replaced
     async with application:
-        console.say("console_intro.txt", current=console.current)
+        console.say(
+            "console_intro.txt",
+            current=console.current,
+            nobody_bound=not everyone,
+            database=make_url(settings.database_url).database or settings.database_url,
+            folder=str(folder),
+        )
         while (line := await read()) is not None:
             if not await console.handle(line):
                 break

@@ -9,7 +9,8 @@ from bot.services import calendar, commendation, roster
 from storage import people
 from storage.models import Campaign, Category, Role
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# Shipped inside the package, so the demo runs after a plain (non-editable) install too.
+SAMPLES = Path(__file__).resolve().parent / "samples"
 DEMO_ROSTER = SAMPLES / "demo_roster.csv"
 DEMO_BRANCHES = SAMPLES / "demo_branches.csv"
 DEMO_ORGANISATION = "示范局"
@@ -41,7 +42,9 @@ async def seed(runtime: Runtime) -> bool:
 
 
 async def demo_people(runtime: Runtime) -> list[Person]:
-    """Everyone the local chat can speak as, in roster order."""
+    """Everyone the local chat can speak as, in roster order, described in the default
+    locale's words."""
+    words = runtime.messages.export_headings(runtime.settings.default_locale)["words"]
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
         branches = {
@@ -56,9 +59,9 @@ async def demo_people(runtime: Runtime) -> list[Person]:
         roles = [
             role for role in Role if role.value in member.roles.split() and role is not Role.MEMBER
         ]
-        labels = [branches[member.branch_id], *(r.value for r in roles)]
+        labels = [branches[member.branch_id], *(words["roles"][r.value] for r in roles)]
         if member.category != Category.ORDINARY:
-            labels.append(member.category)
+            labels.append(words["categories"][member.category])
         found.append(
             Person(
                 member.telegram_user_id,

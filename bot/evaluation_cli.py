@@ -12,6 +12,7 @@ from bot.runtime import Runtime
 from bot.services import evaluation, evaluation_codes
 from bot.services.evaluation import RoundSettings
 from bot.services.roster import RATER_GROUP_WORDS
+from storage import calendar as calendar_queries
 from storage import evaluation as queries
 from storage import people
 from storage.models import Campaign, EvaluationRound, RaterGroup
@@ -72,14 +73,23 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
         command = args.evaluation_command
         if command == "open":
             settings, problems = _settings(args.settings)
+            refusals = await _opening_refusals(session, organisation.id, args.quarter, now)
+            problems += refusals
+            quarter_known = not any(p.startswith("evaluation_unknown_quarter") for p in refusals)
             proposal = await evaluation.proposed_round(
                 session, organisation_id=organisation.id, now=now, quarter=args.quarter
             )
-            if args.closes:
-                closes_at = _moment(args.closes, zone, end_of_day=True)
-            elif proposal is not None:
+            closes_at = opens_at = None
+            try:
+                if args.closes:
+                    closes_at = _moment(args.closes, zone, end_of_day=True)
+                if args.opens:
+                    opens_at = _moment(args.opens, zone, end_of_day=False)
+            except ValueError:
+                problems.append("evaluation_bad_date")
+            if closes_at is None and proposal is not None:
                 closes_at = proposal.closes_at
-            else:
+            elif closes_at is None and not args.closes and quarter_known:
                 problems.append("evaluation_no_quarter")
             if problems:
                 report.problems = problems
@@ -89,7 +99,7 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
                 organisation_id=organisation.id,
                 quarter=args.quarter,
                 closes_at=closes_at,
-                opens_at=_moment(args.opens, zone, end_of_day=False) if args.opens else None,
+                opens_at=opens_at,
                 now=now,
                 settings=settings,
             )
@@ -116,7 +126,7 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
                 return report
             await evaluation.close_round(session, evaluation_round=evaluation_round, now=now)
         elif command == "codes":
-            await _codes(session, organisation.id, args, bot_username, now, report)
+            await _codes(session, runtime, organisation.id, args, bot_username, report)
             if report.problems:
                 return report
         for evaluation_round in await queries.rounds_of(session, organisation_id=organisation.id):
@@ -130,6 +140,20 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, bot_username: str |
     return report
 
 
+async def _opening_refusals(session, organisation_id: int, quarter: str, now) -> list[str]:
+    """One round at a time, and only for a quarter of the calendar (when it has quarters):
+    a mistyped quarter must not open a second round beside the real one."""
+    problems = []
+    for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
+        if evaluation.state_of(evaluation_round, now) != "closed":
+            problems.append(f"evaluation_round_running:{evaluation_round.quarter}")
+    steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    quarters = list(dict.fromkeys(step.quarter for step in steps if step.quarter))
+    if quarters and quarter.strip() not in quarters:
+        problems.append(f"evaluation_unknown_quarter:{'、'.join(quarters)}")
+    return problems
+
+
 async def _running(session, organisation_id: int, round_id: int | None, now):
     for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
         state = evaluation.state_of(evaluation_round, now)
@@ -138,7 +162,10 @@ async def _running(session, organisation_id: int, round_id: int | None, now):
     return None
 
 
-async def _codes(session, organisation_id, args, bot_username, now, report: Report) -> None:
+async def _codes(
+    session, runtime: Runtime, organisation_id, args, bot_username, report: Report
+) -> None:
+    now, locale = runtime.clock.now(), runtime.settings.default_locale
     group = RATER_GROUP_WORDS.get(args.group.strip())
     evaluation_round = await _running(session, organisation_id, None, now)
     branch = None
@@ -148,6 +175,10 @@ async def _codes(session, organisation_id, args, bot_username, now, report: Repo
         )
     if group is None:
         report.problems.append("evaluation_unknown_group")
+    elif group != RaterGroup.STAFF and not args.branch:
+        # 基层单位工作人员 and 市场经营户 rate the members of one branch: without it a code
+        # would have nobody to rate.
+        report.problems.append("evaluation_branch_needed")
     if args.branch and branch is None:
         report.problems.append("evaluation_unknown_branch")
     if not 0 < args.count <= evaluation_codes.MAX_CODES:
@@ -171,10 +202,11 @@ async def _codes(session, organisation_id, args, bot_username, now, report: Repo
             path.write_bytes(evaluation_codes.qr_png(url))
         report.files.append(str(args.qr))
     if args.pdf:
-        caption = f"{args.group}{f'（{branch.name}）' if branch else ''}"
-        args.pdf.write_bytes(
-            evaluation_codes.pdf_sheet(
-                f"{evaluation_round.quarter}群众评议测评码", caption, report.links
-            )
+        # The sheet is read by people, in words: 市场经营户, never `vendor`.
+        group_name = runtime.messages.words(locale, "_evaluation", ("groups",))["groups"][group]
+        caption = f"{group_name}{f'（{branch.name}）' if branch else ''}"
+        title = runtime.messages.plain(
+            locale, "evaluation_codes_sheet", quarter=evaluation_round.quarter
         )
+        args.pdf.write_bytes(evaluation_codes.pdf_sheet(title, caption, report.links))
         report.files.append(str(args.pdf))

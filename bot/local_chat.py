@@ -206,8 +206,15 @@ class LocalChat:
 Printer = Callable[[str], None]
 
 
-def printer_for(names: Callable[[int], str], write: Printer) -> Callable[[Call], None]:
-    """A LocalBotAPI observer that prints each message as a block headed by its recipient."""
+def printer_for(
+    names: Callable[[int], str],
+    write: Printer,
+    keep_file: Callable[[str, bytes], str] | None = None,
+    edited_mark: str = " (edited)",
+) -> Callable[[Call], None]:
+    """A LocalBotAPI observer that prints each message as a block headed by its recipient
+    (an edit's header marked with `edited_mark`); `keep_file` saves a photo's or document's
+    content and says where (one line)."""
 
     def show(call: Call) -> None:
         if call.method == "answerCallbackQuery":
@@ -218,13 +225,15 @@ def printer_for(names: Callable[[int], str], write: Printer) -> Callable[[Call],
             return
         header = f"── {names(call.chat_id)} ──"
         if call.method == "editMessageText":
-            header += " (edited)"
+            header += edited_mark
         lines = [header]
-        if call.method == "sendDocument":
-            document = call.params.get("document") or {}
-            lines.append(f"[document: {document.get('filename', '')}]")
-        if call.method == "sendPhoto":
-            lines.append("[photo]")
+        sent = call.params.get("document") or call.params.get("photo")
+        if isinstance(sent, dict):
+            filename = sent.get("filename") or "file"
+            if keep_file is not None and "content" in sent:
+                lines.append(keep_file(filename, sent["content"]))
+            else:
+                lines.append(f"[{filename}]")
         if call.text:
             lines.append(plain(call.text))
         if call.buttons:

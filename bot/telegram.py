@@ -1,15 +1,14 @@
 """`python -m bot run`: the bot on Telegram, by long polling."""
 
+import asyncio
 import logging
 import sys
 
-from telegram import Update
-from telegram.error import InvalidToken, TelegramError
+from telegram import Bot, Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bot.app import build_application, periodic_jobs
-from bot.clock import SystemClock
-from bot.config import Settings
 from bot.jobs import schedule
 from bot.runtime import Runtime
 from bot.services.access import Actor
@@ -39,8 +38,42 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
             logger.warning("menu for member %s not set: %s", member.id, error)
 
 
-def run_polling(settings: Settings, token: str) -> int:
-    runtime = Runtime.create(settings, SystemClock())
+# Waits between attempts to reach the Bot API: doubling, then once a minute.
+_BACKOFF = (1, 2, 4, 8, 15, 30, 60)
+
+
+async def _reach_bot_api(runtime: Runtime, bot: Bot) -> None:
+    """Return once the Bot API answers; until then say why not and try again, backing off.
+
+    A service started before the network (or a self-hosted Bot API server) is up should wait
+    for it, not die with a traceback."""
+    settings = runtime.settings
+    attempt = 0
+    while True:
+        try:
+            await bot.initialize()  # which asks getMe
+            return
+        except InvalidToken:
+            raise
+        except NetworkError as error:  # TimedOut and 5xx answers are NetworkErrors too
+            wait = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+            print(
+                runtime.messages.render(
+                    settings.default_locale,
+                    "cli_bot_api_unreachable.txt",
+                    url=settings.telegram_api_base_url or "https://api.telegram.org",
+                    reason=str(error),
+                    wait=wait,
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+            attempt += 1
+            await asyncio.sleep(wait)
+
+
+def run_polling(runtime: Runtime, token: str) -> int:
+    settings = runtime.settings
     # About 30 messages a second overall and 20 a minute per group, as Telegram asks;
     # a 429 waits for as long as Telegram says, then tries again.
     application = build_application(
@@ -59,15 +92,23 @@ def run_polling(settings: Settings, token: str) -> int:
     async def post_shutdown(_app: Application) -> None:
         await runtime.db.dispose()
 
+    async def reachable() -> None:
+        try:
+            await _reach_bot_api(runtime, application.bot)
+        finally:
+            await application.bot.shutdown()  # run_polling starts it again in its own loop
+
     application.post_init = post_init
     application.post_shutdown = post_shutdown
     try:
+        asyncio.run(reachable())
         application.run_polling(allowed_updates=Update.ALL_TYPES)
     except InvalidToken:
         print(
-            "error: Telegram rejected TELEGRAM_BOT_TOKEN. Check it with @BotFather, "
-            "or try the bot without Telegram: python -m bot demo",
+            runtime.messages.render(settings.default_locale, "cli_token_rejected.txt"),
             file=sys.stderr,
         )
         return 2
+    except KeyboardInterrupt:
+        return 0
     return 0

@@ -60,9 +60,12 @@ async def send_chart(turn: Turn) -> None:
     if progress:
         pictures.append(
             (
-                turn.label("chart_progress_title"),
+                turn.label(
+                    "chart_progress_title", branch=found.branch(scope).name if scope else ""
+                ),
                 (turn.label("chart_series_summaries"), turn.label("chart_series_rated")),
                 [charts.Bar(name, (summaries, rated)) for name, summaries, rated in progress],
+                None,
                 None,
             )
         )
@@ -84,6 +87,7 @@ async def send_chart(turn: Turn) -> None:
                         for kind, item, rate in items
                     ],
                     results.settings.flag_below,
+                    turn.label("chart_flag_line", rate=results.settings.flag_below),
                 )
             )
     if not pictures:
@@ -93,16 +97,20 @@ async def send_chart(turn: Turn) -> None:
     chat_id, bot = turn.update.effective_chat.id, turn.context.bot
 
     async def draw_and_send() -> None:
-        for title, series, bars, flag_below in pictures:
+        for title, series, bars, flag_below, flag_label in pictures:
             png = await asyncio.to_thread(
                 charts.bar_chart,
                 title,
                 series,
                 bars,
                 flag_below=flag_below,
+                flag_label=flag_label,
                 font_path=turn.runtime.settings.chart_font,
             )
-            await bot.send_photo(chat_id, InputFile(io.BytesIO(png), filename="chart.png"))
+            # The title as the caption too: it names what the picture shows in the chat list.
+            await bot.send_photo(
+                chat_id, InputFile(io.BytesIO(png), filename="chart.png"), caption=title
+            )
 
     turn.afterwards(draw_and_send)
 
@@ -119,6 +127,10 @@ async def send_export(turn: Turn) -> None:
             headings=turn.runtime.messages.export_headings(turn.locale),
             now=turn.now,
         )
+        # Named after the quarter it holds, however it was asked for (/export or /export 季度).
+        step = await export.quarter_step(
+            turn.session, organisation_id=scope.organisation_id, quarter=quarter, now=turn.now
+        )
     except export.UnknownQuarter:
         turn.reply("export_unknown_quarter", quarter=quarter)
         return
@@ -126,7 +138,7 @@ async def send_export(turn: Turn) -> None:
     today = await calendar.organisation_today(
         turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
     )
-    filename = turn.label("export_filename", quarter=quarter or "", when=today)
+    filename = turn.label("export_filename", quarter=step.quarter if step else "", when=today)
     chat_id, bot = turn.update.effective_chat.id, turn.context.bot
     turn.afterwards(
         lambda: bot.send_document(chat_id, InputFile(io.BytesIO(data), filename=filename))

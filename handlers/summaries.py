@@ -49,7 +49,7 @@ async def open_summary(turn: Turn) -> None:
             else None
         )
         await _show(
-            turn, existing, "summary_view", buttons=buttons, read_only=quarter.window != Window.OPEN
+            turn, existing, "summary_view", buttons=buttons, closed=quarter.window != Window.OPEN
         )
         return
     summary = await summaries.start(
@@ -117,14 +117,14 @@ async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: boo
 
 
 async def _show(
-    turn: Turn, summary: Summary, template: str, *, buttons=None, read_only: bool = False
+    turn: Turn, summary: Summary, template: str, *, buttons=None, closed: bool = False
 ) -> None:
     text = await summaries.readable(turn.session, summary)
     turn.reply(
         template,
         summary=summary,
         owner=text.owner,
-        read_only=read_only,
+        closed=closed,
         buttons=buttons,
         reviews=text.pledges,
         carried=text.carried,
@@ -242,7 +242,7 @@ async def read_summary(turn: Turn) -> None:
     ):
         turn.notice("button_refused")
         return
-    await _show(turn, summary, "summary_view", read_only=True)
+    await _show(turn, summary, "summary_view")
 
 
 def handlers() -> list[BaseHandler]:

@@ -171,7 +171,8 @@ async def test_a_selection_from_opening_to_publication(
     ]
     assert order == sorted(order)
     assert "先进基层党组织 · 一等奖" in texts and "开展“亮身份、比服务”活动。" in texts
-    assert "评选结果" in api.last(group["id"]).text
+    assert "2026年度争当排头兵评选结果" in api.last(group["id"]).text
+    assert "评选评选" not in api.last(group["id"]).text
     await delivery.tick(app)
     for person in (zheng, people["王秀英"], people["谢婷"]):
         assert sum("评选结果" in t for t in api.texts(person.user_id)) == 1
@@ -320,3 +321,22 @@ async def test_an_uploaded_material_is_normalised_as_typed_text(
     assert [(n.nominee, n.material) for n in await nominations(runtime)] == [
         (f"member:{who['郑强']}", "郑强同志爱岗敬业，服务群众。\n窗口业务零投诉。")
     ]
+
+
+async def test_one_selection_at_a_time_and_its_nominations_close_from_the_command_line(
+    runtime, people, monkeypatch, capsys
+):
+    # The command line keeps the wall clock's time: nominations still open by it.
+    selection = await open_selection(runtime, closes_at=runtime.clock.now() + timedelta(days=9999))
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    arguments = ["commendation", "open", "--name", "第二次评选", "--closes", "2099-06-30"]
+    assert await asyncio.to_thread(main, [*arguments, "--graders", "王志刚"]) == 1
+    assert "“2026年度争当排头兵评选”还没有公布结果" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["commendation", "close"]) == 0
+    assert "2026年度争当排头兵评选：评定中" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        selections = (await session.exec(select(Selection))).all()
+    assert [s.id for s in selections] == [selection.id]
+    assert selections[0].closes_at < runtime.clock.now() + timedelta(days=9999)
+    assert await asyncio.to_thread(main, ["commendation", "close"]) == 1
+    assert "没有正在推荐" in capsys.readouterr().out

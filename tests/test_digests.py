@@ -20,7 +20,7 @@ from storage import people as people_queries
 from storage.models import Branch, Member, Summary, SummaryStatus
 from tests.test_evaluation import open_round
 from tests.test_reminders import at, load
-from tests.test_reviews import ids
+from tests.test_reviews import ids, toast
 from tests.test_summaries import QUARTER
 
 MARKET = ("张明", "郑强", "王秀英", "冯磊", "何静", "许涛")  # 市场管理党支部, in roster order
@@ -160,8 +160,11 @@ async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, 
     assert "没有这项权限" in plain(api.last(zheng.user_id).text)
 
 
-async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int) -> None:
-    """These members of 市场管理党支部 rate `target` at `level` on every item."""
+async def cast_on(
+    runtime, evaluation_round, target: str, raters, *, level: int, kind: str = "member"
+) -> None:
+    """These members of 市场管理党支部 rate `target` (a member, or a branch) at `level` on
+    every item."""
     who = await ids(runtime)
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
@@ -173,7 +176,7 @@ async def cast_on(runtime, evaluation_round, target: str, raters, *, level: int)
                 rater=Rater(
                     f"member:{who[rater]}", organisation.id, MEMBERS, who["市场管理党支部"]
                 ),
-                target=f"member:{who[target]}",
+                target=f"{kind}:{who[target]}",
                 choices=[level] * 6,
                 comment="",
                 now=runtime.clock.now(),
@@ -198,6 +201,20 @@ async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
     line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
     # Only 张明 is over the threshold: 100%, and 郑强's 不满意 is nowhere in the figure.
     assert "党员满意率 100%（1 人达到公布人数，5 人评议人数不足未公布）" in line
+
+
+async def test_a_branch_figure_beside_members_under_the_threshold_says_whose_raters_are_few(
+    quarter, chat, api, app, runtime, clock
+):
+    zhang = quarter["张明"]
+    evaluation_round = await open_round(runtime)
+    raters = ("郑强", "冯磊", "许涛", "何静", "王秀英")
+    await cast_on(runtime, evaluation_round, "市场管理党支部", raters, level=0, kind="branch")
+    clock.advance(timedelta(days=6))
+    await delivery.tick(app)
+    await chat.send(zhang, "/digest")
+    line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
+    assert "党员评议人数不足，未公布；支部满意率 100%" in line
 
 
 async def test_the_organisation_digest_puts_the_branches_most_behind_first(
@@ -259,6 +276,14 @@ async def test_the_workbook_holds_the_branch_and_nothing_else(quarter, chat, api
     assert summaries["郑强"][3] == "已提交" and summaries["郑强"][6] == "按时完成本季度各项工作"
     assert summaries["冯磊"][3] == "未提交" and summaries["冯磊"][6] is None
     assert summaries["（支部）"][3] == "未提交"
+    # /export and /export 第四季度 are the same workbook, under the same name.
+    await chat.send(zhang, "/export 第四季度")
+    named = [
+        c.params["document"]["filename"]
+        for c in api.sent(zhang.user_id)
+        if c.method == "sendDocument"
+    ]
+    assert len(named) == 2 and named[0] == named[1] and "第四季度" in named[0]
     # /export with a quarter the calendar does not have says so, and sends nothing.
     await chat.send(zhang, "/export 第九季度")
     assert "没有“第九季度”" in plain(api.last(zhang.user_id).text)
@@ -293,6 +318,9 @@ async def test_the_workbook_shows_evaluation_figures_only_over_the_threshold(
     zheng = [r for r in rows if r[1] == "郑强"]
     assert len(zheng) == 7  # six items and the overall line
     assert zheng[0][5:] == (0, 0, 0, 5, 0)
+    sheet = load_workbook(io.BytesIO(document.params["document"]["content"])).worksheets[3]
+    rates = [row[9] for row in sheet.iter_rows(min_row=2) if row[9].value is not None]
+    assert rates and all(cell.number_format == "0%" for cell in rates)  # 83%, not 0.8333
     # Nobody rated the other branches' members: withheld, with no figure at all.
     huang = [r for r in rows if r[1] == "黄勇"]
     assert huang == [(*huang[0][:4], "评议人数不足，未公布", None, None, None, None, None)]
@@ -305,11 +333,18 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, api, runtime):
     zhang = quarter["张明"]
+    # Nothing in yet: a sentence, not a chart of empty bars.
+    await chat.send(zhang, "/digest")
+    assert await chat.tap(zhang, "查看图表")
+    assert not [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
+    assert "暂时没有可画的图表" in toast(api)
     await submit_summary(chat, api, quarter["郑强"])
     await chat.send(zhang, "/digest")
     assert await chat.tap(zhang, "查看图表")
     photos = [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
     assert len(photos) == 1
+    # A secretary's chart is about the branch, and says so.
+    assert photos[0].params["caption"] == "市场管理党支部工作进度"
     width, height = png_size(photos[0].params["photo"]["content"])
     assert width == charts.WIDTH_INCHES * charts.DPI
     assert height == int((1.2 + charts.BAR_INCHES * 1 * 2**0.5) * charts.DPI)
@@ -317,6 +352,15 @@ async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, api, runtime)
     face = FT2Font(charts.font().get_file())
     for text in ("各支部工作进度", "自我小结已交", "群众评议已评完", "市场管理党支部"):
         assert all(face.get_char_index(ord(c)) for c in text), text
+
+
+def test_the_flag_line_is_named_in_the_legend():
+    bars = [charts.Bar("组织领导情况", (0.5,)), charts.Bar("活动效果", (0.9,))]
+    figure = charts.bar_figure(
+        "满意率", ("满意率",), bars, flag_below=0.6, flag_label="60% 提示线（低于此建议补课）"
+    )
+    legend = figure.axes[0].get_legend()
+    assert {t.get_text() for t in legend.get_texts()} == {"满意率", "60% 提示线（低于此建议补课）"}
 
 
 async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api, runtime):
@@ -470,3 +514,18 @@ async def test_members_who_never_joined_are_not_counted_unreachable(quarter, cha
             await session.exec(select(Member.name).where(col(Member.telegram_user_id).is_(None)))
         ).all()
     assert sorted(unbound) == ["林娜", "谢婷"]
+
+
+async def test_in_week_one_a_branch_line_says_there_is_nothing_to_follow_up(
+    runtime, people, chat, api, clock
+):
+    from tests.test_reminders import CAMPAIGN
+
+    await load(runtime, CAMPAIGN)  # 动员部署: no summary or round yet
+    organiser = people["周敏"]
+    await chat.send(organiser, "/digest")
+    line = digest_line(api.last(organiser.user_id).text, "1.")
+    assert line == "1. 市场管理党支部（6 人）：暂无需要跟进的事项"
+    # And a secretary's /help does not speak of every branch.
+    await chat.send(people["张明"], "/help")
+    assert "各支部" not in api.last(people["张明"].user_id).text

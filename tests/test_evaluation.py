@@ -454,6 +454,9 @@ async def test_results_only_after_closing_and_above_the_thresholds(
     branch = api.last(zhang.user_id).text
     assert "计入 1 人" in branch and "因评议人数不足未计入" in branch
     assert "说的话" not in branch and "不满意 4" not in branch
+    # Those under the threshold are one line with a count, not one line each.
+    assert branch.count("评议人数不足 5 人") == 1 and "冯磊" in branch
+    assert re.search(r"另有 \d+ 个对象评议人数不足 5 人", branch)
     async with runtime.db.session() as session:
         evaluation_round = await session.get(EvaluationRound, running.id)
         found = await evaluation_results.results(
@@ -579,7 +582,69 @@ async def test_the_command_line_opens_a_round_from_the_calendar(
     # Closing at the end of the quarter's evaluation step (2027-01-25, Shanghai).
     assert opened.closes_at.isoformat() == "2027-01-25T16:00:00+00:00"
     assert await asyncio.to_thread(main, ["evaluation", "open", "--quarter", "明年第一季度"]) == 1
-    assert "已经有一轮" in capsys.readouterr().out
+    assert "已有一轮群众评议尚未结束（明年第一季度）" in capsys.readouterr().out
+
+
+async def test_the_command_line_opens_one_round_at_a_time_for_a_quarter_of_the_calendar(
+    runtime, people, monkeypatch, capsys
+):
+    await load(runtime, TWO_QUARTERS)
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+
+    def evaluation_cli(*args: str):
+        return asyncio.to_thread(main, ["evaluation", *args])
+
+    # A mistyped quarter, even with a closing date, is refused with the calendar's quarters.
+    assert await evaluation_cli("open", "--quarter", "明年第1季度", "--closes", "2027-01-20") == 1
+    out = capsys.readouterr().out
+    assert "日程里没有这个季度" in out and "第四季度、明年第一季度" in out
+    assert await evaluation_cli("open", "--quarter", "明年第1季度") == 1
+    assert "--closes" not in capsys.readouterr().out  # a closing date would not help
+    assert await evaluation_cli("open", "--quarter", "明年第一季度", "--closes", "2027-13-01") == 1
+    out = capsys.readouterr().out
+    assert "日期或时间的格式不对" in out and "month" not in out
+    assert await evaluation_cli("open", "--quarter", "明年第一季度") == 0
+    assert await evaluation_cli("open", "--quarter", "第四季度", "--closes", "2027-01-20") == 1
+    assert "已有一轮群众评议尚未结束（明年第一季度）" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(EvaluationRound))).all()) == 1
+
+
+async def test_codes_for_vendors_need_their_branch(runtime, people, monkeypatch, capsys, tmp_path):
+    await load(runtime, TWO_QUARTERS)
+    monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "cxzy_bot")
+    assert await asyncio.to_thread(main, ["evaluation", "open", "--quarter", "明年第一季度"]) == 0
+    capsys.readouterr()
+    codes = ["evaluation", "codes", "--group", "vendor", "--count", "2"]
+    assert await asyncio.to_thread(main, codes) == 1
+    out = capsys.readouterr().out
+    assert "请用 --branch 写明支部" in out and "https://t.me/" not in out
+    pdf = tmp_path / "codes.pdf"
+    args = [*codes, "--branch", "市场管理党支部", "--pdf", str(pdf)]
+    assert await asyncio.to_thread(main, args) == 0
+    assert capsys.readouterr().out.count("https://t.me/cxzy_bot?start=rate-") == 2
+    assert "市场经营户（市场管理党支部）" in pdf_text(pdf.read_bytes())
+
+
+def pdf_text(data: bytes) -> str:
+    """The text drawn in a ReportLab PDF (ASCII85 + Flate streams; the CID font F2 draws
+    UCS-2 strings, the others Latin-1)."""
+    import base64
+    import re
+    import zlib
+
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", data, re.S):
+        content = zlib.decompress(base64.a85decode(stream.strip().removesuffix(b"~>")))
+        for wide, literal in re.findall(rb"(/F2 [^()]*)?\(((?:\\.|[^\\)])*)\) Tj", content):
+            raw = re.sub(
+                rb"\\([0-7]{1,3}|.)",
+                lambda m: bytes([int(m[1], 8)]) if m[1][:1].isdigit() else m[1],
+                literal,
+            )
+            shown.append(raw.decode("utf-16-be" if wide else "latin-1"))
+    return "\n".join(shown)
 
 
 # --- notices ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def transcript(tmp_path_factory) -> subprocess.CompletedProcess:
     return run_demo(SCRIPT, tmp_path_factory.mktemp("demo") / "demo.db")
 
 
+@pytest.mark.slow
 def test_exits_cleanly_at_quit(transcript):
     assert transcript.returncode == 0, transcript.stderr
     assert "Traceback" not in transcript.stderr
@@ -56,6 +57,7 @@ def test_exits_cleanly_at_quit(transcript):
     assert transcript.stdout.count("我能做什么") == 1 + 0  # the greeting lists /help once
 
 
+@pytest.mark.slow
 def test_identities_switch_and_blocks_name_the_recipient(transcript):
     out = transcript.stdout
     assert "── 王志刚 ──\n王志刚同志，欢迎回来" in out
@@ -65,14 +67,16 @@ def test_identities_switch_and_blocks_name_the_recipient(transcript):
     assert "── 访客 ──\n您好！本助手为党组织的党员同志服务" in out
 
 
+@pytest.mark.slow
 def test_buttons_print_numbered_and_can_be_pressed(transcript):
     out = transcript.stdout
     assert "[1] 中文  [2] English" in out
-    assert "── 张明 ── (edited)\nDone: I will speak English with you from now on." in out
+    assert "── 张明 ──（已修改）\nDone: I will speak English with you from now on." in out
     assert "Hello, 张明. Here is what you can do:" in out
-    assert "── 张明 ── (edited)\n好的，今后我将使用中文与您交流。" in out
+    assert "── 张明 ──（已修改）\n好的，今后我将使用中文与您交流。" in out
 
 
+@pytest.mark.slow
 def test_clock_moves_forward_only_and_says_so(transcript):
     out = transcript.stdout
     assert "（模拟时钟：2099-01-01 09:00）" in out
@@ -103,15 +107,21 @@ def test_run_with_malformed_token_is_one_clear_line(monkeypatch, capsys, tmp_pat
     assert "\n" not in error and "python -m bot demo" in error
 
 
+def saved_files(messages: list[str]) -> list[Path]:
+    """The files the local chat saved from these messages, as it said where."""
+    return [Path(path) for m in messages for path in re.findall(r"已保存到 (\S+)\]", m)]
+
+
 def blocks(output: str) -> dict[str, list[str]]:
     """Each recipient's messages, as the local chat printed them."""
     found: dict[str, list[str]] = {}
-    pieces = re.split(r"^── (.+?) ──(?: \(edited\))?$", output, flags=re.MULTILINE)
+    pieces = re.split(r"^── (.+?) ──(?:（已修改）)?$", output, flags=re.MULTILINE)
     for header, body in zip(pieces[1::2], pieces[2::2], strict=True):
         found.setdefault(header, []).append(body.split("\n\n（")[0].strip())
     return found
 
 
+@pytest.mark.slow
 def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     database = tmp_path / "campaign.db"
     # The demo's clock starts at the wall clock: +2d can land in the night, before the day's
@@ -131,6 +141,7 @@ def test_a_whole_campaign_moves_past_everyone_exactly_once(tmp_path):
     assert sum("量力而行" in m for m in received["王秀英"]) == 3
 
 
+@pytest.mark.slow
 def test_pledges_and_a_summary_left_and_resumed(tmp_path):
     script = "\n".join(
         [
@@ -175,6 +186,7 @@ def test_pledges_and_a_summary_left_and_resumed(tmp_path):
     assert any("郑强 · 自我小结" in m and "本季度办件三百余件" in m for m in received["张明"])
 
 
+@pytest.mark.slow
 def test_a_review_its_acknowledgement_and_a_rectification_closed(tmp_path):
     script = "\n".join(
         [
@@ -223,6 +235,7 @@ def _ballot(name: str, target: str, comment: str | None) -> list[str]:
     return [*lines, comment if comment else ":tap 不写意见", ":tap 确认提交"]
 
 
+@pytest.mark.slow
 def test_a_mass_evaluation_from_opening_to_a_members_own_result(tmp_path):
     script = "\n".join(
         [
@@ -272,6 +285,7 @@ def test_a_mass_evaluation_from_opening_to_a_members_own_result(tmp_path):
     assert "意见不足 5 条" in own
 
 
+@pytest.mark.slow
 def test_a_secretarys_digest_changes_as_members_submit_and_the_export_arrives(tmp_path):
     script = "\n".join(
         [
@@ -300,9 +314,12 @@ def test_a_secretarys_digest_changes_as_members_submit_and_the_export_arrives(tm
     assert len(digests) == 2 and len(asked) > 2
     assert "已交 0/6" in digests[0] and "郑强" in digests[0].split("尚未提交：")[1]
     assert "已交 1/6" in digests[1] and "郑强" not in digests[1].split("尚未提交：")[1]
-    assert any(m.startswith("[document: ") and ".xlsx]" in m for m in blocks(result.stdout)["张明"])
+    (workbook,) = saved_files(blocks(result.stdout)["张明"])
+    assert workbook.parent == tmp_path / "demo-files" and workbook.name.endswith(".xlsx")
+    assert workbook.read_bytes()[:2] == b"PK"  # a workbook the newcomer can open
 
 
+@pytest.mark.slow
 def test_a_small_selection_from_nomination_to_the_compiled_document(tmp_path):
     script = "\n".join(
         [
@@ -333,6 +350,7 @@ def test_a_small_selection_from_nomination_to_the_compiled_document(tmp_path):
     assert any("已推荐郑强" in m for m in received["张明"])
     assert any("您已被推荐参评" in m and "零投诉" in m for m in received["郑强"])
     assert any("王志刚 一等奖" in m for m in received["王志刚"])
-    assert any(m.startswith("[document: ") and ".docx]" in m for m in received["周敏"])
+    (compiled,) = saved_files(received["周敏"])
+    assert compiled.name.endswith(".docx") and compiled.read_bytes()[:2] == b"PK"
     for name in ("郑强", "谢婷"):
         assert any("评选结果" in m and "一等奖：郑强" in m for m in received[name]), name

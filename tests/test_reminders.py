@@ -116,11 +116,14 @@ async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, cl
     for fragment in ("第四季度自我小结</b> 现在开始", "第四季度自我小结</b> 今天截止"):
         assert count(api, zheng.user_id, fragment) == 1, fragment
     # 年老体弱: one gentle reminder per deadline, no chasing.
-    # 自查, 小结, 评议; not 整改落实, as she has nothing to rectify
-    assert count(api, wang.user_id, "请您量力而行") == 3
+    # 自查, 小结; not 整改落实, as she has nothing to rectify, nor 评议, as no round of
+    # 群众评议 was ever opened: there was nothing to rate.
+    assert count(api, wang.user_id, "请您量力而行") == 2
+    for person in everyone:
+        assert count(api, person.user_id, "领导点评和群众评议</b>") == 0, person.name
     assert count(api, wang.user_id, "今天截止") == 0 and count(api, wang.user_id, "已于") == 0
-    # The secretary hears who in the branch is behind, once per deadline.
-    assert count(api, zhang.user_id, "本支部还有") == 4
+    # The secretary hears who in the branch is behind, once per deadline (but 评议).
+    assert count(api, zhang.user_id, "本支部还有") == 3
     notice = next(t for t in received(api, zhang.user_id) if "自查</b> 已截止" in t)
     assert "郑强" in notice and "王秀英" in notice and "黄勇" not in notice
     assert "张明" not in notice.split("未完成：")[1]  # never the secretary in their own list
@@ -140,9 +143,10 @@ async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, cl
                 )
             ).all()
         )
-    # Only 整改落实's chasing was dropped, at sending time: nobody had anything to rectify.
+    # Only 整改落实's chasing was dropped, at sending time: nobody had anything to rectify;
+    # and 评议's, as no round was opened.
     assert set(statuses) == {OutboxStatus.SENT, OutboxStatus.SKIPPED}
-    assert skipped_steps == {StepKind.RECTIFICATION}
+    assert skipped_steps == {StepKind.RECTIFICATION, StepKind.EVALUATION}
 
 
 async def test_those_who_are_done_are_not_chased(campaign, api, stepper, clock, chat, runtime):
@@ -589,3 +593,46 @@ async def test_after_a_429_nothing_is_sent_until_telegram_said(campaign, api, ap
     clock.advance(timedelta(seconds=31))
     await delivery.tick(app)
     assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())
+
+
+def test_a_campaign_file_reports_every_problem_in_one_pass():
+    text = (
+        CAMPAIGN.replace("{reminder_time}", "23:00")  # in the quiet hours
+        .replace('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ncolour = "red"')
+        .replace("end = 2026-11-29", "end = 2026-11-30")  # overlaps the next phase
+        .replace("rectification_due = 2026-12-20", "rectification_due = 2026-12-02")
+        + '\n[[steps]]\nname = "自查"\ndue = 2026-11-28\n'  # a second 自查
+        + '\n[[steps]]\nname = "无期限"\n'  # no due date
+    )
+    spec, problems = calendar.parse_campaign(text)
+    assert spec is None
+    assert {p.reason for p in problems} == {
+        "unknown_key",
+        "reminder_in_quiet_hours",
+        "overlap",
+        "reversed",
+        "duplicate_name",
+        "missing_key",
+    }
+
+
+async def test_a_campaign_file_that_would_drop_most_of_the_calendar_needs_asking(
+    database_url, tmp_path, monkeypatch, capsys, runtime, people
+):
+    import asyncio
+
+    from bot.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    full, bare = tmp_path / "full.toml", tmp_path / "bare.toml"
+    full.write_text(CAMPAIGN.replace("{reminder_time}", "09:00"), encoding="utf-8")
+    bare.write_text('[campaign]\nname = "测试活动"\ntimezone = "Asia/Shanghai"\n', encoding="utf-8")
+    assert await asyncio.to_thread(main, ["campaign", "load", str(full)]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["campaign", "load", str(bare)]) == 1
+    assert "会去掉现有日程中的 6 个阶段和工作节点" in capsys.readouterr().out
+    async with runtime.db.session() as session:
+        assert len(await calendar_queries.list_steps(session, organisation_id=1)) == 4
+    args = ["campaign", "load", str(bare), "--allow-removals"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "停用 4 个旧节点" in capsys.readouterr().out

@@ -1,9 +1,11 @@
 """Leaders' reviews (领导点评) and the rectification (整改落实) that follows, through the bot."""
 
 import asyncio
+import io
 from datetime import date, timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
@@ -216,6 +218,13 @@ async def test_rectification_from_report_to_confirmation_and_reopening(quarter, 
     assert await chat.tap(zheng, "1. 记录进展")
     await chat.send(zheng, "已制定学习计划")
     assert "进展已记录" in api.last(zheng.user_id).text
+    # The secretary's workbook carries the progress notes beside the item.
+    await chat.send(zhang, "/export")
+    document = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"][-1]
+    book = load_workbook(io.BytesIO(document.params["document"]["content"]))
+    rows = list(book["整改落实"].values)
+    assert rows[0][-1] == "进展情况"
+    assert rows[1][2] == "每周集中学习一次" and rows[1][-1].endswith(" 已制定学习计划")
     await chat.send(zheng, "/rectify")
     assert await chat.tap(zheng, "1. ✅ 已完成")
     await chat.send(zheng, "每周三晚集中学习，已坚持四周")
@@ -421,6 +430,10 @@ async def test_the_organiser_overrides_an_assignment_from_the_command_line(
         assert "郑强 今后由 李建国 点评" in capsys.readouterr().out
         assert await asyncio.to_thread(main, [*argv, "set", "无此人", "李建国"]) == 1
         assert "无此人" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "set", "郑强", "郑强"]) == 1
+        assert "郑强不能点评自己" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*argv, "set", "郑强", "市场管理党支部"]) == 1
+        assert "点评人须是一位党员" in capsys.readouterr().out
         assert await asyncio.to_thread(main, [*argv, "list"]) == 0
         listing = capsys.readouterr().out
         assert "市场管理党支部：郑强 ← 李建国（已调整）" in listing

@@ -154,7 +154,18 @@ async def test_command_line_reports_rows_and_exits_nonzero(
     assert "第 7 行：支部不存在（不存在支部）" in capsys.readouterr().out
     good = write_csv(tmp_path / "p.csv", PEOPLE)
     assert (
-        await asyncio.to_thread(main, ["roster", "import", str(good), "--branches", str(branches)])
+        await asyncio.to_thread(
+            main,
+            [
+                "roster",
+                "import",
+                str(good),
+                "--branches",
+                str(branches),
+                "--organisation",
+                "测试局",
+            ],
+        )
         == 0
     )
     assert "导入成功：新增 5 人" in capsys.readouterr().out

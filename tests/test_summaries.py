@@ -1,9 +1,11 @@
 """Quarterly self-summaries by chat: drafts that survive anything, submitted once, seen by few."""
 
 import asyncio
+import io
 from datetime import timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
@@ -84,6 +86,15 @@ async def test_a_full_summary_is_written_previewed_and_submitted(quarter, chat, 
         done = (await session.exec(select(StepDone))).all()
     assert pledge.status == PledgeStatus.KEPT  # the 回头看 updates the pledge
     assert [d.step_id for d in done] == [summary.step_id]
+    # The secretary's workbook has the 回头看 too, not only the four answers.
+    zhang = quarter["张明"]
+    await chat.send(zhang, "/export")
+    document = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"][-1]
+    rows = list(
+        load_workbook(io.BytesIO(document.params["document"]["content"]))["自我小结"].values
+    )
+    assert rows[0][-1] == "回头看"
+    assert next(r for r in rows if r[1] == "郑强")[-1] == "办好窗口业务：已兑现（每天都提前到岗）"
 
 
 async def test_a_summary_written_across_a_restart(quarter, chat, runtime, clock):
@@ -235,6 +246,7 @@ async def test_who_may_read_a_summary(quarter, chat, api, runtime):
     assert "已提交 1 人" in overview and "尚未开始" in overview and "冯磊" in overview
     assert await chat.tap(zhang, "郑强")
     assert "郑强 · 自我小结" in api.last(zhang.user_id).text
+    assert "已截止" not in api.last(zhang.user_id).text  # the window is still open
     for outsider in ("冯磊", "马俊", "周敏"):  # a fellow member, another secretary, the organiser
         await chat.press(quarter[outsider], f"sumv:{summary.id}")
         assert not any("窗口业务零投诉" in t for t in api.texts(quarter[outsider].user_id))

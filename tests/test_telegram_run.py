@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,8 +22,8 @@ TOKEN = "123456789:" + "A" * 35
 class FakeTelegram(ThreadingHTTPServer):
     """Answers the few Bot API methods polling needs; hands out one /start update."""
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.calls: list[tuple[str, dict]] = []
         self.sent = threading.Event()
         self.update_given = False
@@ -82,17 +83,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def serve(port: int = 0) -> FakeTelegram:
+    server = FakeTelegram(port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def fake_telegram():
-    server = FakeTelegram()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve()
     yield server
     server.shutdown()
 
 
-def test_run_polls_answers_and_stops_cleanly(fake_telegram, tmp_path):
-    host, port = fake_telegram.server_address
+def run_bot(port: int, tmp_path: Path) -> subprocess.Popen:
+    host = "127.0.0.1"
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
@@ -100,13 +105,18 @@ def test_run_polls_answers_and_stops_cleanly(fake_telegram, tmp_path):
         "TELEGRAM_API_BASE_URL": f"http://{host}:{port}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
     }
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.slow
+def test_run_polls_answers_and_stops_cleanly(fake_telegram, tmp_path):
+    process = run_bot(fake_telegram.server_address[1], tmp_path)
     try:
         assert fake_telegram.sent.wait(timeout=60), "the bot never answered"
     finally:
@@ -118,3 +128,31 @@ def test_run_polls_answers_and_stops_cleanly(fake_telegram, tmp_path):
     reply = next(params for method, params in fake_telegram.calls if method == "sendMessage")
     assert reply["chat_id"] == 555 and "个人专属链接" in reply["text"]
     assert (tmp_path / "bot.db").exists()
+
+
+@pytest.mark.slow
+def test_run_waits_for_an_unreachable_bot_api_and_says_so(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on, until the server comes up
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = run_bot(port, tmp_path)
+    waits = []
+    server = None
+    try:
+        while len(waits) < 2:
+            line = process.stderr.readline()
+            assert line, "the bot stopped instead of waiting"
+            assert "Traceback" not in line
+            if line.startswith("暂时连不上 Telegram Bot API"):
+                waits.append(line)
+        server = serve(port)
+        assert server.sent.wait(timeout=60), "the bot never answered once the API was up"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        if server:
+            server.shutdown()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "1 秒后重试" in waits[0] and "2 秒后重试" in waits[1]
+    assert f"http://127.0.0.1:{port}" in waits[0] and "TELEGRAM_API_BASE_URL" in waits[0]

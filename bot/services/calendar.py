@@ -139,9 +139,16 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
         return None, [CampaignProblem(int(line.group(1)) if line else 1, "syntax", str(error))]
     lines = _Lines(text)
     problems: list[CampaignProblem] = []
+    # Rows with a problem of their own are left out of the checks between rows (order,
+    # overlap, names), so that every problem is reported in one pass without noise.
+    broken: set[tuple[str, int]] = set()
 
     def problem(table: str, index: int, key: str | None, reason: str, value: object = "") -> None:
         problems.append(CampaignProblem(lines.of(table, index, key), reason, str(value)))
+        broken.add((table, index))
+
+    def sound(name: str) -> list[tuple[int, dict]]:
+        return [(i, row) for i, row in enumerate(tables[name]) if (name, i) not in broken]
 
     for name in data:
         if name not in _KEYS:
@@ -208,16 +215,14 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
             "reminder_in_quiet_hours",
             campaign.get("reminder_time", "09:00"),
         )
-    if problems:
-        return None, problems
 
     for name in ("phases", "quarters", "steps"):
         seen: set[str] = set()
-        for index, row in enumerate(tables[name]):
+        for index, row in sound(name):
             if row["name"] in seen:
                 problem(name, index, "name", "duplicate_name", row["name"])
             seen.add(row["name"])
-    phases = sorted(enumerate(tables["phases"]), key=lambda pair: pair[1]["start"])
+    phases = sorted(sound("phases"), key=lambda pair: pair[1]["start"])
     for position, (index, phase) in enumerate(phases):
         if phase["end"] < phase["start"]:
             problem("phases", index, "end", "reversed", f"{phase['start']} > {phase['end']}")
@@ -229,7 +234,7 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
                 "overlap",
                 f"{phases[position - 1][1]['name']} / {phase['name']}",
             )
-    for index, quarter in enumerate(tables["quarters"]):
+    for index, quarter in sound("quarters"):
         for earlier, later in zip(_QUARTER_ORDER, _QUARTER_ORDER[1:], strict=False):
             if quarter[later] < quarter[earlier]:
                 problem(
@@ -239,7 +244,7 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
                     "reversed",
                     f"{earlier} {quarter[earlier]} > {later} {quarter[later]}",
                 )
-    for index, step in enumerate(tables["steps"]):
+    for index, step in sound("steps"):
         if step.get("opens", step["due"]) > step["due"]:
             problem("steps", index, "due", "reversed", f"{step['opens']} > {step['due']}")
         if str(step.get("audience", "everyone")) not in AUDIENCE_WORDS:
@@ -303,12 +308,38 @@ class LoadReport:
     phases: int
     steps: int
     retired: int
+    # Nothing was loaded: the file would have dropped most of the calendar (as many phases
+    # and steps as `retired`) and `allow_removals` was not given.
+    refused: bool = False
 
 
 async def load_campaign(
-    session: AsyncSession, *, organisation_id: int, spec: CampaignSpec, now: datetime
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    spec: CampaignSpec,
+    now: datetime,
+    allow_removals: bool = False,
 ) -> LoadReport:
-    """Replace the organisation's calendar with the file's, keeping what reminders refer to."""
+    """Replace the organisation's calendar with the file's, keeping what reminders refer to.
+
+    A file that would drop more than half of the phases and steps in place (a file with the
+    wrong tables, or a half-finished one) is refused unless `allow_removals`, as the roster
+    import refuses one that would deactivate most of the members."""
+    in_place = [
+        *(
+            f"phase:{p.name}"
+            for p in await calendar_queries.list_phases(session, organisation_id=organisation_id)
+        ),
+        *(
+            s.key
+            for s in await calendar_queries.list_steps(session, organisation_id=organisation_id)
+        ),
+    ]
+    kept = {f"phase:{row['name']}" for row in spec.phases} | {row["key"] for row in spec.steps}
+    dropped = len([key for key in in_place if key not in kept])
+    if not allow_removals and dropped > max(len(in_place) // 2, 2):
+        return LoadReport(len(spec.phases), len(spec.steps), dropped, refused=True)
     settings = spec.campaign
     quiet_start, quiet_end = str(settings.get("quiet_hours", "21:00-08:00")).split("-")
     campaign = await session.get(Campaign, organisation_id) or Campaign(

@@ -121,8 +121,14 @@ async def open_selection(
     categories: list[dict] | None = None,
     now: datetime,
 ) -> Selection | list[str]:
-    """A new selection, or the problems with what was asked (each a template key)."""
+    """A new selection, or the problems with what was asked (each a template key).
+
+    One selection at a time: everyone works on the latest, so a new one waits until the
+    last is published (its nominations can be closed early with `close_nominations`)."""
     problems = []
+    latest = await current(session, organisation_id=organisation_id)
+    if latest is not None and latest.stage != SelectionStage.PUBLISHED:
+        problems.append(f"selection_running:{latest.name}")
     if not 0 < len(name.strip()) <= 200:
         problems.append("bad_name")
     if closes_at <= opens_at:
@@ -167,6 +173,15 @@ async def open_selection(
     session.add(selection)
     await session.flush()
     return selection
+
+
+def close_nominations(selection: Selection, now: datetime) -> bool:
+    """Nominations end now and grading begins; False when they are not open (or not yet)."""
+    if stage_of(selection, now) not in (Stage.NOT_YET, Stage.NOMINATING):
+        return False
+    selection.opens_at = min(selection.opens_at, now)
+    selection.closes_at = now
+    return True
 
 
 async def all_of(session: AsyncSession, *, organisation_id: int) -> list[Selection]:

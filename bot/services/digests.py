@@ -379,7 +379,8 @@ async def _add_evaluation(session, rows, evaluation_round, branch_id, now) -> No
 
 
 def progress_shares(digest: Digest) -> list[tuple[str, float | None, float | None]]:
-    """(branch, share of summaries in, share who have rated everyone), most behind first."""
+    """(branch, share of summaries in, share who have rated everyone), most behind first;
+    none while every share is still zero."""
     found = []
     for b in digest.most_behind_first:
         summaries = (
@@ -391,6 +392,9 @@ def progress_shares(digest: Digest) -> list[tuple[str, float | None, float | Non
         rated = e.done / e.expected if e and e.state == RoundState.OPEN and e.expected else None
         if summaries is not None or rated is not None:
             found.append((b.name, summaries, rated))
+    # Bars all at zero say nothing a sentence would not: no chart until someone has moved.
+    if not any(share for _, *shares in found for share in shares):
+        return []
     return found
 
 

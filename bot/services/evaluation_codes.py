@@ -116,11 +116,26 @@ async def _claim(session: AsyncSession, *, key: bytes, round_id: int, account: i
     return True
 
 
-def qr_png(url: str) -> bytes:
+def qr_png(url: str, caption: tuple[str, ...] = (), font_path: str | None = None) -> bytes:
+    """A QR code as PNG, with `caption` lines printed under it (a member's name and branch,
+    so that a printed sheet can be cut up and handed out); `font_path` has CJK glyphs."""
     import qrcode
+    from PIL import Image, ImageDraw, ImageFont
 
+    image = qrcode.make(url, border=2).get_image().convert("RGB")
+    if caption:
+        size = max(image.width // 14, 12)
+        font = ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default()
+        line_height = int(size * 1.4)
+        framed = Image.new("RGB", (image.width, image.height + line_height * len(caption)), "white")
+        framed.paste(image, (0, 0))
+        draw = ImageDraw.Draw(framed)
+        for number, line in enumerate(caption):
+            top = image.height + number * line_height
+            draw.text((image.width / 2, top), line, fill="black", font=font, anchor="ma")
+        image = framed
     buffer = io.BytesIO()
-    qrcode.make(url, border=2).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -31,10 +31,13 @@ from storage.models import (
     PledgeProgress,
     PledgeStatus,
     Rectification,
+    RectificationProgress,
     Review,
     ReviewStatus,
     StepKind,
     Summary,
+    SummaryPledge,
+    SummaryRectification,
     SummaryStatus,
 )
 
@@ -94,6 +97,13 @@ class _Sheets:
         out = io.BytesIO()
         self.book.save(out)
         return out.getvalue()
+
+
+def _percent(sheet, share: float) -> WriteOnlyCell:
+    """A share as Excel shows a percentage (83%), the number itself kept exact."""
+    cell = WriteOnlyCell(sheet, value=share)
+    cell.number_format = "0%"
+    return cell
 
 
 def _local(moment: datetime | None, zone) -> datetime | None:
@@ -241,6 +251,7 @@ async def _summaries_sheet(export: _Export, step) -> None:
         for bid in sorted(export.branches)
         if export.scope.branch_id in (None, bid)
     ]
+    looked_back = await _looked_back(export, [s.id for s in summaries.values()])
     for owner, bid, member_id in sorted(owners, key=lambda o: (o[1], o[2] is not None)):
         summary = summaries.get(owner)
         submitted = summary is not None and summary.status == SummaryStatus.SUBMITTED
@@ -254,8 +265,37 @@ async def _summaries_sheet(export: _Export, step) -> None:
                 words["yes"] if submitted and summary.late else "",
                 _local(summary.submitted_at, export.zone) if submitted else None,
                 *(_text(getattr(summary, f)) if submitted else None for f in _SUMMARY_FIELDS),
+                _text("\n".join(looked_back.get(summary.id, []))) if submitted else None,
             ]
         )
+
+
+async def _looked_back(export: _Export, summary_ids: list[int]) -> dict[int, list[str]]:
+    """Summary id → its 回头看 lines: each pledge with what became of it, then each
+    rectification item carried over, with the member's note (two queries)."""
+    words, lines = export.words["look_back"], {}
+
+    def noted(line: str, note: str) -> str:
+        return line + (words["note"] % note if note else "")
+
+    pledges = await export.session.exec(
+        select(SummaryPledge.summary_id, Pledge.goal, SummaryPledge.status, SummaryPledge.note)
+        .join(Pledge, Pledge.id == SummaryPledge.pledge_id)
+        .where(col(SummaryPledge.summary_id).in_(summary_ids))
+        .order_by(SummaryPledge.summary_id, Pledge.id)
+    )
+    for summary_id, goal, status, note in pledges.all():
+        line = words["pledge"] % (goal, export.words["pledge"][status])
+        lines.setdefault(summary_id, []).append(noted(line, note))
+    items = await export.session.exec(
+        select(SummaryRectification.summary_id, Rectification.text, SummaryRectification.note)
+        .join(Rectification, Rectification.id == SummaryRectification.rectification_id)
+        .where(col(SummaryRectification.summary_id).in_(summary_ids))
+        .order_by(SummaryRectification.summary_id, Rectification.id)
+    )
+    for summary_id, text, note in items.all():
+        lines.setdefault(summary_id, []).append(noted(words["rectification"] % text, note))
+    return lines
 
 
 async def _reviews_sheet(export: _Export, step) -> None:
@@ -298,6 +338,18 @@ async def _rectification_sheet(export: _Export) -> None:
             .order_by(Rectification.branch_id, Rectification.due_on, Rectification.id)
         )
     ).all()
+    notes: dict[int, list[str]] = {}
+    progress = await export.session.exec(
+        select(RectificationProgress)
+        .where(
+            col(RectificationProgress.rectification_id).in_([i.id for i in items]),
+            RectificationProgress.note != "",
+        )
+        .order_by(RectificationProgress.rectification_id, RectificationProgress.id)
+    )
+    for entry in progress.all():
+        when = _local(entry.created_at, export.zone).strftime("%Y-%m-%d")
+        notes.setdefault(entry.rectification_id, []).append(f"{when} {entry.note}")
     sheet = export.sheets.sheet("rectification")
     for item in items:
         sheet.append(
@@ -308,6 +360,7 @@ async def _rectification_sheet(export: _Export) -> None:
                 item.due_on,
                 export.words["rectification"][item.status],
                 _text(item.done_note),
+                _text("\n".join(notes.get(item.id, []))),
             ]
         )
 
@@ -355,5 +408,9 @@ async def _evaluation_sheet(export: _Export) -> None:
             sheet.append([*lead, words["withheld"], *([None] * (levels + 1))])
             continue
         for item in target.items:
-            sheet.append([*lead, _text(item.name), *item.counts, round(item.satisfaction, 4)])
-        sheet.append([*lead, words["overall"], *([None] * levels), round(target.satisfaction, 4)])
+            sheet.append(
+                [*lead, _text(item.name), *item.counts, _percent(sheet, item.satisfaction)]
+            )
+        sheet.append(
+            [*lead, words["overall"], *([None] * levels), _percent(sheet, target.satisfaction)]
+        )

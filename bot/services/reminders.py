@@ -306,8 +306,11 @@ async def compose(
         done |= {
             (s.id, m) for s in steps.values() if s.kind == StepKind.RECTIFICATION for m in members
         } - {(s.id, m) for s in steps.values() for m in rectifying}
-    # 群众评议: those who have rated everyone in the quarter's round have done their part.
+    # 群众评议: those who have rated everyone in the quarter's round have done their part;
+    # while no round has been opened for the quarter there is nothing to rate, so nobody
+    # is chased for it (the round's own notice goes out when it opens).
     evaluating = [s for s in steps.values() if s.kind == StepKind.EVALUATION and s.quarter]
+    unopened: set[int] = set()
     if evaluating:
         finished = await evaluation.finished_raters(
             session,
@@ -315,6 +318,7 @@ async def compose(
             quarters={s.quarter for s in evaluating},
         )
         done |= {(s.id, m) for s in evaluating for m in finished.get(s.quarter, ())}
+    unopened = {s.id for s in evaluating if s.quarter not in finished}
     behind = await _behind_by_branch(session, messages, members, steps, done)
     for message in messages:
         member = members.get(message.member_id)
@@ -323,6 +327,8 @@ async def compose(
             phases.get(_phase_id(message.subject)) if message.subject.startswith("phase:") else None
         )
         reason = _skip_reason(message, member, step, phase, done, now, today)
+        if step is not None and step.id in unopened:
+            reason = "no round of 群众评议 opened"
         if reason:
             composed.skipped[message.id] = reason
             continue

@@ -103,6 +103,10 @@ class ImportReport:
     deactivated: int = 0
     branches_added: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    name: str = ""  # the organisation's
+    # The organisation's former name, when this import renamed it.
+    renamed_from: str | None = None
+    branches_given: bool = True
 
     @property
     def ok(self) -> bool:
@@ -362,13 +366,20 @@ def validate(
 
 
 async def _organisation(
-    session: AsyncSession, *, name: str, timezone: str, now: datetime
-) -> Organisation:
+    session: AsyncSession, *, name: str | None, timezone: str, now: datetime, report: ImportReport
+) -> Organisation | None:
+    """The organisation, created on the first import (which must name it) and renamed when
+    a later import names it differently; None when a first import gives no name."""
     organisation = await people.get_organisation(session)
     if organisation is None:
+        if not name:
+            report.problems.append(RosterProblem("organisation", 0, "no_organisation_name", ""))
+            return None
         organisation = Organisation(name=name, timezone=timezone, created_at=now)
         session.add(organisation)
         await session.flush()
+    elif name and name != organisation.name:
+        report.renamed_from, organisation.name = organisation.name, name
     return organisation
 
 
@@ -377,7 +388,7 @@ async def import_roster(
     *,
     people_table: Table,
     branch_table: Table | None,
-    organisation_name: str,
+    organisation_name: str | None,
     timezone: str,
     now: datetime,
     allow_removals: bool = False,
@@ -389,12 +400,18 @@ async def import_roster(
     and history. People missing from the file are deactivated, never deleted; a file that
     would deactivate more than half of the members needs `allow_removals`.
     """
-    organisation = await _organisation(session, name=organisation_name, timezone=timezone, now=now)
+    report = ImportReport()
+    organisation = await _organisation(
+        session, name=organisation_name, timezone=timezone, now=now, report=report
+    )
+    if organisation is None:
+        return report
+    report.name, report.branches_given = organisation.name, branch_table is not None
     branches = {
         b.name: b for b in await people.list_branches(session, organisation_id=organisation.id)
     }
-    roster, problems = validate(people_table, branch_table, set(branches))
-    report = ImportReport(problems=problems)
+    roster, report.problems = validate(people_table, branch_table, set(branches))
+    problems = report.problems
     report.ignored_columns = ignored_columns((_header(people_table) or (0, []))[1], PEOPLE_COLUMNS)
     if problems:
         return report
