@@ -5,12 +5,13 @@ import sys
 
 from telegram import Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 from bot.app import build_application, periodic_jobs
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.jobs import schedule
+from bot.pacing import Pacer
 from bot.runtime import Runtime
 from bot.services.access import Actor
 from handlers import menus
@@ -41,11 +42,9 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
 
 def run_polling(settings: Settings, token: str) -> int:
     runtime = Runtime.create(settings, SystemClock())
-    # About 30 messages a second overall and 20 a minute per group, as Telegram asks;
-    # a 429 waits for as long as Telegram says, then tries again.
     application = build_application(
         runtime,
-        rate_limiter=AIORateLimiter(max_retries=3),
+        rate_limiter=Pacer(),
         token=token,
         api_base_url=settings.telegram_api_base_url,
     )

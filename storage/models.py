@@ -219,7 +219,7 @@ class StepDone(SQLModel, table=True):
 class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for its time (and for the morning, in quiet hours)
     CLAIMED = "claimed"  # taken by a sender, not yet handed to Telegram: safe to retake
-    SENDING = "sending"  # handed to Telegram: never handed again, even after a crash
+    SENDING = "sending"  # its request was made: it may have arrived, so never handed again
     SENT = "sent"
     SKIPPED = "skipped"  # became pointless: done already, deadline passed, muted
     UNREACHABLE = "unreachable"  # the member blocked the bot

@@ -1,0 +1,184 @@
+"""Telegram's send limits kept by construction: per chat and overall, and updates per chat.
+
+Telegram allows about 30 messages a second overall, one a second in a private chat and 20 a
+minute in a group; it answers more with 429. Every message here waits for a slot of its
+chat, then for a slot of the whole bot. Slots are strictly spaced (a bucket that holds one
+token), so no burst ever leaves, and a chat's slots are its own: a member who floods the bot
+waits for their own replies while everyone else is answered. A 429 pauses only its chat
+(or, without a chat, everything) for as long as Telegram says.
+
+Time is the event loop's, so a loop with simulated time (the benchmarks', some tests')
+paces in simulated seconds.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter, BaseUpdateProcessor
+
+# Seconds between two messages: overall, in a private chat, in a group (20 a minute).
+OVERALL_INTERVAL = 1 / 30
+PRIVATE_INTERVAL = 1.0
+GROUP_INTERVAL = 3.0
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Per request (`rate_limit_args`): how often to retry a 429, and what to do just
+    before the request is really made (the outbox marks its rows as being sent there)."""
+
+    retries: int = 3
+    before_request: Callable[[], Awaitable[object]] | None = None
+
+
+class _Slots:
+    """Strictly spaced moments: each taker gets the next one, `interval` after the last."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next = float("-inf")
+        self.paused_until = float("-inf")
+
+    def take(self, now: float) -> float:
+        at = max(now, self.next, self.paused_until)
+        self.next = at + self.interval
+        return at
+
+    def pause(self, until: float) -> None:
+        self.paused_until = max(self.paused_until, until)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _until(moment: float) -> None:
+    delay = moment - _now()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _is_message(endpoint: str) -> bool:
+    """The calls Telegram counts against its limits: what puts or changes a message in a chat."""
+    return endpoint.startswith(("send", "edit", "copy", "forward"))
+
+
+class Pacer(BaseRateLimiter[Pacing]):
+    """python-telegram-bot's rate limiter, keeping Telegram's limits instead of meeting 429s."""
+
+    def __init__(
+        self,
+        *,
+        overall_interval: float = OVERALL_INTERVAL,
+        private_interval: float = PRIVATE_INTERVAL,
+        group_interval: float = GROUP_INTERVAL,
+    ) -> None:
+        self.overall = _Slots(overall_interval)
+        self.private_interval = private_interval
+        self.group_interval = group_interval
+        self.chats: dict[int | str, _Slots] = {}
+        self.retried = 0  # 429s Telegram answered despite the pacing
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    def _chat(self, chat_id: int | str) -> _Slots:
+        slots = self.chats.get(chat_id)
+        if slots is None:
+            private = isinstance(chat_id, int) and chat_id > 0
+            slots = _Slots(self.private_interval if private else self.group_interval)
+            self.chats[chat_id] = slots
+        return slots
+
+    async def _wait_for_slots(self, chat: _Slots | None) -> None:
+        # A chat that was paused while this request waited is waited for again.
+        while chat is not None:
+            await _until(chat.take(_now()))
+            if chat.paused_until <= _now():
+                break
+        while True:
+            await _until(self.overall.take(_now()))
+            if self.overall.paused_until <= _now():
+                return
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[Any] | None]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Pacing | None,
+    ) -> bool | dict[str, Any] | list[Any] | None:
+        pacing = rate_limit_args or Pacing()
+        chat_id = data.get("chat_id")
+        if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
+            chat_id = int(chat_id)
+        chat = self._chat(chat_id) if chat_id is not None else None
+        attempt = 0
+        while True:
+            if _is_message(endpoint):
+                await self._wait_for_slots(chat)
+            if pacing.before_request is not None:
+                await pacing.before_request()
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                self.retried += 1
+                wait = error.retry_after
+                seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+                (chat or self.overall).pause(_now() + seconds)
+                attempt += 1
+                if attempt > pacing.retries:
+                    raise
+
+
+class ChatByChat(BaseUpdateProcessor):
+    """Updates of different chats run side by side; one chat's run one after another, in
+    order, so a member's flood waits for itself and nobody else."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._chats: dict[int | None, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def _turn_of(self, key: int | None):
+        lock, users = self._chats.get(key) or (asyncio.Lock(), 0)
+        self._chats[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._chats[key]
+            if users == 1:
+                del self._chats[key]
+            else:
+                self._chats[key] = (lock, users - 1)
+
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        # The chat's turn first, then a place among the concurrent updates: a flood of one
+        # chat never fills the places others need.
+        key = None
+        if isinstance(update, Update):
+            chat, user = update.effective_chat, update.effective_user
+            key = chat.id if chat else (user.id if user else None)
+        async with self._turn_of(key):
+            await super().process_update(update, coroutine)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        await coroutine
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
