@@ -95,7 +95,12 @@ class Sender:
                     sending |= started
                 if not sending:
                     break
-                _done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:  # a bug, or the process going down
+                        for other in sending:
+                            other.cancel()
+                        raise task.exception()
         return report
 
     async def _recover(self, session) -> None:
@@ -249,19 +254,17 @@ class Outcome:
     sent_parts: int
 
 
-# How python-telegram-bot reports an HTTP status it has no exception of its own for.
-_SERVER_STATUS = re.compile(r"\(5\d\d\)$")
+# How python-telegram-bot words a server error: Telegram's description, or the status's
+# phrase and number. Not 504: the gateway gave up waiting, the server may have sent it.
+_SERVER_ERROR = re.compile(
+    r"^(Internal Server Error|Bad Gateway|Service Unavailable)|\(5(?!04)\d\d\)"
+)
 
 
 def _certainly_not_delivered(error: NetworkError) -> bool:
     """Telegram answered with a server error, or no connection was made: nothing arrived.
     A timeout or a connection lost mid-request may have delivered it."""
-    message = error.message
-    return (
-        message == "Bad Gateway"
-        or bool(_SERVER_STATUS.search(message))
-        or "ConnectError" in message
-    )
+    return bool(_SERVER_ERROR.search(error.message)) or "httpx.ConnectError" in error.message
 
 
 async def compose(session, *, messages, now: datetime, today) -> Composed:

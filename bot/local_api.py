@@ -133,6 +133,8 @@ class LocalBotAPI(BaseRequest):
         self.flood_refusals_by_chat: dict[int | None, int] = {}
         self._drop: _Drop | None = None
         self.dropped = False
+        self._updates: list[dict[str, Any]] = []  # for getUpdates, until acknowledged
+        self._arrived: asyncio.Event | None = None
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
@@ -171,6 +173,32 @@ class LocalBotAPI(BaseRequest):
         self._failures.append(
             _Failure(method, chat_id, times, status, description, retry_after or 1, after)
         )
+
+    def deliver(self, update: dict[str, Any]) -> None:
+        """An update Telegram holds for the bot's getUpdates until an offset acknowledges it
+        (delivering one again is what a retrying channel does)."""
+        self._updates.append(update)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def unacknowledged(self) -> list[int]:
+        return [update["update_id"] for update in self._updates]
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Long polling: what is held, or what arrives within the call's timeout."""
+        if not self._updates:
+            self._arrived = self._arrived or asyncio.Event()
+            self._arrived.clear()
+            timeout = float(params.get("timeout") or 0)
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                pass
+        return self._updates[: int(params.get("limit") or 100)]
+
+    def _acknowledge(self, params: dict[str, Any]) -> None:
+        offset = int(params.get("offset") or 0)
+        self._updates = [update for update in self._updates if update["update_id"] >= offset]
 
     def drop_process(
         self, *, method: str | None = None, after: int = 0, delivered: bool = False
@@ -269,10 +297,16 @@ class LocalBotAPI(BaseRequest):
                 params[name] = {"filename": filename, "size": len(content), "content": content}
         call = Call(api_method, params)
         if self._dropping(call):
-            if self._drop is not None and self._drop.delivered and call.method != "getUpdates":
+            if self._drop is not None and self._drop.delivered:
                 self._drop = None  # Telegram got this one; the process dies before the answer
-                self._record(call, self._result(call))
+                if call.method == "getUpdates":
+                    self._acknowledge(params)
+                else:
+                    self._record(call, self._result(call))
             raise ProcessDropped(call.method)
+        if call.method == "getUpdates":
+            self._acknowledge(params)
+            return 200, json.dumps({"ok": True, "result": await self._get_updates(params)}).encode()
         failure = self._failure_for(call)
         if failure is not None:
             if failure.status == 0:

@@ -54,6 +54,15 @@ class _Slots:
         self.paused_until = max(self.paused_until, until)
 
 
+class _Chat(_Slots):
+    """A chat's messages leave one at a time, each `interval` after the last really left
+    (which may be later than its turn, when the bot's overall slots are busy)."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(interval)
+        self.turn = asyncio.Lock()
+
+
 def _now() -> float:
     return asyncio.get_running_loop().time()
 
@@ -82,7 +91,7 @@ class Pacer(BaseRateLimiter[Pacing]):
         self.overall = _Slots(overall_interval)
         self.private_interval = private_interval
         self.group_interval = group_interval
-        self.chats: dict[int | str, _Slots] = {}
+        self.chats: dict[int | str, _Chat] = {}
         self.retried = 0  # 429s Telegram answered despite the pacing
 
     async def initialize(self) -> None:
@@ -91,20 +100,27 @@ class Pacer(BaseRateLimiter[Pacing]):
     async def shutdown(self) -> None:
         return None
 
-    def _chat(self, chat_id: int | str) -> _Slots:
-        slots = self.chats.get(chat_id)
-        if slots is None:
+    def _chat(self, chat_id: int | str) -> _Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None:
             private = isinstance(chat_id, int) and chat_id > 0
-            slots = _Slots(self.private_interval if private else self.group_interval)
-            self.chats[chat_id] = slots
-        return slots
+            chat = _Chat(self.private_interval if private else self.group_interval)
+            self.chats[chat_id] = chat
+        return chat
 
-    async def _wait_for_slots(self, chat: _Slots | None) -> None:
-        # A chat that was paused while this request waited is waited for again.
-        while chat is not None:
-            await _until(chat.take(_now()))
-            if chat.paused_until <= _now():
-                break
+    async def _wait_for_slots(self, chat: _Chat | None) -> None:
+        if chat is None:
+            await self._wait_for_overall()
+            return
+        async with chat.turn:
+            while True:
+                await _until(max(chat.next, chat.paused_until))
+                await self._wait_for_overall()
+                if chat.paused_until <= _now():  # not paused by a 429 meanwhile
+                    chat.next = _now() + chat.interval
+                    return
+
+    async def _wait_for_overall(self) -> None:
         while True:
             await _until(self.overall.take(_now()))
             if self.overall.paused_until <= _now():

@@ -10,10 +10,12 @@ from telegram.ext import Application
 from bot.app import build_application, periodic_jobs
 from bot.clock import SystemClock
 from bot.config import Settings
+from bot.intake import Intake
 from bot.jobs import schedule
-from bot.pacing import Pacer
+from bot.pacing import ChatByChat, Pacer
 from bot.runtime import Runtime
 from bot.services.access import Actor
+from bot.telegram_intake import CHANNEL, DurableQueue
 from handlers import menus
 from storage import people
 
@@ -47,10 +49,16 @@ def run_polling(settings: Settings, token: str) -> int:
         rate_limiter=Pacer(),
         token=token,
         api_base_url=settings.telegram_api_base_url,
+        intake=Intake(runtime.db, CHANNEL),
+        update_processor=ChatByChat(),
     )
 
     async def post_init(app: Application) -> None:
         await runtime.db.migrate()
+        queue: DurableQueue = app.update_queue
+        waiting = await queue.put_waiting(app.bot)
+        if waiting:
+            logger.info("%d updates stored before a restart are processed first", waiting)
         await _publish_menus(app, runtime)
         schedule(app, periodic_jobs(runtime.settings))
         logger.info("bot @%s is running", app.bot.username)

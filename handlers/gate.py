@@ -2,8 +2,9 @@
 
 A handler is written as `async def callback(turn: Turn)` and wrapped with `@gated(...)`.
 The gate opens the update's database session, identifies the sender, refuses politely
-when the permission is missing, and sends the handler's replies only after the session
-has committed, so a failed update never leaves a half-told story in the chat.
+when the permission is missing, marks a stored update processed in the same transaction
+(so it is processed once), and sends the handler's replies only after the session has
+committed, so a failed update never leaves a half-told story in the chat.
 """
 
 import functools
@@ -18,6 +19,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
+from bot import intake
 from bot.runtime import Runtime
 from bot.services import access, preferences
 from bot.services.access import Actor, Permission
@@ -191,6 +193,7 @@ def gated(permission: Permission) -> Callable[[Callback], Callable[..., Awaitabl
                         turn.reply("not_member" if actor is None else "not_allowed")
                     turn.notice("button_refused")
                     result = ConversationHandler.END
+                await intake.mark_done(session)
             await turn.deliver()
             for action in turn._afterwards:
                 try:

@@ -621,3 +621,18 @@ class BoundChat(SQLModel, table=True):
     title: str = Field(default="", max_length=200)
     bound_by: int = Field(foreign_key="member.id")
     bound_at: datetime
+
+
+class IntakeUpdate(SQLModel, table=True):
+    """An update from a channel, stored before the channel is told it arrived, so that it is
+    processed once even if the process dies: unique per channel and the channel's update id."""
+
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    update_id: str = Field(max_length=64)
+    # The update as the channel sent it, until it is processed. Never stored for a 群众评议
+    # ballot (a tap or a comment): that one is processed from memory only.
+    payload: str | None = Field(default=None, sa_type=Text)
+    done: bool = False
