@@ -135,6 +135,7 @@ class LocalBotAPI(BaseRequest):
         self.dropped = False
         self._updates: list[dict[str, Any]] = []  # for getUpdates, until acknowledged
         self._arrived: asyncio.Event | None = None
+        self._all_acknowledged: asyncio.Event | None = None
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
@@ -184,6 +185,13 @@ class LocalBotAPI(BaseRequest):
     def unacknowledged(self) -> list[int]:
         return [update["update_id"] for update in self._updates]
 
+    async def acknowledged(self) -> None:
+        """Wait until the bot has acknowledged every update held for it."""
+        while self._updates:
+            self._all_acknowledged = self._all_acknowledged or asyncio.Event()
+            self._all_acknowledged.clear()
+            await self._all_acknowledged.wait()
+
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Long polling: what is held, or what arrives within the call's timeout."""
         if not self._updates:
@@ -199,6 +207,8 @@ class LocalBotAPI(BaseRequest):
     def _acknowledge(self, params: dict[str, Any]) -> None:
         offset = int(params.get("offset") or 0)
         self._updates = [update for update in self._updates if update["update_id"] >= offset]
+        if not self._updates and self._all_acknowledged is not None:
+            self._all_acknowledged.set()
 
     def drop_process(
         self, *, method: str | None = None, after: int = 0, delivered: bool = False

@@ -92,6 +92,7 @@ class Pacer(BaseRateLimiter[Pacing]):
         self.private_interval = private_interval
         self.group_interval = group_interval
         self.chats: dict[int | str, _Chat] = {}
+        self.last_sent = float("-inf")  # when the latest message really left
         self.retried = 0  # 429s Telegram answered despite the pacing
 
     async def initialize(self) -> None:
@@ -108,23 +109,31 @@ class Pacer(BaseRateLimiter[Pacing]):
             self.chats[chat_id] = chat
         return chat
 
-    async def _wait_for_slots(self, chat: _Chat | None) -> None:
-        if chat is None:
-            await self._wait_for_overall()
-            return
-        async with chat.turn:
-            while True:
-                await _until(max(chat.next, chat.paused_until))
-                await self._wait_for_overall()
-                if chat.paused_until <= _now():  # not paused by a 429 meanwhile
-                    chat.next = _now() + chat.interval
-                    return
-
     async def _wait_for_overall(self) -> None:
         while True:
             await _until(self.overall.take(_now()))
             if self.overall.paused_until <= _now():
                 return
+
+    async def _request(self, chat: _Chat | None, pacing: Pacing, send: Callable[[], Any]):
+        """Wait for the chat's turn and slot, then the bot's; mark; keep the spacing at the
+        very moment of the request (marking may have taken a moment); send."""
+        if chat is not None:
+            while True:
+                await _until(max(chat.next, chat.paused_until))
+                await self._wait_for_overall()
+                if chat.paused_until <= _now():  # not paused by a 429 meanwhile
+                    break
+        else:
+            await self._wait_for_overall()
+        if pacing.before_request is not None:
+            await pacing.before_request()
+        at = max(_now(), self.last_sent + self.overall.interval)
+        self.last_sent = at
+        await _until(at)
+        if chat is not None:
+            chat.next = at + chat.interval
+        return await send()
 
     async def process_request(
         self,
@@ -142,12 +151,13 @@ class Pacer(BaseRateLimiter[Pacing]):
         chat = self._chat(chat_id) if chat_id is not None else None
         attempt = 0
         while True:
-            if _is_message(endpoint):
-                await self._wait_for_slots(chat)
-            if pacing.before_request is not None:
-                await pacing.before_request()
             try:
-                return await callback(*args, **kwargs)
+                if not _is_message(endpoint):
+                    return await callback(*args, **kwargs)
+                if chat is None:
+                    return await self._request(None, pacing, lambda: callback(*args, **kwargs))
+                async with chat.turn:  # a chat's messages leave one at a time, in order
+                    return await self._request(chat, pacing, lambda: callback(*args, **kwargs))
             except RetryAfter as error:
                 self.retried += 1
                 wait = error.retry_after

@@ -17,8 +17,9 @@ async def accept(
         _insert(session)(IntakeUpdate)
         .values(channel=channel, update_id=update_id, payload=payload, done=False)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(IntakeUpdate.id)
     )
-    return result.rowcount == 1
+    return result.first() is not None
 
 
 async def mark_done(session: AsyncSession, *, channel: str, update_id: str) -> None:
