@@ -188,7 +188,7 @@ class Sender:
                 text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
-                rate_limit_args=Pacing(retries=0, before_request=before_request),
+                rate_limit_args=Pacing(retries=0, before_request=before_request, urgent=False),
             )
             return
         async with self._unpaced:

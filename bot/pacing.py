@@ -12,6 +12,7 @@ paces in simulated seconds.
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,23 +36,47 @@ class Pacing:
 
     retries: int = 3
     before_request: Callable[[], Awaitable[object]] | None = None
+    # Replies go before the outbox's messages: a member waiting for an answer is not kept
+    # behind a broadcast.
+    urgent: bool = True
 
 
 class _Slots:
-    """Strictly spaced moments: each taker gets the next one, `interval` after the last."""
+    """Strictly spaced moments, `interval` apart, and a pause Telegram may ask for."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.next = float("-inf")
         self.paused_until = float("-inf")
 
-    def take(self, now: float) -> float:
-        at = max(now, self.next, self.paused_until)
-        self.next = at + self.interval
-        return at
-
     def pause(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
+
+
+class _Overall(_Slots):
+    """The bot's slots, granted one at a time when due: urgent requests first."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(interval)
+        self.waiting: tuple[deque, deque] = (deque(), deque())  # urgent, the others
+        self._granting: asyncio.Task | None = None
+
+    async def wait(self, urgent: bool) -> None:
+        turn = asyncio.get_running_loop().create_future()
+        self.waiting[0 if urgent else 1].append(turn)
+        if self._granting is None or self._granting.done():
+            self._granting = asyncio.create_task(self._grant())
+        await turn
+
+    async def _grant(self) -> None:
+        while any(self.waiting):
+            await _until(max(self.next, self.paused_until))
+            if self.paused_until > _now():
+                continue
+            turn = (self.waiting[0] or self.waiting[1]).popleft()
+            if not turn.done():  # its request was not abandoned meanwhile
+                turn.set_result(None)
+                self.next = _now() + self.interval
 
 
 class _Chat(_Slots):
@@ -88,7 +113,7 @@ class Pacer(BaseRateLimiter[Pacing]):
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
     ) -> None:
-        self.overall = _Slots(overall_interval)
+        self.overall = _Overall(overall_interval)
         self.private_interval = private_interval
         self.group_interval = group_interval
         self.chats: dict[int | str, _Chat] = {}
@@ -109,23 +134,17 @@ class Pacer(BaseRateLimiter[Pacing]):
             self.chats[chat_id] = chat
         return chat
 
-    async def _wait_for_overall(self) -> None:
-        while True:
-            await _until(self.overall.take(_now()))
-            if self.overall.paused_until <= _now():
-                return
-
     async def _request(self, chat: _Chat | None, pacing: Pacing, send: Callable[[], Any]):
         """Wait for the chat's turn and slot, then the bot's; mark; keep the spacing at the
         very moment of the request (marking may have taken a moment); send."""
         if chat is not None:
             while True:
                 await _until(max(chat.next, chat.paused_until))
-                await self._wait_for_overall()
+                await self.overall.wait(pacing.urgent)
                 if chat.paused_until <= _now():  # not paused by a 429 meanwhile
                     break
         else:
-            await self._wait_for_overall()
+            await self.overall.wait(pacing.urgent)
         if pacing.before_request is not None:
             await pacing.before_request()
         at = max(_now(), self.last_sent + self.overall.interval)

@@ -52,9 +52,7 @@ def tap(person: Person, update_id: int, data: str) -> dict:
 
 
 def polling_app(runtime: Runtime, api):
-    return build_application(
-        runtime, request=api, intake=Intake(runtime.db, CHANNEL), polling=True
-    )
+    return build_application(runtime, request=api, intake=Intake(runtime.db, CHANNEL), polling=True)
 
 
 async def poll_until_acknowledged(application, api) -> None:
@@ -168,4 +166,3 @@ async def test_other_words_are_stored_until_processed(runtime, people, api):
         await application.updater.stop()
     [row] = await intake_rows(runtime)
     assert not row.done and '"/phase"' in row.payload
-
