@@ -13,6 +13,7 @@ yet handed over; rows it had handed over are not resent.
 import asyncio
 import logging
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
-from bot.pacing import Pacing
+from bot import pacing
 from bot.runtime import Runtime
 from bot.services import (
     commendation_notices,
@@ -71,11 +72,13 @@ class Sender:
         self._recovered = False
         self._lock = asyncio.Lock()
         self._unpaced = asyncio.Lock()
+        self._asked_again = False
 
     async def drain(self) -> DrainReport:
         """Send what is due now, until nothing due is left or quiet hours begin."""
         report = DrainReport()
         if self._lock.locked():
+            self._asked_again = True  # the running drain looks once more before it ends
             return report
         async with self._lock:
             async with self.runtime.db.session() as session:
@@ -94,7 +97,10 @@ class Sender:
                     exhausted = not started
                     sending |= started
                 if not sending:
-                    break
+                    if not self._asked_again:
+                        break
+                    self._asked_again, exhausted = False, False
+                    continue
                 done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task.exception() is not None:  # a bug, or the process going down
@@ -179,23 +185,19 @@ class Sender:
         return Outcome(None, sent_parts)
 
     async def _request(self, chat_id: int, text: str, markup, before_request) -> None:
-        """The pacer marks the rows just before the request (and leaves 429s to the outbox,
-        which retries them later); without a pacer (local runs) it is done here, one
-        request at a time, in the order of the claim."""
-        if self.bot.rate_limiter is not None:
-            await self.bot.send_message(
-                chat_id,
-                text,
+        """The rows are marked just before the request (in the pacer, which leaves 429s to
+        the outbox, to retry later); without a pacer (local runs), one request at a time,
+        in the order of the claim."""
+        async with self._unpaced if self.bot.rate_limiter is None else nullcontext():
+            await pacing.request(
+                self.bot.send_message,
+                before_request=before_request,
+                urgent=False,
+                retries=0,
+                chat_id=chat_id,
+                text=text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
-                rate_limit_args=Pacing(retries=0, before_request=before_request, urgent=False),
-            )
-            return
-        async with self._unpaced:
-            if before_request is not None:
-                await before_request()
-            await self.bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
             )
 
     async def _record(self, report: DrainReport, notices: list[Notice], outcome) -> None:

@@ -6,17 +6,22 @@ only afterwards (Telegram: the next getUpdates offset, or the webhook's answer; 
 answer to its callback, at once, so that it never retries). `accept` says False for an update
 stored before: a duplicate delivery, not processed again. The adapter then processes the
 update within `processing`, and the handler's own transaction marks it done (`mark_done`, in
-the gate), so its effects and "done" commit together: a restart processes what was stored
-and not done (`waiting`), and nothing twice.
+the gate) together with its rendered replies, so its effects, "done" and what to answer
+commit together: a restart processes what was stored and not done (`waiting`), and nothing
+twice. Replies leave after that commit, each recorded as handed over just before its request
+(`Answering`); a restart sends those never handed over (`unsent_replies`), and never one
+that was, since it may have arrived.
 
 群众评议 stays anonymous: a ballot's tap or comment is never stored, only its update id
 (for duplicates); it is processed from memory, and lost if the process dies, as the ballot
 in progress is anyway.
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,8 +35,8 @@ BALLOT_ACTIONS = ("evt:", "evb:", "evn:")
 # How many processed updates are remembered to recognise a late duplicate.
 REMEMBERED = 10_000
 
-# The stored update the current task is processing, as (channel, update id).
-_processing: ContextVar[tuple[str, str] | None] = ContextVar("intake_update", default=None)
+# The stored update the current task is processing: its intake and update id.
+_processing: ContextVar[tuple["Intake", str] | None] = ContextVar("intake_update", default=None)
 
 
 def holds_ballot(
@@ -61,6 +66,7 @@ class Intake:
         self.channel = channel
         # Accepted by this process and not yet processed (what `processing` marks done).
         self._accepted: set[str] = set()
+        self._ballots: set[str] = set()  # of those, the ones kept in memory only
 
     async def accept(self, update_id: str, payload: str | None) -> bool:
         """Store an update (`payload` None: a ballot, kept in memory only) before it is
@@ -71,6 +77,8 @@ class Intake:
             )
         if new:
             self._accepted.add(update_id)
+            if payload is None:
+                self._ballots.add(update_id)
         return new
 
     async def waiting(self) -> list[tuple[str, str]]:
@@ -88,7 +96,7 @@ class Intake:
         if update_id not in self._accepted:
             yield False
             return
-        token = _processing.set((self.channel, update_id))
+        token = _processing.set((self, update_id))
         try:
             yield True
         finally:
@@ -98,14 +106,55 @@ class Intake:
         """Processed (whether or not a handler marked it so in its own transaction)."""
         if update_id in self._accepted:
             self._accepted.discard(update_id)
+            self._ballots.discard(update_id)
             async with self.db.session() as session:
                 await intake.mark_done(session, channel=self.channel, update_id=update_id)
 
+    def kept_in_memory(self, update_id: str) -> bool:
+        """A ballot: nothing of it is stored, its replies neither."""
+        return update_id in self._ballots
 
-async def mark_done(session: AsyncSession) -> None:
-    """Within the transaction of the update being processed: its effects and "done" commit
-    together, so a restart never processes it a second time."""
+    async def unsent_replies(self) -> list[tuple["Answering", list[dict]]]:
+        """After a restart: the replies a dead process had not handed over, by update."""
+        async with self.db.session() as session:
+            rows = await intake.unsent_replies(session, channel=self.channel)
+        return [
+            (Answering(self, update_id, handed), json.loads(replies)[handed:])
+            for update_id, replies, handed in rows
+        ]
+
+
+@dataclass
+class Answering:
+    """The replies of a processed update, on their way out, one by one."""
+
+    intake: Intake
+    update_id: str
+    handed: int = 0
+
+    async def _record(self, handed: int | None) -> None:
+        async with self.intake.db.session() as session:
+            await intake.replies_handed(
+                session, channel=self.intake.channel, update_id=self.update_id, handed=handed
+            )
+
+    async def handing_over(self) -> None:
+        """Just before the next reply's request is made."""
+        self.handed += 1
+        await self._record(self.handed)
+
+    async def finished(self) -> None:
+        await self._record(None)
+
+
+async def mark_done(session: AsyncSession, *, replies: list[dict]) -> Answering | None:
+    """Within the transaction of the update being processed: its effects, "done" and its
+    `replies` commit together, so a restart never processes it a second time, and sends
+    the replies a crash kept from leaving. A ballot's replies are never stored."""
     current = _processing.get()
-    if current is not None:
-        channel, update_id = current
-        await intake.mark_done(session, channel=channel, update_id=update_id)
+    if current is None:
+        return None
+    owner, update_id = current
+    stored = None if owner.kept_in_memory(update_id) or not replies else json.dumps(replies)
+    await intake.mark_done(session, channel=owner.channel, update_id=update_id, replies=stored)
+    return Answering(owner, update_id) if stored else None

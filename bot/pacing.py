@@ -41,6 +41,25 @@ class Pacing:
     urgent: bool = True
 
 
+async def request(
+    method: Callable[..., Awaitable[Any]],
+    /,
+    *,
+    before_request: Callable[[], Awaitable[object]] | None = None,
+    urgent: bool = True,
+    retries: int = 3,
+    **kwargs: Any,
+) -> Any:
+    """Call a Bot method so that `before_request` runs just before its request is made: in
+    the pacer, when the bot has one (`python -m bot run`), else at once (local runs)."""
+    if method.__self__.rate_limiter is not None:
+        pacing = Pacing(retries=retries, before_request=before_request, urgent=urgent)
+        return await method(**kwargs, rate_limit_args=pacing)
+    if before_request is not None:
+        await before_request()
+    return await method(**kwargs)
+
+
 class _Slots:
     """Strictly spaced moments, `interval` apart, and a pause Telegram may ask for."""
 

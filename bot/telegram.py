@@ -56,9 +56,13 @@ def run_polling(settings: Settings, token: str) -> int:
     async def post_init(app: Application) -> None:
         await runtime.db.migrate()
         queue: DurableQueue = app.update_queue
-        waiting = await queue.put_waiting(app.bot)
-        if waiting:
-            logger.info("%d updates stored before a restart are processed first", waiting)
+        answered, waiting = await queue.recover(app.bot)
+        if answered or waiting:
+            logger.info(
+                "after a restart: replies to %d updates sent, %d updates processed first",
+                answered,
+                waiting,
+            )
         await _publish_menus(app, runtime)
         schedule(app, periodic_jobs(runtime.settings))
         logger.info("bot @%s is running", app.bot.username)

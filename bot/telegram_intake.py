@@ -16,6 +16,7 @@ from telegram.ext import Application
 
 from bot.intake import BALLOT_ACTIONS, Intake, holds_ballot
 from bot.runtime import Runtime
+from handlers.gate import Outgoing, send_all
 
 CHANNEL = "telegram"
 
@@ -68,12 +69,17 @@ class DurableQueue(asyncio.Queue):
             if self._ballot_taps[user.id] <= 0:
                 del self._ballot_taps[user.id]
 
-    async def put_waiting(self, bot: Bot) -> int:
-        """After a restart: what was stored and not processed goes first (already stored)."""
+    async def recover(self, bot: Bot) -> tuple[int, int]:
+        """After a restart: the replies a dead process had not handed over are sent, and
+        what it stored and did not process goes first in the queue (stored already).
+        Returns how many of each."""
+        unsent = await self.intake.unsent_replies()
+        for answering, replies in unsent:
+            await send_all(bot, [Outgoing(**reply) for reply in replies], answering)
         stored = await self.intake.waiting()
         for _update_id, payload in stored:
             super().put_nowait(Update.de_json(json.loads(payload), bot))
-        return len(stored)
+        return len(unsent), len(stored)
 
 
 class DurableApplication(Application):

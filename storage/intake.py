@@ -22,13 +22,39 @@ async def accept(
     return result.first() is not None
 
 
-async def mark_done(session: AsyncSession, *, channel: str, update_id: str) -> None:
-    """Processed: never again, and its content is no longer kept."""
+async def mark_done(
+    session: AsyncSession, *, channel: str, update_id: str, replies: str | None = None
+) -> None:
+    """Processed: never again, and its content is no longer kept; its `replies` (rendered)
+    are kept until they have been sent."""
     await session.exec(
         update(IntakeUpdate)
         .where(IntakeUpdate.channel == channel, IntakeUpdate.update_id == update_id)
-        .values(done=True, payload=None)
+        .values(done=True, payload=None, replies=replies, replies_handed=0)
     )
+
+
+async def replies_handed(
+    session: AsyncSession, *, channel: str, update_id: str, handed: int | None
+) -> None:
+    """`handed` replies have been handed to the channel; None: all of them, forget them."""
+    values = {"replies": None} if handed is None else {"replies_handed": handed}
+    await session.exec(
+        update(IntakeUpdate)
+        .where(IntakeUpdate.channel == channel, IntakeUpdate.update_id == update_id)
+        .values(**values)
+    )
+
+
+async def unsent_replies(session: AsyncSession, *, channel: str) -> Sequence[tuple[str, str, int]]:
+    """Processed updates whose replies had not all been handed over: (update id, replies,
+    how many were)."""
+    result = await session.exec(
+        select(IntakeUpdate.update_id, IntakeUpdate.replies, IntakeUpdate.replies_handed)
+        .where(IntakeUpdate.channel == channel, col(IntakeUpdate.replies).is_not(None))
+        .order_by(IntakeUpdate.id)
+    )
+    return result.all()
 
 
 async def waiting(session: AsyncSession, *, channel: str) -> Sequence[tuple[str, str]]:
@@ -54,9 +80,10 @@ async def forget_old(session: AsyncSession, *, channel: str, keep: int) -> int:
     if newest is None:
         return 0
     waiting = ~col(IntakeUpdate.done) & col(IntakeUpdate.payload).is_not(None)
+    answering = col(IntakeUpdate.replies).is_not(None)
     result = await session.exec(
         IntakeUpdate.__table__.delete().where(
-            IntakeUpdate.channel == channel, IntakeUpdate.id <= newest - keep, ~waiting
+            IntakeUpdate.channel == channel, IntakeUpdate.id <= newest - keep, ~waiting, ~answering
         )
     )
     return result.rowcount

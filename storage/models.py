@@ -636,3 +636,8 @@ class IntakeUpdate(SQLModel, table=True):
     # ballot (a tap or a comment): that one is processed from memory only.
     payload: str | None = Field(default=None, sa_type=Text)
     done: bool = False
+    # The replies of a processed update, written with its work and kept until they have all
+    # been handed to the channel, so that a restart sends what never left; and how many
+    # have been handed over (those may have arrived: never sent again).
+    replies: str | None = Field(default=None, sa_type=Text)
+    replies_handed: int = 0

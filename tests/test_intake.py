@@ -87,7 +87,7 @@ async def test_an_update_acknowledged_just_before_a_crash_is_processed_after_it_
     api.restart()
     restarted = polling_app(runtime, api)
     async with restarted:
-        assert await restarted.update_queue.put_waiting(restarted.bot) == 2
+        assert await restarted.update_queue.recover(restarted.bot) == (0, 2)
         await restarted.start()
         await restarted.update_queue.join()
         await restarted.stop()
@@ -98,7 +98,7 @@ async def test_an_update_acknowledged_just_before_a_crash_is_processed_after_it_
     # Another restart finds nothing left to do.
     again = polling_app(runtime, api)
     async with again:
-        assert await again.update_queue.put_waiting(again.bot) == 0
+        assert await again.update_queue.recover(again.bot) == (0, 0)
 
 
 async def test_a_duplicate_delivery_is_processed_once(runtime, people, api):
@@ -145,7 +145,7 @@ async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
         await application.stop()
     rows = await intake_rows(runtime)
     assert sorted(row.update_id for row in rows) == ["301", "302", "303", "304"]  # for duplicates
-    assert all(row.payload is None for row in rows)
+    assert all(row.payload is None and row.replies is None for row in rows)
     answered = [call for call in api.calls if call.method == "answerCallbackQuery"]
     assert len(answered) == 3  # processed from memory all the same
     if database_url.startswith("sqlite"):
@@ -166,3 +166,32 @@ async def test_other_words_are_stored_until_processed(runtime, people, api):
         await application.updater.stop()
     [row] = await intake_rows(runtime)
     assert not row.done and '"/phase"' in row.payload
+
+
+async def test_a_reply_kept_from_leaving_by_a_crash_is_sent_after_the_restart_once(
+    runtime, people, api
+):
+    zheng = people["郑强"]
+    # The button's work commits; the process dies answering the button, before its reply.
+    api.drop_process(method="answerCallbackQuery")
+    application = polling_app(runtime, api)
+    async with application:
+        await application.start()
+        api.deliver(tap(zheng, 501, "lang:en"))
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+        await application.update_queue.join()
+        await application.stop()
+    assert api.dropped and not api.sent(zheng.user_id)
+
+    api.restart()
+    restarted = polling_app(runtime, api)
+    async with restarted:
+        assert await restarted.update_queue.recover(restarted.bot) == (1, 0)
+    [reply] = api.sent(zheng.user_id)
+    assert "English" in reply.text  # the language was set once, and said so once
+    [row] = await intake_rows(runtime)
+    assert row.done and row.replies is None
+    again = polling_app(runtime, api)
+    async with again:
+        assert await again.update_queue.recover(again.bot) == (0, 0)

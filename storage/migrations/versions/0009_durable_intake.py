@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("update_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("payload", sa.Text(), nullable=True),
         sa.Column("done", sa.Boolean(), nullable=False),
+        sa.Column("replies", sa.Text(), nullable=True),
+        sa.Column("replies_handed", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("channel", "update_id"),
     )
