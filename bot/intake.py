@@ -67,6 +67,7 @@ class Intake:
         # Accepted by this process and not yet processed (what `processing` marks done).
         self._accepted: set[str] = set()
         self._ballots: set[str] = set()  # of those, the ones kept in memory only
+        self._since_forgotten = 0  # updates processed since old ones were last forgotten
 
     async def accept(self, update_id: str, payload: str | None) -> bool:
         """Store an update (`payload` None: a ballot, kept in memory only) before it is
@@ -107,8 +108,12 @@ class Intake:
         if update_id in self._accepted:
             self._accepted.discard(update_id)
             self._ballots.discard(update_id)
+            self._since_forgotten += 1
             async with self.db.session() as session:
-                await intake.mark_done(session, channel=self.channel, update_id=update_id)
+                await intake.finish(session, channel=self.channel, update_id=update_id)
+                if self._since_forgotten >= REMEMBERED // 10:
+                    self._since_forgotten = 0
+                    await intake.forget_old(session, channel=self.channel, keep=REMEMBERED)
 
     def kept_in_memory(self, update_id: str) -> bool:
         """A ballot: nothing of it is stored, its replies neither."""

@@ -27,6 +27,8 @@ from telegram.ext import BaseRateLimiter, BaseUpdateProcessor
 OVERALL_INTERVAL = 1 / 30
 PRIVATE_INTERVAL = 1.0
 GROUP_INTERVAL = 3.0
+# How many chats' slots are kept before the idle ones are forgotten.
+REMEMBERED_CHATS = 10_000
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class Pacer(BaseRateLimiter[Pacing]):
         self.group_interval = group_interval
         self.chats: dict[int | str, _Chat] = {}
         self.last_sent = float("-inf")  # when the latest message really left
+        self._forget_at = REMEMBERED_CHATS
         self.retried = 0  # 429s Telegram answered despite the pacing
 
     async def initialize(self) -> None:
@@ -148,10 +151,22 @@ class Pacer(BaseRateLimiter[Pacing]):
     def _chat(self, chat_id: int | str) -> _Chat:
         chat = self.chats.get(chat_id)
         if chat is None:
+            if len(self.chats) >= self._forget_at:
+                self._forget_idle_chats()
             private = isinstance(chat_id, int) and chat_id > 0
             chat = _Chat(self.private_interval if private else self.group_interval)
             self.chats[chat_id] = chat
         return chat
+
+    def _forget_idle_chats(self) -> None:
+        """Chats whose last message is more than their interval ago need no memory."""
+        now = _now()
+        self.chats = {
+            key: chat
+            for key, chat in self.chats.items()
+            if chat.turn.locked() or max(chat.next, chat.paused_until) > now
+        }
+        self._forget_at = max(REMEMBERED_CHATS, 2 * len(self.chats))
 
     async def _request(self, chat: _Chat | None, pacing: Pacing, send: Callable[[], Any]):
         """Wait for the chat's turn and slot, then the bot's; mark; keep the spacing at the

@@ -34,6 +34,19 @@ async def mark_done(
     )
 
 
+async def finish(session: AsyncSession, *, channel: str, update_id: str) -> None:
+    """Processed, if no handler said so already (its replies, if any, are left alone)."""
+    await session.exec(
+        update(IntakeUpdate)
+        .where(
+            IntakeUpdate.channel == channel,
+            IntakeUpdate.update_id == update_id,
+            ~col(IntakeUpdate.done),
+        )
+        .values(done=True, payload=None)
+    )
+
+
 async def replies_handed(
     session: AsyncSession, *, channel: str, update_id: str, handed: int | None
 ) -> None:

@@ -13,6 +13,7 @@ from bot.local_api import ProcessDropped
 from bot.local_chat import Person
 from bot.runtime import Runtime
 from bot.telegram_intake import CHANNEL
+from storage import intake
 from storage.models import IntakeUpdate
 
 pytestmark = pytest.mark.virtual_time
@@ -195,3 +196,17 @@ async def test_a_reply_kept_from_leaving_by_a_crash_is_sent_after_the_restart_on
     again = polling_app(runtime, api)
     async with again:
         assert await again.update_queue.recover(again.bot) == (0, 0)
+
+
+async def test_old_processed_updates_are_forgotten_the_waiting_never(database):
+    async with database.session() as session:
+        for number in range(1, 7):
+            await intake.accept(session, channel="wecom", update_id=str(number), payload="{}")
+        for number in (1, 3, 4, 5, 6):
+            await intake.finish(session, channel="wecom", update_id=str(number))
+        await intake.mark_done(session, channel="wecom", update_id="4", replies="[]")
+        assert await intake.forget_old(session, channel="wecom", keep=2) == 2
+        left = (await session.exec(select(IntakeUpdate.update_id))).all()
+        # 2 still waits, 4 still has replies to send; 5 and 6 are the newest.
+        assert sorted(left) == ["2", "4", "5", "6"]
+        assert not await intake.accept(session, channel="wecom", update_id="6", payload="{}")
