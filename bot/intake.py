@@ -135,7 +135,7 @@ class Answering:
 
     intake: Intake
     update_id: str
-    handed: int = 0
+    already: int = 0  # handed over before a restart: `position`s count from there
 
     async def _record(self, handed: int | None) -> None:
         async with self.intake.db.session() as session:
@@ -143,10 +143,9 @@ class Answering:
                 session, channel=self.intake.channel, update_id=self.update_id, handed=handed
             )
 
-    async def handing_over(self) -> None:
-        """Just before the next reply's request is made."""
-        self.handed += 1
-        await self._record(self.handed)
+    async def handing_over(self, position: int) -> None:
+        """Just before the request of the reply at `position` is made (again, after a 429)."""
+        await self._record(self.already + position + 1)
 
     async def finished(self) -> None:
         await self._record(None)

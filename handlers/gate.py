@@ -172,8 +172,10 @@ class Outgoing:
 
 
 async def send_all(bot, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
-    for item in outgoing:
-        before = answering.handing_over if answering is not None else None
+    """Send the replies in order; `answering` records each as handed over just before its
+    request (a retry after a 429 records the same one again), then that all have been."""
+    for position, item in enumerate(outgoing):
+        before = functools.partial(answering.handing_over, position) if answering else None
         markup = InlineKeyboardMarkup.de_json(item.markup, bot) if item.markup else None
         common = {"text": item.text, "parse_mode": ParseMode.HTML, "reply_markup": markup}
         if item.edit is not None and await _edit(bot, item, before, common):
