@@ -2,14 +2,16 @@
 
 from datetime import timedelta
 
-from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor
 from telegram.request import BaseRequest
 
 import handlers
 from bot import delivery, logs
 from bot.config import Settings
+from bot.intake import Intake
 from bot.jobs import PeriodicJob
 from bot.runtime import Runtime
+from bot.telegram_intake import DurableApplication, DurableQueue
 
 # Local runs (demo, tests, benchmarks) need a token-shaped string; no request leaves the process.
 LOCAL_TOKEN = "1000000:local-demo-token-not-used-for-any-request"
@@ -34,11 +36,24 @@ def build_application(
     rate_limiter: BaseRateLimiter | None = None,
     token: str | None = None,
     api_base_url: str | None = None,
+    intake: Intake | None = None,
+    update_processor: BaseUpdateProcessor | None = None,
+    polling: bool = False,
 ) -> Application:
-    """The Application with every handler; `request` answers the Bot API locally if given."""
+    """The Application with every handler; `request` answers the Bot API locally if given
+    (and, with `polling`, an Updater fetches updates from it). With an `intake`, every
+    update is stored before it is acknowledged (bot/intake.py)."""
     builder: ApplicationBuilder = Application.builder().token(token or LOCAL_TOKEN)
     if request is not None:
-        builder = builder.request(request).get_updates_request(request).updater(None)
+        builder = builder.request(request).get_updates_request(request)
+        if not polling:
+            builder = builder.updater(None)
+    if intake is not None:
+        builder = builder.application_class(DurableApplication).update_queue(
+            DurableQueue(runtime, intake)
+        )
+    if update_processor is not None:
+        builder = builder.concurrent_updates(update_processor)
     if rate_limiter is not None:
         builder = builder.rate_limiter(rate_limiter)
     if api_base_url:

@@ -1,23 +1,28 @@
 """The outbox sender: hands planned messages to Telegram within its limits, exactly once.
 
-Each round claims a small batch (safe to take back after a crash), drops what became
-pointless, marks the rest as being sent (never handed to Telegram again, whatever happens
-next), sends them, and records how each one ended. Telegram's answers decide the rest:
-429 waits for as long as it says, 403 marks the member unreachable, a timeout is not
-retried because the message may well have arrived.
+A row is claimed (safe to take back: nothing was sent), then marked as being sent at the
+moment its request is really made, after the pacer has given it a slot (from then on it may
+have reached Telegram, and it is never handed over again, whatever happens next). Telegram's
+answers decide the rest: 429 (that member's chat waits for as long as Telegram says) and 5xx
+mean it certainly did not arrive, so it goes back to the queue; 403 marks the member
+unreachable; a timeout is not retried because the message may well have arrived.
+After a crash, a new sender takes back at once every row the dead one had claimed but not
+yet handed over; rows it had handed over are not resent.
 """
 
 import asyncio
 import logging
+import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
-from bot import ballot_counting
+from bot import ballot_counting, pacing
 from bot.runtime import Runtime
 from bot.services import (
     commendation_notices,
@@ -35,8 +40,10 @@ from storage import outbox, people
 from storage.models import Campaign, OutboxStatus
 
 logger = logging.getLogger(__name__)
-# A claim older than this belongs to a sender that died.
+# A claim of this process older than this was stranded by an error: it is taken back.
 CLAIM_LEASE = timedelta(minutes=10)
+# How long a message refused by a server error waits before it is tried again.
+SERVER_ERROR_WAIT = timedelta(seconds=30)
 
 
 @dataclass
@@ -45,61 +52,82 @@ class DrainReport:
     skipped: int = 0
     unreachable: int = 0
     failed: int = 0
-    retry_after: float | None = None
+    again: int = 0  # refused for now (429, a server error): back in the queue
     quiet: bool = False
 
 
 class Sender:
-    """Drains the outbox; one drain at a time per process.
+    """Drains the outbox; one drain at a time per process, one process per database.
 
-    A round claims `batch` rows; they are then sent a few members at a time, each few marked
-    as being sent just before and recorded just after, so a crash strands only those few.
+    Rows are claimed `batch` at a time; each member's rows go out as one message, all
+    members of a claim at once (the pacer spaces them), and the next claim is made while the
+    last one's messages are still waiting for their slots, so the limit is used in full.
     """
 
     def __init__(self, runtime: Runtime, bot: Bot, *, batch: int = 30) -> None:
         self.runtime = runtime
         self.bot = bot
         self.batch = batch
-        self.in_flight = max(1, batch // 10)
-        self.paused_until: datetime | None = None  # Telegram asked us to wait (429)
+        self._started = runtime.clock.now()
+        self._recovered = False
         self._lock = asyncio.Lock()
+        self._unpaced = asyncio.Lock()
+        self._asked_again = False
 
     async def drain(self) -> DrainReport:
-        """Send what is due now, until nothing is left, quiet hours, or Telegram says wait."""
+        """Send what is due now, until nothing due is left or quiet hours begin."""
         report = DrainReport()
         if self._lock.locked():
+            self._asked_again = True  # the running drain looks once more before it ends
             return report
         async with self._lock:
-            now = self.runtime.clock.now()
             async with self.runtime.db.session() as session:
                 organisation = await people.get_organisation(session)
                 campaign = organisation and await session.get(Campaign, organisation.id)
-                back, unsure = await outbox.release_abandoned(session, before=now - CLAIM_LEASE)
-            if back or unsure:
-                logger.warning(
-                    "recovered %d claimed and %d interrupted outbox messages", back, unsure
-                )
+                await self._recover(session)
             time = CampaignTime.of(campaign) if campaign else None
-            while report.retry_after is None:
-                now = self.runtime.clock.now()
-                if self.paused_until is not None and now < self.paused_until:
-                    break
-                if time is not None and time.is_quiet(now):
+            sending: set[asyncio.Task] = set()
+            exhausted = False
+            while True:
+                if time is not None and time.is_quiet(self.runtime.clock.now()):
                     report.quiet = True
-                    break
-                if not await self._round(report, time):
-                    break
-            if report.retry_after is not None:
-                self.paused_until = self.runtime.clock.now() + timedelta(seconds=report.retry_after)
+                    exhausted = True
+                if not exhausted and len(sending) <= self.batch // 2:
+                    started = await self._claim_and_send(report, time, self.batch - len(sending))
+                    exhausted = not started
+                    sending |= started
+                if not sending:
+                    if not self._asked_again:
+                        break
+                    self._asked_again, exhausted = False, False
+                    continue
+                done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:  # a bug, or the process going down
+                        for other in sending:
+                            other.cancel()
+                        raise task.exception()
         return report
 
-    async def _round(self, report: DrainReport, time: CampaignTime | None) -> bool:
+    async def _recover(self, session) -> None:
+        """Take back what a dead sender claimed; its rows handed to Telegram stay unsent."""
+        now = self.runtime.clock.now()
+        # At its first drain, every earlier claim was a dead process's (one per database).
+        before = now - CLAIM_LEASE if self._recovered else max(self._started, now)
+        self._recovered = True
+        back, unsure = await outbox.release_abandoned(session, before=before)
+        if back or unsure:
+            logger.warning("recovered %d claimed and %d interrupted outbox messages", back, unsure)
+
+    async def _claim_and_send(
+        self, report: DrainReport, time: CampaignTime | None, limit: int
+    ) -> set[asyncio.Task]:
         now = self.runtime.clock.now()
         today = time.today(now) if time else now.date()
         async with self.runtime.db.session() as session:
-            ids = await outbox.claim(session, now=now, limit=self.batch)
+            ids = await outbox.claim(session, now=now, limit=limit)
         if not ids:
-            return False
+            return set()
         async with self.runtime.db.session() as session:
             claimed = await outbox.get_messages(session, ids=ids)
             composed = await compose(session, messages=claimed, now=now, today=today)
@@ -107,40 +135,33 @@ class Sender:
                 session, ids=list(composed.skipped), status=OutboxStatus.SKIPPED
             )
         report.skipped += len(composed.skipped)
-        # One message per member per round: Telegram allows about one a second in a chat.
+        # One message per member: Telegram allows about one a second in a chat.
         by_member: dict[int, list[Notice]] = {}
         for notice in composed.notices:
             by_member.setdefault(notice.member.id, []).append(notice)
-        groups = list(by_member.values())
-        for start in range(0, len(groups), self.in_flight):
-            chunk = groups[start : start + self.in_flight]
-            if report.retry_after is not None:
-                # Telegram asked to wait: what is left goes back to the queue untouched.
-                async with self.runtime.db.session() as session:
-                    await outbox.retry_later(
-                        session,
-                        ids=[n.message_id for group in chunk for n in group],
-                        after=self.runtime.clock.now() + timedelta(seconds=report.retry_after),
-                        error="Telegram asked to wait",
-                        count_attempt=False,
-                    )
-                continue
-            async with self.runtime.db.session() as session:
-                await outbox.set_status(
-                    session,
-                    ids=[n.message_id for group in chunk for n in group],
-                    status=OutboxStatus.SENDING,
-                )
-            results = await asyncio.gather(*(self._send(group) for group in chunk))
-            await self._record(report, chunk, results)
-        return True
+        tasks = {
+            asyncio.create_task(self._send_and_record(report, group))
+            for group in by_member.values()
+        }
+        # A claim whose rows were all skipped still counts as progress.
+        return tasks or {asyncio.create_task(asyncio.sleep(0))}
+
+    async def _send_and_record(self, report: DrainReport, notices: list[Notice]) -> None:
+        outcome = await self._send(notices)
+        await self._record(report, notices, outcome)
 
     async def _send(self, notices: list[Notice]) -> "Outcome":
-        """One member's notices of this round, as one message (split only if too long)."""
+        """One member's notices, as one message (split only if too long)."""
         messages = self.runtime.messages
         member = notices[0].member
         locale = messages.locale_for(member.locale)
+        ids = [notice.message_id for notice in notices]
         sent_parts = 0
+
+        async def handed_over() -> None:
+            async with self.runtime.db.session() as session:
+                await outbox.set_status(session, ids=ids, status=OutboxStatus.SENDING)
+
         try:
             # One button per distinct action; when there are several, each names its subject.
             unique = list({b.data: b for n in notices for b in n.buttons}.values())
@@ -152,64 +173,81 @@ class Sender:
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
             parts = split(text)
             for index, part in enumerate(parts):
-                await self.bot.send_message(
+                await self._request(
                     member.telegram_user_id,
                     part,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(buttons) if index == len(parts) - 1 else None,
+                    keyboard(buttons) if index == len(parts) - 1 else None,
+                    handed_over if index == 0 else None,
                 )
                 sent_parts += 1
-        except Exception as error:  # noqa: BLE001 — every failure is recorded, none stops the round
+        except Exception as error:  # noqa: BLE001 — every failure is recorded, none stops the rest
             return Outcome(error, sent_parts)
         return Outcome(None, sent_parts)
 
-    async def _record(self, report: DrainReport, groups, results: list["Outcome"]) -> None:
+    async def _request(self, chat_id: int, text: str, markup, before_request) -> None:
+        """The rows are marked just before the request (in the pacer, which leaves 429s to
+        the outbox, to retry later); without a pacer (local runs), one request at a time,
+        in the order of the claim."""
+        async with self._unpaced if self.bot.rate_limiter is None else nullcontext():
+            await pacing.request(
+                self.bot.send_message,
+                before_request=before_request,
+                urgent=False,
+                retries=0,
+                chat_id=chat_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+
+    async def _record(self, report: DrainReport, notices: list[Notice], outcome) -> None:
         now = self.runtime.clock.now()
-        sent, unreachable, failed, again = [], [], [], []
-        unreachable_members: list[Notice] = []
-        for group, outcome in zip(groups, results, strict=True):
-            ids = [notice.message_id for notice in group]
-            error = outcome.error
+        ids = [notice.message_id for notice in notices]
+        member = notices[0].member
+        error = outcome.error
+        unreachable = False
+        async with self.runtime.db.session() as session:
             if error is None:
-                sent += ids
+                await outbox.set_status(session, ids=ids, status=OutboxStatus.SENT, now=now)
+                report.sent += len(ids)
             elif outcome.sent_parts:
                 # Part of it arrived: never send it again, even though the rest did not.
-                failed += ids
-                logger.warning(
-                    "member %s got %d parts of a message", group[0].member.id, outcome.sent_parts
+                await outbox.set_status(
+                    session, ids=ids, status=OutboxStatus.FAILED, error="sent in part"
                 )
+                report.failed += len(ids)
+                logger.warning("member %s got %d parts of a message", member.id, outcome.sent_parts)
             elif isinstance(error, Forbidden) or (
                 isinstance(error, BadRequest) and "chat not found" in error.message.lower()
             ):
-                unreachable += ids
-                unreachable_members.append(group[0])
+                await outbox.set_status(session, ids=ids, status=OutboxStatus.UNREACHABLE)
+                await people.mark_unreachable(session, member_ids=[member.id], now=now)
+                report.unreachable += len(ids)
+                unreachable = True
             elif isinstance(error, RetryAfter):
-                again += ids
                 wait = error.retry_after
                 seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-                report.retry_after = max(report.retry_after or 0, seconds)
-            elif isinstance(error, NetworkError) and not _maybe_delivered(error):
-                again += ids
+                await outbox.retry_later(
+                    session,
+                    ids=ids,
+                    after=now + timedelta(seconds=seconds),
+                    error="Telegram asked to wait",
+                )
+                report.again += len(ids)
+            elif isinstance(error, NetworkError) and _certainly_not_delivered(error):
+                await outbox.retry_later(
+                    session, ids=ids, after=now + SERVER_ERROR_WAIT, error=error.message
+                )
+                report.again += len(ids)
             else:
-                # A timeout or a bad gateway may have delivered it: never hand it over twice.
-                failed += ids
+                # A timeout, a dropped connection: it may have arrived; never hand it over twice.
+                await outbox.set_status(
+                    session, ids=ids, status=OutboxStatus.FAILED, error="may have been sent"
+                )
+                report.failed += len(ids)
                 logger.warning("outbox messages %s failed: %s", ids, type(error).__name__)
-        async with self.runtime.db.session() as session:
-            await outbox.set_status(session, ids=sent, status=OutboxStatus.SENT, now=now)
-            await outbox.set_status(session, ids=unreachable, status=OutboxStatus.UNREACHABLE)
-            await outbox.set_status(
-                session, ids=failed, status=OutboxStatus.FAILED, error="not sent, or sent in part"
-            )
-            after = now + timedelta(seconds=report.retry_after or 30)
-            await outbox.retry_later(
-                session, ids=again, after=after, error="Telegram asked to wait"
-            )
-            await people.mark_unreachable(
-                session, member_ids=[n.member.id for n in unreachable_members], now=now
-            )
-        report.sent += len(sent)
-        report.unreachable += len(unreachable)
-        report.failed += len(failed)
+        if unreachable:
+            self.runtime.identities.forget({member.telegram_user_id})
 
 
 @dataclass(frozen=True)
@@ -218,9 +256,17 @@ class Outcome:
     sent_parts: int
 
 
-def _maybe_delivered(error: NetworkError) -> bool:
-    """Whether Telegram may have received the request before the error (then: no retry)."""
-    return isinstance(error, TimedOut) or "bad gateway" in error.message.lower()
+# How python-telegram-bot words a server error: Telegram's description, or the status's
+# phrase and number. Not 504: the gateway gave up waiting, the server may have sent it.
+_SERVER_ERROR = re.compile(
+    r"^(Internal Server Error|Bad Gateway|Service Unavailable)|\(5(?!04)\d\d\)"
+)
+
+
+def _certainly_not_delivered(error: NetworkError) -> bool:
+    """Telegram answered with a server error, or no connection was made: nothing arrived.
+    A timeout or a connection lost mid-request may have delivered it."""
+    return bool(_SERVER_ERROR.search(error.message)) or "httpx.ConnectError" in error.message
 
 
 async def compose(session, *, messages, now: datetime, today) -> Composed:

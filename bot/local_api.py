@@ -2,14 +2,17 @@
 
 It plugs into python-telegram-bot as its `BaseRequest`, so the real `Bot` and `Application`
 run unchanged; it records every call, answers like Telegram does, and can be told to fail
-the way Telegram fails (429 with retry_after, 403 for a blocked user, timeouts).
+the way Telegram fails (429 with retry_after, 403 for a blocked user, timeouts), to keep
+Telegram's send limits, and to drop the bot's process at a chosen call.
 """
 
+import asyncio
 import json
+import math
 import re
-import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
@@ -74,6 +77,31 @@ class Call:
         return [button for row in markup.get("inline_keyboard", []) for button in row]
 
 
+class ProcessDropped(BaseException):
+    """The bot's process died here (kill -9): nothing after this point runs.
+
+    A BaseException, so that no `except Exception` of the bot's records anything after it."""
+
+
+@dataclass
+class Limits:
+    """Telegram's flood control: at most `overall` messages in any second, one a second in
+    a private chat, `group` in any minute in a group; more is answered with 429."""
+
+    overall: int = 30
+    private_interval: float = 1.0
+    group: int = 20
+    # Seconds, from the event loop's clock (which a simulated loop moves).
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+
+
+@dataclass
+class _Drop:
+    method: str | None
+    after: int
+    delivered: bool
+
+
 @dataclass
 class _Failure:
     method: str | None
@@ -93,16 +121,21 @@ class LocalBotAPI(BaseRequest):
         *,
         now: Callable[[], float] = lambda: 0.0,
         on_call: Callable[[Call], None] | None = None,
-        sends_per_second: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__()
         self.now = now
         self.on_call = on_call
-        # Telegram's flood control, as a token bucket on the wall clock (for benchmarks).
-        self._rate = sends_per_second
-        self._tokens = sends_per_second or 0.0
-        self._refilled = time.monotonic()
+        self.limits = limits
+        self._recent: deque[float] = deque()  # when the sends of the last second went out
+        self._chat_sends: dict[int, deque[float]] = {}
         self.flood_refusals = 0
+        self.flood_refusals_by_chat: dict[int | None, int] = {}
+        self._drop: _Drop | None = None
+        self.dropped = False
+        self._updates: list[dict[str, Any]] = []  # for getUpdates, until acknowledged
+        self._arrived: asyncio.Event | None = None
+        self._all_acknowledged: asyncio.Event | None = None
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
         self._blocked: set[int] = set()
@@ -141,6 +174,66 @@ class LocalBotAPI(BaseRequest):
         self._failures.append(
             _Failure(method, chat_id, times, status, description, retry_after or 1, after)
         )
+
+    def deliver(self, update: dict[str, Any]) -> None:
+        """An update Telegram holds for the bot's getUpdates until an offset acknowledges it
+        (delivering one again is what a retrying channel does)."""
+        self._updates.append(update)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def unacknowledged(self) -> list[int]:
+        return [update["update_id"] for update in self._updates]
+
+    async def acknowledged(self) -> None:
+        """Wait until the bot has acknowledged every update held for it."""
+        while self._updates:
+            self._all_acknowledged = self._all_acknowledged or asyncio.Event()
+            self._all_acknowledged.clear()
+            await self._all_acknowledged.wait()
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Long polling: what is held, or what arrives within the call's timeout."""
+        if not self._updates:
+            self._arrived = self._arrived or asyncio.Event()
+            self._arrived.clear()
+            timeout = float(params.get("timeout") or 0)
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                pass
+        return self._updates[: int(params.get("limit") or 100)]
+
+    def _acknowledge(self, params: dict[str, Any]) -> None:
+        offset = int(params.get("offset") or 0)
+        self._updates = [update for update in self._updates if update["update_id"] >= offset]
+        if not self._updates and self._all_acknowledged is not None:
+            self._all_acknowledged.set()
+
+    def drop_process(
+        self, *, method: str | None = None, after: int = 0, delivered: bool = False
+    ) -> None:
+        """Kill the bot at the `after`+1-th matching call: before it reaches Telegram, or
+        (`delivered`) once Telegram has done it but before the bot hears the answer.
+        Every later call fails the same way until `restart`."""
+        self._drop = _Drop(method, after, delivered)
+
+    def restart(self) -> None:
+        """The bot's process is started again (Telegram kept what it had received)."""
+        self._drop = None
+        self.dropped = False
+
+    def _dropping(self, call: Call) -> bool:
+        drop = self._drop
+        if self.dropped:
+            return True
+        if drop is None or drop.method not in (None, call.method):
+            return False
+        if drop.after > 0:
+            drop.after -= 1
+            return False
+        self.dropped = True
+        return True
 
     def block(self, chat_id: int) -> None:
         """The user blocked the bot: every send to them answers 403 until `unblock`."""
@@ -213,6 +306,17 @@ class LocalBotAPI(BaseRequest):
             for name, (filename, content, _mime) in request_data.multipart_data.items():
                 params[name] = {"filename": filename, "size": len(content), "content": content}
         call = Call(api_method, params)
+        if self._dropping(call):
+            if self._drop is not None and self._drop.delivered:
+                self._drop = None  # Telegram got this one; the process dies before the answer
+                if call.method == "getUpdates":
+                    self._acknowledge(params)
+                else:
+                    self._record(call, self._result(call))
+            raise ProcessDropped(call.method)
+        if call.method == "getUpdates":
+            self._acknowledge(params)
+            return 200, json.dumps({"ok": True, "result": await self._get_updates(params)}).encode()
         failure = self._failure_for(call)
         if failure is not None:
             if failure.status == 0:
@@ -226,6 +330,10 @@ class LocalBotAPI(BaseRequest):
                 body["parameters"] = {"retry_after": failure.retry_after}
             return failure.status, json.dumps(body).encode()
         result = self._result(call)
+        self._record(call, result)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def _record(self, call: Call, result: Any) -> None:
         if isinstance(result, dict):
             call.message_id = result.get("message_id")
         self.calls.append(call)
@@ -235,19 +343,32 @@ class LocalBotAPI(BaseRequest):
             self._latest[call.chat_id] = call
         if self.on_call is not None:
             self.on_call(call)
-        return 200, json.dumps({"ok": True, "result": result}).encode()
 
-    def _flood(self, call: Call) -> bool:
-        if self._rate is None or call.method not in _SENDS:
-            return False
-        now = time.monotonic()
-        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
-        self._refilled = now
-        if self._tokens < 1:
+    def _flood_wait(self, call: Call) -> float:
+        """0 if Telegram takes this message now, else the seconds it asks to wait."""
+        limits = self.limits
+        if limits is None or call.method not in _SENDS | _EDITS or call.chat_id is None:
+            return 0.0
+        now = limits.clock()
+        # Floating-point slack, so that sends spaced exactly by the limit are taken.
+        slack = 1e-6
+        private = call.chat_id > 0
+        window, allowed = (limits.private_interval, 1) if private else (60.0, limits.group)
+        chat = self._chat_sends.setdefault(call.chat_id, deque())
+        waits = []
+        for sends, period, most in ((self._recent, 1.0, limits.overall), (chat, window, allowed)):
+            while sends and sends[0] <= now - period + slack:
+                sends.popleft()
+            if len(sends) >= most:
+                waits.append(sends[0] + period - now)
+        if waits:
             self.flood_refusals += 1
-            return True
-        self._tokens -= 1
-        return False
+            by_chat = self.flood_refusals_by_chat
+            by_chat[call.chat_id] = by_chat.get(call.chat_id, 0) + 1
+            return max(waits)
+        self._recent.append(now)
+        chat.append(now)
+        return 0.0
 
     def _refusal(self, call: Call) -> str | None:
         """What Telegram would say is wrong with this call, if anything."""
@@ -275,9 +396,16 @@ class LocalBotAPI(BaseRequest):
         refusal = self._refusal(call)
         if refusal is not None:
             return _Failure(call.method, call.chat_id, 1, 400, refusal)
-        if self._flood(call):
+        wait = self._flood_wait(call)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
             return _Failure(
-                call.method, call.chat_id, 1, 429, "Too Many Requests: retry after 1", 1
+                call.method,
+                call.chat_id,
+                1,
+                429,
+                f"Too Many Requests: retry after {seconds}",
+                seconds,
             )
         if call.method in _SENDS and call.chat_id in self._blocked:
             return _Failure(

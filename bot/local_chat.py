@@ -58,11 +58,16 @@ class LocalChat:
         api: LocalBotAPI,
         clock: ManualClock,
         jobs: SteppedJobs | None = None,
+        *,
+        queued: bool = False,
     ) -> None:
         self.application = application
         self.api = api
         self.clock = clock
         self.jobs = jobs
+        # Queued: updates go through the update queue, as the Updater puts them (the
+        # Application must be running), instead of being processed one by one here.
+        self.queued = queued
         self._update_ids = count(1)
 
     def _stamp(self) -> int:
@@ -71,7 +76,11 @@ class LocalChat:
     async def feed(self, payload: dict[str, Any]) -> None:
         """Feed one update payload, as Telegram would deliver it."""
         payload["update_id"] = next(self._update_ids)
-        await self.application.process_update(Update.de_json(payload, self.application.bot))
+        update = Update.de_json(payload, self.application.bot)
+        if self.queued:
+            await self.application.update_queue.put(update)
+        else:
+            await self.application.process_update(update)
 
     def _text_message(self, person: Person, message_id: int, text: str) -> dict[str, Any]:
         """A private text message; a leading /word is a bot command, as Telegram marks it."""

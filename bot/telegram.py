@@ -6,12 +6,15 @@ import sys
 
 from telegram import Bot, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 from bot.app import build_application, periodic_jobs
+from bot.intake import Intake
 from bot.jobs import schedule
+from bot.pacing import ChatByChat, Pacer
 from bot.runtime import Runtime
 from bot.services.access import Actor
+from bot.telegram_intake import CHANNEL, DurableQueue
 from handlers import menus
 from storage import people
 
@@ -74,17 +77,25 @@ async def _reach_bot_api(runtime: Runtime, bot: Bot) -> None:
 
 def run_polling(runtime: Runtime, token: str) -> int:
     settings = runtime.settings
-    # About 30 messages a second overall and 20 a minute per group, as Telegram asks;
-    # a 429 waits for as long as Telegram says, then tries again.
     application = build_application(
         runtime,
-        rate_limiter=AIORateLimiter(max_retries=3),
+        rate_limiter=Pacer(),
         token=token,
         api_base_url=settings.telegram_api_base_url,
+        intake=Intake(runtime.db, CHANNEL),
+        update_processor=ChatByChat(),
     )
 
     async def post_init(app: Application) -> None:
         await runtime.db.migrate()
+        queue: DurableQueue = app.update_queue
+        answered, waiting = await queue.recover(app.bot)
+        if answered or waiting:
+            logger.info(
+                "after a restart: replies to %d updates sent, %d updates processed first",
+                answered,
+                waiting,
+            )
         await _publish_menus(app, runtime)
         schedule(app, periodic_jobs(runtime.settings))
         logger.info("bot @%s is running", app.bot.username)

@@ -2,8 +2,9 @@
 
 A handler is written as `async def callback(turn: Turn)` and wrapped with `@gated(...)`.
 The gate opens the update's database session, identifies the sender, refuses politely
-when the permission is missing, and sends the handler's replies only after the session
-has committed, so a failed update never leaves a half-told story in the chat.
+when the permission is missing, marks a stored update processed in the same transaction
+(so it is processed once), and sends the handler's replies only after the session has
+committed, so a failed update never leaves a half-told story in the chat.
 
 Everything but a few group commands (`in_groups`) belongs to the member's private chat: a
 button pressed on a bot message in a group (a forger can press any) gets only a toast, so
@@ -13,7 +14,7 @@ no ballot, result or organiser's view is ever written into the group.
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
+from bot import intake, pacing
+from bot.intake import Answering
 from bot.runtime import Runtime
 from bot.services import access, preferences
 from bot.services.access import Actor, Permission
@@ -131,38 +134,83 @@ class Turn:
         """A short toast answering the pressed button."""
         self._notice = self.runtime.messages.plain(self.locale, template, **values)
 
-    async def deliver(self) -> None:
-        """Send the queued replies and answer the callback query, in order."""
-        query = self.update.callback_query
-        if query is not None:
-            await query.answer(self._notice[:200] if self._notice else None)
+    def outgoing(self) -> list["Outgoing"]:
+        """The queued replies, rendered: what is sent once the update has committed."""
         chat = self.update.effective_chat
         if chat is None:
-            return
+            return []
+        query = self.update.callback_query
+        pressed = query.message.message_id if query and query.message else None
+        items = []
         for reply in self._replies:
             parts = self.runtime.messages.render_parts(self.locale, reply.template, **reply.values)
             markup = keyboard(reply.buttons)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
-                markup_here = markup if last else None
-                if reply.edit and query is not None and query.message is not None and index == 0:
-                    if await self._edit(query, part, markup_here):
-                        continue
-                await chat.send_message(part, parse_mode=ParseMode.HTML, reply_markup=markup_here)
+                items.append(
+                    Outgoing(
+                        chat.id,
+                        part,
+                        markup.to_dict() if markup and last else None,
+                        pressed if reply.edit and index == 0 else None,
+                    )
+                )
+        return items
 
-    @staticmethod
-    async def _edit(query, text: str, markup) -> bool:
-        """Edit the pressed message; False when it is gone or too old (then send anew)."""
-        try:
-            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
-        except BadRequest as error:
-            reason = error.message.lower()
-            if "not modified" in reason:  # a second tap on the same button: already says this
-                return True
-            if "not found" in reason or "can't be edited" in reason:
-                return False
-            raise
-        return True
+    async def deliver(self, outgoing: list["Outgoing"], answering: Answering | None) -> None:
+        """Answer the pressed button, then send the replies in order (each recorded as
+        handed over just before its request, when the update came through the intake)."""
+        query = self.update.callback_query
+        if query is not None:
+            await query.answer(self._notice[:200] if self._notice else None)
+        await send_all(self.context.bot, outgoing, answering)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered reply: a new message, or an edit of the pressed one (a new message if
+    that is gone). Plain data, so that the intake can keep it across a restart."""
+
+    chat_id: int
+    text: str
+    markup: dict | None = None
+    edit: int | None = None
+
+
+async def send_all(bot, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
+    """Send the replies in order; `answering` records each as handed over just before its
+    request (a retry after a 429 records the same one again), then that all have been."""
+    for position, item in enumerate(outgoing):
+        before = functools.partial(answering.handing_over, position) if answering else None
+        markup = InlineKeyboardMarkup.de_json(item.markup, bot) if item.markup else None
+        common = {"text": item.text, "parse_mode": ParseMode.HTML, "reply_markup": markup}
+        if item.edit is not None and await _edit(bot, item, before, common):
+            continue
+        await pacing.request(
+            bot.send_message, before_request=before, chat_id=item.chat_id, **common
+        )
+    if answering is not None:
+        await answering.finished()
+
+
+async def _edit(bot, item: Outgoing, before, common: dict) -> bool:
+    """Edit the pressed message; False when it is gone or too old (then send anew)."""
+    try:
+        await pacing.request(
+            bot.edit_message_text,
+            before_request=before,
+            chat_id=item.chat_id,
+            message_id=item.edit,
+            **common,
+        )
+    except BadRequest as error:
+        reason = error.message.lower()
+        if "not modified" in reason:  # a second tap on the same button: already says this
+            return True
+        if "not found" in reason or "can't be edited" in reason:
+            return False
+        raise
+    return True
 
 
 Callback = Callable[[Turn], Awaitable[Any]]
@@ -207,7 +255,11 @@ def gated(
                         turn.reply("not_member" if actor is None else "not_allowed")
                     turn.notice("button_refused")
                     result = ConversationHandler.END
-            await turn.deliver()
+                outgoing = turn.outgoing()
+                answering = await intake.mark_done(
+                    session, replies=[asdict(item) for item in outgoing]
+                )
+            await turn.deliver(outgoing, answering)
             for action in turn._afterwards:
                 try:
                     await action()

@@ -228,7 +228,7 @@ class StepDone(SQLModel, table=True):
 class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for its time (and for the morning, in quiet hours)
     CLAIMED = "claimed"  # taken by a sender, not yet handed to Telegram: safe to retake
-    SENDING = "sending"  # handed to Telegram: never handed again, even after a crash
+    SENDING = "sending"  # its request was made: it may have arrived, so never handed again
     SENT = "sent"
     SKIPPED = "skipped"  # became pointless: done already, deadline passed, muted
     UNREACHABLE = "unreachable"  # the member blocked the bot
@@ -646,3 +646,23 @@ class BoundChat(SQLModel, table=True):
     title: str = Field(default="", max_length=200)
     bound_by: int = Field(foreign_key="member.id")
     bound_at: datetime
+
+
+class IntakeUpdate(SQLModel, table=True):
+    """An update from a channel, stored before the channel is told it arrived, so that it is
+    processed once even if the process dies: unique per channel and the channel's update id."""
+
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    update_id: str = Field(max_length=64)
+    # The update as the channel sent it, until it is processed. Never stored for a 群众评议
+    # ballot (a tap or a comment): that one is processed from memory only.
+    payload: str | None = Field(default=None, sa_type=Text)
+    done: bool = False
+    # The replies of a processed update, written with its work and kept until they have all
+    # been handed to the channel, so that a restart sends what never left; and how many
+    # have been handed over (those may have arrived: never sent again).
+    replies: str | None = Field(default=None, sa_type=Text)
+    replies_handed: int = 0

@@ -226,16 +226,21 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[int
 
 
 async def release_abandoned(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
-    """After a crash: claimed rows go back to pending; rows handed to Telegram are not resent."""
+    """After a crash, rows claimed at `before` or earlier: those never handed to Telegram go
+    back to pending; those handed over may have arrived, so they are not resent."""
     back = await session.exec(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.CLAIMED, col(OutboxMessage.claimed_at) < before)
+        .where(
+            OutboxMessage.status == OutboxStatus.CLAIMED, col(OutboxMessage.claimed_at) <= before
+        )
         .values(status=OutboxStatus.PENDING, claimed_at=None)
     )
     unsure = await session.exec(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.SENDING, col(OutboxMessage.claimed_at) < before)
-        .values(status=OutboxStatus.FAILED, error="interrupted while sending; not resent")
+        .where(
+            OutboxMessage.status == OutboxStatus.SENDING, col(OutboxMessage.claimed_at) <= before
+        )
+        .values(status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived")
     )
     return back.rowcount, unsure.rowcount
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a migrated database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set),
 a manual clock, the real Application answered by the local Bot API, and the demo people."""
 
+import asyncio
 import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from bot.local_api import LocalBotAPI
 from bot.local_chat import LocalChat, Person
 from bot.runtime import Runtime
 from bot.services import roster
+from bot.virtual_time import VirtualTimeLoop
 from messages.render import Messages
 from storage.db import Database, async_url
 
@@ -35,6 +37,14 @@ STICKER = {
 }
 START = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Tests marked `virtual_time` run on a loop whose clock jumps over waiting, so that
+    Telegram's limits are kept in simulated seconds (bot/virtual_time.py)."""
+    if item.get_closest_marker("virtual_time"):
+        return {"virtual_time": VirtualTimeLoop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 async def _reset_postgres(url: str) -> None:

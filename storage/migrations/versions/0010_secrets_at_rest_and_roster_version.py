@@ -1,7 +1,7 @@
 """invite tokens kept only as digests; a roster version raised by every member write
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01
 
 Existing tokens are replaced by their SHA-256 digests: links already handed out keep working,
@@ -20,7 +20,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,212 @@
+"""Durable intake through the real Updater and Application on the local Bot API: an update
+is stored before getUpdates acknowledges it, processed once, and survives the process dying;
+a duplicate is recognised; a 群众评议 ballot never reaches the intake table."""
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.app import build_application
+from bot.intake import Intake
+from bot.local_api import ProcessDropped
+from bot.local_chat import Person
+from bot.runtime import Runtime
+from bot.telegram_intake import CHANNEL
+from storage import intake
+from storage.models import IntakeUpdate
+
+pytestmark = pytest.mark.virtual_time
+
+
+def message(person: Person, update_id: int, text: str) -> dict:
+    entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+            "from": person.user,
+            "text": text,
+            **({"entities": entities} if text.startswith("/") else {}),
+        },
+    }
+
+
+def tap(person: Person, update_id: int, data: str) -> dict:
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(update_id),
+            "from": person.user,
+            "chat_instance": "local",
+            "data": data,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
+                "text": "…",
+            },
+        },
+    }
+
+
+def polling_app(runtime: Runtime, api):
+    return build_application(runtime, request=api, intake=Intake(runtime.db, CHANNEL), polling=True)
+
+
+async def poll_until_acknowledged(application, api) -> None:
+    """Run the Updater until Telegram holds nothing unacknowledged."""
+    if not application.updater.running:
+        await application.updater.start_polling(poll_interval=0, timeout=1)
+    await api.acknowledged()
+
+
+async def intake_rows(runtime) -> list[IntakeUpdate]:
+    async with runtime.db.session() as session:
+        return list((await session.exec(select(IntakeUpdate))).all())
+
+
+async def test_an_update_acknowledged_just_before_a_crash_is_processed_after_it_once(
+    runtime, people, api
+):
+    zheng, feng = people["郑强"], people["冯磊"]
+    api.deliver(message(zheng, 101, "/phase"))
+    api.deliver(message(feng, 102, "/help"))
+    # Telegram takes the offset that acknowledges both, and the process dies right then,
+    # before it has processed either.
+    api.drop_process(method="getUpdates", after=1, delivered=True)
+    application = polling_app(runtime, api)
+    async with application:
+        await poll_until_acknowledged(application, api)
+        assert api.dropped
+        with pytest.raises(ProcessDropped):
+            await application.updater.stop()
+    assert not api.unacknowledged() and not api.sent()
+
+    api.restart()
+    restarted = polling_app(runtime, api)
+    async with restarted:
+        assert await restarted.update_queue.recover(restarted.bot) == (0, 2)
+        await restarted.start()
+        await restarted.update_queue.join()
+        await restarted.stop()
+    assert len(api.sent(zheng.user_id)) == 1 and "活动日程" in api.last(zheng.user_id).text
+    assert len(api.sent(feng.user_id)) == 1
+    assert all(row.done and row.payload is None for row in await intake_rows(runtime))
+
+    # Another restart finds nothing left to do.
+    again = polling_app(runtime, api)
+    async with again:
+        assert await again.update_queue.recover(again.bot) == (0, 0)
+
+
+async def test_a_duplicate_delivery_is_processed_once(runtime, people, api):
+    zheng = people["郑强"]
+    application = polling_app(runtime, api)
+    async with application:
+        await application.start()
+        api.deliver(message(zheng, 201, "/phase"))
+        await poll_until_acknowledged(application, api)
+        api.deliver(message(zheng, 201, "/phase"))  # a webhook's retry, a channel's resend
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+        await application.update_queue.join()
+        await application.stop()
+    assert len(api.sent(zheng.user_id)) == 1
+    assert [row.update_id for row in await intake_rows(runtime)] == ["201"]
+
+
+async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
+    runtime, people, api, database_url
+):
+    zheng = people["郑强"]
+    comment = "领导作风需要改进-匿名意见"
+    ballot = runtime.ballots.start(
+        zheng.user_id,
+        runtime.clock.now(),
+        round_id=1,
+        target="member:1",
+        target_name="某人",
+        items=("作风",),
+        scale=("好",),
+    )
+    ballot.awaiting_comment = True
+    application = polling_app(runtime, api)
+    async with application:
+        await application.start()
+        api.deliver(tap(zheng, 301, f"evb:{ballot.nonce}:0:0"))
+        api.deliver(tap(zheng, 302, f"evn:{ballot.nonce}:skip"))
+        api.deliver(tap(zheng, 303, "evt:1:member:1"))
+        api.deliver(message(zheng, 304, comment))
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+        await application.update_queue.join()
+        await application.stop()
+    rows = await intake_rows(runtime)
+    assert sorted(row.update_id for row in rows) == ["301", "302", "303", "304"]  # for duplicates
+    assert all(row.payload is None and row.replies is None for row in rows)
+    answered = [call for call in api.calls if call.method == "answerCallbackQuery"]
+    assert len(answered) == 3  # processed from memory all the same
+    if database_url.startswith("sqlite"):
+        # Not in the file, nor in its journal: it was never written at all.
+        path = Path(database_url.removeprefix("sqlite:///"))
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists():
+                assert comment.encode() not in file.read_bytes()
+                assert b"evb:" not in file.read_bytes()
+
+
+async def test_other_words_are_stored_until_processed(runtime, people, api):
+    zheng = people["郑强"]
+    application = polling_app(runtime, api)
+    async with application:  # not started: stored and acknowledged, not processed yet
+        api.deliver(message(zheng, 401, "/phase"))
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+    [row] = await intake_rows(runtime)
+    assert not row.done and '"/phase"' in row.payload
+
+
+async def test_a_reply_kept_from_leaving_by_a_crash_is_sent_after_the_restart_once(
+    runtime, people, api
+):
+    zheng = people["郑强"]
+    # The button's work commits; the process dies answering the button, before its reply.
+    api.drop_process(method="answerCallbackQuery")
+    application = polling_app(runtime, api)
+    async with application:
+        await application.start()
+        api.deliver(tap(zheng, 501, "lang:en"))
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+        await application.update_queue.join()
+        await application.stop()
+    assert api.dropped and not api.sent(zheng.user_id)
+
+    api.restart()
+    restarted = polling_app(runtime, api)
+    async with restarted:
+        assert await restarted.update_queue.recover(restarted.bot) == (1, 0)
+    [reply] = api.sent(zheng.user_id)
+    assert "English" in reply.text  # the language was set once, and said so once
+    [row] = await intake_rows(runtime)
+    assert row.done and row.replies is None
+    again = polling_app(runtime, api)
+    async with again:
+        assert await again.update_queue.recover(again.bot) == (0, 0)
+
+
+async def test_old_processed_updates_are_forgotten_the_waiting_never(database):
+    async with database.session() as session:
+        for number in range(1, 7):
+            await intake.accept(session, channel="wecom", update_id=str(number), payload="{}")
+        for number in (1, 3, 4, 5, 6):
+            await intake.finish(session, channel="wecom", update_id=str(number))
+        await intake.mark_done(session, channel="wecom", update_id="4", replies="[]")
+        assert await intake.forget_old(session, channel="wecom", keep=2) == 2
+        left = (await session.exec(select(IntakeUpdate.update_id))).all()
+        # 2 still waits, 4 still has replies to send; 5 and 6 are the newest.
+        assert sorted(left) == ["2", "4", "5", "6"]
+        assert not await intake.accept(session, channel="wecom", update_id="6", payload="{}")
