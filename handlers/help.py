@@ -43,7 +43,7 @@ async def not_understood(turn: Turn) -> None:
     turn.reply("not_understood")
 
 
-@gated(Permission.START)
+@gated(Permission.START, in_groups=True)
 async def _say_edit_not_taken(turn: Turn) -> None:
     turn.reply("edit_not_taken")
 

@@ -496,7 +496,7 @@ async def test_the_workbook_is_named_by_the_organisations_date(quarter, chat, ap
     clock.set(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 07:30 on 12-01 in Beijing
     await chat.send(zhang, "/export")
     (document,) = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"]
-    assert document.params["document"]["filename"] == "创先争优-20261201.xlsx"
+    assert document.params["document"]["filename"] == "创先争优-第四季度-20261201.xlsx"
 
 
 async def test_members_who_never_joined_are_not_counted_unreachable(quarter, chat, api, runtime):
