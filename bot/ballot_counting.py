@@ -22,23 +22,24 @@ RATING_TABLES = ["evaluationparticipation", "evaluationtally", "evaluationcommen
 
 
 async def count_full_batches(runtime: Runtime) -> int:
-    """Write every batch that has reached its size; the number of batches written."""
-    batches = runtime.pending.take_full()
-    if not batches:
-        return 0
-    try:
-        async with runtime.db.session() as session:
-            for (round_id, target), batch in batches.items():
-                evaluation_round = await session.get(EvaluationRound, round_id)
-                await evaluation.count_batch(
-                    session, evaluation_round=evaluation_round, target=target, batch=batch
-                )
-    except Exception as error:  # whatever failed, the ballots wait for the next try
-        _failed(runtime, batches, error)
-        return 0
-    runtime.pending.written(batches)
-    await runtime.db.forget_old_versions(tables=RATING_TABLES, thorough=False)
-    return len(batches)
+    """Write every batch that is due; the number of batches written."""
+    async with runtime.pending.writing:
+        batches = runtime.pending.take_full()
+        if not batches:
+            return 0
+        try:
+            async with runtime.db.session() as session:
+                for (round_id, target), batch in batches.items():
+                    evaluation_round = await session.get(EvaluationRound, round_id)
+                    await evaluation.count_batch(
+                        session, evaluation_round=evaluation_round, target=target, batch=batch
+                    )
+        except Exception as error:  # whatever failed, the ballots wait for the next try
+            await _failed(runtime, batches, error)
+            return 0
+        runtime.pending.written(batches)
+        await runtime.db.forget_old_versions(tables=RATING_TABLES, thorough=False)
+        return len(batches)
 
 
 async def count_ended_rounds(runtime: Runtime) -> int:
@@ -46,30 +47,49 @@ async def count_ended_rounds(runtime: Runtime) -> int:
     rounds counted."""
     now = runtime.clock.now()
     taken: dict[tuple[int, str], Batch] = {}
-    try:
-        async with runtime.db.session() as session:
-            ended = await queries.rounds_to_count(session, now=now)
-            for evaluation_round in ended:
-                batches = runtime.pending.take_round(evaluation_round.id)
-                taken |= batches
-                await evaluation.count_pending(
-                    session, evaluation_round=evaluation_round, batches=batches, now=now
-                )
-    except Exception as error:
-        _failed(runtime, taken, error)
-        return 0
-    if not ended:
-        return 0
-    runtime.pending.written(taken)
-    await runtime.db.forget_old_versions(tables=RATING_TABLES, thorough=True)
+    async with runtime.pending.writing:
+        try:
+            async with runtime.db.session() as session:
+                ended = await queries.rounds_to_count(session, now=now)
+                for evaluation_round in ended:
+                    batches = runtime.pending.take_round(evaluation_round.id)
+                    taken |= batches
+                    await evaluation.count_pending(
+                        session, evaluation_round=evaluation_round, batches=batches, now=now
+                    )
+        except Exception as error:
+            await _failed(runtime, taken, error)
+            return 0
+        if not ended:
+            return 0
+        runtime.pending.written(taken)
+        await runtime.db.forget_old_versions(tables=RATING_TABLES, thorough=True)
     logger.info("counted %d ended evaluation round(s)", len(ended))
     return len(ended)
 
 
-def _failed(runtime: Runtime, batches: dict[tuple[int, str], Batch], error: Exception) -> None:
-    runtime.pending.put_back(batches)
+async def _failed(
+    runtime: Runtime, batches: dict[tuple[int, str], Batch], error: Exception
+) -> None:
+    """A write failed, or seemed to: a connection lost after its COMMIT leaves it written.
+    The ballots the database holds are done; the others wait for the next try (were they
+    written again beside counted ones, a smaller batch could be told apart)."""
     logger.error(
         "could not count %d batch(es) of ballots (%s); they wait for the next try",
         len(batches),
         type(error).__name__,
+    )
+    done: dict[tuple[int, str], Batch] = {}
+    try:
+        async with runtime.db.session() as session:
+            for (round_id, target), batch in batches.items():
+                found = await queries.recorded(
+                    session, round_id=round_id, pairs=[(b.rater, target) for b in batch]
+                )
+                done[(round_id, target)] = [b for b in batch if (b.rater, target) in found]
+    except Exception:  # the database cannot say yet: all wait, and the next try tells
+        done = {}
+    runtime.pending.written(done)
+    runtime.pending.put_back(
+        {key: [b for b in batch if b not in done.get(key, [])] for key, batch in batches.items()}
     )

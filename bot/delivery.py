@@ -299,7 +299,9 @@ async def next_work(application: Application, after: datetime) -> datetime | Non
 async def tick(application: Application) -> None:
     """The periodic job: plan what fell due, then drain the outbox."""
     runtime: Runtime = application.bot_data["runtime"]
-    # An ended 群众评议 round is counted first, so its results notice can go out in this tick.
+    # Batches of 群众评议 a failed write left waiting; then an ended round is counted first,
+    # so its results notice can go out in this tick.
+    await ballot_counting.count_full_batches(runtime)
     await ballot_counting.count_ended_rounds(runtime)
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)

@@ -171,6 +171,23 @@ async def record_participation(
     return set(result.all())
 
 
+async def recorded(
+    session: AsyncSession, *, round_id: int, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (rater, target) pairs the round's participation holds."""
+    pairs = set(pairs)
+    raters = {rater for rater, _target in pairs}
+    if not raters:
+        return set()
+    result = await session.exec(
+        select(EvaluationParticipation.rater, EvaluationParticipation.target).where(
+            EvaluationParticipation.round_id == round_id,
+            col(EvaluationParticipation.rater).in_(raters),
+        )
+    )
+    return set(result.all()) & pairs
+
+
 @functools.cache
 def _add_to_counts(cells: int, levels: int):
     """The UPDATE that adds a batch's sums to every count row of a target, built once per

@@ -354,12 +354,21 @@ async def count_pending(
     batches: dict[tuple[int, str], Batch],
     now: datetime,
 ) -> None:
-    """The round has ended: count what was still waiting (batches of any size) and mark it
-    counted, so that its results may be shown."""
+    """The round has ended: count what was still waiting and mark it counted, so that its
+    results may be shown. What waits on a target is at least k ballots, or all the target
+    ever had: then only its raters' participation is written, never their choices (fewer
+    than k could be told apart, and the figures could not be shown anyway)."""
     if evaluation_round.closed_at is None:
         evaluation_round.closed_at = evaluation_round.closes_at
+    size = RoundSettings.of(evaluation_round).min_raters
     for (_round_id, target), batch in batches.items():
-        await count_batch(session, evaluation_round=evaluation_round, target=target, batch=batch)
+        await count_batch(
+            session,
+            evaluation_round=evaluation_round,
+            target=target,
+            batch=batch,
+            choices=len(batch) >= size,
+        )
     evaluation_round.counted_at = now
 
 
@@ -508,19 +517,33 @@ async def cast(
     return Outcome.RECEIVED
 
 
+class BatchPartlyCounted(Exception):
+    """A batch holds ballots whose raters are already counted on its target."""
+
+
 async def count_batch(
-    session: AsyncSession, *, evaluation_round: EvaluationRound, target: str, batch: Batch
+    session: AsyncSession,
+    *,
+    evaluation_round: EvaluationRound,
+    target: str,
+    batch: Batch,
+    choices: bool = True,
 ) -> int:
-    """Write a batch of ballots on one target: its raters' participation (shuffled), the sum
-    of their choices into the counts, their comments in random places. A ballot whose rater
-    was counted on this target before is left out. The number counted."""
+    """Write a batch of ballots on one target: its raters' participation (shuffled), and
+    unless `choices` is False the sum of their choices into the counts and their comments in
+    random places. A ballot whose rater was counted on this target before is left out. The
+    number counted."""
     settings = RoundSettings.of(evaluation_round)
     new = await queries.record_participation(
         session, round_id=evaluation_round.id, pairs=[(b.rater, target) for b in batch]
     )
     counted = [b for b in batch if (b.rater, target) in new]
-    if not counted:
-        return 0
+    if choices and len(counted) != len(batch):
+        # Some were counted already (a write that committed but was reported failed): the
+        # rest alone could be fewer than k. Roll back; the caller sorts out which is which.
+        raise BatchPartlyCounted(target)
+    if not counted or not choices:
+        return len(counted)
     levels = len(settings.scale)
     sums = [[0] * levels for _ in counted[0].choices]
     for ballot in counted:

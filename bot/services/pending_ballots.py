@@ -2,15 +2,19 @@
 
 A confirmed ballot is never written to the database on its own: the rater and their choices
 would then meet in one transaction, and a copy of the database, its journal or its
-statement log would link them. It waits here until its target has a batch of at least k
-ballots (the round's threshold), or until the round ends; the batch is then written in one
-transaction (bot.ballot_counting), so nothing can place one rater's choices more precisely
-than within their batch.
+statement log would link them. It waits here with the others on its target; once 2k wait
+(k the round's threshold), k of them, drawn at random, are written in one transaction
+(bot.ballot_counting), so that at least k always remain for the batch written when the round
+ends. Every batch, the last included, thus has at least k ballots, and nothing can place one
+rater's choices more precisely than within their batch. (A target with fewer than k raters
+in all never has its choices written: its figures could not be shown anyway.)
 
 What waits here is lost if the process dies; it was never written, so never half counted.
 Its raters are then, correctly, shown as not having rated, and asked again.
 """
 
+import asyncio
+import random
 from dataclasses import dataclass
 
 
@@ -24,6 +28,7 @@ class Confirmed:
 
 
 Batch = list[Confirmed]
+_shuffle = random.SystemRandom().shuffle
 
 
 class PendingBallots:
@@ -36,6 +41,9 @@ class PendingBallots:
         # rated them, though the database does not know yet.
         self._held: dict[tuple[int, str], set[str]] = {}
         self._counted_rounds: set[int] = set()
+        # One writer at a time: a batch being written and a round being counted at its end
+        # must not cross (bot.ballot_counting).
+        self.writing = asyncio.Lock()
 
     def holds(self, round_id: int, rater: str, target: str) -> bool:
         return target in self._held.get((round_id, rater), ())
@@ -62,14 +70,14 @@ class PendingBallots:
         return True
 
     def take_full(self) -> dict[tuple[int, str], Batch]:
-        """Every batch that has reached its round's size, to be written now."""
-        full = {
-            key: batch
-            for key, batch in self._waiting.items()
-            if len(batch) >= self._batch_size[key[0]]
-        }
-        for key in full:
-            del self._waiting[key]
+        """A batch of k, drawn at random, from every target with 2k waiting: to be written
+        now, leaving at least k for the next batch or the last."""
+        full = {}
+        for key, waiting in self._waiting.items():
+            size = self._batch_size[key[0]]
+            if len(waiting) >= 2 * size:
+                _shuffle(waiting)
+                full[key], self._waiting[key] = waiting[:size], waiting[size:]
         return full
 
     def take_round(self, round_id: int) -> dict[tuple[int, str], Batch]:
