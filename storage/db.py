@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatState, Member
+from storage.models import ChatState, Member, SQLModel
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
+
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -138,22 +139,39 @@ class Database:
         SQLite: checkpoint the WAL into the main file and cut it back (secure_delete has
         zeroed what was freed); when `thorough`, VACUUM first, which rewrites every table in
         key order, so where a row sits no longer says when it was written. PostgreSQL, when
-        `thorough`: CLUSTER rewrites the tables in primary-key order without their dead row
-        versions (an exclusive lock while it runs, so not for every write); the WAL and its
-        archive keep what they keep (see the README)."""
+        `thorough` (it locks the tables while it runs, so not for every write): the tables
+        are rewritten from their live rows (`_rewrite`); the WAL and its archive keep what
+        they keep (see the README)."""
+        if not self.is_sqlite:
+            if thorough:
+                await self._rewrite(tables)
+            return
         async with self.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            if self.is_sqlite:
-                if thorough:
-                    await autocommit.exec_driver_sql("VACUUM")
-                # A reader holding an old snapshot keeps the WAL from being cut back; the
-                # batches are written all the same, and a later checkpoint cuts it.
-                await autocommit.exec_driver_sql("PRAGMA busy_timeout=0")
-                await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                await autocommit.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            elif thorough:
-                for table in tables:
-                    await autocommit.exec_driver_sql(f"CLUSTER {table} USING {table}_pkey")
+            if thorough:
+                await autocommit.exec_driver_sql("VACUUM")
+            # A reader holding an old snapshot keeps the WAL from being cut back; the batches
+            # are written all the same, and a later checkpoint cuts it.
+            await autocommit.exec_driver_sql("PRAGMA busy_timeout=0")
+            await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            await autocommit.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    async def _rewrite(self, tables: list[str]) -> None:
+        """Rewrite the tables with their live rows only, in primary-key order, in one
+        transaction: TRUNCATE gives each a new file (the old one, with every dead row version,
+        is unlinked at commit) and the rows come back from a copy. Unlike VACUUM FULL or
+        CLUSTER, this keeps no version that an older snapshot elsewhere might still see, and
+        every row then carries this transaction's xmin, not the batch's that wrote it."""
+        async with self.engine.begin() as connection:
+            for name in tables:
+                order = ", ".join(c.name for c in SQLModel.metadata.tables[name].primary_key)
+                await connection.exec_driver_sql(
+                    f"CREATE TEMP TABLE kept_{name} ON COMMIT DROP AS SELECT * FROM {name}"
+                )
+                await connection.exec_driver_sql(f"TRUNCATE {name}")
+                await connection.exec_driver_sql(
+                    f"INSERT INTO {name} SELECT * FROM kept_{name} ORDER BY {order}"
+                )
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` through the Alembic migrations."""
