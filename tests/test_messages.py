@@ -305,6 +305,7 @@ SPECIAL_VALUES = {
     "category": "elderly",
     "stage": "done",
     "number": 3,
+    "rate": 0.6,
     "several": True,
     "on": True,
     "for_branch": False,

@@ -148,7 +148,10 @@ async def test_command_line_reports_rows_and_exits_nonzero(
     bad = write_csv(tmp_path / "p.csv", [*PEOPLE, ["9", "钱七", "不存在支部", "", "普通党员"]])
     branches = write_csv(tmp_path / "b.csv", BRANCHES)
     assert (
-        await asyncio.to_thread(main, ["roster", "import", str(bad), "--branches", str(branches)])
+        await asyncio.to_thread(
+            main,
+            ["roster", "import", str(bad), "--branches", str(branches), "--organisation", "测试局"],
+        )
         == 1
     )
     assert "第 7 行：支部不存在（不存在支部）" in capsys.readouterr().out
