@@ -112,6 +112,7 @@ async def broadcast_while_chatting(scale: float) -> dict:
             talkers = [asyncio.create_task(talk(person)) for person in everyone]
             report = await sending
             seconds = loop.time() - started
+            replies_meanwhile = len(delays)
             await asyncio.gather(*talkers)
             await application.update_queue.join()
             await application.stop()
@@ -123,6 +124,10 @@ async def broadcast_while_chatting(scale: float) -> dict:
         "messages_planned": planned,
         "broadcast_sent": report.sent,
         "broadcast_fraction_of_limit": round(report.sent / seconds / Limits().overall, 3),
+        # The replies take their share of the 30 a second: together they use the limit.
+        "all_messages_fraction_of_limit": round(
+            (report.sent + replies_meanwhile) / seconds / Limits().overall, 3
+        ),
         "replies": len(delays),
         "reply_delay_p95_s": round(p95, 2) if p95 is not None else None,
         "target_reply_delay_p95_s": 2.0,

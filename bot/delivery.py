@@ -94,8 +94,10 @@ class Sender:
                     exhausted = True
                 if not exhausted and len(sending) <= self.batch // 2:
                     started = await self._claim_and_send(report, time, self.batch - len(sending))
-                    exhausted = not started
-                    sending |= started
+                    exhausted = started is None
+                    sending |= started or set()
+                    if not sending and not exhausted:
+                        continue  # all it claimed became pointless: claim more
                 if not sending:
                     if not self._asked_again:
                         break
@@ -121,13 +123,14 @@ class Sender:
 
     async def _claim_and_send(
         self, report: DrainReport, time: CampaignTime | None, limit: int
-    ) -> set[asyncio.Task]:
+    ) -> set[asyncio.Task] | None:
+        """Claim up to `limit` due rows and start sending them; None if none was due."""
         now = self.runtime.clock.now()
         today = time.today(now) if time else now.date()
         async with self.runtime.db.session() as session:
             ids = await outbox.claim(session, now=now, limit=limit)
         if not ids:
-            return set()
+            return None
         async with self.runtime.db.session() as session:
             claimed = await outbox.get_messages(session, ids=ids)
             composed = await compose(session, messages=claimed, now=now, today=today)
@@ -139,12 +142,10 @@ class Sender:
         by_member: dict[int, list[Notice]] = {}
         for notice in composed.notices:
             by_member.setdefault(notice.member.id, []).append(notice)
-        tasks = {
+        return {
             asyncio.create_task(self._send_and_record(report, group))
             for group in by_member.values()
         }
-        # A claim whose rows were all skipped still counts as progress.
-        return tasks or {asyncio.create_task(asyncio.sleep(0))}
 
     async def _send_and_record(self, report: DrainReport, notices: list[Notice]) -> None:
         outcome = await self._send(notices)

@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.ballots import BallotBox
+from bot.services.evaluation_codes import looks_like_code
 from storage import intake
 from storage.db import Database
 
@@ -44,17 +45,21 @@ def holds_ballot(
     *,
     account: int | None,
     action: str | None,
-    private_words: bool,
+    private_words: str | None,
     ballot_queued: bool,
     now: datetime,
 ) -> bool:
-    """Whether an update may carry a ballot: a ballot's button, or words in a private chat
-    while the member has a ballot in progress, or a ballot's button still in the queue (the
-    words may be the comment that button is about to ask for)."""
+    """Whether an update may carry a ballot: a ballot's button; words in a private chat
+    while the member has a ballot in progress, or while a ballot's button is still in the
+    queue (the words may be the comment that button is about to ask for); an evaluation
+    code (which account holds which code is kept nowhere)."""
     if action is not None and action.startswith(BALLOT_ACTIONS):
         return True
-    if not private_words or account is None:
+    if private_words is None or account is None:
         return False
+    command, _, argument = private_words.partition(" ")
+    if command.split("@")[0] == "/start" and looks_like_code(argument.strip()):
+        return True
     return ballot_queued or ballots.waiting(account, now) is not None
 
 

@@ -41,17 +41,15 @@ class DurableQueue(asyncio.Queue):
         query = update.callback_query
         account = user.id if user else None
         action = query.data if query else None
+        private = chat is not None and chat.type == ChatType.PRIVATE
+        words = None
+        if private and message is not None and query is None:
+            words = message.text or message.caption or ""
         ballot = holds_ballot(
             self.runtime.ballots,
             account=account,
             action=action,
-            private_words=bool(
-                message is not None
-                and query is None
-                and chat is not None
-                and chat.type == ChatType.PRIVATE
-                and (message.text or message.caption)
-            ),
+            private_words=words,
             ballot_queued=bool(account and self._ballot_taps[account]),
             now=self.runtime.clock.now(),
         )

@@ -3,8 +3,8 @@
 Whenever every task waits for a timer (the pacer's slots, Telegram's retry_after), the loop
 moves its clock to the next timer at once instead of sleeping, so a minute of Telegram's
 limits passes in a moment, and the rates and delays it measures are those of the simulated
-seconds. Work that really takes time (the database's threads and sockets) is waited for as
-usual; only a pause longer than `GRACE` with nothing to do counts as waiting.
+seconds. Work that really takes time is waited for as usual: while a socket is awaited (a
+PostgreSQL query) the clock never jumps; a thread (SQLite's) gets `GRACE` to answer.
 """
 
 import asyncio
@@ -21,7 +21,9 @@ class _JumpingSelector(selectors.DefaultSelector):
         self.loop: VirtualTimeLoop | None = None
 
     def select(self, timeout: float | None = None):
-        if timeout is None or timeout <= 0 or self.loop is None:
+        # Besides the loop's own wake-up pipe, a socket is awaited: real time passes.
+        awaiting_io = len(self.get_map()) > 1
+        if timeout is None or timeout <= 0 or self.loop is None or awaiting_io:
             return super().select(timeout)
         events = super().select(min(timeout, GRACE))
         if not events:

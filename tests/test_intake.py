@@ -140,12 +140,13 @@ async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
         api.deliver(tap(zheng, 302, f"evn:{ballot.nonce}:skip"))
         api.deliver(tap(zheng, 303, "evt:1:member:1"))
         api.deliver(message(zheng, 304, comment))
+        api.deliver(message(Person(555_000_222, "持码人"), 305, "/start rate-Abc123xyz456"))
         await poll_until_acknowledged(application, api)
         await application.updater.stop()
         await application.update_queue.join()
         await application.stop()
     rows = await intake_rows(runtime)
-    assert sorted(row.update_id for row in rows) == ["301", "302", "303", "304"]  # for duplicates
+    assert sorted(row.update_id for row in rows) == ["301", "302", "303", "304", "305"]
     assert all(row.payload is None and row.replies is None for row in rows)
     answered = [call for call in api.calls if call.method == "answerCallbackQuery"]
     assert len(answered) == 3  # processed from memory all the same
@@ -154,8 +155,9 @@ async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
         path = Path(database_url.removeprefix("sqlite:///"))
         for file in (path, path.with_name(path.name + "-wal")):
             if file.exists():
-                assert comment.encode() not in file.read_bytes()
-                assert b"evb:" not in file.read_bytes()
+                written = file.read_bytes()
+                assert comment.encode() not in written
+                assert b"evb:" not in written and b"rate-Abc123" not in written
 
 
 async def test_other_words_are_stored_until_processed(runtime, people, api):
