@@ -48,19 +48,28 @@ def holds_ballot(
     private_words: str | None,
     ballot_queued: bool,
     now: datetime,
+    edited: bool = False,
 ) -> bool:
     """Whether an update may carry a ballot: a ballot's button; words in a private chat
     while the member has a ballot in progress, or while a ballot's button is still in the
-    queue (the words may be the comment that button is about to ask for); an evaluation
-    code (which account holds which code is kept nowhere)."""
+    queue (the words may be the comment that button is about to ask for), or just after a
+    ballot expired at its comment (they were meant for it); an edited private message (a
+    comment corrected after confirming: edits are never taken, so nothing of it is needed
+    after a crash); an evaluation code (which account holds which code is kept nowhere)."""
     if action is not None and action.startswith(BALLOT_ACTIONS):
         return True
     if private_words is None or account is None:
         return False
+    if edited:
+        return True
     command, _, argument = private_words.partition(" ")
     if command.split("@")[0] == "/start" and looks_like_code(argument.strip()):
         return True
-    return ballot_queued or ballots.waiting(account, now) is not None
+    return (
+        ballot_queued
+        or ballots.waiting(account, now) is not None
+        or ballots.expired(account, now) is not None
+    )
 
 
 class Intake:

@@ -52,6 +52,7 @@ class DurableQueue(asyncio.Queue):
             private_words=words,
             ballot_queued=bool(account and self._ballot_taps[account]),
             now=self.runtime.clock.now(),
+            edited=update.edited_message is not None,
         )
         payload = None if ballot else json.dumps(update.to_dict(), ensure_ascii=False)
         if not await self.intake.accept(str(update.update_id), payload):

@@ -2,6 +2,7 @@
 is stored before getUpdates acknowledges it, processed once, and survives the process dying;
 a duplicate is recognised; a 群众评议 ballot never reaches the intake table."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,47 @@ async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
                 written = file.read_bytes()
                 assert comment.encode() not in written
                 assert b"evb:" not in written and b"rate-Abc123" not in written
+
+
+async def test_a_late_comment_and_an_edited_comment_never_reach_the_intake_table(
+    runtime, people, api, database_url
+):
+    zheng, feng = people["郑强"], people["冯磊"]
+    # 郑强's ballot expired at its comment: what he sends next was meant for it.
+    ballot = runtime.ballots.start(
+        zheng.user_id,
+        runtime.clock.now(),
+        round_id=1,
+        target="member:1",
+        target_name="某人",
+        items=("作风",),
+        scale=("好",),
+    )
+    ballot.awaiting_comment = True
+    runtime.clock.advance(timedelta(hours=3))
+    late, corrected = "迟到的匿名意见", "改过的匿名意见"
+    # 冯磊 corrects a comment he sent before confirming: an edit, never taken.
+    edited = message(feng, 602, corrected)
+    edited["edited_message"] = {**edited.pop("message"), "edit_date": 1}
+    application = polling_app(runtime, api)
+    async with application:
+        await application.start()
+        api.deliver(message(zheng, 601, late))
+        api.deliver(edited)
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+        await application.update_queue.join()
+        await application.stop()
+    rows = await intake_rows(runtime)
+    assert sorted(row.update_id for row in rows) == ["601", "602"]
+    assert all(row.payload is None and row.replies is None for row in rows)
+    assert "已经自动作废" in api.last(zheng.user_id).text
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists():
+                written = file.read_bytes()
+                assert late.encode() not in written and corrected.encode() not in written
 
 
 async def test_other_words_are_stored_until_processed(runtime, people, api):
