@@ -5,9 +5,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_telegram_run import ROOT, TOKEN, fake_telegram  # noqa: F401 - a fixture
 
 
+@pytest.mark.slow
 def test_debug_logging_never_shows_the_token(fake_telegram, tmp_path):  # noqa: F811
     host, port = fake_telegram.server_address
     env = {
