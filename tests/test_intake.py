@@ -119,13 +119,10 @@ async def test_a_duplicate_delivery_is_processed_once(runtime, people, api):
     assert [row.update_id for row in await intake_rows(runtime)] == ["201"]
 
 
-async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
-    runtime, people, api, database_url
-):
-    zheng = people["郑强"]
-    comment = "领导作风需要改进-匿名意见"
+def waiting_for_its_comment(runtime, person: Person):
+    """A ballot of one item, answered, waiting for the person's comment."""
     ballot = runtime.ballots.start(
-        zheng.user_id,
+        person.user_id,
         runtime.clock.now(),
         round_id=1,
         target="member:1",
@@ -134,6 +131,15 @@ async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
         scale=("好",),
     )
     ballot.awaiting_comment = True
+    return ballot
+
+
+async def test_no_ballot_tap_or_comment_reaches_the_intake_table(
+    runtime, people, api, database_url
+):
+    zheng = people["郑强"]
+    comment = "领导作风需要改进-匿名意见"
+    ballot = waiting_for_its_comment(runtime, zheng)
     application = polling_app(runtime, api)
     async with application:
         await application.start()
@@ -166,16 +172,7 @@ async def test_a_late_comment_and_an_edited_comment_never_reach_the_intake_table
 ):
     zheng, feng = people["郑强"], people["冯磊"]
     # 郑强's ballot expired at its comment: what he sends next was meant for it.
-    ballot = runtime.ballots.start(
-        zheng.user_id,
-        runtime.clock.now(),
-        round_id=1,
-        target="member:1",
-        target_name="某人",
-        items=("作风",),
-        scale=("好",),
-    )
-    ballot.awaiting_comment = True
+    waiting_for_its_comment(runtime, zheng)
     runtime.clock.advance(timedelta(hours=3))
     late, corrected = "迟到的匿名意见", "改过的匿名意见"
     # 冯磊 corrects a comment he sent before confirming: an edit, never taken.

@@ -108,7 +108,8 @@ def fake_telegram():
     server.shutdown()
 
 
-def run_bot(port: int, tmp_path: Path) -> subprocess.Popen:
+def run_bot(port: int, tmp_path: Path, **settings: str) -> subprocess.Popen:
+    """`python -m bot run` against the Bot API on this port, with these extra settings."""
     host = "127.0.0.1"
     env = {
         "PATH": os.environ["PATH"],
@@ -116,6 +117,7 @@ def run_bot(port: int, tmp_path: Path) -> subprocess.Popen:
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": f"http://{host}:{port}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        **settings,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
