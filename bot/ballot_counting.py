@@ -27,12 +27,16 @@ async def count_full_batches(runtime: Runtime) -> int:
         batches = runtime.pending.take_full()
         if not batches:
             return 0
+        by_round: dict[int, dict[str, Batch]] = {}
+        for (round_id, target), batch in batches.items():
+            by_round.setdefault(round_id, {})[target] = batch
         try:
             async with runtime.db.session() as session:
-                for (round_id, target), batch in batches.items():
-                    evaluation_round = await session.get(EvaluationRound, round_id)
-                    await evaluation.count_batch(
-                        session, evaluation_round=evaluation_round, target=target, batch=batch
+                for round_id, of_round in by_round.items():
+                    await evaluation.count_batches(
+                        session,
+                        evaluation_round=await session.get(EvaluationRound, round_id),
+                        batches=of_round,
                     )
         except Exception as error:  # whatever failed, the ballots wait for the next try
             await _failed(runtime, batches, error)

@@ -159,16 +159,18 @@ async def record_participation(
     pairs that were new (one already there was counted before and must not count again)."""
     rows = [{"round_id": round_id, "rater": rater, "target": target} for rater, target in pairs]
     random.SystemRandom().shuffle(rows)
-    if not rows:
-        return set()
-    result = await session.exec(
-        _insert(session)(EvaluationParticipation)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
-        # Not rowcount: psycopg reports -1 for it here.
-        .returning(EvaluationParticipation.rater, EvaluationParticipation.target)
-    )
-    return set(result.all())
+    new = set()
+    # A few thousand rows a statement: SQLite allows 32,766 parameters in one.
+    for start in range(0, len(rows), _CHUNK // 2):
+        result = await session.exec(
+            _insert(session)(EvaluationParticipation)
+            .values(rows[start : start + _CHUNK // 2])
+            .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
+            # Not rowcount: psycopg reports -1 for it here.
+            .returning(EvaluationParticipation.rater, EvaluationParticipation.target)
+        )
+        new |= set(result.all())
+    return new
 
 
 async def recorded(
@@ -210,36 +212,39 @@ def _add_to_counts(cells: int, levels: int):
     )
 
 
-async def add_to_tally(
-    session: AsyncSession, *, round_id: int, target: str, sums: Sequence[Sequence[int]]
+async def add_to_tallies(
+    session: AsyncSession, *, round_id: int, sums: dict[str, Sequence[Sequence[int]]]
 ) -> None:
-    """A batch's choices, summed per item and level, added to the target's counts in one
-    statement.
+    """Batches' choices, summed per target, item and level, added to the targets' counts:
+    one statement per shape of item list, executed for every target.
 
-    Every count row of the target is rewritten, chosen or not, so no row's version says
-    which levels the batch chose."""
-    levels = len(sums[0])
-    added = [n for per_level in sums for n in per_level]
-    await session.exec(
-        _add_to_counts(len(added), levels),
-        params={
-            "of_round": round_id,
-            "of_target": target,
-            **{f"added_{n}": value for n, value in enumerate(added)},
-        },
-    )
+    Every count row of a target is rewritten, chosen or not, so no row's version says which
+    levels the batch chose."""
+    by_shape: dict[tuple[int, int], list[dict]] = {}
+    for target, per_item in sums.items():
+        added = [n for per_level in per_item for n in per_level]
+        by_shape.setdefault((len(added), len(per_item[0])), []).append(
+            {
+                "of_round": round_id,
+                "of_target": target,
+                **{f"added_{n}": value for n, value in enumerate(added)},
+            }
+        )
+    for (cells, levels), params in by_shape.items():
+        await session.exec(_add_to_counts(cells, levels), params=params)
 
 
 async def add_comments(
-    session: AsyncSession, *, round_id: int, target: str, texts: Sequence[str]
+    session: AsyncSession, *, round_id: int, texts: Sequence[tuple[str, str]]
 ) -> None:
-    """A batch's comments, each under a random key (so in no order but a random one)."""
+    """Batches' comments, (target, text), each under a random key (so in no order but a
+    random one)."""
     await add_rows(
         session,
         table=EvaluationComment,
         rows=[
             {"round_id": round_id, "target": target, "slot": secrets.token_hex(16), "text": t}
-            for t in texts
+            for target, t in texts
         ],
     )
 

@@ -360,15 +360,12 @@ async def count_pending(
     than k could be told apart, and the figures could not be shown anyway)."""
     if evaluation_round.closed_at is None:
         evaluation_round.closed_at = evaluation_round.closes_at
-    size = RoundSettings.of(evaluation_round).min_raters
-    for (_round_id, target), batch in batches.items():
-        await count_batch(
-            session,
-            evaluation_round=evaluation_round,
-            target=target,
-            batch=batch,
-            choices=len(batch) >= size,
-        )
+    await count_batches(
+        session,
+        evaluation_round=evaluation_round,
+        batches={target: batch for (_round_id, target), batch in batches.items()},
+        last=True,
+    )
     evaluation_round.counted_at = now
 
 
@@ -521,39 +518,42 @@ class BatchPartlyCounted(Exception):
     """A batch holds ballots whose raters are already counted on its target."""
 
 
-async def count_batch(
+async def count_batches(
     session: AsyncSession,
     *,
     evaluation_round: EvaluationRound,
-    target: str,
-    batch: Batch,
-    choices: bool = True,
-) -> int:
-    """Write a batch of ballots on one target: its raters' participation (shuffled), and
-    unless `choices` is False the sum of their choices into the counts and their comments in
-    random places. A ballot whose rater was counted on this target before is left out. The
-    number counted."""
-    settings = RoundSettings.of(evaluation_round)
+    batches: dict[str, Batch],
+    last: bool = False,
+) -> None:
+    """Write batches of ballots, a target each, in a few statements whatever their number:
+    the raters' participation (shuffled), the sum of each batch's choices into its target's
+    counts, the comments in random places. With `last` (the round's end), a batch smaller
+    than k is all its target ever had: only its participation is written."""
+    size = RoundSettings.of(evaluation_round).min_raters
     new = await queries.record_participation(
-        session, round_id=evaluation_round.id, pairs=[(b.rater, target) for b in batch]
+        session,
+        round_id=evaluation_round.id,
+        pairs=[(b.rater, target) for target, batch in batches.items() for b in batch],
     )
-    counted = [b for b in batch if (b.rater, target) in new]
-    if choices and len(counted) != len(batch):
-        # Some were counted already (a write that committed but was reported failed): the
-        # rest alone could be fewer than k. Roll back; the caller sorts out which is which.
-        raise BatchPartlyCounted(target)
-    if not counted or not choices:
-        return len(counted)
-    levels = len(settings.scale)
-    sums = [[0] * levels for _ in counted[0].choices]
-    for ballot in counted:
-        for item, level in enumerate(ballot.choices):
-            sums[item][level] += 1
-    await queries.add_to_tally(session, round_id=evaluation_round.id, target=target, sums=sums)
-    texts = [b.comment for b in counted if b.comment]
+    levels = len(RoundSettings.of(evaluation_round).scale)
+    sums: dict[str, list[list[int]]] = {}
+    texts: list[tuple[str, str]] = []
+    for target, batch in batches.items():
+        if last and len(batch) < size:
+            continue
+        if any((b.rater, target) not in new for b in batch):
+            # Some were counted already (a write that committed but was reported failed):
+            # the rest alone could be fewer than k. Roll back; the caller sorts it out.
+            raise BatchPartlyCounted(target)
+        sums[target] = [[0] * levels for _ in batch[0].choices]
+        for ballot in batch:
+            for item, level in enumerate(ballot.choices):
+                sums[target][item][level] += 1
+        texts += [(target, b.comment) for b in batch if b.comment]
     random.SystemRandom().shuffle(texts)
-    await queries.add_comments(session, round_id=evaluation_round.id, target=target, texts=texts)
-    return len(counted)
+    if sums:
+        await queries.add_to_tallies(session, round_id=evaluation_round.id, sums=sums)
+    await queries.add_comments(session, round_id=evaluation_round.id, texts=texts)
 
 
 # --- participation -----------------------------------------------------------------------
