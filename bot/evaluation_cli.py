@@ -145,7 +145,7 @@ async def _opening_refusals(session, organisation_id: int, quarter: str, now) ->
     a mistyped quarter must not open a second round beside the real one."""
     problems = []
     for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
-        if evaluation.state_of(evaluation_round, now) != "closed":
+        if not evaluation.has_ended(evaluation_round, now):
             problems.append(f"evaluation_round_running:{evaluation_round.quarter}")
     steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
     quarters = list(dict.fromkeys(step.quarter for step in steps if step.quarter))
