@@ -3,8 +3,8 @@
 A round belongs to a quarter. Its settings (scale, items, who rates whom, anonymity
 thresholds) are fixed once it opens, so nobody can lower a threshold after seeing who took
 part. A confirmed ballot is taken by `cast` into the pending ballots (memory), and counted
-with at least k others on the same target by `count_batch`, which records that each rater
-has rated the target and adds the batch's summed choices to anonymous counts.
+in a batch of at least k on the same target by `count_batches`, which records that each
+rater has rated the target and adds the batch's summed choices to anonymous counts.
 """
 
 import json
