@@ -26,6 +26,10 @@ def cap_libraries() -> None:
         library.setLevel(max(cap, library.level))
 
 
+# Loggers whose tracebacks are ours to read; a library's error is one line (what and why).
+OWN_LOGGERS = ("bot", "handlers", "storage", "messages")
+
+
 class _Redacting(logging.Formatter):
     """Formats as usual, then blanks the secrets out of the whole line (tracebacks too)."""
 
@@ -34,6 +38,13 @@ class _Redacting(logging.Formatter):
         self._secrets = [s for s in secrets if s]
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and record.name.split(".")[0] not in OWN_LOGGERS:
+            # python-telegram-bot logs a network error at shutdown, or a proxy's HTML answer,
+            # with a whole traceback: an operator needs its kind and message, in one line.
+            error = record.exc_info[1]
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
         line = super().format(record)
         for secret in self._secrets:
             line = line.replace(secret, "[redacted]")

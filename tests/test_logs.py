@@ -22,3 +22,26 @@ def test_debug_logging_never_shows_the_token(fake_telegram, tmp_path):  # noqa: 
     # The libraries that log requests, URLs and statements said nothing below their caps.
     for library in ("httpx", "httpcore", "telegram.Bot", "sqlalchemy.engine", "aiosqlite"):
         assert f"DEBUG {library}" not in log, library
+
+
+def test_a_librarys_error_is_one_line_and_ours_keep_their_traceback(capsys):
+    import logging
+
+    from bot import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", secrets=["s3cret-token"])
+        for name in ("telegram.ext.Updater", "bot.errors"):
+            try:
+                raise TimeoutError("no answer from https://api.telegram.org/bots3cret-token/x")
+            except TimeoutError:
+                logging.getLogger(name).exception("calling `get_updates` failed")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    library, ours = capsys.readouterr().err.split("\n", 1)
+    assert "calling `get_updates` failed (TimeoutError: no answer from" in library
+    assert "Traceback" in ours and "Traceback" not in library
+    assert "s3cret-token" not in library + ours
