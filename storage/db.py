@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -39,6 +41,11 @@ def async_url(url: str) -> str:
 def sync_url(url: str) -> str:
     """The URL with a blocking driver, for Alembic's command line."""
     return _with_driver(url, _SYNC_DRIVERS)
+
+
+def dialect_insert(session: AsyncSession):
+    """The session's database's own INSERT, which knows ON CONFLICT DO NOTHING."""
+    return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def alembic_config(url: str) -> Config:

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Integer, bindparam, case, func, insert, literal, union_all
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import (
     EvaluationCode,
     EvaluationCodeUse,
@@ -30,10 +29,6 @@ from storage.models import (
 
 # Rows per executemany: a round of 100,000 members writes millions of count rows.
 _CHUNK = 5000
-
-
-def _insert(session: AsyncSession):
-    return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def rounds_of(session: AsyncSession, *, organisation_id: int) -> Sequence[EvaluationRound]:
@@ -163,7 +158,7 @@ async def record_participation(
     # A few thousand rows a statement: SQLite allows 32,766 parameters in one.
     for start in range(0, len(rows), _CHUNK // 2):
         result = await session.exec(
-            _insert(session)(EvaluationParticipation)
+            dialect_insert(session)(EvaluationParticipation)
             .values(rows[start : start + _CHUNK // 2])
             .on_conflict_do_nothing(index_elements=["round_id", "rater", "target"])
             # Not rowcount: psycopg reports -1 for it here.
@@ -285,7 +280,7 @@ async def code_use_known(session: AsyncSession, *, digest: str) -> bool:
 
 async def record_code_use(session: AsyncSession, *, digests: Sequence[str]) -> None:
     await session.exec(
-        _insert(session)(EvaluationCodeUse)
+        dialect_insert(session)(EvaluationCodeUse)
         .values([{"digest": d} for d in digests])
         .on_conflict_do_nothing(index_elements=["digest"])
     )

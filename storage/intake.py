@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import IntakeUpdate
-from storage.outbox import _insert
 
 
 async def accept(
@@ -14,7 +14,7 @@ async def accept(
 ) -> bool:
     """Store an arriving update; False if it was stored before (a duplicate delivery)."""
     result = await session.exec(
-        _insert(session)(IntakeUpdate)
+        dialect_insert(session)(IntakeUpdate)
         .values(channel=channel, update_id=update_id, payload=payload, done=False)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
         .returning(IntakeUpdate.id)

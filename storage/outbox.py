@@ -5,12 +5,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Integer, String, case, cast, exists, literal, or_
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import (
     Category,
     Member,
@@ -61,15 +60,11 @@ _OUTBOX_COLUMNS = [
 async def _insert_selected(session: AsyncSession, chosen) -> int:
     """Write the rows `chosen` selects into the outbox; a row already there is left alone."""
     statement = (
-        _insert(session)(OutboxMessage)
+        dialect_insert(session)(OutboxMessage)
         .from_select(_OUTBOX_COLUMNS, chosen)
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
     )
     return (await session.exec(statement)).rowcount
-
-
-def _insert(session: AsyncSession):
-    return postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def _has_role(member, role: str):
@@ -184,7 +179,7 @@ async def mark_planned(session: AsyncSession, *, markers: Sequence[dict]) -> Non
     """Remember that these reminders have been planned, so they never are again."""
     if markers:
         await session.exec(
-            _insert(session)(PlannedReminder).on_conflict_do_nothing(
+            dialect_insert(session)(PlannedReminder).on_conflict_do_nothing(
                 index_elements=["reminder", "subject"]
             ),
             params=list(markers),
@@ -302,7 +297,7 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
         return 0
     values = [{"status": OutboxStatus.PENDING.value, "attempts": 0, **row} for row in rows]
     result = await session.exec(
-        _insert(session)(OutboxMessage)
+        dialect_insert(session)(OutboxMessage)
         .values(values)
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
     )
