@@ -9,12 +9,12 @@ from sqlalchemy import event
 from sqlmodel import col, select
 
 from bench.harness import START, bot_on_sqlite_file, one_phase_campaign, peak_memory_mb, populate
-from bot.app import build_application
+from bot.channels.local.chat import LocalChat, Person
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_api import Limits, LocalBotAPI
+from bot.channels.telegram.pacing import ChatByChat, Pacer
+from bot.core import calendar, reminders
 from bot.delivery import Sender
-from bot.local_api import Limits, LocalBotAPI
-from bot.local_chat import LocalChat, Person
-from bot.pacing import ChatByChat, Pacer
-from bot.services import calendar, reminders
 from bot.virtual_time import VirtualTimeLoop
 from storage.models import Member
 

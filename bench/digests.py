@@ -11,8 +11,8 @@ from datetime import date, timedelta
 from sqlmodel import insert, select
 
 from bench.harness import counting, each_database, peak_memory_mb, populate
+from bot.core import calendar, digests, evaluation, export
 from bot.runtime import Runtime
-from bot.services import calendar, digests, evaluation, export
 from messages.render import split
 from storage import calendar as calendar_queries
 from storage import evaluation as evaluation_queries

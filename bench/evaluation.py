@@ -12,10 +12,9 @@ from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlmodel import insert, select
 
 from bench.harness import counting, each_database, peak_memory_mb
-from bot import ballot_counting
+from bot.core import ballot_counting, evaluation, evaluation_results
+from bot.core.evaluation import MEMBERS, Outcome, Rater
 from bot.runtime import Runtime
-from bot.services import evaluation, evaluation_results
-from bot.services.evaluation import MEMBERS, Outcome, Rater
 from storage.models import Branch, EvaluationRound, Member, Organisation
 
 QUARTER = "2026年第四季度"

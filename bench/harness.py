@@ -16,11 +16,11 @@ from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from bot.app import LOCAL_TOKEN, build_application
+from bot.channels.local.chat import LocalChat
+from bot.channels.telegram.app import LOCAL_TOKEN, build_application
+from bot.channels.telegram.local_api import LocalBotAPI
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.local_api import LocalBotAPI
-from bot.local_chat import LocalChat
 from bot.runtime import Runtime
 from storage.db import async_url
 from storage.models import Branch, Member, Organisation

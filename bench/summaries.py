@@ -6,8 +6,8 @@ from datetime import timedelta
 from sqlmodel import insert, select
 
 from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
-from bot.local_chat import LocalChat, Person
-from bot.services import calendar
+from bot.channels.local.chat import LocalChat, Person
+from bot.core import calendar
 from storage.models import Member, Pledge
 
 ANSWER = "本季度认真履行岗位职责，服务群众，按时完成各项工作任务。"

@@ -1,8 +1,8 @@
 """Updates per second through the whole application, against the echo floor of the same run."""
 
 from bench.harness import bot_on_sqlite_file, echo_floor, peak_memory_mb, timed
-from bot import demo
-from bot.local_chat import LocalChat, Person
+from bot.channels.local.chat import LocalChat, Person
+from bot.cli import demo
 
 # A member's ordinary traffic: commands, a button, free text, and a stranger knocking.
 MIX = ["/help", "/lang", "tap", "你好", "/start", "/cancel", "/invites", "stranger"]

@@ -169,7 +169,7 @@ async def _organisation(runtime: Runtime, session):
 
 
 async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot.services import roster
+    from bot.core import roster
 
     await runtime.db.migrate()
     try:
@@ -197,7 +197,7 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot.services import calendar
+    from bot.core import calendar
     from storage import people
 
     try:
@@ -243,8 +243,8 @@ async def _bot_username(settings: Settings) -> str | None:
 async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from bot.services import onboarding
-    from bot.services.cells import inert
+    from bot.core import onboarding
+    from bot.core.cells import inert
     from storage import people
 
     username = await _bot_username(runtime.settings)
@@ -282,8 +282,8 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
                     local = expires.astimezone(runtime.settings.zone).strftime("%Y-%m-%d %H:%M")
                     writer.writerow([inert(cell) for cell in (branch, name, link, local)])
         if args.qr:
-            from bot.charts import font
-            from bot.services.evaluation_codes import qr_png
+            from bot.core.charts import font
+            from bot.core.evaluation_codes import qr_png
 
             font_path = font(runtime.settings.chart_font).get_file()
             args.qr.mkdir(parents=True, exist_ok=True)
@@ -298,7 +298,7 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot.services import reviewers
+    from bot.core import reviewers
 
     await runtime.db.migrate()
     async with runtime.db.session() as session:
@@ -350,7 +350,7 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot import commendation_cli
+    from bot.cli import commendation as commendation_cli
 
     await runtime.db.migrate()
     words = runtime.messages.commendation_words(runtime.settings.default_locale)
@@ -370,7 +370,7 @@ async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot.services import export
+    from bot.core import export
     from storage import people
 
     await runtime.db.migrate()
@@ -408,7 +408,7 @@ async def _export(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
-    from bot import evaluation_cli
+    from bot.cli import evaluation as evaluation_cli
 
     await runtime.db.migrate()
     username = None
@@ -436,7 +436,7 @@ def _run_telegram(runtime: Runtime) -> int:
             runtime.messages, runtime.settings.default_locale, "cli_no_token.txt", set=bool(token)
         )
         return 2
-    from bot.telegram import run_polling
+    from bot.channels.telegram.polling import run_polling
 
     return run_polling(runtime, token)
 
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _command(runtime: Runtime, args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
-            from bot.console import run_demo
+            from bot.channels.local.console import run_demo
 
             return await run_demo(runtime.settings)
         if args.command == "roster":

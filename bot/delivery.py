@@ -22,9 +22,9 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
-from bot import ballot_counting, pacing
-from bot.runtime import Runtime
-from bot.services import (
+from bot.channels.telegram import pacing
+from bot.core import (
+    ballot_counting,
     commendation_notices,
     digest_notices,
     evaluation_notices,
@@ -32,8 +32,9 @@ from bot.services import (
     reminders,
     reviews,
 )
-from bot.services.calendar import CampaignTime
-from bot.services.notices import Composed, Notice
+from bot.core.calendar import CampaignTime
+from bot.core.notices import Composed, Notice
+from bot.runtime import Runtime
 from handlers.gate import keyboard
 from messages.render import split
 from storage import outbox, people

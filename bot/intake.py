@@ -26,8 +26,8 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services.ballots import BallotBox
-from bot.services.evaluation_codes import looks_like_code
+from bot.core.ballots import BallotBox
+from bot.core.evaluation_codes import looks_like_code
 from storage import intake
 from storage.db import Database
 

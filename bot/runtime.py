@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.services.access import Identities
-from bot.services.ballots import BallotBox
-from bot.services.pending_ballots import PendingBallots
+from bot.core.access import Identities
+from bot.core.ballots import BallotBox
+from bot.core.pending_ballots import PendingBallots
 from messages.render import Messages
 from storage.db import Database
 

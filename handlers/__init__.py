@@ -2,12 +2,12 @@
 
 from telegram.ext import Application
 
+from bot.channels.telegram import errors
 from handlers import (
     campaign,
     commendation,
     conversation,
     digests,
-    errors,
     evaluation,
     help,
     invites,

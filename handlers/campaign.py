@@ -4,8 +4,8 @@ import re
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import calendar, preferences
-from bot.services.access import Permission
+from bot.core import calendar, preferences
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 
 

@@ -12,9 +12,9 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import commendation, deed_documents
-from bot.services.access import Permission
-from bot.services.commendation import NO_PRIZE, PRIZES, Refusal, Rules, Stage
+from bot.core import commendation, deed_documents
+from bot.core.access import Permission
+from bot.core.commendation import NO_PRIZE, PRIZES, Refusal, Rules, Stage
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations

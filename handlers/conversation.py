@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from bot.services.access import Permission
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 from storage import conversations
 from storage.models import ChatState

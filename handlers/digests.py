@@ -7,10 +7,9 @@ import io
 from telegram import InputFile
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot import charts
-from bot.services import calendar, digests, evaluation_results, export
-from bot.services.access import Permission
-from bot.services.evaluation import RoundState
+from bot.core import calendar, charts, digests, evaluation_results, export
+from bot.core.access import Permission
+from bot.core.evaluation import RoundState
 from handlers.gate import Turn, gated
 
 BUTTONS = [[("button_digest_chart", "dg:chart"), ("button_digest_export", "dg:export")]]

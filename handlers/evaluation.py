@@ -7,11 +7,10 @@ import re
 from telegram import InputFile
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot import ballot_counting
-from bot.services import access, evaluation, evaluation_codes, evaluation_results
-from bot.services.access import Permission
-from bot.services.evaluation import RoundSettings, RoundState
-from bot.services.evaluation_results import Scope
+from bot.core import access, ballot_counting, evaluation, evaluation_codes, evaluation_results
+from bot.core.access import Permission
+from bot.core.evaluation import RoundSettings, RoundState
+from bot.core.evaluation_results import Scope
 from handlers.gate import Turn, gated
 from storage import people
 from storage.models import Outsider, RaterGroup, Role

@@ -23,12 +23,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
-from bot import intake, pacing
+from bot import intake
+from bot.channels.telegram import pacing
+from bot.core import access, preferences
+from bot.core.access import Actor, Permission
+from bot.core.text import normalise
 from bot.intake import Answering
 from bot.runtime import Runtime
-from bot.services import access, preferences
-from bot.services.access import Actor, Permission
-from bot.services.text import normalise
 
 CALLBACK_DATA_LIMIT = 64
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Turn:
     def now(self):
         return self.runtime.clock.now()
 
-    # What a person wrote is normalised here, once for every feature (bot.services.text).
+    # What a person wrote is normalised here, once for every feature (bot.core.text).
     @property
     def text(self) -> str:
         message = self.update.effective_message

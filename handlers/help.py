@@ -12,8 +12,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.services import access
-from bot.services.access import Permission
+from bot.core import access
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 from storage import conversations
 

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.services import access, onboarding
-from bot.services.access import Permission
+from bot.core import access, onboarding
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 from storage import people
 

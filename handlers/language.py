@@ -3,8 +3,8 @@
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.config import LOCALES
-from bot.services import preferences
-from bot.services.access import Permission
+from bot.core import preferences
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 
 CHOICES = {"zh_CN": "中文", "en": "English"}

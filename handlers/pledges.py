@@ -6,9 +6,9 @@ from datetime import date
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import access, calendar, pledges
-from bot.services.access import Permission
-from bot.services.pledges import DueRefusal, PledgeRefusal, PledgeText, TooLong
+from bot.core import access, calendar, pledges
+from bot.core.access import Permission
+from bot.core.pledges import DueRefusal, PledgeRefusal, PledgeText, TooLong
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations

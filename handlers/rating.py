@@ -2,7 +2,7 @@
 then confirm. Members rate as themselves; the masses through an evaluation code's link.
 
 The ballot lives in the runtime's BallotBox (memory) until it is confirmed, then in its
-pending ballots until its target has a batch of k (bot.ballot_counting): nothing of it is
+pending ballots until its target has a batch of k (bot.core.ballot_counting): nothing of it is
 written to the database, the conversation state or the logs on the way.
 """
 
@@ -18,12 +18,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import ballot_counting
-from bot.services import evaluation, evaluation_codes
-from bot.services.access import Permission
-from bot.services.ballots import IDLE_LIMIT, Ballot
-from bot.services.evaluation import COMMENT_LIMIT, Outcome, Rater, RoundSettings, RoundState
-from bot.services.evaluation_codes import Redemption
+from bot.core import ballot_counting, evaluation, evaluation_codes
+from bot.core.access import Permission
+from bot.core.ballots import IDLE_LIMIT, Ballot
+from bot.core.evaluation import COMMENT_LIMIT, Outcome, Rater, RoundSettings, RoundState
+from bot.core.evaluation_codes import Redemption
 from handlers.gate import Turn, gated, runtime_of
 from storage.models import EvaluationRound
 

@@ -3,8 +3,8 @@
 from telegram import ChatMember
 from telegram.ext import BaseHandler, ChatMemberHandler
 
-from bot.services import preferences
-from bot.services.access import Permission
+from bot.core import preferences
+from bot.core.access import Permission
 from handlers.gate import Turn, gated
 
 

@@ -5,8 +5,8 @@ import re
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import delivery
-from bot.services import rectification
-from bot.services.access import Permission
+from bot.core import rectification
+from bot.core.access import Permission
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations

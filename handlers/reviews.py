@@ -5,10 +5,10 @@ import re
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import delivery
-from bot.services import access, rectification, reviews, summaries
-from bot.services.access import Permission
-from bot.services.reviews import CONFIRM, TooLong
-from bot.services.summaries import Quarter, Window
+from bot.core import access, rectification, reviews, summaries
+from bot.core.access import Permission
+from bot.core.reviews import CONFIRM, TooLong
+from bot.core.summaries import Quarter, Window
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations

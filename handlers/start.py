@@ -2,11 +2,12 @@
 
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.services import access, calendar, onboarding
-from bot.services.access import Actor, Permission
-from bot.services.evaluation_codes import looks_like_code
-from bot.services.onboarding import Redemption
-from handlers import menus, rating
+from bot.channels.telegram import menus
+from bot.core import access, calendar, onboarding
+from bot.core.access import Actor, Permission
+from bot.core.evaluation_codes import looks_like_code
+from bot.core.onboarding import Redemption
+from handlers import rating
 from handlers.gate import Turn, gated
 
 

@@ -4,9 +4,9 @@ import re
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services import access, summaries
-from bot.services.access import Permission
-from bot.services.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
+from bot.core import access, summaries
+from bot.core.access import Permission
+from bot.core.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from storage import conversations

@@ -1,6 +1,6 @@
 """Queries of 群众评议: rounds, targets, codes, participation, and the anonymous counts.
 
-Ballots reach the database only as batches (bot.services.pending_ballots): a batch writes
+Ballots reach the database only as batches (bot.core.pending_ballots): a batch writes
 its raters' participation rows in shuffled order, the sum of its choices into every count
 row of the target (chosen or not), and its comments as rows under random keys, in one
 transaction.
@@ -116,7 +116,7 @@ async def target_kinds(
 
 
 def _held(session: AsyncSession):
-    """The ballots this process holds for their batch (bot.services.pending_ballots), which
+    """The ballots this process holds for their batch (bot.core.pending_ballots), which
     the session's database carries: rated, though not in the tables yet."""
     return session.info.get("held_ratings")
 

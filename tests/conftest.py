@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot import demo
-from bot.app import build_application
+from bot.channels.local.chat import LocalChat, Person
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_api import LocalBotAPI
+from bot.cli import demo
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.local_api import LocalBotAPI
-from bot.local_chat import LocalChat, Person
+from bot.core import roster
 from bot.runtime import Runtime
-from bot.services import roster
 from bot.virtual_time import VirtualTimeLoop
 from messages.render import Messages
 from storage.db import Database, async_url

@@ -4,7 +4,7 @@ import logging
 
 from sqlmodel import select
 
-from bot.local_chat import Person
+from bot.channels.local.chat import Person
 from storage.models import Member
 from tests.conftest import STICKER, import_roster
 
@@ -136,7 +136,7 @@ async def test_the_local_bot_api_refuses_what_telegram_refuses(app):
 async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
     chat, api, people, runtime
 ):
-    from bot.services import roster
+    from bot.core import roster
 
     # Give 市场管理党支部 its own 孙伟 too.
     people_table, branch_table = roster.read_tables(demo_files()[0], demo_files()[1])
@@ -152,7 +152,7 @@ async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
 
 
 def demo_files():
-    from bot import demo
+    from bot.cli import demo
 
     return demo.DEMO_ROSTER, demo.DEMO_BRANCHES
 

@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.__main__ import main
-from bot.services import commendation
-from bot.services.commendation import count_characters
+from bot.core import commendation
+from bot.core.commendation import count_characters
 from storage import people as people_queries
 from storage.models import BoundChat, GradeProposal, Nomination, Selection
 from tests.test_reviews import ids, toast

@@ -11,10 +11,10 @@ from matplotlib.ft2font import FT2Font
 from openpyxl import load_workbook
 from sqlmodel import col, func, select
 
-from bot import ballot_counting, charts, delivery
+from bot import delivery
 from bot.__main__ import main
-from bot.services import evaluation
-from bot.services.evaluation import MEMBERS, Rater
+from bot.core import ballot_counting, charts, evaluation
+from bot.core.evaluation import MEMBERS, Rater
 from messages.render import MESSAGE_LIMIT
 from storage import people as people_queries
 from storage.models import Branch, Member, Summary, SummaryStatus
@@ -397,7 +397,7 @@ async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api
         member = (await session.exec(select(Member).where(Member.name == "党员000"))).one()
         member.roles = "member secretary"
         member.telegram_user_id = 777_000_001
-    from bot.local_chat import Person
+    from bot.channels.local.chat import Person
 
     secretary = Person(777_000_001, "党员000", "zh-hans")
     runtime.identities.forget({777_000_001})

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot import ballot_counting, delivery
+from bot import delivery
 from bot.__main__ import main
-from bot.app import build_application
-from bot.local_chat import LocalChat, Person
+from bot.channels.local.chat import LocalChat, Person
+from bot.channels.telegram.app import build_application
+from bot.core import ballot_counting, evaluation, evaluation_codes, evaluation_results
+from bot.core.access import Actor
+from bot.core.evaluation import Outcome, Rater, RoundSettings
 from bot.runtime import Runtime
-from bot.services import evaluation, evaluation_codes, evaluation_results
-from bot.services.access import Actor
-from bot.services.evaluation import Outcome, Rater, RoundSettings
 from storage import people as people_queries
 from storage.models import (
     Branch,
@@ -369,7 +369,7 @@ async def test_an_outsider_rates_with_a_code_once(runtime, chat, api, people, ru
 
 async def test_a_code_says_nothing_of_its_holder(runtime, people, running):
     async with runtime.db.session() as session:
-        from bot.services import evaluation_codes
+        from bot.core import evaluation_codes
         from storage.models import EvaluationCode
 
         tokens = await evaluation_codes.issue_codes(
@@ -746,7 +746,7 @@ async def test_cancel_drops_a_ballot_and_a_member_cannot_use_a_code(
     assert "已放弃" not in api.last(zheng.user_id).text
     assert await participation(runtime) == set()
     async with runtime.db.session() as session:
-        from bot.services import evaluation_codes
+        from bot.core import evaluation_codes
 
         (token,) = await evaluation_codes.issue_codes(
             session, evaluation_round=running, rater_group="vendor", branch_id=None, count=1
@@ -759,7 +759,7 @@ async def test_cancel_drops_a_ballot_and_a_member_cannot_use_a_code(
 
 
 def test_abandoned_ballots_and_codes_are_forgotten():
-    from bot.services.ballots import IDLE_LIMIT, BallotBox
+    from bot.core.ballots import IDLE_LIMIT, BallotBox
 
     box = BallotBox()
     rater = Rater("code:1", 1, "vendor", 1)

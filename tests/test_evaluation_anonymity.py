@@ -17,8 +17,8 @@ from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-from bot.local_chat import Person
-from bot.services import evaluation, evaluation_codes
+from bot.channels.local.chat import Person
+from bot.core import evaluation, evaluation_codes
 from storage import people as people_queries
 from storage.models import EvaluationRound
 from tests import sqlite_files

@@ -13,11 +13,11 @@ from docx import Document
 from sqlalchemy import text, update
 from sqlmodel import select
 
-from bot import demo
 from bot.__main__ import main
-from bot.local_chat import Person
+from bot.channels.local.chat import Person
+from bot.cli import demo
+from bot.core import deed_documents, onboarding, roster, tokens
 from bot.runtime import Runtime
-from bot.services import deed_documents, onboarding, roster, tokens
 from storage.db import Database
 from storage.models import Invite, Member, Nomination, Selection
 from tests.conftest import import_roster

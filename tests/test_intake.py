@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.app import build_application
+from bot.channels.local.chat import Person
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.intake import CHANNEL
+from bot.channels.telegram.local_api import ProcessDropped
 from bot.intake import Intake
-from bot.local_api import ProcessDropped
-from bot.local_chat import Person
 from bot.runtime import Runtime
-from bot.telegram_intake import CHANNEL
 from storage import intake
 from storage.models import IntakeUpdate
 

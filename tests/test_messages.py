@@ -9,22 +9,22 @@ import pytest
 from jinja2 import meta
 
 from bot.config import LOCALES
-from bot.services.ballots import Ballot
-from bot.services.calendar import Deadline, Overview
-from bot.services.commendation import Category as SelectionCategory
-from bot.services.commendation import Evidence, Rules, Tallied
-from bot.services.digests import BranchDigest, Digest, EvaluationFigures, SummaryFigures
-from bot.services.evaluation import (
+from bot.core.ballots import Ballot
+from bot.core.calendar import Deadline, Overview
+from bot.core.commendation import Category as SelectionCategory
+from bot.core.commendation import Evidence, Rules, Tallied
+from bot.core.digests import BranchDigest, Digest, EvaluationFigures, SummaryFigures
+from bot.core.evaluation import (
     BranchParticipation,
     Proposal,
     RoundSettings,
     TargetView,
 )
-from bot.services.evaluation_results import ItemResult, RoundResults, TargetResult, Total
-from bot.services.pledges import DueProblem, DueRefusal, PledgeView
-from bot.services.rectification import Reported
-from bot.services.reviews import Material, Reviewee, Subject
-from bot.services.summaries import BranchRow, Quarter, Readable, Window
+from bot.core.evaluation_results import ItemResult, RoundResults, TargetResult, Total
+from bot.core.pledges import DueProblem, DueRefusal, PledgeView
+from bot.core.rectification import Reported
+from bot.core.reviews import Material, Reviewee, Subject
+from bot.core.summaries import BranchRow, Quarter, Readable, Window
 from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
 from storage.models import (
     Audience,
@@ -433,7 +433,7 @@ def assert_balanced(part: str, name: str) -> None:
 
 
 def test_command_descriptions_exist_for_every_command(messages):
-    from bot.services.access import COMMANDS
+    from bot.core.access import COMMANDS
 
     for locale in LOCALES:
         descriptions = messages.command_descriptions(locale)

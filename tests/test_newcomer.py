@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo
 from bot.__main__ import main
+from bot.cli import demo
 from storage import people
 
 ROOT = Path(__file__).resolve().parent.parent

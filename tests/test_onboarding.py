@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import demo
-from bot.local_chat import Person
-from bot.services import onboarding, roster
+from bot.channels.local.chat import Person
+from bot.cli import demo
+from bot.core import onboarding, roster
 from storage.models import Invite, Member
 from tests.conftest import import_roster
 

@@ -9,11 +9,11 @@ from sqlmodel import select
 
 from bench.harness import one_phase_campaign
 from bot import delivery
-from bot.app import build_application
-from bot.local_api import Limits, LocalBotAPI, ProcessDropped
-from bot.local_chat import LocalChat
-from bot.pacing import ChatByChat, Pacer
-from bot.services import calendar, reminders
+from bot.channels.local.chat import LocalChat
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_api import Limits, LocalBotAPI, ProcessDropped
+from bot.channels.telegram.pacing import ChatByChat, Pacer
+from bot.core import calendar, reminders
 from storage import people as people_queries
 from storage.models import OutboxMessage, OutboxStatus
 

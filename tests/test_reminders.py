@@ -9,10 +9,10 @@ from sqlalchemy import event
 from sqlmodel import delete, select
 
 from bot import delivery
-from bot.app import build_application, periodic_jobs
-from bot.jobs import SteppedJobs
-from bot.local_api import LocalBotAPI
-from bot.services import calendar, reminders
+from bot.channels.telegram.app import build_application, periodic_jobs
+from bot.channels.telegram.jobs import SteppedJobs
+from bot.channels.telegram.local_api import LocalBotAPI
+from bot.core import calendar, reminders
 from storage import calendar as calendar_queries
 from storage import outbox
 from storage import people as people_queries
@@ -497,7 +497,7 @@ async def test_campaign_command_line_loads_nothing_half(
     assert "与上一阶段日期重叠" in capsys.readouterr().out
     async with runtime.db.session() as session:
         assert (await session.exec(select(Campaign))).all() == []
-    from bot.demo import SAMPLES
+    from bot.cli.demo import SAMPLES
 
     assert (
         await asyncio.to_thread(main, ["campaign", "load", str(SAMPLES / "campaign_seed001.toml")])

@@ -9,10 +9,10 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
-from bot.app import build_application
-from bot.local_api import LocalBotAPI
-from bot.local_chat import LocalChat
-from bot.services import rectification, reviewers
+from bot.channels.local.chat import LocalChat
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_api import LocalBotAPI
+from bot.core import rectification, reviewers
 from storage import people as people_queries
 from storage.models import (
     Branch,

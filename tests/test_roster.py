@@ -8,9 +8,9 @@ import pytest
 from openpyxl import Workbook
 from sqlmodel import select
 
-from bot import demo
 from bot.__main__ import main
-from bot.services import roster
+from bot.cli import demo
+from bot.core import roster
 from storage import people
 from storage.models import Branch, BranchLiaison, Member, Outsider
 from tests.conftest import import_roster
@@ -227,8 +227,8 @@ async def test_members_may_swap_names(runtime):
 async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, api, clock):
     from datetime import timedelta
 
-    from bot.local_chat import Person
-    from bot.services import onboarding
+    from bot.channels.local.chat import Person
+    from bot.core import onboarding
 
     no_ids = [row[1:] for row in PEOPLE]
     assert (await import_tables(runtime, no_ids)).ok

@@ -9,11 +9,11 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
-from bot.app import build_application
-from bot.local_api import LocalBotAPI
-from bot.local_chat import LocalChat
-from bot.services import summaries
-from bot.services.access import Actor
+from bot.channels.local.chat import LocalChat
+from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_api import LocalBotAPI
+from bot.core import summaries
+from bot.core.access import Actor
 from storage.models import (
     Member,
     Pledge,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from bot.local_api import BOT_USER
+from bot.channels.telegram.local_api import BOT_USER
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:" + "A" * 35

@@ -1,0 +1,1 @@
+"""The Telegram channel: python-telegram-bot's Application, its routes, pacing and sender."""

@@ -1,0 +1,1 @@
+"""Command lines of `python -m bot`: roster, campaign, evaluation, commendation, demo."""

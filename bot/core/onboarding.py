@@ -1,0 +1,144 @@
+"""Personal invites: issuing, reissuing and redeeming the tokens that bind an account.
+
+A token is shown once, when it is issued; the database keeps only its digest. A link lost
+after that is replaced (reissued), never looked up.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.tokens import digest
+from storage import invites, people
+from storage.models import Invite, Member
+
+# Deep-link payloads allow 64 characters of [A-Za-z0-9_-]; invites start with "m".
+INVITE_PREFIX = "m"
+
+
+class Redemption(StrEnum):
+    BOUND = "bound"  # the account is now bound to the invite's member
+    ALREADY_BOUND = "already_bound"  # this account already belongs to that same member
+    ACCOUNT_TAKEN = "account_taken"  # this account belongs to another member
+    INVALID = "invalid"  # unknown, used, revoked or expired: the user learns no more
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    outcome: Redemption
+    member: Member | None = None
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    member: Member
+    branch_name: str
+    token: str | None  # None: a live link handed out earlier, which cannot be shown again
+    expires_at: datetime
+
+    def link(self, bot_username: str) -> str | None:
+        return f"https://t.me/{bot_username}?start={self.token}" if self.token else None
+
+
+class AmbiguousMember(Exception):
+    """Several members have the name asked for; the branches tell them apart."""
+
+    def __init__(self, branches: list[str]) -> None:
+        super().__init__(branches)
+        self.branches = branches
+
+
+def new_token() -> str:
+    return INVITE_PREFIX + secrets.token_urlsafe(18)
+
+
+async def issue_invites(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    valid_for: timedelta,
+    branch_id: int | None = None,
+    member_name: str | None = None,
+    reissue: bool = False,
+) -> list[IssuedInvite]:
+    """A live invite for every active member not yet bound (optionally of one branch).
+
+    Members who already hold a live invite keep it unless `reissue`, in which case it is
+    revoked and a new token replaces it; a kept invite comes back without its token, which
+    was shown when it was issued and is not stored. Naming one member (`member_name`)
+    reissues theirs even when they are bound: that is how someone moves to a new phone.
+    """
+    organisation = await people.get_organisation(session)
+    if organisation is None:
+        return []
+    branches = {
+        b.id: b for b in await people.list_branches(session, organisation_id=organisation.id)
+    }
+    members = await people.list_members(
+        session, organisation_id=organisation.id, branch_id=branch_id
+    )
+    if member_name is not None:
+        members = [member for member in members if member.name == member_name]
+        if len(members) > 1:
+            raise AmbiguousMember(sorted(branches[m.branch_id].name for m in members))
+        reissue = True
+    else:
+        members = [member for member in members if member.telegram_user_id is None]
+    member_ids = [member.id for member in members]
+    if reissue:
+        await invites.revoke_open_invites(session, member_ids=member_ids, now=now)
+        live: dict[int, Invite] = {}
+    else:
+        live = await invites.live_invites(session, member_ids=member_ids, now=now)
+    issued = []
+    for member in members:
+        invite, token = live.get(member.id), None
+        if invite is None:
+            token = new_token()
+            invite = Invite(
+                member_id=member.id,
+                digest=digest(token),
+                created_at=now,
+                expires_at=now + valid_for,
+            )
+            session.add(invite)
+        issued.append(
+            IssuedInvite(member, branches[member.branch_id].name, token, invite.expires_at)
+        )
+    await session.flush()
+    return issued
+
+
+async def redeem(
+    session: AsyncSession, *, token: str, telegram_user_id: int, now: datetime
+) -> RedeemResult:
+    """Bind `telegram_user_id` to the member the token was issued to, if the token is live."""
+    invite = await invites.get_invite_by_digest(session, digest=digest(token))
+    if invite is None or invite.revoked_at is not None or invite.expires_at <= now:
+        return RedeemResult(Redemption.INVALID)
+    member = await people.get_member(session, member_id=invite.member_id)
+    if member is None or not member.active:
+        return RedeemResult(Redemption.INVALID)
+    if invite.used_at is not None:
+        if member.telegram_user_id == telegram_user_id:
+            return RedeemResult(Redemption.ALREADY_BOUND, member)
+        return RedeemResult(Redemption.INVALID)
+    holder = await people.get_member_by_telegram_id(
+        session, telegram_user_id=telegram_user_id, active_only=False
+    )
+    if holder is not None and holder.id != member.id:
+        if holder.active:
+            return RedeemResult(Redemption.ACCOUNT_TAKEN, holder)
+        # A former roster entry (a member since renamed or moved) lets go of the account.
+        holder.telegram_user_id = None
+        await session.flush()
+    if not await invites.claim_invite(session, invite_id=invite.id, now=now):
+        return RedeemResult(Redemption.INVALID)
+    member.telegram_user_id = telegram_user_id
+    member.bound_at = now
+    member.updated_at = now
+    await session.flush()
+    return RedeemResult(Redemption.BOUND, member)

@@ -1,0 +1,42 @@
+"""A member's own settings."""
+
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import LOCALES
+from bot.core.access import Actor
+from storage import people
+
+
+async def set_locale(session: AsyncSession, *, actor: Actor, locale: str) -> bool:
+    """Remember the member's language; False for a locale the bot does not speak."""
+    if locale not in LOCALES:
+        return False
+    if actor.locale == locale:
+        return True
+    member = await people.get_member(session, member_id=actor.member_id)
+    member.locale = locale
+    return True
+
+
+async def reminders_muted(session: AsyncSession, *, actor: Actor) -> bool:
+    member = await people.get_member(session, member_id=actor.member_id)
+    return member.reminders_muted
+
+
+async def mute_reminders(session: AsyncSession, *, actor: Actor, muted: bool) -> None:
+    """Muted: only reminders of one's own deadlines, no announcements."""
+    member = await people.get_member(session, member_id=actor.member_id)
+    member.reminders_muted = muted
+
+
+async def set_reachable(
+    session: AsyncSession, *, actor: Actor, reachable: bool, now: datetime
+) -> None:
+    """Blocked members are skipped (and listed for their secretary) until they come back."""
+    member = await people.get_member(session, member_id=actor.member_id)
+    if reachable:
+        member.unreachable_since = None
+    elif member.unreachable_since is None:
+        member.unreachable_since = now

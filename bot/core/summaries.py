@@ -1,0 +1,380 @@
+"""Quarterly self-summaries (自我小结): one question at a time, saved after every answer.
+
+The form (seed 004): each pledge looked back at (回头看: kept, in progress or not kept, and
+why), then 成绩, 问题, 原因 and 下一步. 年老体弱 members get a shorter form (分类指导). A draft
+lives in the database, so it survives a restart and can be resumed; until the window closes
+a submitted summary can be reopened; afterwards it is read-only, and one submitted late is
+accepted and marked late.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core import pledges as pledge_service
+from bot.core import rectification, reviewers
+from bot.core.access import Actor, speaks_for_branch
+from bot.core.calendar import CampaignTime
+from storage import calendar as calendar_queries
+from storage.models import (
+    Branch,
+    Campaign,
+    CampaignStep,
+    Category,
+    Member,
+    Pledge,
+    PledgeStatus,
+    Rectification,
+    Role,
+    StepDone,
+    StepKind,
+    Summary,
+    SummaryPledge,
+    SummaryRectification,
+    SummaryStatus,
+)
+
+TEXT_FIELDS = ("achievements", "problems", "causes", "next_steps")
+SHORT_FORM = ("achievements", "next_steps")
+REQUIRED = frozenset({"achievements"})
+CONFIRM = "confirm"
+# A note on one pledge or one rectification item; it becomes the pledge's note whole.
+NOTE_LIMIT = pledge_service.NOTE_LIMIT
+
+
+class Window(StrEnum):
+    OPEN = "open"
+    LATE = "late"  # the window has closed: a first submission is still taken, marked late
+    NOT_YET = "not_yet"
+    NONE = "none"  # no quarter in the calendar
+
+
+@dataclass(frozen=True)
+class Quarter:
+    step: CampaignStep | None
+    window: Window
+
+
+async def current_quarter(session: AsyncSession, *, organisation_id: int, now: datetime) -> Quarter:
+    """The summary step that is open, else the last one closed, else the next one."""
+    campaign = await session.get(Campaign, organisation_id)
+    if campaign is None:
+        return Quarter(None, Window.NONE)
+    today = CampaignTime.of(campaign).today(now)
+    steps = [
+        s
+        for s in await calendar_queries.list_steps(session, organisation_id=organisation_id)
+        if s.kind == StepKind.SUMMARY
+    ]
+    for step in steps:
+        if step.opens_on <= today <= step.due_on:
+            return Quarter(step, Window.OPEN)
+    closed = [s for s in steps if s.due_on < today]
+    if closed:
+        return Quarter(closed[-1], Window.LATE)
+    upcoming = [s for s in steps if s.opens_on > today]
+    return Quarter(upcoming[0] if upcoming else None, Window.NOT_YET if upcoming else Window.NONE)
+
+
+def owner_of(actor: Actor, for_branch: bool) -> str:
+    return f"branch:{actor.branch_id}" if for_branch else f"member:{actor.member_id}"
+
+
+async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
+    """The summary, if it is this person's to write: their own, or their branch's for its
+    secretary (button data names any id; this is where it is checked)."""
+    summary = await session.get(Summary, summary_id) if summary_id else None
+    if summary is None or summary.organisation_id != actor.organisation_id:
+        return None
+    if summary.member_id == actor.member_id:
+        return summary
+    if (
+        summary.member_id is None
+        and speaks_for_branch(actor)
+        and summary.branch_id == actor.branch_id
+    ):
+        return summary
+    return None
+
+
+async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | None:
+    result = await session.exec(
+        select(Summary).where(Summary.step_id == step_id, Summary.owner == owner)
+    )
+    return result.first()
+
+
+async def start(
+    session: AsyncSession, *, actor: Actor, quarter: Quarter, for_branch: bool, now: datetime
+) -> Summary:
+    """This quarter's summary of mine (or my branch's): the draft to continue, or a new one."""
+    owner = owner_of(actor, for_branch)
+    summary = await find(session, step_id=quarter.step.id, owner=owner)
+    if summary is None:
+        summary = Summary(
+            organisation_id=actor.organisation_id,
+            step_id=quarter.step.id,
+            owner=owner,
+            member_id=None if for_branch else actor.member_id,
+            branch_id=actor.branch_id,
+            short_form=not for_branch and actor.category == Category.ELDERLY,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(summary)
+        await session.flush()
+        summary.stage = (await form(session, summary))[0]
+    return summary
+
+
+async def form(session: AsyncSession, summary: Summary) -> list[str]:
+    """The questions of this summary, in order, ending with the confirmation."""
+    pledges = await pledge_service.open_pledges(
+        session, member_id=summary.member_id, branch_id=summary.branch_id
+    )
+    member = await session.get(Member, summary.member_id) if summary.member_id else None
+    short = member is not None and member.category == Category.ELDERLY
+    stages = []
+    for pledge in pledges:
+        stages.append(f"pledge:{pledge.id}")
+        if not short:
+            stages.append(f"pledge_note:{pledge.id}")
+    # Rectification items still open from an earlier quarter's review are looked back at too.
+    items = await rectification.carried_over(
+        session, member_id=summary.member_id, branch_id=summary.branch_id, step_id=summary.step_id
+    )
+    stages += [f"rect:{item.id}" for item in items]
+    return [*stages, *(SHORT_FORM if short else TEXT_FIELDS), CONFIRM]
+
+
+async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str:
+    with session.no_autoflush:  # the answer and the next question go out as one UPDATE
+        stages = await form(session, summary)
+    position = stages.index(summary.stage) if summary.stage in stages else -1
+    summary.stage = stages[min(position + 1, len(stages) - 1)]
+    summary.refused_text = None
+    summary.updated_at = now
+    return summary.stage
+
+
+@dataclass(frozen=True)
+class TooLong:
+    length: int
+    allowed: int
+    limit: int
+
+
+def _used(summary: Summary, notes: "Notes", leaving_out: str) -> int:
+    texts = [getattr(summary, f) for f in TEXT_FIELDS if f != leaving_out]
+    texts += [r.note for r in notes.pledges if f"pledge_note:{r.pledge_id}" != leaving_out]
+    texts += [r.note for r in notes.items if f"rect:{r.rectification_id}" != leaving_out]
+    return sum(len(t) for t in texts)
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What a summary says of each pledge (回头看) and of each carried-over item."""
+
+    pledges: list[SummaryPledge]
+    items: list[SummaryRectification]
+
+    def on(self, stage: str) -> str:
+        """The note written for a pledge_note:… or rect:… question, if any."""
+        for review in self.pledges:
+            if f"pledge_note:{review.pledge_id}" == stage:
+                return review.note
+        for item in self.items:
+            if f"rect:{item.rectification_id}" == stage:
+                return item.note
+        return ""
+
+
+async def notes_of(session: AsyncSession, summary: Summary) -> Notes:
+    items = await session.exec(
+        select(SummaryRectification).where(SummaryRectification.summary_id == summary.id)
+    )
+    return Notes(await pledge_reviews(session, summary), list(items.all()))
+
+
+@dataclass(frozen=True)
+class Readable:
+    """A summary as people read it: whose, each pledge with its 回头看, each carried item."""
+
+    summary: Summary
+    owner: str
+    pledges: list[tuple[Pledge, SummaryPledge]]
+    carried: list[tuple[Rectification, str]]
+
+
+async def readable(session: AsyncSession, summary: Summary) -> Readable:
+    notes = await notes_of(session, summary)
+    pledges = await pledge_service.by_ids(session, ids=[r.pledge_id for r in notes.pledges])
+    items = {
+        i.id: i
+        for i in await rectification.by_ids(session, ids=[n.rectification_id for n in notes.items])
+    }
+    owner = await (
+        session.get(Member, summary.member_id)
+        if summary.member_id
+        else session.get(Branch, summary.branch_id)
+    )
+    return Readable(
+        summary,
+        owner.name,
+        [(pledges[r.pledge_id], r) for r in notes.pledges],
+        [(items[n.rectification_id], n.note) for n in notes.items],
+    )
+
+
+async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[SummaryPledge]:
+    result = await session.exec(select(SummaryPledge).where(SummaryPledge.summary_id == summary.id))
+    return list(result.all())
+
+
+async def answer_text(
+    session: AsyncSession, *, summary: Summary, text: str, limit: int, now: datetime
+) -> TooLong | None:
+    """Record the text for the current question, unless the whole would exceed the limit
+    (then it is kept aside, so it can be shortened rather than typed again)."""
+    notes = await notes_of(session, summary)
+    allowed = limit - _used(summary, notes, summary.stage)
+    if summary.stage.startswith(("pledge_note:", "rect:")):
+        allowed = min(allowed, NOTE_LIMIT)
+    if len(text) > allowed:
+        summary.refused_text = text
+        summary.updated_at = now
+        return TooLong(len(text), max(allowed, 0), limit)
+    if summary.stage in TEXT_FIELDS:
+        setattr(summary, summary.stage, text)
+    elif summary.stage.startswith("pledge_note:"):
+        pledge_id = int(summary.stage.split(":")[1])
+        review = next((r for r in notes.pledges if r.pledge_id == pledge_id), None)
+        if review is not None:
+            review.note = text
+    elif summary.stage.startswith("rect:"):
+        item_id = int(summary.stage.split(":")[1])
+        noted = next((r for r in notes.items if r.rectification_id == item_id), None)
+        if noted is None:
+            session.add(
+                SummaryRectification(summary_id=summary.id, rectification_id=item_id, note=text)
+            )
+        else:
+            noted.note = text
+    await advance(session, summary, now)
+    return None
+
+
+async def choose_status(
+    session: AsyncSession, *, summary: Summary, pledge_id: int, status: PledgeStatus, now: datetime
+) -> bool:
+    """回头看: how a pledge stands. False when the button is not for the current question."""
+    if summary.stage != f"pledge:{pledge_id}":
+        return False
+    review = await session.get(SummaryPledge, (summary.id, pledge_id))
+    if review is None:
+        session.add(SummaryPledge(summary_id=summary.id, pledge_id=pledge_id, status=status))
+    else:
+        review.status = status
+    await advance(session, summary, now)
+    return True
+
+
+async def skip(session: AsyncSession, *, summary: Summary, now: datetime) -> bool:
+    """Leave an optional question as it is (or keep the earlier answer when editing)."""
+    if summary.stage in REQUIRED and not summary.achievements:
+        return False
+    await advance(session, summary, now)
+    return True
+
+
+async def reopen(
+    session: AsyncSession, *, summary: Summary, quarter: Quarter, now: datetime
+) -> bool:
+    """Back to the first question, keeping the answers; only while the window is open."""
+    if quarter.window != Window.OPEN or summary.step_id != quarter.step.id:
+        return False
+    summary.status = SummaryStatus.DRAFT
+    summary.stage = (await form(session, summary))[0]
+    summary.updated_at = now
+    return True
+
+
+async def submit(
+    session: AsyncSession, *, summary: Summary, quarter: Quarter, actor: Actor, now: datetime
+) -> bool:
+    """Submit once: a double tap, or two phones at once, count once. Late is marked late."""
+    if summary.stage != CONFIRM or not summary.achievements:
+        return False
+    late = quarter.window == Window.LATE or summary.step_id != quarter.step.id
+    result = await session.exec(
+        update(Summary)
+        .where(Summary.id == summary.id, Summary.status == SummaryStatus.DRAFT)
+        .values(status=SummaryStatus.SUBMITTED, submitted_at=now, late=late, updated_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    # The 回头看 is how the pledges stand now.
+    for review in await pledge_reviews(session, summary):
+        pledge = await session.get(Pledge, review.pledge_id)
+        if pledge is not None and pledge.status != PledgeStatus.WITHDRAWN:
+            pledge.status, pledge.updated_at = review.status, now
+            if review.note:
+                pledge.status_note = review.note
+    author = summary.member_id or actor.member_id
+    for noted in (await notes_of(session, summary)).items:
+        await rectification.note_from_summary(
+            session, item_id=noted.rectification_id, author_id=author, note=noted.note, now=now
+        )
+    if (
+        summary.member_id is not None
+        and await session.get(StepDone, (summary.step_id, summary.member_id)) is None
+    ):
+        session.add(StepDone(step_id=summary.step_id, member_id=summary.member_id, done_at=now))
+    await session.flush()
+    await session.refresh(summary)
+    return True
+
+
+async def may_read(session: AsyncSession, *, actor: Actor, summary: Summary) -> bool:
+    """The member, their branch secretary and their reviewer; nobody else."""
+    if summary.organisation_id != actor.organisation_id:
+        return False
+    if summary.member_id == actor.member_id:
+        return True
+    if actor.has(Role.SECRETARY) and actor.branch_id == summary.branch_id:
+        return True
+    reviewer = await reviewers.reviewer_of(
+        session, organisation_id=actor.organisation_id, reviewee=summary.owner
+    )
+    return reviewer == actor.member_id
+
+
+@dataclass(frozen=True)
+class BranchRow:
+    member: Member
+    summary: Summary | None
+
+
+async def branch_overview(session: AsyncSession, *, actor: Actor, step_id: int) -> list[BranchRow]:
+    """For the secretary: each member of the branch and their summary, if any."""
+    members = (
+        await session.exec(
+            select(Member)
+            .where(Member.branch_id == actor.branch_id, Member.active)
+            .order_by(Member.id)
+        )
+    ).all()
+    summaries = {
+        s.member_id: s
+        for s in (
+            await session.exec(
+                select(Summary).where(
+                    Summary.step_id == step_id, col(Summary.member_id).in_([m.id for m in members])
+                )
+            )
+        ).all()
+    }
+    return [BranchRow(member, summaries.get(member.id)) for member in members]

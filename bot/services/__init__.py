@@ -1,1 +1,0 @@
-"""Channel-free rules: Telegram handlers, the local chat and any future channel call these."""
