@@ -1,8 +1,5 @@
-"""python-telegram-bot handlers, one module per feature; each callback is thin."""
+"""The features' conversation steps, one module per feature, written for every channel."""
 
-from telegram.ext import Application
-
-from bot.channels.telegram import errors
 from handlers import (
     campaign,
     commendation,
@@ -20,32 +17,31 @@ from handlers import (
     start,
     summaries,
 )
+from handlers.routes import Routes
+
+FEATURES = (
+    start.FEATURE,
+    invites.FEATURE,
+    language.FEATURE,
+    campaign.FEATURE,
+    rating.FEATURE,  # ahead of the rest: its hooks see words and commands first
+    pledges.FEATURE,
+    summaries.FEATURE,
+    reviews.FEATURE,
+    rectification.FEATURE,
+    evaluation.FEATURE,
+    digests.FEATURE,
+    commendation.FEATURE,
+    help.FEATURE,
+)
 
 
-def register(application: Application) -> None:
-    """Every handler, in the order they are tried; catch-alls come last."""
-    # An edited message is answered, and stops, before anything else can act on it.
-    application.add_handlers(help.edit_handlers(), group=-2)
-    # A ballot waiting for its comment takes the next message before anything else does.
-    application.add_handlers(rating.first_handlers(), group=-1)
-    for feature in (
-        start,
-        invites,
-        language,
-        campaign,
-        reachability,
-        pledges,
-        summaries,
-        reviews,
-        rectification,
-        rating,
-        evaluation,
-        digests,
-        commendation,
-    ):
-        application.add_handlers(feature.handlers())
-    # Messages that are not commands go to the conversation the member is in.
-    application.add_handlers(conversation.handlers())
-    # Help also holds the catch-alls (/cancel outside a conversation, unknown text, stale buttons).
-    application.add_handlers(help.handlers())
-    application.add_error_handler(errors.on_error)
+def routes() -> Routes:
+    return Routes(
+        FEATURES,
+        words=conversation.route,
+        not_understood=help.not_understood,
+        stale_button=help.stale_button,
+        edited=help.edit_not_taken,
+        reachability=reachability.private_chat_changed,
+    )

@@ -1,10 +1,11 @@
 """The one door every handler goes through: who is asking, may they, one session, replies.
 
-A handler is written as `async def callback(turn: Turn)` and wrapped with `@gated(...)`.
-The gate opens the update's database session, identifies the sender, refuses politely
-when the permission is missing, marks a stored update processed in the same transaction
-(so it is processed once), and sends the handler's replies only after the session has
-committed, so a failed update never leaves a half-told story in the chat.
+A handler is written as `async def callback(turn: Turn)` and wrapped with `@gated(...)`; it
+knows no channel. The gate opens the update's database session, identifies the sender by
+their channel account, refuses politely when the permission is missing, marks a stored
+update processed in the same transaction (so it is processed once), and hands the handler's
+replies to the channel only after the session has committed, so a failed update never
+leaves a half-told story in the chat.
 
 Everything but a few group commands (`in_groups`) belongs to the member's private chat: a
 button pressed on a bot message in a group (a forger can press any) gets only a toast, so
@@ -18,43 +19,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes, ConversationHandler
 
 from bot import intake
-from bot.channels.telegram import pacing
 from bot.core import access, preferences
-from bot.core.access import Actor, Permission
+from bot.core.access import Account, Actor, Permission
+from bot.core.actions import Action
+from bot.core.contract import Channel, FileRef, Inbound, Kind, Outgoing, OutgoingFile
 from bot.core.text import normalise
-from bot.intake import Answering
 from bot.runtime import Runtime
 
-CALLBACK_DATA_LIMIT = 64
 logger = logging.getLogger(__name__)
 
-Buttons = Sequence[Sequence[tuple[str, str]]]
-
-
-def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
-    return context.application.bot_data["runtime"]
-
-
-def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
-    """Rows of (label, callback data); the data must fit Telegram's 64 bytes."""
-    if not buttons:
-        return None
-    for row in buttons:
-        for _label, data in row:
-            if len(data.encode()) > CALLBACK_DATA_LIMIT:
-                raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in buttons
-        ]
-    )
+Buttons = Sequence[Sequence[tuple[str, Action]]]
 
 
 @dataclass
@@ -69,13 +45,14 @@ class _Reply:
 class Turn:
     """One update as a handler sees it."""
 
-    update: Update
-    context: ContextTypes.DEFAULT_TYPE
+    inbound: Inbound
+    channel: Channel
     runtime: Runtime
     session: AsyncSession
     actor: Actor | None
     locale: str
     _replies: list[_Reply] = field(default_factory=list)
+    _files: list[OutgoingFile] = field(default_factory=list)
     _notice: str | None = None
     _afterwards: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
@@ -83,37 +60,32 @@ class Turn:
     def now(self):
         return self.runtime.clock.now()
 
+    @property
+    def account(self) -> Account:
+        return self.inbound.account
+
     # What a person wrote is normalised here, once for every feature (bot.core.text).
     @property
     def text(self) -> str:
-        message = self.update.effective_message
-        return normalise(message.text or "") if message else ""
+        return normalise(self.inbound.text)
 
     @property
-    def evidence(self) -> tuple[str, str] | None:
-        """A photo or document sent as evidence: (Telegram file id, kind)."""
-        message = self.update.effective_message
-        if message is None:
-            return None
-        if message.photo:
-            return message.photo[-1].file_id, "photo"
-        if message.document:
-            return message.document.file_id, "document"
-        return None
+    def evidence(self) -> FileRef | None:
+        """A photo or document sent as evidence."""
+        return self.inbound.file
 
     @property
     def caption(self) -> str:
-        message = self.update.effective_message
-        return normalise(message.caption or "") if message else ""
+        return normalise(self.inbound.caption)
 
     @property
     def args(self) -> list[str]:
-        return [word for word in map(normalise, self.context.args or []) if word]
+        return [word for word in map(normalise, self.inbound.args) if word]
 
     @property
-    def callback_data(self) -> str:
-        query = self.update.callback_query
-        return (query.data or "") if query else ""
+    def action(self) -> Action | None:
+        """The pressed button's action (None for a payload no action takes)."""
+        return Action.parse(self.inbound.action) if self.inbound.action else None
 
     def reply(self, template: str, *, buttons: Buttons | None = None, **values: Any) -> None:
         """Send a new message rendered from `template` once the update has committed."""
@@ -122,6 +94,12 @@ class Turn:
     def edit(self, template: str, *, buttons: Buttons | None = None, **values: Any) -> None:
         """Replace the message whose button was pressed (a new message if there is none)."""
         self._replies.append(_Reply(template, values, buttons, edit=True))
+
+    def send_file(
+        self, name: str, content: bytes, *, kind: str = "document", caption: str = ""
+    ) -> None:
+        """A file for this chat, sent after the replies (made again if asked again)."""
+        self._files.append(OutgoingFile(self.inbound.chat, name, content, kind, caption))
 
     def afterwards(self, action: Callable[[], Awaitable[object]]) -> None:
         """Run `action` once the update has committed and replied; its failure is only logged."""
@@ -135,127 +113,91 @@ class Turn:
         """A short toast answering the pressed button."""
         self._notice = self.runtime.messages.plain(self.locale, template, **values)
 
-    def outgoing(self) -> list["Outgoing"]:
+    def deep_link(self, payload: str) -> str:
+        """A link that opens this channel's chat with the bot carrying `payload`."""
+        return self.channel.deep_link(payload)
+
+    def send_news(self) -> None:
+        """The other side hears of it now (the outbox is sent), not at the next tick."""
+        self.afterwards(self.channel.send_news)
+
+    def packed(self, buttons: Buttons | None) -> list[list[list[str]]] | None:
+        """Rows of [label, payload]; a payload over the channel's limit is a bug, not input."""
+        if not buttons:
+            return None
+        limit = self.channel.limits.action_payload_bytes
+        rows = []
+        for row in buttons:
+            packed_row = []
+            for label, action in row:
+                payload = action.pack()
+                if len(payload.encode()) > limit:
+                    raise ValueError(f"action payload over {limit} bytes: {payload!r}")
+                packed_row.append([label, payload])
+            rows.append(packed_row)
+        return rows
+
+    def outgoing(self) -> list[Outgoing]:
         """The queued replies, rendered: what is sent once the update has committed."""
-        chat = self.update.effective_chat
-        if chat is None:
-            return []
-        query = self.update.callback_query
-        pressed = query.message.message_id if query and query.message else None
+        pressed = self.inbound.pressed_message
         items = []
         for reply in self._replies:
             parts = self.runtime.messages.render_parts(self.locale, reply.template, **reply.values)
-            markup = keyboard(reply.buttons)
+            buttons = self.packed(reply.buttons)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 items.append(
                     Outgoing(
-                        chat.id,
+                        self.inbound.chat,
                         part,
-                        markup.to_dict() if markup and last else None,
+                        buttons if last else None,
                         pressed if reply.edit and index == 0 else None,
                     )
                 )
         return items
 
-    async def deliver(self, outgoing: list["Outgoing"], answering: Answering | None) -> None:
-        """Answer the pressed button, then send the replies in order (each recorded as
-        handed over just before its request, when the update came through the intake)."""
-        query = self.update.callback_query
-        if query is not None:
-            await query.answer(self._notice[:200] if self._notice else None)
-        await send_all(self.context.bot, outgoing, answering)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One rendered reply: a new message, or an edit of the pressed one (a new message if
-    that is gone). Plain data, so that the intake can keep it across a restart."""
-
-    chat_id: int
-    text: str
-    markup: dict | None = None
-    edit: int | None = None
-
-
-async def send_all(bot, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
-    """Send the replies in order; `answering` records each as handed over just before its
-    request (a retry after a 429 records the same one again), then that all have been."""
-    for position, item in enumerate(outgoing):
-        before = functools.partial(answering.handing_over, position) if answering else None
-        markup = InlineKeyboardMarkup.de_json(item.markup, bot) if item.markup else None
-        common = {"text": item.text, "parse_mode": ParseMode.HTML, "reply_markup": markup}
-        if item.edit is not None and await _edit(bot, item, before, common):
-            continue
-        await pacing.request(
-            bot.send_message, before_request=before, chat_id=item.chat_id, **common
-        )
-    if answering is not None:
-        await answering.finished()
-
-
-async def _edit(bot, item: Outgoing, before, common: dict) -> bool:
-    """Edit the pressed message; False when it is gone or too old (then send anew)."""
-    try:
-        await pacing.request(
-            bot.edit_message_text,
-            before_request=before,
-            chat_id=item.chat_id,
-            message_id=item.edit,
-            **common,
-        )
-    except BadRequest as error:
-        reason = error.message.lower()
-        if "not modified" in reason:  # a second tap on the same button: already says this
-            return True
-        if "not found" in reason or "can't be edited" in reason:
-            return False
-        raise
-    return True
+    async def deliver(self, outgoing: list[Outgoing], answering: intake.Answering | None) -> None:
+        """Answer the pressed button, send the replies in order (each recorded as handed
+        over just before its request, when the update came through the intake), then files."""
+        if self.inbound.kind is Kind.ACTION:
+            await self.channel.acknowledge(self.inbound, self._notice)
+        await self.channel.send(outgoing, answering)
+        for item in self._files:
+            await self.channel.send_file(item)
 
 
 Callback = Callable[[Turn], Awaitable[Any]]
+Handler = Callable[[Inbound, Channel, Runtime], Awaitable[None]]
 
 
-def in_private_chat(update: Update) -> bool:
-    """The update comes from the sender's own chat with the bot."""
-    chat, user = update.effective_chat, update.effective_user
-    return chat is not None and chat.type == chat.PRIVATE and chat.id == user.id
-
-
-def gated(
-    permission: Permission, *, in_groups: bool = False
-) -> Callable[[Callback], Callable[..., Awaitable[Any]]]:
+def gated(permission: Permission, *, in_groups: bool = False) -> Callable[[Callback], Handler]:
     """Wrap a handler in the access check, the update's session and its replies; unless
     `in_groups`, it answers only in the member's private chat."""
 
-    def decorate(callback: Callback) -> Callable[..., Awaitable[Any]]:
+    def decorate(callback: Callback) -> Handler:
         @functools.wraps(callback)
-        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
-            user = update.effective_user
-            if user is None or user.is_bot:
-                return None
-            runtime = runtime_of(context)
-            if not in_groups and not in_private_chat(update):
-                await _refuse_outside_private_chat(update, runtime)
-                return ConversationHandler.END
+        async def handle(inbound: Inbound, channel: Channel, runtime: Runtime) -> None:
+            if inbound.account is None:
+                return
+            if not in_groups and not inbound.private:
+                await _refuse_outside_private_chat(inbound, channel, runtime)
+                return
             async with runtime.db.session() as session:
-                actor = await runtime.identities.identify(session, telegram_user_id=user.id)
+                actor = await runtime.identities.identify(session, account=inbound.account)
                 locale = runtime.messages.locale_for(
-                    actor.locale if actor else None, user.language_code
+                    actor.locale if actor else None, inbound.language
                 )
-                turn = Turn(update, context, runtime, session, actor, locale)
-                if actor is not None and actor.unreachable and update.my_chat_member is None:
+                turn = Turn(inbound, channel, runtime, session, actor, locale)
+                if actor is not None and actor.unreachable and inbound.kind is not Kind.BLOCKED:
                     await preferences.set_reachable(
                         session, actor=actor, reachable=True, now=turn.now
                     )
                 if access.allows(actor, permission):
-                    result = await callback(turn)
+                    await callback(turn)
                 else:
-                    if update.message is not None:
+                    if inbound.kind in (Kind.WORDS, Kind.COMMAND):
                         turn.reply("not_member" if actor is None else "not_allowed")
                     turn.notice("button_refused")
-                    result = ConversationHandler.END
                 outgoing = turn.outgoing()
                 answering = await intake.mark_done(
                     session, replies=[asdict(item) for item in outgoing]
@@ -264,9 +206,8 @@ def gated(
             for action in turn._afterwards:
                 try:
                     await action()
-                except TelegramError as error:
-                    logger.warning("after update %s: %s", update.update_id, error)
-            return result
+                except Exception as error:  # noqa: BLE001 — the update itself has succeeded
+                    logger.warning("after update %s: %s", inbound.update_id, error)
 
         handle.permission = permission  # type: ignore[attr-defined]
         return handle
@@ -274,9 +215,8 @@ def gated(
     return decorate
 
 
-async def _refuse_outside_private_chat(update: Update, runtime: Runtime) -> None:
+async def _refuse_outside_private_chat(inbound: Inbound, channel: Channel, runtime: Runtime):
     """A toast on the pressed button (only its presser sees it); nothing in the group."""
-    query = update.callback_query
-    if query is not None:
-        locale = runtime.messages.locale_for(update.effective_user.language_code)
-        await query.answer(runtime.messages.plain(locale, "private_only"))
+    if inbound.kind is Kind.ACTION:
+        locale = runtime.messages.locale_for(inbound.language)
+        await channel.acknowledge(inbound, runtime.messages.plain(locale, "private_only"))

@@ -89,7 +89,7 @@ async def test_an_update_acknowledged_just_before_a_crash_is_processed_after_it_
     api.restart()
     restarted = polling_app(runtime, api)
     async with restarted:
-        assert await restarted.update_queue.recover(restarted.bot) == (0, 2)
+        assert await restarted.update_queue.recover(restarted.bot_data["channel"]) == (0, 2)
         await restarted.start()
         await restarted.update_queue.join()
         await restarted.stop()
@@ -100,7 +100,7 @@ async def test_an_update_acknowledged_just_before_a_crash_is_processed_after_it_
     # Another restart finds nothing left to do.
     again = polling_app(runtime, api)
     async with again:
-        assert await again.update_queue.recover(again.bot) == (0, 0)
+        assert await again.update_queue.recover(again.bot_data["channel"]) == (0, 0)
 
 
 async def test_a_duplicate_delivery_is_processed_once(runtime, people, api):
@@ -229,14 +229,14 @@ async def test_a_reply_kept_from_leaving_by_a_crash_is_sent_after_the_restart_on
     api.restart()
     restarted = polling_app(runtime, api)
     async with restarted:
-        assert await restarted.update_queue.recover(restarted.bot) == (1, 0)
+        assert await restarted.update_queue.recover(restarted.bot_data["channel"]) == (1, 0)
     [reply] = api.sent(zheng.user_id)
     assert "English" in reply.text  # the language was set once, and said so once
     [row] = await intake_rows(runtime)
     assert row.done and row.replies is None
     again = polling_app(runtime, api)
     async with again:
-        assert await again.update_queue.recover(again.bot) == (0, 0)
+        assert await again.update_queue.recover(again.bot_data["channel"]) == (0, 0)
 
 
 async def test_old_processed_updates_are_forgotten_the_waiting_never(database):

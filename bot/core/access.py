@@ -71,6 +71,14 @@ def format_roles(roles: frozenset[Role] | set[Role]) -> str:
     return " ".join(sorted(role.value for role in roles | {Role.MEMBER}))
 
 
+@dataclass(frozen=True)
+class Account:
+    """A channel account: which channel, and that channel's id for the person."""
+
+    channel: str
+    external_id: str
+
+
 class Identities:
     """Who each Telegram account is, remembered until the roster changes: the gate asks on
     every update.
@@ -87,8 +95,9 @@ class Identities:
         self._known: dict[int, Actor | None] = {}
         self._accounts: dict[int, int] = {}  # member id → Telegram id
 
-    async def identify(self, session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
-        """The active member bound to this Telegram account, or None for a stranger."""
+    async def identify(self, session: AsyncSession, *, account: Account) -> Actor | None:
+        """The active member bound to this channel account, or None for a stranger."""
+        telegram_user_id = int(account.external_id)
         version = await people.roster_version(session)
         if version != self._version:
             self._known.clear()

@@ -5,8 +5,8 @@ from datetime import timedelta
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor
 from telegram.request import BaseRequest
 
-import handlers
 from bot import delivery, logs
+from bot.channels.telegram import routing
 from bot.channels.telegram.intake import DurableApplication, DurableQueue
 from bot.channels.telegram.jobs import PeriodicJob
 from bot.config import Settings
@@ -63,5 +63,5 @@ def build_application(
     logs.cap_libraries()
     application = builder.build()
     application.bot_data["runtime"] = runtime
-    handlers.register(application)
+    routing.register(application)
     return application

@@ -9,7 +9,6 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden
 from telegram.ext import ContextTypes
 
-from handlers.gate import runtime_of
 
 logger = logging.getLogger("bot.errors")
 
@@ -51,7 +50,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat, user = update.effective_chat, update.effective_user
     if chat is None or chat.type != "private" or isinstance(context.error, Forbidden):
         return
-    messages = runtime_of(context).messages
+    messages = context.bot_data["runtime"].messages
     locale = messages.locale_for(user.language_code if user else None)
     try:
         await chat.send_message(messages.render(locale, "error"), parse_mode=ParseMode.HTML)

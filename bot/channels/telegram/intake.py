@@ -10,13 +10,18 @@ import asyncio
 import json
 from collections import Counter
 
-from telegram import Bot, Update
+from typing import TYPE_CHECKING
+
+from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import Application
 
 from bot.intake import BALLOT_ACTIONS, Intake, holds_ballot
 from bot.runtime import Runtime
-from handlers.gate import Outgoing, send_all
+from bot.core.contract import Outgoing
+
+if TYPE_CHECKING:
+    from bot.channels.telegram.sender import TelegramChannel
 
 CHANNEL = "telegram"
 
@@ -68,16 +73,16 @@ class DurableQueue(asyncio.Queue):
             if self._ballot_taps[user.id] <= 0:
                 del self._ballot_taps[user.id]
 
-    async def recover(self, bot: Bot) -> tuple[int, int]:
+    async def recover(self, channel: "TelegramChannel") -> tuple[int, int]:
         """After a restart: the replies a dead process had not handed over are sent, and
         what it stored and did not process goes first in the queue (stored already).
         Returns how many of each."""
         unsent = await self.intake.unsent_replies()
         for answering, replies in unsent:
-            await send_all(bot, [Outgoing(**reply) for reply in replies], answering)
+            await channel.send([Outgoing(**reply) for reply in replies], answering)
         stored = await self.intake.waiting()
         for _update_id, payload in stored:
-            super().put_nowait(Update.de_json(json.loads(payload), bot))
+            super().put_nowait(Update.de_json(json.loads(payload), channel.bot))
         return len(unsent), len(stored)
 
 

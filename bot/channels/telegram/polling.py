@@ -89,7 +89,7 @@ def run_polling(runtime: Runtime, token: str) -> int:
     async def post_init(app: Application) -> None:
         await runtime.db.migrate()
         queue: DurableQueue = app.update_queue
-        answered, waiting = await queue.recover(app.bot)
+        answered, waiting = await queue.recover(app.bot_data["channel"])
         if answered or waiting:
             logger.info(
                 "after a restart: replies to %d updates sent, %d updates processed first",
