@@ -9,9 +9,10 @@ from sqlalchemy import event
 from sqlmodel import col, select
 
 from bench.harness import START, bot_on_sqlite_file, one_phase_campaign, peak_memory_mb, populate
-from bot.channels.local.chat import LocalChat, Person
+from bot.channels.local.chat import Person
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import Limits, LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core import calendar, reminders
 from bot.delivery import Sender
@@ -53,8 +54,8 @@ async def broadcast(scale: float) -> dict:
     async with bot_on_sqlite_file() as (runtime, _chat):
         planned = await _announced(runtime, members)
         api = LocalBotAPI(now=lambda: runtime.clock.now().timestamp(), limits=Limits())
-        async with _paced(runtime, api) as application:
-            sender = Sender(runtime, application.bot, batch=100)
+        async with _paced(runtime, api):
+            sender = Sender(runtime, batch=100)
             started, real = loop.time(), time.perf_counter()
             report = await sender.drain()
             seconds, real_seconds = loop.time() - started, time.perf_counter() - real
@@ -98,7 +99,7 @@ async def broadcast_while_chatting(scale: float) -> dict:
         async with _paced(runtime, api) as application:
             await application.start()
             chat = LocalChat(application, api, runtime.clock, queued=True)
-            sender = Sender(runtime, application.bot, batch=100)
+            sender = Sender(runtime, batch=100)
             started = loop.time()
             sending = asyncio.create_task(sender.drain())
             generator = random.Random(15)

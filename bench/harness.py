@@ -16,9 +16,9 @@ from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from bot.channels.local.chat import LocalChat
 from bot.channels.telegram.app import LOCAL_TOKEN, build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime

@@ -6,7 +6,8 @@ from datetime import timedelta
 from sqlmodel import insert, select
 
 from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
-from bot.channels.local.chat import LocalChat, Person
+from bot.channels.local.chat import Person
+from bot.channels.telegram.local_chat import LocalChat
 from bot.core import calendar
 from storage.models import Member, Pledge
 

@@ -1,7 +1,8 @@
 """Updates per second through the whole application, against the echo floor of the same run."""
 
 from bench.harness import bot_on_sqlite_file, echo_floor, peak_memory_mb, timed
-from bot.channels.local.chat import LocalChat, Person
+from bot.channels.local.chat import Person
+from bot.channels.telegram.local_chat import LocalChat
 from bot.cli import demo
 
 # A member's ordinary traffic: commands, a button, free text, and a stranger knocking.

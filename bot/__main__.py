@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import csv
 import errno
+import functools
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from bot import logs
+from bot.channels.telegram.markup import start_link
 from bot.clock import SystemClock
 from bot.config import TOKEN_PATTERN, Settings
 from bot.runtime import Runtime
@@ -270,7 +272,8 @@ async def _invites(runtime: Runtime, args: argparse.Namespace) -> int:
             branch_id=branch_id,
             reissue=args.reissue,
         )
-    rows = [(i.branch_name, i.member.name, i.link(username), i.expires_at) for i in issued]
+    link = functools.partial(start_link, username)
+    rows = [(i.branch_name, i.member.name, i.link(link), i.expires_at) for i in issued]
     _say(runtime, "cli_invites.txt", rows=rows)
     fresh = [row for row in rows if row[2]]  # a link given out before cannot be written again
     try:

@@ -1,28 +1,20 @@
-"""The outbox sender: hands planned messages to Telegram within its limits, exactly once.
+"""The outbox sender: hands planned messages to each member's channel, exactly once.
 
 A row is claimed (safe to take back: nothing was sent), then marked as being sent at the
-moment its request is really made, after the pacer has given it a slot (from then on it may
-have reached Telegram, and it is never handed over again, whatever happens next). Telegram's
-answers decide the rest: 429 (that member's chat waits for as long as Telegram says) and 5xx
-mean it certainly did not arrive, so it goes back to the queue; 403 marks the member
-unreachable; a timeout is not retried because the message may well have arrived.
+moment its request is really made, after the channel's pacing has given it a slot (from then
+on it may have arrived, and it is never handed over again, whatever happens next). The
+channel's answer decides the rest (bot.core.contract): `Undelivered` (asked to wait, a server
+error) certainly did not arrive, so it goes back to the queue; `Unreachable` marks the member
+unreachable; anything else (a timeout) is not retried because the message may have arrived.
 After a crash, a new sender takes back at once every row the dead one had claimed but not
 yet handed over; rows it had handed over are not resent.
 """
 
 import asyncio
 import logging
-import re
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from telegram import Bot
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
-from telegram.ext import Application
-
-from bot.channels.telegram import pacing
 from bot.core import (
     ballot_counting,
     commendation_notices,
@@ -33,9 +25,9 @@ from bot.core import (
     reviews,
 )
 from bot.core.calendar import CampaignTime
+from bot.core.contract import Channel, Outgoing, Undelivered, Unreachable
 from bot.core.notices import Composed, Notice
 from bot.runtime import Runtime
-from handlers.gate import keyboard
 from messages.render import split
 from storage import outbox, people
 from storage.models import Campaign, OutboxStatus
@@ -65,14 +57,12 @@ class Sender:
     last one's messages are still waiting for their slots, so the limit is used in full.
     """
 
-    def __init__(self, runtime: Runtime, bot: Bot, *, batch: int = 30) -> None:
+    def __init__(self, runtime: Runtime, *, batch: int = 30) -> None:
         self.runtime = runtime
-        self.bot = bot
         self.batch = batch
         self._started = runtime.clock.now()
         self._recovered = False
         self._lock = asyncio.Lock()
-        self._unpaced = asyncio.Lock()
         self._asked_again = False
 
     async def drain(self) -> DrainReport:
@@ -174,33 +164,26 @@ class Sender:
             ]
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
             parts = split(text)
+            channel, chat = self._recipient(member)
             for index, part in enumerate(parts):
-                await self._request(
-                    member.telegram_user_id,
-                    part,
-                    keyboard(buttons) if index == len(parts) - 1 else None,
-                    handed_over if index == 0 else None,
+                last = index == len(parts) - 1
+                await channel.push(
+                    Outgoing(
+                        chat,
+                        part,
+                        [list(b) for b in buttons] if last else None,
+                        key=",".join(n.template for n in notices),
+                    ),
+                    before_request=handed_over if index == 0 else None,
                 )
                 sent_parts += 1
         except Exception as error:  # noqa: BLE001 — every failure is recorded, none stops the rest
             return Outcome(error, sent_parts)
         return Outcome(None, sent_parts)
 
-    async def _request(self, chat_id: int, text: str, markup, before_request) -> None:
-        """The rows are marked just before the request (in the pacer, which leaves 429s to
-        the outbox, to retry later); without a pacer (local runs), one request at a time,
-        in the order of the claim."""
-        async with self._unpaced if self.bot.rate_limiter is None else nullcontext():
-            await pacing.request(
-                self.bot.send_message,
-                before_request=before_request,
-                urgent=False,
-                retries=0,
-                chat_id=chat_id,
-                text=text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-            )
+    def _recipient(self, member) -> tuple[Channel, str]:
+        """The channel and chat a member's outbox messages go to: the first channel running."""
+        return next(iter(self.runtime.channels.values())), str(member.telegram_user_id)
 
     async def _record(self, report: DrainReport, notices: list[Notice], outcome) -> None:
         now = self.runtime.clock.now()
@@ -219,26 +202,17 @@ class Sender:
                 )
                 report.failed += len(ids)
                 logger.warning("member %s got %d parts of a message", member.id, outcome.sent_parts)
-            elif isinstance(error, Forbidden) or (
-                isinstance(error, BadRequest) and "chat not found" in error.message.lower()
-            ):
+            elif isinstance(error, Unreachable):
                 await outbox.set_status(session, ids=ids, status=OutboxStatus.UNREACHABLE)
                 await people.mark_unreachable(session, member_ids=[member.id], now=now)
                 report.unreachable += len(ids)
                 unreachable = True
-            elif isinstance(error, RetryAfter):
-                wait = error.retry_after
-                seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            elif isinstance(error, Undelivered):
                 await outbox.retry_later(
                     session,
                     ids=ids,
-                    after=now + timedelta(seconds=seconds),
-                    error="Telegram asked to wait",
-                )
-                report.again += len(ids)
-            elif isinstance(error, NetworkError) and _certainly_not_delivered(error):
-                await outbox.retry_later(
-                    session, ids=ids, after=now + SERVER_ERROR_WAIT, error=error.message
+                    after=now + (error.wait or SERVER_ERROR_WAIT),
+                    error=str(error),
                 )
                 report.again += len(ids)
             else:
@@ -258,19 +232,6 @@ class Outcome:
     sent_parts: int
 
 
-# How python-telegram-bot words a server error: Telegram's description, or the status's
-# phrase and number. Not 504: the gateway gave up waiting, the server may have sent it.
-_SERVER_ERROR = re.compile(
-    r"^(Internal Server Error|Bad Gateway|Service Unavailable)|\(5(?!04)\d\d\)"
-)
-
-
-def _certainly_not_delivered(error: NetworkError) -> bool:
-    """Telegram answered with a server error, or no connection was made: nothing arrived.
-    A timeout or a connection lost mid-request may have delivered it."""
-    return bool(_SERVER_ERROR.search(error.message)) or "httpx.ConnectError" in error.message
-
-
 async def compose(session, *, messages, now: datetime, today) -> Composed:
     """Each feature composes its own kind of outbox row; the calendar's reminders the rest."""
     of_reviews = [m for m in messages if m.reminder == reviews.DELIVERED]
@@ -288,9 +249,8 @@ async def compose(session, *, messages, now: datetime, today) -> Composed:
     return composed.merge(await rectification.compose(session, messages=of_items, now=now))
 
 
-async def next_work(application: Application, after: datetime) -> datetime | None:
+async def next_work(runtime: Runtime, after: datetime) -> datetime | None:
     """When the reminder job next has something to do (for the stepped local clock)."""
-    runtime: Runtime = application.bot_data["runtime"]
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
         if organisation is None:
@@ -298,9 +258,8 @@ async def next_work(application: Application, after: datetime) -> datetime | Non
         return await reminders.next_work(session, organisation_id=organisation.id, after=after)
 
 
-async def tick(application: Application) -> None:
+async def tick(runtime: Runtime) -> None:
     """The periodic job: plan what fell due, then drain the outbox."""
-    runtime: Runtime = application.bot_data["runtime"]
     # Batches of 群众评议 a failed write left waiting; then an ended round is counted first,
     # so its results notice can go out in this tick.
     await ballot_counting.count_full_batches(runtime)
@@ -314,11 +273,9 @@ async def tick(application: Application) -> None:
         )
     if report.messages:
         logger.info("planned %d reminder messages", report.messages)
-    await send_now(application)
+    await send_now(runtime)
 
 
-async def send_now(application: Application) -> DrainReport:
+async def send_now(runtime: Runtime) -> DrainReport:
     """Drain the outbox now (a review just sent, an item reported) rather than at the next tick."""
-    runtime: Runtime = application.bot_data["runtime"]
-    sender: Sender = application.bot_data.setdefault("sender", Sender(runtime, application.bot))
-    return await sender.drain()
+    return await runtime.outbox_sender.drain()

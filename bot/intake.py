@@ -18,7 +18,7 @@ in progress is anyway.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,13 +26,14 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.ballots import BallotBox
+from bot.core.ballots import BALLOT_BUTTONS, BallotBox
 from bot.core.evaluation_codes import looks_like_code
 from storage import intake
 from storage.db import Database
 
-# Callback data of a ballot's buttons: the target, the level of an item, the confirmation.
-BALLOT_ACTIONS = ("evt:", "evb:", "evn:")
+# Payloads of a ballot's buttons (the target, the level of an item, the confirmation), by
+# prefix: a malformed or forged one is kept out of storage too.
+BALLOT_ACTIONS = tuple(f"{action.prefix}:" for action in BALLOT_BUTTONS)
 # How many processed updates are remembered to recognise a late duplicate.
 REMEMBERED = 10_000
 
@@ -40,10 +41,14 @@ REMEMBERED = 10_000
 _processing: ContextVar[tuple["Intake", str] | None] = ContextVar("intake_update", default=None)
 
 
+def is_ballot_action(payload: str | None) -> bool:
+    return payload is not None and payload.startswith(BALLOT_ACTIONS)
+
+
 def holds_ballot(
     ballots: BallotBox,
     *,
-    account: int | None,
+    account: Hashable | None,
     action: str | None,
     private_words: str | None,
     ballot_queued: bool,
@@ -56,7 +61,7 @@ def holds_ballot(
     ballot expired at its comment (they were meant for it); an edited private message (a
     comment corrected after confirming: edits are never taken, so nothing of it is needed
     after a crash); an evaluation code (which account holds which code is kept nowhere)."""
-    if action is not None and action.startswith(BALLOT_ACTIONS):
+    if is_ballot_action(action):
         return True
     if private_words is None or account is None:
         return False

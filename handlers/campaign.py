@@ -1,12 +1,11 @@
 """/phase, /reminders and the "done" button on a reminder."""
 
-import re
-
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
 from bot.core import calendar, preferences
 from bot.core.access import Permission
+from bot.core.calendar import ReportStepDone
+from bot.core.preferences import ReminderChoice
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 
 
 @gated(Permission.USE)
@@ -26,22 +25,22 @@ async def show_reminder_settings(turn: Turn) -> None:
 @gated(Permission.USE)
 async def set_reminders(turn: Turn) -> None:
     """One of the two reminder buttons was pressed."""
-    muted = turn.callback_data == "remind:deadlines"
+    muted = turn.action.choice == "deadlines"
     await preferences.mute_reminders(turn.session, actor=turn.actor, muted=muted)
     turn.edit("reminder_settings", muted=muted, changed=True, buttons=_choices(turn))
 
 
 def _choices(turn: Turn):
     return [
-        [(turn.label("button_reminders_all"), "remind:all")],
-        [(turn.label("button_reminders_deadlines"), "remind:deadlines")],
+        [(turn.label("button_reminders_all"), ReminderChoice("all"))],
+        [(turn.label("button_reminders_deadlines"), ReminderChoice("deadlines"))],
     ]
 
 
 @gated(Permission.USE)
 async def report_done(turn: Turn) -> None:
     """The member says they have done a step (the data is re-checked, never trusted)."""
-    step_id = int(re.fullmatch(r"done:(\d{1,9})", turn.callback_data).group(1))
+    step_id = turn.action.step_id
     outcome = await calendar.report_done(
         turn.session, actor=turn.actor, step_id=step_id, now=turn.now
     )
@@ -50,11 +49,7 @@ async def report_done(turn: Turn) -> None:
         turn.reply("step_done_thanks", name=turn.actor.name)
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("phase", show_phase, filters=private),
-        CommandHandler("reminders", show_reminder_settings, filters=private),
-        CallbackQueryHandler(set_reminders, pattern=r"^remind:(all|deadlines)$"),
-        CallbackQueryHandler(report_done, pattern=r"^done:\d{1,9}$"),
-    ]
+FEATURE = Feature(
+    commands=(Command("phase", show_phase), Command("reminders", show_reminder_settings)),
+    actions={ReminderChoice: set_reminders, ReportStepDone: report_done},
+)

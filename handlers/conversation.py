@@ -1,13 +1,11 @@
 """Conversations that survive restarts: the member's current flow lives in the database.
 
-A feature registers a step handler per flow with `@flow("name")`; any non-command message in
-a private chat goes to the flow the member is in, or gets a polite "not understood". Commands
+A feature registers a step handler per flow with `@flow("name")`; any words (or file) in the
+private chat go to the flow the member is in, or get a polite "not understood". Commands
 keep working in the middle of a flow and never disturb its draft.
 """
 
 from collections.abc import Awaitable, Callable
-
-from telegram.ext import BaseHandler, MessageHandler, filters
 
 from bot.core.access import Permission
 from handlers.gate import Turn, gated
@@ -38,10 +36,3 @@ async def route(turn: Turn) -> None:
         turn.reply("not_understood")
         return
     await _FLOWS[state.flow](turn, state)
-
-
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    # New messages only: an edit of an earlier message is not the next answer.
-    new_message = private & filters.UpdateType.MESSAGE
-    return [MessageHandler(new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, route)]

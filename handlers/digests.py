@@ -2,30 +2,28 @@
 as a message, an Excel workbook and PNG charts."""
 
 import asyncio
-import io
 
-from telegram import InputFile
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
-from bot.core import calendar, charts, digests, evaluation_results, export
+from bot.core import charts, digests, export
 from bot.core.access import Permission
-from bot.core.evaluation import RoundState
+from bot.core.contract import OutgoingFile
+from bot.core.digests import DigestAction
 from handlers.gate import Turn, gated
-
-BUTTONS = [[("button_digest_chart", "dg:chart"), ("button_digest_export", "dg:export")]]
+from handlers.routes import Command, Feature
 
 
 def _buttons(turn: Turn):
-    return [[(turn.label(label, several=True), data) for label, data in row] for row in BUTTONS]
+    return [
+        [
+            (turn.label("button_digest_chart", several=True), digests.CHARTS),
+            (turn.label("button_digest_export", several=True), digests.WORKBOOK),
+        ]
+    ]
 
 
 @gated(Permission.REPORTS)
 async def show_digest(turn: Turn) -> None:
     """The secretary's branch digest, or every branch for the party-group secretary and organiser."""
-    scope = digests.scope_of(turn.actor)
-    found = await digests.digest(
-        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now, branch_id=scope
-    )
+    scope, found = await digests.for_reader(turn.session, actor=turn.actor, now=turn.now)
     if scope is None:
         turn.reply(
             "digest_organisation",
@@ -47,53 +45,50 @@ async def show_digest(turn: Turn) -> None:
     )
 
 
-@gated(Permission.REPORTS)
-async def send_chart(turn: Turn) -> None:
-    """Progress per branch as a chart; after a round has closed, satisfaction per item too."""
-    scope = digests.scope_of(turn.actor)
-    found = await digests.digest(
-        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now, branch_id=scope
-    )
+def _pictures(turn: Turn, shown: digests.Charts) -> list[tuple]:
+    """(title, series, bars, flag_below, flag_label) of each chart, in the reader's words."""
     pictures = []
-    progress = digests.progress_shares(found)
-    if progress:
+    if shown.progress:
         pictures.append(
             (
-                turn.label(
-                    "chart_progress_title", branch=found.branch(scope).name if scope else ""
-                ),
+                turn.label("chart_progress_title", branch=shown.branch),
                 (turn.label("chart_series_summaries"), turn.label("chart_series_rated")),
-                [charts.Bar(name, (summaries, rated)) for name, summaries, rated in progress],
+                [charts.Bar(name, (summaries, rated)) for name, summaries, rated in shown.progress],
                 None,
                 None,
             )
         )
-    if found.evaluation_state == RoundState.CLOSED:
-        evaluation_round = found.evaluation_round
-        results = await evaluation_results.results(
-            turn.session, evaluation_round=evaluation_round, branch_id=scope
-        )
-        items = digests.item_satisfaction(results)
-        if items:
-            pictures.append(
-                (
-                    turn.label("chart_satisfaction_title", quarter=evaluation_round.quarter),
-                    (turn.label("chart_series_satisfaction"),),
-                    [
-                        charts.Bar(
-                            turn.label("chart_item_label", kind=kind, item_name=item), (rate,)
-                        )
-                        for kind, item, rate in items
-                    ],
-                    results.settings.flag_below,
-                    turn.label("chart_flag_line", rate=results.settings.flag_below),
-                )
+    if shown.items:
+        pictures.append(
+            (
+                turn.label("chart_satisfaction_title", quarter=shown.quarter),
+                (turn.label("chart_series_satisfaction"),),
+                [
+                    charts.Bar(turn.label("chart_item_label", kind=kind, item_name=item), (rate,))
+                    for kind, item, rate in shown.items
+                ],
+                shown.flag_below,
+                turn.label("chart_flag_line", rate=shown.flag_below),
             )
-    if not pictures:
+        )
+    return pictures
+
+
+@gated(Permission.REPORTS)
+async def pressed(turn: Turn) -> None:
+    """A button under a digest: its charts, or the workbook."""
+    await (_send_chart if turn.action.want == "chart" else _send_export)(turn)
+
+
+async def _send_chart(turn: Turn) -> None:
+    """Progress per branch as a chart; after a round has closed, satisfaction per item too."""
+    shown = await digests.charts_for(turn.session, actor=turn.actor, now=turn.now)
+    if not shown:
         turn.notice("digest_no_chart")
         return
     turn.notice("digest_chart_coming")
-    chat_id, bot = turn.update.effective_chat.id, turn.context.bot
+    pictures = _pictures(turn, shown)
+    chat, channel, font_path = turn.inbound.chat, turn.channel, turn.runtime.settings.chart_font
 
     async def draw_and_send() -> None:
         for title, series, bars, flag_below, flag_label in pictures:
@@ -104,51 +99,38 @@ async def send_chart(turn: Turn) -> None:
                 bars,
                 flag_below=flag_below,
                 flag_label=flag_label,
-                font_path=turn.runtime.settings.chart_font,
+                font_path=font_path,
             )
             # The title as the caption too: it names what the picture shows in the chat list.
-            await bot.send_photo(
-                chat_id, InputFile(io.BytesIO(png), filename="chart.png"), caption=title
-            )
+            await channel.send_file(OutgoingFile(chat, "chart.png", png, "photo", title))
 
     turn.afterwards(draw_and_send)
 
 
-@gated(Permission.REPORTS)
-async def send_export(turn: Turn) -> None:
+async def _send_export(turn: Turn) -> None:
     """The quarter's workbook (/export [quarter]) as a document: my branch, or every branch."""
     quarter = " ".join(turn.args).strip() or None
-    scope = export.ExportScope(turn.actor.organisation_id, digests.scope_of(turn.actor), quarter)
     try:
-        data = await export.workbook(
+        found = await export.for_reader(
             turn.session,
-            scope=scope,
+            actor=turn.actor,
+            quarter=quarter,
             headings=turn.runtime.messages.export_headings(turn.locale),
             now=turn.now,
-        )
-        # Named after the quarter it holds, however it was asked for (/export or /export 季度).
-        step = await export.quarter_step(
-            turn.session, organisation_id=scope.organisation_id, quarter=quarter, now=turn.now
         )
     except export.UnknownQuarter:
         turn.reply("export_unknown_quarter", quarter=quarter)
         return
     turn.notice("export_coming")
-    today = await calendar.organisation_today(
-        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
-    )
-    filename = turn.label("export_filename", quarter=step.quarter if step else "", when=today)
-    chat_id, bot = turn.update.effective_chat.id, turn.context.bot
-    turn.afterwards(
-        lambda: bot.send_document(chat_id, InputFile(io.BytesIO(data), filename=filename))
-    )
+    # Named after the quarter it holds, however it was asked for (/export or /export 季度).
+    filename = turn.label("export_filename", quarter=found.quarter, when=found.day)
+    turn.send_file(filename, found.content)
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("digest", show_digest, filters=private),
-        CommandHandler("export", send_export, filters=private),
-        CallbackQueryHandler(send_chart, pattern=r"^dg:chart$"),
-        CallbackQueryHandler(send_export, pattern=r"^dg:export$"),
-    ]
+FEATURE = Feature(
+    commands=(
+        Command("digest", show_digest),
+        Command("export", gated(Permission.REPORTS)(_send_export)),
+    ),
+    actions={DigestAction: pressed},
+)

@@ -152,6 +152,7 @@ class Turn:
                         part,
                         buttons if last else None,
                         pressed if reply.edit and index == 0 else None,
+                        reply.template,
                     )
                 )
         return items

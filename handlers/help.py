@@ -1,20 +1,9 @@
 """/help, /cancel outside any conversation, and the polite answers to everything else."""
 
-from telegram import Update
-from telegram.constants import ChatType
-from telegram.ext import (
-    ApplicationHandlerStop,
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
-
 from bot.core import access
 from bot.core.access import Permission
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 from storage import conversations
 
 
@@ -44,25 +33,10 @@ async def not_understood(turn: Turn) -> None:
 
 
 @gated(Permission.START, in_groups=True)
-async def _say_edit_not_taken(turn: Turn) -> None:
-    turn.reply("edit_not_taken")
-
-
-async def edit_not_taken(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def edit_not_taken(turn: Turn) -> None:
     """An edited message: what was sent stands, and whatever it now says is not acted on
-    (editing `/pledge A | B` into `/pledge A2 | B` must not make a second pledge). Said in a
-    private chat, and in a group only to an edited command (other group talk is not ours)."""
-    message = update.effective_message
-    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-    if private or (message is not None and (message.text or "").startswith("/")):
-        await _say_edit_not_taken(update, context)
-    raise ApplicationHandlerStop
-
-
-def edit_handlers() -> list[BaseHandler]:
-    """Registered in a group before every other (see handlers.register): no command handler,
-    flow or catch-all ever sees an edit."""
-    return [MessageHandler(filters.UpdateType.EDITED, edit_not_taken)]
+    (editing `/pledge A | B` into `/pledge A2 | B` must not make a second pledge)."""
+    turn.reply("edit_not_taken")
 
 
 @gated(Permission.USE)
@@ -71,11 +45,4 @@ async def stale_button(turn: Turn) -> None:
     turn.notice("button_stale")
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("help", show_help, filters=private),
-        CommandHandler("cancel", cancel, filters=private),
-        MessageHandler(private & ~filters.StatusUpdate.ALL, not_understood),
-        CallbackQueryHandler(stale_button),
-    ]
+FEATURE = Feature(commands=(Command("help", show_help), Command("cancel", cancel)))

@@ -1,11 +1,11 @@
 """/lang: choose the language the bot speaks to me."""
 
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
 from bot.config import LOCALES
 from bot.core import preferences
 from bot.core.access import Permission
+from bot.core.preferences import LanguageChoice
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 
 CHOICES = {"zh_CN": "中文", "en": "English"}
 
@@ -16,13 +16,15 @@ async def ask(turn: Turn) -> None:
     if turn.args:
         await _switch(turn, turn.args[0])
         return
-    turn.reply("language_choose", buttons=[[(CHOICES[code], f"lang:{code}") for code in LOCALES]])
+    turn.reply(
+        "language_choose", buttons=[[(CHOICES[code], LanguageChoice(code)) for code in LOCALES]]
+    )
 
 
 @gated(Permission.USE)
 async def choose(turn: Turn) -> None:
     """A language button was pressed."""
-    await _switch(turn, turn.callback_data.removeprefix("lang:"), edit=True)
+    await _switch(turn, turn.action.locale, edit=True)
 
 
 async def _switch(turn: Turn, locale: str, *, edit: bool = False) -> None:
@@ -33,8 +35,4 @@ async def _switch(turn: Turn, locale: str, *, edit: bool = False) -> None:
     (turn.edit if edit else turn.reply)("language_set")
 
 
-def handlers() -> list[BaseHandler]:
-    return [
-        CommandHandler("lang", ask, filters=filters.ChatType.PRIVATE),
-        CallbackQueryHandler(choose, pattern=r"^lang:[A-Za-z_]{2,5}$"),
-    ]
+FEATURE = Feature(commands=(Command("lang", ask),), actions={LanguageChoice: choose})

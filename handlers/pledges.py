@@ -1,16 +1,21 @@
 """/pledge, /pledges and the pledge buttons: make, list, keep and report on public pledges."""
 
 import json
-import re
 from datetime import date
-
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.core import access, calendar, pledges
 from bot.core.access import Permission
-from bot.core.pledges import DueRefusal, PledgeRefusal, PledgeText, TooLong
+from bot.core.pledges import (
+    DueRefusal,
+    NoDeadline,
+    PledgeRefusal,
+    PledgeStep,
+    PledgeText,
+    TooLong,
+)
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 from storage import conversations
 from storage.models import ChatState, PledgeStatus
 
@@ -97,7 +102,7 @@ async def _carry_on(turn: Turn, *, subject_id: int | None, data: dict, ask: bool
 
 
 def _due_buttons(turn: Turn):
-    return [[(turn.label("button_no_deadline"), "pledge:due:none")]]
+    return [[(turn.label("button_no_deadline"), NoDeadline())]]
 
 
 async def _read_due(turn: Turn, typed: str) -> date | None:
@@ -170,7 +175,7 @@ async def list_pledges(turn: Turn) -> None:
         return
     views = await pledges.mine(turn.session, actor=turn.actor)
     buttons = [
-        [(f"{index}. {view.pledge.goal[:30]}", f"pledge:{view.pledge.id}:open")]
+        [(f"{index}. {view.pledge.goal[:30]}", PledgeStep(view.pledge.id, "open"))]
         for index, view in enumerate(views, 1)
     ]
     turn.reply("pledge_list", views=views, buttons=buttons)
@@ -179,8 +184,7 @@ async def list_pledges(turn: Turn) -> None:
 @gated(Permission.USE)
 async def pledge_action(turn: Turn) -> None:
     """A button on a pledge: open it, report progress or status, edit or withdraw it."""
-    pledge_id, action = re.fullmatch(r"pledge:(\d{1,9}):(\w+)", turn.callback_data).groups()
-    pledge_id = int(pledge_id)
+    pledge_id, action = turn.action.pledge_id, turn.action.step
     editing = action in ("edit", "withdraw", "withdraw_yes")
     pledge = await pledges.get_changeable(
         turn.session, actor=turn.actor, pledge_id=pledge_id, now=turn.now, editing=editing
@@ -221,29 +225,27 @@ async def pledge_action(turn: Turn) -> None:
         turn.reply(
             "pledge_withdraw_confirm",
             pledge=pledge,
-            buttons=[[(turn.label("button_withdraw_yes"), f"pledge:{pledge_id}:withdraw_yes")]],
+            buttons=[[(turn.label("button_withdraw_yes"), PledgeStep(pledge_id, "withdraw_yes"))]],
         )
-    elif action == "withdraw_yes":
+    else:  # withdraw_yes
         await pledges.withdraw(turn.session, actor=turn.actor, pledge_id=pledge_id, now=turn.now)
         turn.edit("pledge_withdrawn", pledge=pledge)
-    else:
-        turn.notice("button_stale")
 
 
 def _detail_buttons(turn: Turn, pledge_id: int, window_open: bool):
     rows = [
-        [(turn.label("button_progress"), f"pledge:{pledge_id}:progress")],
+        [(turn.label("button_progress"), PledgeStep(pledge_id, "progress"))],
         [
-            (turn.label("button_kept"), f"pledge:{pledge_id}:kept"),
-            (turn.label("button_in_progress"), f"pledge:{pledge_id}:inprogress"),
-            (turn.label("button_not_kept"), f"pledge:{pledge_id}:notkept"),
+            (turn.label("button_kept"), PledgeStep(pledge_id, "kept")),
+            (turn.label("button_in_progress"), PledgeStep(pledge_id, "inprogress")),
+            (turn.label("button_not_kept"), PledgeStep(pledge_id, "notkept")),
         ],
     ]
     if window_open:
         rows.append(
             [
-                (turn.label("button_edit"), f"pledge:{pledge_id}:edit"),
-                (turn.label("button_withdraw"), f"pledge:{pledge_id}:withdraw"),
+                (turn.label("button_edit"), PledgeStep(pledge_id, "edit")),
+                (turn.label("button_withdraw"), PledgeStep(pledge_id, "withdraw")),
             ]
         )
     return rows
@@ -298,11 +300,7 @@ async def not_kept_step(turn: Turn, state: ChatState) -> None:
     await _close(turn, result, "pledge_status_set", pledge=result)
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("pledge", start_pledge, filters=private),
-        CommandHandler("pledges", list_pledges, filters=private),
-        CallbackQueryHandler(no_deadline, pattern=r"^pledge:due:none$"),
-        CallbackQueryHandler(pledge_action, pattern=r"^pledge:\d{1,9}:\w{1,20}$"),
-    ]
+FEATURE = Feature(
+    commands=(Command("pledge", start_pledge), Command("pledges", list_pledges)),
+    actions={NoDeadline: no_deadline, PledgeStep: pledge_action},
+)

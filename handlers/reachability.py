@@ -1,23 +1,18 @@
-"""A member blocks or unblocks the bot: Telegram tells us with a my_chat_member update."""
-
-from telegram import ChatMember
-from telegram.ext import BaseHandler, ChatMemberHandler
+"""A member blocks or unblocks the bot, or leaves: the channel tells us, and we stop or
+start sending."""
 
 from bot.core import preferences
 from bot.core.access import Permission
+from bot.core.contract import Kind
 from handlers.gate import Turn, gated
 
 
 @gated(Permission.USE)
 async def private_chat_changed(turn: Turn) -> None:
-    """Kicked means blocked: stop sending; a member again means they are back (the gate
-    leaves out the bot's membership of group chats)."""
-    change = turn.update.my_chat_member
-    blocked = change.new_chat_member.status == ChatMember.BANNED
+    """Blocked: stop sending; joined again: they are back."""
     await preferences.set_reachable(
-        turn.session, actor=turn.actor, reachable=not blocked, now=turn.now
+        turn.session,
+        actor=turn.actor,
+        reachable=turn.inbound.kind is Kind.JOINED,
+        now=turn.now,
     )
-
-
-def handlers() -> list[BaseHandler]:
-    return [ChatMemberHandler(private_chat_changed, ChatMemberHandler.MY_CHAT_MEMBER)]

@@ -1,14 +1,11 @@
 """/rectify: report on the items a review raised; the reviewer confirms or reopens them."""
 
-import re
-
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
-from bot import delivery
 from bot.core import rectification
 from bot.core.access import Permission
+from bot.core.rectification import JudgeItem, ReportItem
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 from storage import conversations
 from storage.models import ChatState, RectificationStatus
 
@@ -27,11 +24,11 @@ async def list_items(turn: Turn) -> None:
                         turn.label(
                             "button_rectify_progress", item=item, number=number, several=False
                         ),
-                        f"rc:{item.id}:progress",
+                        ReportItem(item.id, "progress"),
                     ),
                     (
                         turn.label("button_rectify_done", item=item, number=number, several=False),
-                        f"rc:{item.id}:done",
+                        ReportItem(item.id, "done"),
                     ),
                 ]
             )
@@ -42,13 +39,13 @@ async def list_items(turn: Turn) -> None:
                     turn.label(
                         "button_rectify_confirm", item=entry.item, number=number, several=False
                     ),
-                    f"rcc:{entry.item.id}:confirm",
+                    JudgeItem(entry.item.id, "confirm"),
                 ),
                 (
                     turn.label(
                         "button_rectify_reopen", item=entry.item, number=number, several=False
                     ),
-                    f"rcc:{entry.item.id}:reopen",
+                    JudgeItem(entry.item.id, "reopen"),
                 ),
             ]
         )
@@ -58,26 +55,26 @@ async def list_items(turn: Turn) -> None:
 @gated(Permission.USE)
 async def item_button(turn: Turn) -> None:
     """Progress or done on my item: ask for the note (the data is checked, never trusted)."""
-    match = re.fullmatch(r"rc:(\d{1,9}):(progress|done)", turn.callback_data)
-    item = await rectification.own(turn.session, actor=turn.actor, item_id=int(match[1]))
+    pressed = turn.action
+    item = await rectification.own(turn.session, actor=turn.actor, item_id=pressed.item_id)
     if item is None:
         turn.notice("button_refused")
         return
     if item.status != RectificationStatus.OPEN:
         turn.notice("rectify_not_open", item=item)
         return
-    await _ask_note(turn, item, match[2])
+    await _ask_note(turn, item, pressed.report)
 
 
 @gated(Permission.USE)
 async def reviewer_button(turn: Turn) -> None:
     """The reviewer confirms a reported item, or reopens it (then says what is still needed)."""
-    match = re.fullmatch(r"rcc:(\d{1,9}):(confirm|reopen)", turn.callback_data)
-    item = await rectification.reviewed_by(turn.session, actor=turn.actor, item_id=int(match[1]))
+    pressed = turn.action
+    item = await rectification.reviewed_by(turn.session, actor=turn.actor, item_id=pressed.item_id)
     if item is None:
         turn.notice("button_refused")
         return
-    if match[2] == "reopen":
+    if pressed.judgement == "reopen":
         if item.status == RectificationStatus.OPEN:
             turn.notice("rectify_already", item=item)
             return
@@ -88,7 +85,7 @@ async def reviewer_button(turn: Turn) -> None:
         return
     turn.notice("saved")
     turn.reply("rectify_saved", stage="confirm", item=item)
-    _send_news(turn)
+    turn.send_news()  # the other side hears of it now, not at the next tick
 
 
 async def _ask_note(turn: Turn, item, stage: str) -> None:
@@ -130,19 +127,10 @@ async def note_step(turn: Turn, state: ChatState) -> None:
         turn.reply("button_stale")
         return
     turn.reply("rectify_saved", stage=state.stage, item=item)
-    _send_news(turn)
+    turn.send_news()  # the other side hears of it now, not at the next tick
 
 
-def _send_news(turn: Turn) -> None:
-    """The other side hears of it now, not at the next tick."""
-    application = turn.context.application
-    turn.afterwards(lambda: delivery.send_now(application))
-
-
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("rectify", list_items, filters=private),
-        CallbackQueryHandler(item_button, pattern=r"^rc:\d{1,9}:(progress|done)$"),
-        CallbackQueryHandler(reviewer_button, pattern=r"^rcc:\d{1,9}:(confirm|reopen)$"),
-    ]
+FEATURE = Feature(
+    commands=(Command("rectify", list_items),),
+    actions={ReportItem: item_button, JudgeItem: reviewer_button},
+)

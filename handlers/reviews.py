@@ -1,16 +1,19 @@
 """/review and /reviews: leaders review whom seed 004 assigns them; the reviewee acknowledges."""
 
-import re
-
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
-from bot import delivery
 from bot.core import access, rectification, reviews, summaries
 from bot.core.access import Permission
-from bot.core.reviews import CONFIRM, TooLong
+from bot.core.reviews import (
+    CONFIRM,
+    AcknowledgeReview,
+    ReadReview,
+    ReviewStep,
+    StartReview,
+    TooLong,
+)
 from bot.core.summaries import Quarter, Window
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 from storage import conversations
 from storage.models import ChatState, Review, ReviewStatus
 
@@ -37,9 +40,9 @@ async def list_reviewees(turn: Turn) -> None:
         [
             (
                 row.name,
-                f"rvv:{row.review.id}"
+                ReadReview(row.review.id)
                 if row.review and row.review.status != ReviewStatus.DRAFT
-                else f"rv:{row.key}",
+                else StartReview.of(row.key),
             )
         ]
         for row in rows
@@ -56,7 +59,7 @@ async def start_review(turn: Turn) -> None:
     review = await reviews.open_review(
         turn.session,
         actor=turn.actor,
-        reviewee=turn.callback_data.removeprefix("rv:"),
+        reviewee=turn.action.reviewee,
         quarter=quarter,
         now=turn.now,
     )
@@ -87,12 +90,12 @@ async def _ask(turn: Turn, review: Review, subject: reviews.Subject | None = Non
     )
     if review.stage == CONFIRM:
         buttons = [
-            [(turn.label("button_review_send"), f"rvs:{review.id}:send")],
-            [(turn.label("button_edit"), f"rvs:{review.id}:edit")],
+            [(turn.label("button_review_send"), ReviewStep(review.id, "send"))],
+            [(turn.label("button_edit"), ReviewStep(review.id, "edit"))],
         ]
         if review.problems:
             label = turn.label("button_review_track", on=review.track_problems)
-            buttons.insert(1, [(label, f"rvs:{review.id}:track")])
+            buttons.insert(1, [(label, ReviewStep(review.id, "track"))])
         turn.reply(
             "review_preview",
             review=review,
@@ -114,7 +117,7 @@ async def _ask(turn: Turn, review: Review, subject: reviews.Subject | None = Non
             [
                 (
                     turn.label("button_keep" if current else "button_skip"),
-                    f"rvs:{review.id}:skip",
+                    ReviewStep(review.id, "skip"),
                 )
             ]
         ],
@@ -146,9 +149,10 @@ async def review_step(turn: Turn, state: ChatState) -> None:
 @gated(Permission.REVIEW)
 async def review_button(turn: Turn) -> None:
     """Skip, edit, track problems, or send (the data is checked, never trusted)."""
-    match = re.fullmatch(r"rvs:(\d{1,9}):(\w+)", turn.callback_data)
-    review = await reviews.own_draft(turn.session, actor=turn.actor, review_id=int(match[1]))
-    action = match[2]
+    review = await reviews.own_draft(
+        turn.session, actor=turn.actor, review_id=turn.action.review_id
+    )
+    action = turn.action.step
     if review is None:
         turn.notice("review_not_yours")
         return
@@ -171,7 +175,7 @@ async def review_button(turn: Turn) -> None:
             "review_asked_for",
             part=review.stage,
             category=subject.category or "branch",
-            buttons=[[(turn.label("button_review_skip_anyway"), f"rvs:{review.id}:force")]],
+            buttons=[[(turn.label("button_review_skip_anyway"), ReviewStep(review.id, "force"))]],
         )
         return
     await _ask(turn, review)
@@ -189,8 +193,7 @@ async def _send(turn: Turn, review: Review) -> None:
     items = await rectification.of_review(turn.session, review_id=review.id)
     turn.notice("saved")
     turn.reply("review_sent", subject=subject.name, items=items)
-    application = turn.context.application
-    turn.afterwards(lambda: delivery.send_now(application))
+    turn.send_news()
 
 
 @gated(Permission.USE)
@@ -199,7 +202,7 @@ async def acknowledge(turn: Turn) -> None:
     review = await reviews.acknowledge(
         turn.session,
         actor=turn.actor,
-        review_id=int(turn.callback_data.split(":")[1]),
+        review_id=turn.action.review_id,
         now=turn.now,
     )
     if review is None:
@@ -212,8 +215,10 @@ async def acknowledge(turn: Turn) -> None:
 @gated(Permission.USE)
 async def read_review(turn: Turn) -> None:
     """A sent review, for those who may read it."""
-    review = await turn.session.get(Review, int(turn.callback_data.split(":")[1]))
-    if review is None or not reviews.may_read(turn.actor, review):
+    review = await reviews.readable_by(
+        turn.session, actor=turn.actor, review_id=turn.action.review_id
+    )
+    if review is None:
         turn.notice("button_refused")
         return
     turn.reply("review_view", **await reviews.as_read(turn.session, review=review))
@@ -232,20 +237,19 @@ async def review_overview(turn: Turn) -> None:
         step_id=quarter.step.id,
     )
     buttons = [
-        [(row.name, f"rvv:{row.review.id}")]
+        [(row.name, ReadReview(row.review.id))]
         for row in rows
         if row.review is not None and row.review.status != ReviewStatus.DRAFT
     ]
     turn.reply("review_overview", reviewees=rows, step=quarter.step, buttons=buttons[:60])
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("review", list_reviewees, filters=private),
-        CommandHandler("reviews", review_overview, filters=private),
-        CallbackQueryHandler(start_review, pattern=r"^rv:(member|branch):\d{1,9}$"),
-        CallbackQueryHandler(review_button, pattern=r"^rvs:\d{1,9}:(skip|force|edit|track|send)$"),
-        CallbackQueryHandler(acknowledge, pattern=r"^rva:\d{1,9}$"),
-        CallbackQueryHandler(read_review, pattern=r"^rvv:\d{1,9}$"),
-    ]
+FEATURE = Feature(
+    commands=(Command("review", list_reviewees), Command("reviews", review_overview)),
+    actions={
+        StartReview: start_review,
+        ReviewStep: review_button,
+        AcknowledgeReview: acknowledge,
+        ReadReview: read_review,
+    },
+)

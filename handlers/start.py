@@ -1,14 +1,12 @@
 """/start: onboarding through a personal invite link, or a greeting."""
 
-from telegram.ext import BaseHandler, CommandHandler, filters
-
-from bot.channels.telegram import menus
 from bot.core import access, calendar, onboarding
 from bot.core.access import Actor, Permission
 from bot.core.evaluation_codes import looks_like_code
 from bot.core.onboarding import Redemption
 from handlers import rating
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 
 
 @gated(Permission.START)
@@ -29,7 +27,7 @@ async def start(turn: Turn) -> None:
     result = await onboarding.redeem(
         turn.session,
         token=payload,
-        telegram_user_id=turn.update.effective_user.id,
+        account=turn.account,
         now=turn.now,
     )
     if result.outcome is Redemption.INVALID:
@@ -38,9 +36,7 @@ async def start(turn: Turn) -> None:
         turn.reply("invite_account_taken", name=result.member.name)
     else:
         actor = Actor.of(result.member)
-        turn.locale = turn.runtime.messages.locale_for(
-            actor.locale, turn.update.effective_user.language_code
-        )
+        turn.locale = turn.runtime.messages.locale_for(actor.locale, turn.inbound.language)
         template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
         turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))
         if result.outcome is Redemption.BOUND:
@@ -48,13 +44,7 @@ async def start(turn: Turn) -> None:
             view = await calendar.overview(turn.session, actor=actor, now=turn.now)
             if view.campaign is not None:
                 turn.reply("phase", view=view, elderly=actor.category == "elderly")
-        chat_id = turn.update.effective_chat.id
-        turn.afterwards(
-            lambda: menus.publish_for(
-                turn.context.bot, turn.runtime.messages, chat_id, actor, clear=True
-            )
-        )
+        turn.afterwards(lambda: turn.channel.publish_menu(turn.inbound.chat, actor, clear=True))
 
 
-def handlers() -> list[BaseHandler]:
-    return [CommandHandler("start", start, filters=filters.ChatType.PRIVATE)]
+FEATURE = Feature(commands=(Command("start", start),))

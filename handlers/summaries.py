@@ -1,29 +1,21 @@
 """/summary and /summaries: write this quarter's self-summary by chat; a secretary follows up."""
 
-import re
-
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
-
 from bot.core import access, summaries
 from bot.core.access import Permission
-from bot.core.summaries import CONFIRM, TEXT_FIELDS, TooLong, Window
+from bot.core.summaries import (
+    CONFIRM,
+    PLEDGE_STATUSES,
+    ReadSummary,
+    SummaryPledgeStatus,
+    SummaryStep,
+    TooLong,
+    Window,
+)
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
+from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import (
-    ChatState,
-    Pledge,
-    PledgeStatus,
-    Rectification,
-    Summary,
-    SummaryStatus,
-)
-
-_STATUSES = {
-    "kept": PledgeStatus.KEPT,
-    "in_progress": PledgeStatus.IN_PROGRESS,
-    "not_kept": PledgeStatus.NOT_KEPT,
-}
+from storage.models import ChatState, Summary, SummaryStatus
 
 
 @gated(Permission.USE)
@@ -44,7 +36,7 @@ async def open_summary(turn: Turn) -> None:
     )
     if existing is not None and existing.status == SummaryStatus.SUBMITTED:
         buttons = (
-            [[(turn.label("button_edit"), f"sum:{existing.id}:edit")]]
+            [[(turn.label("button_edit"), SummaryStep(existing.id, "edit"))]]
             if quarter.window == Window.OPEN
             else None
         )
@@ -68,48 +60,35 @@ async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: boo
         stage=summary.stage,
         now=turn.now,
     )
-    stage = summary.stage
     intro = {"resumed": resumed, "late": late}
-    if stage.startswith("pledge:"):
-        pledge = await turn.session.get(Pledge, int(stage.split(":")[1]))
+    if pledge := await summaries.pledge_asked(turn.session, summary=summary):
         buttons = [
             [
-                (turn.label(f"button_{code}"), f"sum:{summary.id}:p:{pledge.id}:{code}")
-                for code in _STATUSES
+                (turn.label(f"button_{code}"), SummaryPledgeStatus(summary.id, pledge.id, code))
+                for code in PLEDGE_STATUSES
             ]
         ]
         turn.reply("summary_ask_pledge", pledge=pledge, buttons=buttons, **intro)
-    elif stage == CONFIRM:
+    elif summary.stage == CONFIRM:
         await _show(
             turn,
             summary,
             "summary_preview",
             buttons=[
-                [(turn.label("button_submit"), f"sum:{summary.id}:submit")],
-                [(turn.label("button_edit"), f"sum:{summary.id}:edit")],
+                [(turn.label("button_submit"), SummaryStep(summary.id, "submit"))],
+                [(turn.label("button_edit"), SummaryStep(summary.id, "edit"))],
             ],
         )
     else:
-        current = (
-            getattr(summary, stage, "")
-            if stage in TEXT_FIELDS
-            else (await summaries.notes_of(turn.session, summary)).on(stage)
-        )
-        skippable = stage not in summaries.REQUIRED or bool(current)
-        buttons = (
-            [[(turn.label("button_keep" if current else "button_skip"), f"sum:{summary.id}:skip")]]
-            if skippable
-            else None
-        )
-        kind, _, number = stage.partition(":")
-        pledge = await turn.session.get(Pledge, int(number)) if kind == "pledge_note" else None
-        item = await turn.session.get(Rectification, int(number)) if kind == "rect" else None
+        question = await summaries.question(turn.session, summary=summary)
+        skip = turn.label("button_keep" if question.current else "button_skip")
+        buttons = [[(skip, SummaryStep(summary.id, "skip"))]] if question.skippable else None
         turn.reply(
             "summary_ask_text",
-            field=kind,
-            current=current,
-            pledge=pledge,
-            item=item,
+            field=question.field,
+            current=question.current,
+            pledge=question.pledge,
+            item=question.item,
             refused=summary.refused_text or "",
             buttons=buttons,
             **intro,
@@ -168,15 +147,15 @@ async def summary_step(turn: Turn, state: ChatState) -> None:
 @gated(Permission.USE)
 async def summary_button(turn: Turn) -> None:
     """A pledge status, skip, submit or edit button (its data is checked, never trusted)."""
-    match = re.fullmatch(r"sum:(\d{1,9}):(p:(\d{1,9}):(\w+)|skip|submit|edit)", turn.callback_data)
-    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=int(match.group(1)))
+    pressed = turn.action
+    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=pressed.summary_id)
     if summary is None:
         turn.notice("button_refused")
         return
     quarter = await summaries.current_quarter(
         turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
     )
-    action = match.group(2)
+    action = pressed.step if isinstance(pressed, SummaryStep) else "status"
     if action == "edit":
         if not await summaries.reopen(turn.session, summary=summary, quarter=quarter, now=turn.now):
             turn.notice("summary_closed")
@@ -199,12 +178,11 @@ async def summary_button(turn: Turn) -> None:
     if action == "skip":
         moved = await summaries.skip(turn.session, summary=summary, now=turn.now)
     else:
-        status = _STATUSES.get(match.group(4))
-        moved = status is not None and await summaries.choose_status(
+        moved = await summaries.choose_status(
             turn.session,
             summary=summary,
-            pledge_id=int(match.group(3)),
-            status=status,
+            pledge_id=pressed.pledge_id,
+            status=PLEDGE_STATUSES[pressed.status],
             now=turn.now,
         )
     if not moved:
@@ -224,7 +202,7 @@ async def branch_summaries(turn: Turn) -> None:
         return
     rows = await summaries.branch_overview(turn.session, actor=turn.actor, step_id=quarter.step.id)
     buttons = [
-        [(row.member.name, f"sumv:{row.summary.id}")]
+        [(row.member.name, ReadSummary(row.summary.id))]
         for row in rows
         if row.summary is not None and row.summary.status == SummaryStatus.SUBMITTED
     ]
@@ -234,24 +212,20 @@ async def branch_summaries(turn: Turn) -> None:
 @gated(Permission.USE)
 async def read_summary(turn: Turn) -> None:
     """Read someone's submitted summary, if I am allowed to."""
-    summary = await turn.session.get(Summary, int(turn.callback_data.split(":")[1]))
-    if (
-        summary is None
-        or summary.status != SummaryStatus.SUBMITTED
-        or not await summaries.may_read(turn.session, actor=turn.actor, summary=summary)
-    ):
+    summary = await summaries.readable_by(
+        turn.session, actor=turn.actor, summary_id=turn.action.summary_id
+    )
+    if summary is None:
         turn.notice("button_refused")
         return
     await _show(turn, summary, "summary_view")
 
 
-def handlers() -> list[BaseHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("summary", open_summary, filters=private),
-        CommandHandler("summaries", branch_summaries, filters=private),
-        CallbackQueryHandler(
-            summary_button, pattern=r"^sum:\d{1,9}:(p:\d{1,9}:\w{1,12}|skip|submit|edit)$"
-        ),
-        CallbackQueryHandler(read_summary, pattern=r"^sumv:\d{1,9}$"),
-    ]
+FEATURE = Feature(
+    commands=(Command("summary", open_summary), Command("summaries", branch_summaries)),
+    actions={
+        SummaryStep: summary_button,
+        SummaryPledgeStatus: summary_button,
+        ReadSummary: read_summary,
+    },
+)

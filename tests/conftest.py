@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.channels.local.chat import LocalChat, Person
+from bot.channels.local.chat import Person
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from bot.cli import demo
 from bot.clock import ManualClock
 from bot.config import Settings

@@ -5,6 +5,7 @@ import logging
 from sqlmodel import select
 
 from bot.channels.local.chat import Person
+from bot.channels.telegram.local_chat import telegram_user
 from storage.models import Member
 from tests.conftest import STICKER, import_roster
 
@@ -106,7 +107,7 @@ async def test_group_chats_are_not_answered_with_member_data(chat, api, people):
                 "message_id": 1,
                 "date": 0,
                 "chat": {"id": -100123, "type": "supergroup", "title": "支部群"},
-                "from": zheng.user,
+                "from": telegram_user(zheng),
                 "text": "/invites",
                 "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
             }

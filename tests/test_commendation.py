@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.__main__ import main
+from bot.channels.telegram.local_chat import telegram_user
 from bot.core import commendation
 from bot.core.commendation import count_characters
 from storage import people as people_queries
@@ -95,7 +96,7 @@ async def test_a_selection_from_opening_to_publication(
                 "message_id": 1,
                 "date": int(clock.now().timestamp()),
                 "chat": group,
-                "from": people["周敏"].user,
+                "from": telegram_user(people["周敏"]),
                 "text": "/bind",
                 "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
             }
@@ -120,7 +121,7 @@ async def test_a_selection_from_opening_to_publication(
         (f"member:{who['黄勇']}", huang_deeds),
     ]
     # The nominee is told, with the material; and can read it again.
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert any("您已被推荐参评" in t and DEEDS in t for t in api.texts(zheng.user_id))
     await chat.send(zheng, "/commendation")
     assert DEEDS in api.last(zheng.user_id).text
@@ -173,12 +174,12 @@ async def test_a_selection_from_opening_to_publication(
     assert "先进基层党组织 · 一等奖" in texts and "开展“亮身份、比服务”活动。" in texts
     assert "2026年度争当排头兵评选结果" in api.last(group["id"]).text
     assert "评选评选" not in api.last(group["id"]).text
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     for person in (zheng, people["王秀英"], people["谢婷"]):
         assert sum("评选结果" in t for t in api.texts(person.user_id)) == 1
     # Double taps: nothing is published twice.
     await chat.press(organiser, f"cmp:{selection.id}")
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert sum("评选结果" in t for t in api.texts(zheng.user_id)) == 1
 
 
@@ -295,7 +296,7 @@ async def test_a_message_edited_into_bind_binds_nothing(runtime, chat, api, peop
         "message_id": 7,
         "date": int(clock.now().timestamp()),
         "chat": group,
-        "from": people["周敏"].user,
+        "from": telegram_user(people["周敏"]),
         "text": "大家好",
     }
     await chat.feed({"message": message})

@@ -149,7 +149,7 @@ async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, 
 
     clock.advance(timedelta(days=6))  # past the closing time
     await chat.send(zhang, "/evaluation")  # any update; the reminder job closes due rounds
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     await chat.send(zhang, "/digest")
     text = plain(api.last(zhang.user_id).text)
     # Five of six members satisfied on every item: 5/6 pooled.
@@ -196,7 +196,7 @@ async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
         runtime, evaluation_round, "张明", ("郑强", "冯磊", "许涛", "何静", "王秀英"), level=0
     )
     clock.advance(timedelta(days=6))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     await chat.send(zhang, "/digest")
     line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
     # Only 张明 is over the threshold: 100%, and 郑强's 不满意 is nowhere in the figure.
@@ -211,7 +211,7 @@ async def test_a_branch_figure_beside_members_under_the_threshold_says_whose_rat
     raters = ("郑强", "冯磊", "许涛", "何静", "王秀英")
     await cast_on(runtime, evaluation_round, "市场管理党支部", raters, level=0, kind="branch")
     clock.advance(timedelta(days=6))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     await chat.send(zhang, "/digest")
     line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
     assert "党员评议人数不足，未公布；支部满意率 100%" in line
@@ -296,7 +296,7 @@ async def test_the_workbook_shows_evaluation_figures_only_over_the_threshold(
     levels = {name: 0 for name in MARKET} | {"郑强": 3}
     await rate_everyone_in(runtime, "市场管理党支部", evaluation_round, levels)
     clock.advance(timedelta(days=6))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     organiser = quarter["周敏"]
     await chat.send(organiser, "/export")
     document = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"][-1]
@@ -411,8 +411,8 @@ async def test_the_weekly_digest_goes_once_a_week_to_those_who_look_after_branch
     quarter, chat, api, app, clock
 ):
     clock.set(at(23, 9, 5))  # Monday
-    await delivery.tick(app)
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(app.bot_data["runtime"])
     zhang = quarter["张明"]
     weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
     assert len(weekly) == 1 and "已交 0/6" in weekly[0]
@@ -421,17 +421,17 @@ async def test_the_weekly_digest_goes_once_a_week_to_those_who_look_after_branch
         assert len([t for t in api.texts(quarter[leader].user_id) if "各支部工作进展" in t]) == 1
     assert not [t for t in api.texts(quarter["郑强"].user_id) if "每周简报" in t]
     clock.set(at(29, 9, 5))  # Sunday: nothing new
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert len([t for t in api.texts(zhang.user_id) if "每周简报" in t]) == 1
     clock.set(at(30, 9, 5))  # the next Monday, and nobody has done anything: the short form
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
     assert len(weekly) == 2 and "每周简报 · 11月30日" in weekly[1]
     assert "与上周相比没有新的变化：市场管理党支部（6 人）：小结 0/6" in plain(weekly[1])
     assert "尚未提交" not in weekly[1]
     await submit_summary(chat, api, quarter["郑强"])
     clock.set(at(37, 9, 5))  # something moved: the whole digest again
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
     assert len(weekly) == 3 and "已交 1/6" in weekly[2] and "尚未提交" in weekly[2]
 
@@ -458,14 +458,14 @@ async def test_no_weekly_digest_when_there_is_nothing_to_say_unless_asked(
         huang.unreachable_since = runtime.clock.now()
     await load(runtime, PHASES_ONLY.replace("{quiet}", ""))
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     # 执法大队党支部 has someone to reach out to; 市场管理党支部 has nothing to act on.
     assert len([t for t in api.texts(people["马俊"].user_id) if "每周简报" in t]) == 1
     assert "黄勇" in [t for t in api.texts(people["马俊"].user_id) if "每周简报" in t][0]
     assert not [t for t in api.texts(people["张明"].user_id) if "每周简报" in t]
     await load(runtime, PHASES_ONLY.replace("{quiet}", "digest_when_quiet = true"))
     clock.set(at(30, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     quiet = [t for t in api.texts(people["张明"].user_id) if "每周简报" in t]
     assert len(quiet) == 1 and "没有需要跟进的事项" in quiet[0]
 

@@ -10,10 +10,11 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.__main__ import main
-from bot.channels.local.chat import LocalChat, Person
+from bot.channels.local.chat import Person
 from bot.channels.telegram.app import build_application
+from bot.channels.telegram.local_chat import LocalChat, telegram_user
 from bot.core import ballot_counting, evaluation, evaluation_codes, evaluation_results
-from bot.core.access import Actor
+from bot.core.access import Account, Actor
 from bot.core.evaluation import Outcome, Rater, RoundSettings
 from bot.runtime import Runtime
 from storage import people as people_queries
@@ -271,7 +272,8 @@ async def test_a_restart_mid_ballot_loses_only_the_unconfirmed_ballot(
     await chat.send(zheng, "/rate")
     assert await chat.tap(zheng, "张明")
     assert await chat.tap(zheng, "1")
-    runtime.ballots.discard(zheng.user_id)  # what a restart leaves of memory: nothing
+    # What a restart leaves of memory: nothing.
+    runtime.ballots.discard(Account("telegram", str(zheng.user_id)))
     assert await chat.tap(zheng, "1")
     assert "失效" in toast(api) and "/rate" in toast(api)
     assert await participation(runtime) == set() and len(runtime.pending) == 0
@@ -692,8 +694,8 @@ async def test_whoever_has_rated_everyone_is_not_chased_for_the_evaluation_step(
         )
     await rate_everyone(runtime, "张明")
     runtime.clock.set(at(38, 10))  # its last day
-    await delivery.tick(app)
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(app.bot_data["runtime"])
     assert any("今天截止" in t for t in api.texts(people["郑强"].user_id))
     assert not any("今天截止" in t for t in api.texts(people["张明"].user_id))
 
@@ -703,7 +705,7 @@ async def test_opening_closing_and_results_are_announced_once(runtime, app, api,
     zheng, zhang = people["郑强"], people["张明"]
 
     async def tick() -> None:
-        await delivery.tick(app)
+        await delivery.tick(app.bot_data["runtime"])
 
     await tick()
     await tick()
@@ -820,7 +822,7 @@ async def test_an_edited_message_is_neither_a_comment_nor_an_answer(
         "date": chat._stamp(),
         "edit_date": chat._stamp(),
         "chat": {"id": zheng.user_id, "type": "private", "first_name": zheng.name},
-        "from": zheng.user,
+        "from": telegram_user(zheng),
         "text": "张明态度很差",
     }
     await chat.feed({"edited_message": edited})

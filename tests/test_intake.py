@@ -12,6 +12,8 @@ from bot.channels.local.chat import Person
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.intake import CHANNEL
 from bot.channels.telegram.local_api import ProcessDropped
+from bot.channels.telegram.local_chat import telegram_user
+from bot.core.access import Account
 from bot.intake import Intake
 from bot.runtime import Runtime
 from storage import intake
@@ -28,7 +30,7 @@ def message(person: Person, update_id: int, text: str) -> dict:
             "message_id": update_id,
             "date": 0,
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
-            "from": person.user,
+            "from": telegram_user(person),
             "text": text,
             **({"entities": entities} if text.startswith("/") else {}),
         },
@@ -40,7 +42,7 @@ def tap(person: Person, update_id: int, data: str) -> dict:
         "update_id": update_id,
         "callback_query": {
             "id": str(update_id),
-            "from": person.user,
+            "from": telegram_user(person),
             "chat_instance": "local",
             "data": data,
             "message": {
@@ -122,7 +124,7 @@ async def test_a_duplicate_delivery_is_processed_once(runtime, people, api):
 def waiting_for_its_comment(runtime, person: Person):
     """A ballot of one item, answered, waiting for the person's comment."""
     ballot = runtime.ballots.start(
-        person.user_id,
+        Account("telegram", str(person.user_id)),
         runtime.clock.now(),
         round_id=1,
         target="member:1",

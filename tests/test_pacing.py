@@ -9,11 +9,12 @@ from sqlmodel import select
 
 from bench.harness import one_phase_campaign
 from bot import delivery
-from bot.channels.local.chat import LocalChat
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import Limits, LocalBotAPI, ProcessDropped
+from bot.channels.telegram.local_chat import LocalChat
 from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core import calendar, reminders
+from bot.runtime import Runtime
 from storage import people as people_queries
 from storage.models import OutboxMessage, OutboxStatus
 
@@ -93,7 +94,7 @@ async def test_a_broadcast_keeps_the_limits_without_a_single_429(runtime, people
     api = LocalBotAPI(now=lambda: clock.now().timestamp(), limits=Limits(overall=10))
     await _announce_to_everyone(runtime)
     async with paced(runtime, api, Pacer(overall_interval=1 / 10)) as application:
-        report = await delivery.send_now(application)
+        report = await delivery.send_now(application.bot_data["runtime"])
     assert report.sent > 10 and len(api.sent()) == report.sent
     assert api.flood_refusals == 0
 
@@ -110,14 +111,17 @@ async def test_after_a_crash_mid_broadcast_what_never_left_is_sent_at_once_and_n
     await _announce_to_everyone(runtime)
     # The process dies just after Telegram took the 10th message, before hearing so.
     limited_api.drop_process(method="sendMessage", after=9, delivered=True)
-    async with paced(runtime, limited_api) as application:
+    async with paced(runtime, limited_api):
         with pytest.raises(ProcessDropped):
-            await delivery.send_now(application)
+            await delivery.send_now(runtime)
     assert len(limited_api.sent()) == 10
     await asyncio.sleep(1)  # simulated: a restart takes a second or two
     limited_api.restart()
-    async with paced(runtime, limited_api) as application:  # no clock moved: no lease waited
-        report = await delivery.send_now(application)
+    fresh = Runtime(  # a new process: a new sender, which takes back what the dead one held
+        settings=runtime.settings, db=runtime.db, clock=runtime.clock, messages=runtime.messages
+    )
+    async with paced(fresh, limited_api):  # no clock moved: no lease waited
+        report = await delivery.send_now(fresh)
     assert report.sent > 0
     recipients = [call.chat_id for call in limited_api.sent()]
     assert len(recipients) == len(set(recipients)) == 9 + 1 + report.sent  # each once
@@ -137,8 +141,8 @@ async def test_a_server_error_certainly_delivered_nothing_and_is_sent_again(
     zheng = people["郑强"]
     limited_api.fail(method="sendMessage", chat_id=zheng.user_id, status=500)
     async with paced(runtime, limited_api) as application:
-        await delivery.send_now(application)
+        await delivery.send_now(application.bot_data["runtime"])
         assert not limited_api.sent(zheng.user_id)
         clock.advance(delivery.SERVER_ERROR_WAIT)
-        await delivery.send_now(application)
+        await delivery.send_now(application.bot_data["runtime"])
     assert len(limited_api.sent(zheng.user_id)) == 1

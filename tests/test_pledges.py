@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from bot.channels.local.chat import LocalChat
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from storage.models import Pledge, PledgeProgress, PledgeStatus
 from tests.conftest import STICKER
 from tests.test_reminders import load

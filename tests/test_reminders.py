@@ -9,10 +9,11 @@ from sqlalchemy import event
 from sqlmodel import delete, select
 
 from bot import delivery
-from bot.channels.telegram.app import build_application, periodic_jobs
-from bot.channels.telegram.jobs import SteppedJobs
+from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import telegram_user
 from bot.core import calendar, reminders
+from bot.jobs import SteppedJobs, periodic_jobs
 from storage import calendar as calendar_queries
 from storage import outbox
 from storage import people as people_queries
@@ -96,7 +97,9 @@ async def campaign(runtime, people):
 
 @pytest.fixture
 def stepper(app, clock):
-    return SteppedJobs(app, periodic_jobs(app.bot_data["runtime"].settings), clock.now())
+    return SteppedJobs(
+        app.bot_data["runtime"], periodic_jobs(app.bot_data["runtime"].settings), clock.now()
+    )
 
 
 async def test_a_whole_campaign_reaches_everyone_once(campaign, api, stepper, clock, runtime):
@@ -192,13 +195,13 @@ async def calendar_storage_steps(session):
 async def test_quiet_hours_hold_reminders_until_morning(runtime, people, api, app, clock):
     await load(runtime)
     clock.set(at(23, 22, 40))  # the bot was down all day and comes back at night
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert not api.sent()  # planned, but it is night
     clock.set(at(24, 7, 55))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert not api.sent()
     clock.set(at(24, 8, 0))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, people["郑强"].user_id, "进入“动员部署”阶段") == 1
 
 
@@ -207,7 +210,7 @@ async def test_catch_up_after_a_week_down_sends_what_is_still_useful_once(
 ):
     # The bot was down from before the campaign until the 自查 deadline day.
     clock.set(at(27, 15))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     zheng = campaign["郑强"]
     assert len(api.sent(zheng.user_id)) == 1  # one message per member per round, all in it
     assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1  # the phase is still on
@@ -217,7 +220,7 @@ async def test_catch_up_after_a_week_down_sends_what_is_still_useful_once(
     # Down again until long after: nothing stale is sent, and nothing twice.
     before = len(received(api, zheng.user_id))
     clock.set(at(45, 10))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert not any("自查" in text for text in received(api, zheng.user_id)[before:])
     assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1
     assert count(api, zheng.user_id, "进入“全面推进”阶段") == 1  # still running on 12-15
@@ -225,7 +228,7 @@ async def test_catch_up_after_a_week_down_sends_what_is_still_useful_once(
 
 async def test_leading_cadres_get_theirs_first(campaign, api, app, clock):
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     first = [call.chat_id for call in api.sent()][:4]
     cadres = {campaign[name].user_id for name in ("王志刚", "李建国", "赵振华", "陈卫东")}
     assert set(first) == cadres
@@ -237,7 +240,7 @@ async def test_muted_members_get_deadlines_but_no_announcements(campaign, api, a
     assert await chat.tap(zheng, "只接收我自己的截止提醒")
     assert "只接收自己的截止提醒" in api.last(zheng.user_id).text
     clock.set(at(25, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "阶段") == 0
     assert count(api, zheng.user_id, "自查</b> 将于") == 1
 
@@ -257,7 +260,7 @@ async def test_crash_between_claiming_and_sending_loses_nothing_and_duplicates_n
     fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
     restarted = build_application(runtime, request=fresh_api)
     async with restarted:
-        await delivery.tick(restarted)
+        await delivery.tick(restarted.bot_data["runtime"])
     for person in campaign.values():
         assert len(fresh_api.sent(person.user_id)) == 1
         assert "动员部署" in fresh_api.last(person.user_id).text
@@ -276,7 +279,7 @@ async def test_crash_while_sending_never_sends_twice(campaign, runtime, app, clo
     fresh_api = LocalBotAPI(now=lambda: clock.now().timestamp())
     restarted = build_application(runtime, request=fresh_api)
     async with restarted:
-        await delivery.tick(restarted)
+        await delivery.tick(restarted.bot_data["runtime"])
     assert len(fresh_api.sent()) == 15
     async with runtime.db.session() as session:
         failed = (
@@ -291,12 +294,12 @@ async def test_retry_after_waits_then_sends_once(campaign, api, app, clock):
     zheng = campaign["郑强"]
     api.fail(method="sendMessage", chat_id=zheng.user_id, status=429, retry_after=30)
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "阶段") == 0
-    await delivery.tick(app)  # Telegram said 30 s: not yet
+    await delivery.tick(app.bot_data["runtime"])  # Telegram said 30 s: not yet
     assert count(api, zheng.user_id, "阶段") == 0
     clock.advance(timedelta(seconds=31))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "进入“动员部署”阶段") == 1
     assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())
 
@@ -305,9 +308,9 @@ async def test_a_timeout_is_not_retried(campaign, api, app, clock, runtime):
     zheng = campaign["郑强"]
     api.fail(method="sendMessage", chat_id=zheng.user_id, status=0)
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     clock.advance(timedelta(hours=1))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "阶段") == 0
     async with runtime.db.session() as session:
         row = (
@@ -327,7 +330,7 @@ def chat_member_update(person, old: str, new: str) -> dict:
     return {
         "my_chat_member": {
             "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
-            "from": person.user,
+            "from": telegram_user(person),
             "date": 0,
             "old_chat_member": {
                 "status": old,
@@ -349,24 +352,28 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     zheng = campaign["郑强"]
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert (await member(runtime, "郑强")).unreachable_since is not None
     clock.set(at(24, 9, 5))
-    await delivery.tick(app)  # the 自查 window opens: skipped for him, no more 403s
+    await delivery.tick(
+        app.bot_data["runtime"]
+    )  # the 自查 window opens: skipped for him, no more 403s
     forbidden_tries = [c for c in api.calls if c.chat_id == zheng.user_id]
     assert forbidden_tries == []
     clock.set(at(28, 9, 5))
-    await delivery.tick(app)  # the day after the 自查 deadline: his secretary hears of him
+    await delivery.tick(
+        app.bot_data["runtime"]
+    )  # the day after the 自查 deadline: his secretary hears of him
     notice = next(t for t in received(api, campaign["张明"].user_id) if "自查</b> 已截止" in t)
     assert "暂时无法收到消息" in notice and "郑强" in notice.split("暂时无法收到消息")[1]
     api.unblock(zheng.user_id)
     await chat.feed(chat_member_update(zheng, "kicked", "member"))
     assert (await member(runtime, "郑强")).unreachable_since is None
     clock.set(at(29, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "进入“全面推进”阶段") == 0
     clock.set(at(30, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "进入“全面推进”阶段") == 1
 
 
@@ -532,9 +539,9 @@ async def test_a_message_that_arrived_in_part_is_never_sent_again(runtime, peopl
         method="sendMessage", chat_id=zheng.user_id, status=502, description="Bad Gateway", after=1
     )
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     clock.advance(timedelta(hours=1))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert len(api.sent(zheng.user_id)) == 1  # the first part, once; the rest is not retried
     assert len(api.sent(people["冯磊"].user_id)) == 2  # both parts for everyone else
 
@@ -544,14 +551,14 @@ async def test_a_moved_deadline_is_reminded_anew_and_stale_rows_are_dropped(
 ):
     zheng = campaign["郑强"]
     clock.set(at(27, 9, 5))
-    await delivery.tick(app)  # 自查 is due today (11-27)
+    await delivery.tick(app.bot_data["runtime"])  # 自查 is due today (11-27)
     assert count(api, zheng.user_id, "自查</b> 今天截止") == 1
     await load(runtime, CAMPAIGN.replace("due = 2026-11-27", "due = 2026-12-08"))
     clock.set(at(36, 9, 5))  # 12-06: two days before the new deadline
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "自查</b> 将于 12月8日") == 1
     clock.set(at(38, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "自查</b> 今天截止") == 2  # the old day's, and the new day's
     assert (
         count(api, zheng.user_id, "自查</b> 已于 11月27日") == 0
@@ -561,9 +568,9 @@ async def test_a_moved_deadline_is_reminded_anew_and_stale_rows_are_dropped(
 async def test_a_deadline_loaded_after_it_passed_chases_nobody(runtime, people, api, app, clock):
     clock.set(at(28, 10))
     await load(runtime)  # 自查 was due 11-27
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     clock.advance(timedelta(days=1))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert not any("自查" in text for text in api.texts())
 
 
@@ -573,7 +580,7 @@ async def test_a_member_who_writes_again_is_reachable_again(
     zheng = campaign["郑强"]
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert (await member(runtime, "郑强")).unreachable_since is not None
     api.unblock(zheng.user_id)  # the unblock update never reached us…
     await chat.send(zheng, "/phase")  # …but he writes to the bot
@@ -584,13 +591,13 @@ async def test_a_429_in_one_chat_holds_back_only_that_chat(campaign, api, app, c
     zheng = campaign["郑强"]
     api.fail(method="sendMessage", chat_id=zheng.user_id, status=429, retry_after=60)
     clock.set(at(23, 9, 5))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values() if p != zheng)
     clock.advance(timedelta(seconds=30))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert not api.sent(zheng.user_id)  # still within Telegram's minute
     clock.advance(timedelta(seconds=31))
-    await delivery.tick(app)
+    await delivery.tick(app.bot_data["runtime"])
     assert all(len(api.sent(p.user_id)) == 1 for p in campaign.values())
 
 

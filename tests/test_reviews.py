@@ -9,9 +9,9 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
-from bot.channels.local.chat import LocalChat
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from bot.core import rectification, reviewers
 from storage import people as people_queries
 from storage.models import (
@@ -257,10 +257,10 @@ async def test_open_items_are_reminded_once_before_and_after_the_due_date(
     await chat.tap(zhang, "发送点评")
     for day in range(24, 32):
         clock.set(at(day, 10))
-        await delivery.tick(app)
+        await delivery.tick(app.bot_data["runtime"])
     for day in range(1, 31):
         clock.set(at(30 + day, 10))
-        await delivery.tick(app)
+        await delivery.tick(app.bot_data["runtime"])
     texts = api.texts(zheng.user_id)
     assert sum("将于 12月20日 到期" in t for t in texts) == 1
     assert sum("原定 12月20日 完成" in t for t in texts) == 1
@@ -411,7 +411,7 @@ async def test_only_those_with_open_items_are_chased_for_the_rectification_step(
     await chat.tap(zhang, "发送点评")
     for day in range(17, 30):  # through 12-17 … 12-29, past the 整改落实 deadline of 12-20
         clock.set(at(30 + day, 10))
-        await delivery.tick(app)
+        await delivery.tick(app.bot_data["runtime"])
     step_title = "第四季度整改落实"
     assert any(step_title in t and "截止" in t for t in api.texts(zheng.user_id))
     assert not any(step_title in t and "截止" in t for t in api.texts(feng.user_id))

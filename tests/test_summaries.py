@@ -9,9 +9,9 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot import delivery
-from bot.channels.local.chat import LocalChat
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
+from bot.channels.telegram.local_chat import LocalChat
 from bot.core import summaries
 from bot.core.access import Actor
 from storage.models import (
@@ -263,7 +263,7 @@ async def test_a_draft_left_for_a_day_gets_one_nudge(quarter, chat, api, app, ru
     await chat.tap(zheng, "已兑现")
     for hours in (20, 6, 24, 24):
         clock.advance(timedelta(hours=hours))
-        await delivery.tick(app)
+        await delivery.tick(app.bot_data["runtime"])
     nudges = [t for t in api.texts(zheng.user_id) if "还差几步就完成了" in t]
     assert len(nudges) == 1
     async with runtime.db.session() as session:

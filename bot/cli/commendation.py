@@ -83,17 +83,13 @@ async def run(runtime: Runtime, args: argparse.Namespace, *, words: dict) -> Rep
                 return report
         if args.commendation_command == "compile":
             chosen = next((s for s in selections if args.selection in (None, s.id)), None)
-            if chosen is None or commendation.stage_of(chosen, now) not in (
-                commendation.Stage.CONFIRMED,
-                commendation.Stage.PUBLISHED,
-            ):
+            found = chosen and await commendation.compiled(
+                session, selection=chosen, now=now, words=words
+            )
+            if not found:
                 report.problems.append("not_confirmed")
                 return report
-            winners = await commendation.winners(session, selection=chosen)
-            data = await commendation.compilation(
-                session, selection=chosen, winners=winners, words=words
-            )
-            args.out.write_bytes(data)
+            args.out.write_bytes(found.content)
             report.files.append(str(args.out))
         for selection in selections:
             count = len(await commendation.nominations(session, selection=selection))

@@ -8,14 +8,15 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.channels.telegram.markup import start_link
 from bot.core import evaluation, evaluation_codes
-from bot.core.evaluation import RoundSettings
+from bot.core.evaluation import CodeGroup, CodeOrder, RoundSettings
 from bot.core.roster import RATER_GROUP_WORDS
 from bot.runtime import Runtime
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
 from storage import people
-from storage.models import Campaign, EvaluationRound, RaterGroup
+from storage.models import Campaign, EvaluationRound
 
 
 @dataclass
@@ -155,46 +156,50 @@ async def _opening_refusals(session, organisation_id: int, quarter: str, now) ->
 
 
 async def _running(session, organisation_id: int, round_id: int | None, now):
+    """The round to close: the one named (unless counted already), else the one open now."""
+    if round_id is None:
+        return await evaluation.open_now(session, organisation_id=organisation_id, now=now)
     for evaluation_round in await queries.rounds_of(session, organisation_id=organisation_id):
-        state = evaluation.state_of(evaluation_round, now)
-        if (round_id is None and state == "open") or evaluation_round.id == round_id:
-            return evaluation_round if state != "closed" else None
+        if evaluation_round.id == round_id:
+            state = evaluation.state_of(evaluation_round, now)
+            return evaluation_round if state != evaluation.RoundState.CLOSED else None
     return None
 
 
 async def _codes(
     session, runtime: Runtime, organisation_id, args, bot_username, report: Report
 ) -> None:
+    """Codes for the group (and branch) named, by the same rule as the organiser's button
+    (bot.core.evaluation.order_codes); the sheet says whom they are for in the words of the
+    messages, as the chat does."""
     now, locale = runtime.clock.now(), runtime.settings.default_locale
     group = RATER_GROUP_WORDS.get(args.group.strip())
-    evaluation_round = await _running(session, organisation_id, None, now)
+    if group is None:
+        report.problems.append("evaluation_unknown_group")
     branch = None
     if args.branch:
         branch = await people.get_branch_by_name(
             session, organisation_id=organisation_id, name=args.branch
         )
-    if group is None:
-        report.problems.append("evaluation_unknown_group")
-    elif group != RaterGroup.STAFF and not args.branch:
-        # 基层单位工作人员 and 市场经营户 rate the members of one branch: without it a code
-        # would have nobody to rate.
-        report.problems.append("evaluation_branch_needed")
-    if args.branch and branch is None:
-        report.problems.append("evaluation_unknown_branch")
-    if not 0 < args.count <= evaluation_codes.MAX_CODES:
-        report.problems.append("evaluation_bad_count")
-    if evaluation_round is None:
-        report.problems.append("evaluation_no_round")
+        if branch is None:
+            report.problems.append("evaluation_unknown_branch")
     if report.problems:
+        return
+    chosen = CodeGroup(group, branch.id if branch else None, branch.name if branch else "")
+    order = await evaluation.order_codes(
+        session, organisation_id=organisation_id, group=chosen, count=args.count, now=now
+    )
+    if not isinstance(order, CodeOrder):
+        report.problems = order
         return
     tokens = await evaluation_codes.issue_codes(
         session,
-        evaluation_round=evaluation_round,
-        rater_group=RaterGroup(group),
-        branch_id=branch.id if branch else None,
-        count=args.count,
+        evaluation_round=order.evaluation_round,
+        rater_group=group,
+        branch_id=chosen.branch_id,
+        count=order.count,
     )
-    report.links = [evaluation_codes.link(bot_username, token) for token in tokens]
+    report.links = [start_link(bot_username, token) for token in tokens]
     if args.qr:
         args.qr.mkdir(parents=True, exist_ok=True)
         for number, url in enumerate(report.links, start=1):
@@ -203,10 +208,11 @@ async def _codes(
         report.files.append(str(args.qr))
     if args.pdf:
         # The sheet is read by people, in words: 市场经营户, never `vendor`.
-        group_name = runtime.messages.words(locale, "_evaluation", ("groups",))["groups"][group]
-        caption = f"{group_name}{f'（{branch.name}）' if branch else ''}"
+        caption = runtime.messages.plain(
+            locale, "evaluation_group", group=group, branch=chosen.branch_name
+        )
         title = runtime.messages.plain(
-            locale, "evaluation_codes_sheet", quarter=evaluation_round.quarter
+            locale, "evaluation_codes_sheet", quarter=order.evaluation_round.quarter
         )
         args.pdf.write_bytes(evaluation_codes.pdf_sheet(title, caption, report.links))
         report.files.append(str(args.pdf))

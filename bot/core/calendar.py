@@ -15,6 +15,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Actor
+from bot.core.actions import Action
 from storage import calendar as calendar_queries
 from storage.models import (
     Audience,
@@ -517,6 +518,13 @@ async def overview(
         if step.due_on >= today and step.id not in done and applies_to(step, actor.roles)
     ][:limit]
     return Overview(campaign, current, upcoming, deadlines)
+
+
+@dataclass(frozen=True)
+class ReportStepDone(Action, prefix="done"):
+    """The member says they have done a step (under its reminder)."""
+
+    step_id: int
 
 
 class Completion:

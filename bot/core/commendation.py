@@ -12,12 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, Literal
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import deed_documents, evaluation, evaluation_results
 from bot.core.access import Actor, speaks_for_branch
+from bot.core.actions import Action
 from storage import outbox
 from storage.models import (
     BoundChat,
@@ -51,6 +53,84 @@ DEFAULT_CATEGORIES = (
 NOMINATED = "commendation_nominated"  # outbox: to the nominee
 PUBLISHED = "commendation_published"  # outbox: to every member
 ANNOUNCEMENT_USEFUL_FOR = timedelta(days=14)
+Prize = Literal["first", "second", "third", "none"]
+
+
+# --- the actions its buttons carry (packed as before: "cmn:12:member") -------------------------
+
+
+@dataclass(frozen=True)
+class ChooseCategory(Action, prefix="cmn"):
+    selection_id: int
+    category: str
+
+
+@dataclass(frozen=True)
+class ChooseNominee(Action, prefix="cmm"):
+    selection_id: int
+    category: str
+    member_id: int
+
+
+@dataclass(frozen=True)
+class WithdrawNomination(Action, prefix="cmw"):
+    nomination_id: int
+
+
+@dataclass(frozen=True)
+class Grade(Action, prefix="cmg"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class ProposePrize(Action, prefix="cmv"):
+    nomination_id: int
+    prize: Prize
+
+
+@dataclass(frozen=True)
+class Regrade(Action, prefix="cmr"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class RegradeNominee(Action, prefix="cmx"):
+    nomination_id: int
+
+
+@dataclass(frozen=True)
+class SubmitGrades(Action, prefix="cms"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class SeeTally(Action, prefix="cmt"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmList(Action, prefix="cmf"):
+    selection_id: int
+    anyway: Literal["anyway"] | None = None
+
+
+@dataclass(frozen=True)
+class Publish(Action, prefix="cmp"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class Compile(Action, prefix="cmd"):
+    selection_id: int
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A button this person may press: its label's template and values, and its action."""
+
+    label: str
+    action: Action
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 def count_characters(text: str) -> int:
@@ -232,6 +312,7 @@ class Refusal(StrEnum):
     # A grader sees no one's proposals before submitting their own, organiser or not.
     NOT_SUBMITTED = "not_submitted"
     GRADERS_MISSING = "graders_missing"  # confirming now would leave these graders out
+    STALE = "stale"  # the button names what is gone, or what this person no longer may do
 
 
 @dataclass
@@ -750,17 +831,19 @@ async def compilation(
     )
 
 
-async def bound_chats(session: AsyncSession, *, organisation_id: int) -> list[int]:
+async def bound_chats(session: AsyncSession, *, organisation_id: int) -> list[str]:
+    """The chats (as the channel names them) that hear the organisation's announcements."""
     rows = await session.exec(
         select(BoundChat.chat_id).where(BoundChat.organisation_id == organisation_id)
     )
-    return list(rows.all())
+    return [str(chat_id) for chat_id in rows.all()]
 
 
 async def bind_chat(
-    session: AsyncSession, *, actor: Actor, chat_id: int, title: str, now: datetime
+    session: AsyncSession, *, actor: Actor, chat: str, title: str = "", now: datetime
 ) -> None:
     """A group chat that receives the organisation's announcements (bound again: renamed)."""
+    chat_id = int(chat)
     bound = await session.get(BoundChat, chat_id) or BoundChat(
         chat_id=chat_id,
         organisation_id=actor.organisation_id,
@@ -770,3 +853,382 @@ async def bind_chat(
     bound.organisation_id, bound.title = actor.organisation_id, title[:200]
     session.add(bound)
     await session.flush()
+
+
+# --- each step as a person takes it: what to show and which buttons, or a refusal --------------
+
+
+@dataclass
+class Status:
+    """The current selection as this person takes part in it: nominate, grade, confirm,
+    publish, each offered only to whom it is for and in its stage."""
+
+    selection: Selection
+    rules: Rules
+    stage: Stage
+    ours: list[tuple[Nomination, str]]  # the secretary's branch's nominations, named
+    mine: list[tuple[Nomination, Selection]]  # the nominations of this person
+    grader: bool
+    submitted: bool
+    winners: list[tuple[Nomination, str]]
+    offers: list[list[Offer]]
+
+
+async def status(session: AsyncSession, *, actor: Actor, now: datetime) -> Status | None:
+    selection = await current(session, organisation_id=actor.organisation_id)
+    if selection is None:
+        return None
+    rules, stage = Rules.of(selection), stage_of(selection, now)
+    own = [(n, s) for s, n in await mine(session, actor=actor) if s.id == selection.id]
+    ours, names = [], {}
+    if actor.has(Role.SECRETARY):
+        ours = await nominations(session, selection=selection, branch_id=actor.branch_id)
+        names = await names_of(session, ours)
+    grader = is_grader(actor, selection)
+    submitted = grader and await has_submitted(
+        session, selection=selection, grader_id=actor.member_id
+    )
+    offers = []
+    if may_nominate(actor, selection, now) is None:
+        offers += [
+            [
+                Offer(
+                    "button_nominate",
+                    ChooseCategory(selection.id, c.key),
+                    {"category_name": c.name},
+                )
+            ]
+            for c in rules.categories
+        ]
+        offers += [
+            [Offer("button_withdraw_nomination", WithdrawNomination(n.id), {"name": names[n.id]})]
+            for n in ours
+        ]
+    if grader and stage == Stage.GRADING:
+        offers.append(
+            [Offer("button_see_tally" if submitted else "button_grade", Grade(selection.id))]
+        )
+    organiser = actor.has(Role.ORGANISER)
+    if organiser:
+        may_see_tally = await tally_refusal(session, actor=actor, selection=selection) is None
+        if stage == Stage.GRADING and may_see_tally:
+            offers.append([Offer("button_see_tally", SeeTally(selection.id))])
+            offers.append([Offer("button_confirm_list", ConfirmList(selection.id))])
+        if stage == Stage.CONFIRMED:
+            offers.append([Offer("button_publish", Publish(selection.id))])
+        if stage in (Stage.CONFIRMED, Stage.PUBLISHED):
+            offers.append([Offer("button_compile", Compile(selection.id))])
+    listed = []
+    if stage == Stage.PUBLISHED or (stage == Stage.CONFIRMED and organiser):
+        listed = await winners(session, selection=selection)
+    return Status(
+        selection,
+        rules,
+        stage,
+        [(n, names[n.id]) for n in ours],
+        own,
+        grader,
+        submitted,
+        listed,
+        offers,
+    )
+
+
+@dataclass
+class CategoryChoice:
+    """A category chosen to nominate in: the branch itself (`nominee`), or one of `members`."""
+
+    selection: Selection
+    category: Category
+    nominee: str | None
+    members: list[Member]
+
+
+async def choose_category(
+    session: AsyncSession, *, actor: Actor, selection_id: int, category: str, now: datetime
+) -> Refusal | CategoryChoice:
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.NOT_NOMINATING
+    if refusal := may_nominate(actor, selection, now):
+        return refusal
+    chosen = Rules.of(selection).category(category)
+    if chosen is None:
+        return Refusal.UNKNOWN_CATEGORY
+    if chosen.of == "branch":
+        return CategoryChoice(selection, chosen, f"branch:{actor.branch_id}", [])
+    return CategoryChoice(selection, chosen, None, await nominees_of(session, actor=actor))
+
+
+async def choose_nominee(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    selection_id: int,
+    category: str,
+    member_id: int,
+    now: datetime,
+) -> Refusal | Selection:
+    """The selection whose material is asked for next, if this member may be put forward."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.STALE
+    refusal, _member = await check_nominee(
+        session,
+        actor=actor,
+        selection=selection,
+        category=category,
+        nominee=f"member:{member_id}",
+        now=now,
+    )
+    return refusal or selection
+
+
+@dataclass
+class ToGrade:
+    """One nominee for grading: the material, the record beside it, a button per prize."""
+
+    nomination: Nomination
+    name: str
+    category: Category | None
+    record: Evidence
+    graded: int
+    total: int
+    offers: list[list[Offer]]
+
+
+@dataclass
+class MyProposals:
+    """Every nominee has my proposal: submit them, or go through them again."""
+
+    rules: Rules
+    proposals: list[tuple[Nomination, str, str]]  # nomination, name, prize
+    offers: list[list[Offer]]
+
+
+@dataclass
+class Tally:
+    rules: Rules
+    tallied: list[Tallied]
+
+
+async def _to_grade(session, selection, nomination, name, graded, total, now) -> ToGrade:
+    def prize_offer(prize: str) -> Offer:
+        return Offer("button_prize", ProposePrize(nomination.id, prize), {"prize": prize})
+
+    return ToGrade(
+        nomination,
+        name,
+        Rules.of(selection).category(nomination.category),
+        await evidence(session, nomination=nomination, now=now),
+        graded,
+        total,
+        [[prize_offer(prize) for prize in PRIZES], [prize_offer(NO_PRIZE)]],
+    )
+
+
+async def next_to_grade(
+    session: AsyncSession, *, actor: Actor, selection: Selection, now: datetime
+) -> MyProposals | ToGrade:
+    """The next nominee without my proposal; once all have one, my proposals."""
+    items = await nominations(session, selection=selection)
+    proposed = await proposals_of(session, selection=selection, grader_id=actor.member_id)
+    names = await names_of(session, items)
+    waiting = [n for n in items if n.id not in proposed]
+    if not waiting:
+        return MyProposals(
+            Rules.of(selection),
+            [(n, names[n.id], proposed[n.id]) for n in items],
+            [
+                [Offer("button_submit_grades", SubmitGrades(selection.id))],
+                [Offer("button_regrade", Regrade(selection.id))],
+            ],
+        )
+    first = waiting[0]
+    graded = len(items) - len(waiting)
+    return await _to_grade(session, selection, first, names[first.id], graded, len(items), now)
+
+
+async def tally_of(session: AsyncSession, *, selection: Selection) -> Tally:
+    return Tally(Rules.of(selection), await tally(session, selection=selection))
+
+
+async def grading(
+    session: AsyncSession, *, actor: Actor, selection_id: int, now: datetime
+) -> Refusal | Tally | MyProposals | ToGrade:
+    """A grader's next step: the next nominee, or their proposals; once submitted, everyone's."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None or not is_grader(actor, selection):
+        return Refusal.NOT_A_GRADER
+    if await has_submitted(session, selection=selection, grader_id=actor.member_id):
+        return await tally_of(session, selection=selection)
+    if stage_of(selection, now) != Stage.GRADING:
+        return Refusal.NOT_GRADING
+    return await next_to_grade(session, actor=actor, selection=selection, now=now)
+
+
+async def propose_prize(
+    session: AsyncSession, *, actor: Actor, nomination_id: int, prize: str, now: datetime
+) -> Refusal | MyProposals | ToGrade:
+    """A grader's proposal for one nominee, then what is next to grade."""
+    if refusal := await propose(
+        session, actor=actor, nomination_id=nomination_id, prize=prize, now=now
+    ):
+        return refusal
+    nomination = await session.get(Nomination, nomination_id)
+    selection = await session.get(Selection, nomination.selection_id)
+    return await next_to_grade(session, actor=actor, selection=selection, now=now)
+
+
+async def regrading(
+    session: AsyncSession, *, actor: Actor, selection_id: int
+) -> Refusal | list[tuple[Nomination, str]]:
+    """The nominees to go through again before submitting (each tap replaces a proposal)."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None or await has_submitted(
+        session, selection=selection, grader_id=actor.member_id
+    ):
+        return Refusal.STALE
+    items = await nominations(session, selection=selection)
+    names = await names_of(session, items)
+    return [(n, names[n.id]) for n in items]
+
+
+async def regrade_nominee(
+    session: AsyncSession, *, actor: Actor, nomination_id: int, now: datetime
+) -> Refusal | ToGrade:
+    """One nominee shown again for a new proposal."""
+    nomination = await session.get(Nomination, nomination_id)
+    selection = (
+        await of_actor(session, actor=actor, selection_id=nomination.selection_id)
+        if nomination
+        else None
+    )
+    if selection is None or not is_grader(actor, selection):
+        return Refusal.STALE
+    names = await names_of(session, [nomination])
+    total = len(await nominations(session, selection=selection))
+    return await _to_grade(session, selection, nomination, names[nomination.id], total, total, now)
+
+
+async def submit_grades(
+    session: AsyncSession, *, actor: Actor, selection_id: int, now: datetime
+) -> Refusal | Tally:
+    """My proposals are final; then everyone's who has submitted, side by side."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.NOT_A_GRADER
+    if refusal := await submit(session, actor=actor, selection=selection, now=now):
+        return refusal
+    return await tally_of(session, selection=selection)
+
+
+async def tally_for(session: AsyncSession, *, actor: Actor, selection_id: int) -> Refusal | Tally:
+    """The proposals side by side, for whom may see them (bot.core.commendation.tally_refusal)."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.STALE
+    if refusal := await tally_refusal(session, actor=actor, selection=selection):
+        return refusal
+    return await tally_of(session, selection=selection)
+
+
+@dataclass
+class GradersMissing:
+    """Confirming now would leave these graders out: the organiser may go ahead anyway."""
+
+    names: list[str]
+    offers: list[list[Offer]]
+
+
+@dataclass
+class Confirmed:
+    selection: Selection
+    rules: Rules
+    winners: list[tuple[Nomination, str]]
+    offers: list[list[Offer]]
+
+
+async def confirm_list(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    selection_id: int,
+    now: datetime,
+    despite_missing: bool = False,
+) -> Refusal | GradersMissing | Confirmed:
+    """The final list confirmed (`confirm`); graders who have not submitted are named first."""
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.NOT_GRADING
+    refusal = await confirm(
+        session, actor=actor, selection=selection, now=now, despite_missing=despite_missing
+    )
+    if refusal is Refusal.GRADERS_MISSING:
+        return GradersMissing(
+            await missing_graders(session, selection=selection),
+            [[Offer("button_confirm_anyway", ConfirmList(selection.id, "anyway"))]],
+        )
+    if refusal:
+        return refusal
+    return Confirmed(
+        selection,
+        Rules.of(selection),
+        await winners(session, selection=selection),
+        [[Offer("button_publish", Publish(selection.id))]],
+    )
+
+
+@dataclass
+class Published:
+    """Published now: the list for the announcement, and the chats bound to hear it."""
+
+    selection: Selection
+    rules: Rules
+    winners: list[tuple[Nomination, str]]
+    chats: list[str]
+
+
+async def publish_list(
+    session: AsyncSession, *, actor: Actor, selection_id: int, now: datetime
+) -> Refusal | Published:
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    if selection is None:
+        return Refusal.NOT_CONFIRMED
+    if refusal := await publish(session, actor=actor, selection=selection, now=now):
+        return refusal
+    return Published(
+        selection,
+        Rules.of(selection),
+        await winners(session, selection=selection),
+        await bound_chats(session, organisation_id=selection.organisation_id),
+    )
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The compiled deeds as a file: its name and bytes."""
+
+    name: str
+    content: bytes
+
+
+async def compiled(
+    session: AsyncSession, *, selection: Selection, now: datetime, words: dict
+) -> Compiled | None:
+    """The confirmed (or published) list's deed materials in one .docx; None before that."""
+    if stage_of(selection, now) not in (Stage.CONFIRMED, Stage.PUBLISHED):
+        return None
+    chosen = await winners(session, selection=selection)
+    content = await compilation(session, selection=selection, winners=chosen, words=words)
+    return Compiled(re.sub(r'[\\/:*?"<>|\s]+', "_", f"{selection.name}.docx"), content)
+
+
+async def compiled_for(
+    session: AsyncSession, *, actor: Actor, selection_id: int, now: datetime, words: dict
+) -> Refusal | Compiled:
+    selection = await of_actor(session, actor=actor, selection_id=selection_id)
+    found = (
+        await compiled(session, selection=selection, now=now, words=words) if selection else None
+    )
+    return found or Refusal.STALE

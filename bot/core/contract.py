@@ -9,8 +9,9 @@ channel's wire format.
 """
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, Protocol
 
 from bot.core.access import Account, Actor
@@ -43,6 +44,7 @@ class Inbound:
     account: Account | None  # None: not from a person (another bot, a channel post)
     chat: str  # where answers go: the private chat, or a group
     private: bool  # the account's own chat with the bot
+    chat_title: str = ""  # a group's name, where the channel gives one
     update_id: str = ""
     text: str = ""  # words as sent (normalised by the Turn)
     caption: str = ""  # a file's caption
@@ -80,6 +82,7 @@ class Outgoing:
     text: str
     buttons: list[list[list[str]]] | None = None
     edit: str | None = None
+    key: str = ""  # the message's template: what it says, whatever the words
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,19 @@ class OutgoingFile:
     content: bytes
     kind: Literal["photo", "document"] = "document"
     caption: str = ""
+
+
+class Undelivered(Exception):
+    """The channel certainly did not deliver the message (it asked to wait, or a server
+    error): it may be sent again, after `wait` if the channel said how long."""
+
+    def __init__(self, reason: str, wait: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+class Unreachable(Exception):
+    """The person cannot be reached on this channel (blocked the bot, left, unknown)."""
 
 
 class Answering(Protocol):
@@ -110,6 +126,13 @@ class Channel(Protocol):
 
     async def send(self, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
         """Send in order, each recorded as handed over just before its request."""
+
+    async def push(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """Send one message of the outbox, after the replies waiting to go: `before_request`
+        runs just before the request is made. Raises Undelivered or Unreachable; any other
+        error means it may have arrived."""
 
     async def send_file(self, item: OutgoingFile) -> None: ...
 

@@ -11,9 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import digests
 from bot.core.access import Actor
-from bot.core.calendar import CampaignTime
+from bot.core.calendar import CampaignTime, campaign_end
 from bot.core.notices import Button, Composed, Notice, undeliverable
-from storage import calendar as calendar_queries
 from storage import outbox, people
 from storage.models import Campaign, DigestReceipt, OutboxMessage, Role
 from storage.outbox import Recipients
@@ -22,20 +21,10 @@ WEEKLY = "weekly_digest"
 # A digest that could not go out the same day is not worth sending late.
 USEFUL_FOR = timedelta(days=1)
 READERS = (Role.SECRETARY.value, Role.PARTY_SECRETARY.value, Role.ORGANISER.value)
-BUTTONS = (Button("button_digest_chart", "dg:chart"), Button("button_digest_export", "dg:export"))
-
-
-async def _campaign_end(session: AsyncSession, organisation_id: int) -> date | None:
-    """The campaign's last day: its last phase's end or last deadline, whichever is later."""
-    days = [
-        p.ends_on
-        for p in await calendar_queries.list_phases(session, organisation_id=organisation_id)
-    ]
-    days += [
-        s.due_on
-        for s in await calendar_queries.list_steps(session, organisation_id=organisation_id)
-    ]
-    return max(days, default=None)
+BUTTONS = (
+    Button("button_digest_chart", digests.CHARTS.pack()),
+    Button("button_digest_export", digests.WORKBOOK.pack()),
+)
 
 
 def _last_digest_day(campaign: Campaign, time: CampaignTime, now: datetime) -> date | None:
@@ -58,7 +47,7 @@ async def plan(
     """Queue this week's digest once, if its moment has come and it is still worth sending
     (digests stop once the campaign is over)."""
     day = _last_digest_day(campaign, time, now)
-    end = await _campaign_end(session, campaign.organisation_id)
+    end = await campaign_end(session, organisation_id=campaign.organisation_id)
     if day is None or end is None or day > end:
         return 0
     subject = f"week:{day.isoformat()}"
@@ -98,7 +87,7 @@ async def next_digest(
     day = _last_digest_day(campaign, time, after)
     if day is None:
         return None
-    end = await _campaign_end(session, campaign.organisation_id)
+    end = await campaign_end(session, organisation_id=campaign.organisation_id)
     upcoming = day + timedelta(days=7)
     return time.reminder_on(upcoming) if end is not None and upcoming <= end else None
 

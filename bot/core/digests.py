@@ -12,12 +12,14 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import evaluation, evaluation_results
 from bot.core.access import Actor, parse_roles
+from bot.core.actions import Action
 from bot.core.calendar import CampaignTime, applies_to
 from bot.core.evaluation import RoundState
 from bot.core.summaries import Quarter, Window, current_quarter
@@ -42,6 +44,16 @@ from storage.models import (
 
 # Deadlines this close are worth a line in the digest.
 DEADLINES_AHEAD = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class DigestAction(Action, prefix="dg"):
+    """A button under a digest (asked for, or the weekly one): its charts, or the workbook."""
+
+    want: Literal["chart", "export"]
+
+
+CHARTS, WORKBOOK = DigestAction("chart"), DigestAction("export")
 
 
 @dataclass
@@ -161,6 +173,15 @@ def scope_of(actor: Actor) -> int | None:
     if actor.has(Role.ORGANISER) or actor.has(Role.PARTY_SECRETARY):
         return None
     return actor.branch_id
+
+
+async def for_reader(
+    session: AsyncSession, *, actor: Actor, now: datetime
+) -> tuple[int | None, Digest]:
+    """The branch this person reads of (None: every branch) and its digest."""
+    scope = scope_of(actor)
+    found = await digest(session, organisation_id=actor.organisation_id, now=now, branch_id=scope)
+    return scope, found
 
 
 async def digest(
@@ -415,6 +436,34 @@ def item_satisfaction(found: "evaluation_results.RoundResults") -> list[tuple[st
         for (kind, name), counts in pooled.items()
         if sum(counts)
     ]
+
+
+@dataclass
+class Charts:
+    """What one reader's charts show: progress per branch (`branch` names theirs, "" for
+    every branch), and once a round has closed, satisfaction per item against its flag."""
+
+    branch: str
+    progress: list[tuple[str, float | None, float | None]]
+    quarter: str = ""
+    items: list[tuple[str, str, float]] = field(default_factory=list)
+    flag_below: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.progress or self.items)
+
+
+async def charts_for(session: AsyncSession, *, actor: Actor, now: datetime) -> Charts:
+    scope, found = await for_reader(session, actor=actor, now=now)
+    charts = Charts(found.branch(scope).name if scope else "", progress_shares(found))
+    if found.evaluation_state == RoundState.CLOSED:
+        results = await evaluation_results.results(
+            session, evaluation_round=found.evaluation_round, branch_id=scope
+        )
+        charts.items = item_satisfaction(results)
+        charts.quarter = found.evaluation_round.quarter
+        charts.flag_below = results.settings.flag_below
+    return charts
 
 
 def fingerprint(found: Digest, branch_id: int | None) -> str:

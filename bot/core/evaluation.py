@@ -14,15 +14,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.access import Actor, parse_roles
+from bot.core.access import Actor, overseen_branch, parse_roles
+from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from bot.core.pending_ballots import Batch, Confirmed, PendingBallots
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
+from storage import people
 from storage.models import (
     Branch,
     Campaign,
@@ -82,6 +85,24 @@ DEFAULT_WHO_RATES = {
 THRESHOLD_FLOOR = 3  # never fewer raters than this behind a figure, whatever the settings
 COMMENT_LIMIT = 300
 ITEM_LIMIT = 60
+MAX_CODES = 500  # evaluation codes per request: a sheet for one market or unit
+DEFAULT_CODES = 10  # when the roster lists nobody for a group, this many codes are printed
+
+
+@dataclass(frozen=True)
+class RoundControl(Action, prefix="eva"):
+    """The organiser opens or closes the round (each after a confirming tap: "open!",
+    "close!"), or asks for evaluation codes."""
+
+    step: Literal["open", "open!", "close", "close!", "codes"]
+
+
+@dataclass(frozen=True)
+class CodesFor(Action, prefix="evc"):
+    """Evaluation codes for a rater group, attached to a branch (0: none)."""
+
+    rater_group: str
+    branch_id: int
 
 
 @dataclass(frozen=True)
@@ -396,6 +417,122 @@ async def last_closed_round(
     return max(closed, key=lambda r: r.closed_at or r.closes_at) if closed else None
 
 
+async def round_by_id(session: AsyncSession, *, round_id: int) -> EvaluationRound | None:
+    return await session.get(EvaluationRound, round_id)
+
+
+async def open_now(
+    session: AsyncSession, *, organisation_id: int, now: datetime
+) -> EvaluationRound | None:
+    """The round open now, if any: only then are codes issued or the round closed early."""
+    evaluation_round = await current_round(session, organisation_id=organisation_id, now=now)
+    if evaluation_round is None or state_of(evaluation_round, now) != RoundState.OPEN:
+        return None
+    return evaluation_round
+
+
+@dataclass(frozen=True)
+class Overview:
+    """How far the current round has got, for a secretary (their branch) or the organiser
+    (everything, and the controls they may use now: RoundControl steps)."""
+
+    evaluation_round: EvaluationRound | None
+    state: RoundState | None
+    progress: list["BranchParticipation"]
+    organiser: bool
+    controls: tuple[str, ...]
+
+
+async def overview(session: AsyncSession, *, actor: Actor, now: datetime) -> Overview:
+    organisation_id = actor.organisation_id
+    evaluation_round = await current_round(session, organisation_id=organisation_id, now=now)
+    state = state_of(evaluation_round, now) if evaluation_round else None
+    progress = []
+    if evaluation_round is not None:
+        progress = await participation(
+            session, evaluation_round=evaluation_round, branch_id=overseen_branch(actor)
+        )
+    organiser = actor.has(Role.ORGANISER)
+    controls: tuple[str, ...] = ()
+    if organiser and state == RoundState.OPEN:
+        controls = ("codes", "close")
+    elif organiser and await proposed_round(session, organisation_id=organisation_id, now=now):
+        controls = ("open",)
+    return Overview(evaluation_round, state, progress, organiser, controls)
+
+
+# --- evaluation codes: for whom, how many --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeGroup:
+    """Whom a sheet of evaluation codes is for: a rater group, and the branch whose members
+    it rates (None for 局工作人员, who rate the leadership team)."""
+
+    rater_group: RaterGroup
+    branch_id: int | None
+    branch_name: str = ""
+    listed: int = 0  # its people on the roster: how many codes a sheet has unless told
+
+
+async def code_groups(session: AsyncSession, *, organisation_id: int) -> list[CodeGroup]:
+    """Each group the roster names (by its outsiders), and 局工作人员 always."""
+    branches = await branch_names(session, organisation_id=organisation_id)
+    counts: dict[tuple[str, int | None], int] = {(RaterGroup.STAFF.value, None): 0}
+    for outsider in await people.list_outsiders(session, organisation_id=organisation_id):
+        if outsider.active:
+            key = (outsider.rater_group, outsider.branch_id)
+            counts[key] = counts.get(key, 0) + 1
+    return [
+        CodeGroup(RaterGroup(group), branch_id, branches.get(branch_id, ""), listed)
+        for (group, branch_id), listed in sorted(counts.items(), key=lambda kv: str(kv[0]))
+    ]
+
+
+async def code_group(
+    session: AsyncSession, *, organisation_id: int, rater_group: str, branch_id: int | None
+) -> CodeGroup | None:
+    """One of `code_groups` (None: the roster names no such group)."""
+    groups = await code_groups(session, organisation_id=organisation_id)
+    return next(
+        (g for g in groups if (g.rater_group, g.branch_id) == (rater_group, branch_id)), None
+    )
+
+
+@dataclass(frozen=True)
+class CodeOrder:
+    """Codes to issue: for the round open now, for one group, so many."""
+
+    evaluation_round: EvaluationRound
+    group: CodeGroup
+    count: int
+
+
+async def order_codes(
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    group: CodeGroup,
+    count: int | None,
+    now: datetime,
+) -> CodeOrder | list[str]:
+    """Codes may be issued while a round is open, at most MAX_CODES at once (unless told,
+    as many as the roster lists, or DEFAULT_CODES), and for a group other than 局工作人员
+    only with its branch: those rate the members of one branch, and without it a code would
+    have nobody to rate. Else the problems (keys of messages' _evaluation)."""
+    problems = []
+    if group.rater_group != RaterGroup.STAFF and group.branch_id is None:
+        problems.append("evaluation_branch_needed")
+    if count is None:
+        count = min(group.listed or DEFAULT_CODES, MAX_CODES)
+    if not 0 < count <= MAX_CODES:
+        problems.append("evaluation_bad_count")
+    evaluation_round = await open_now(session, organisation_id=organisation_id, now=now)
+    if evaluation_round is None:
+        problems.append("evaluation_no_round")
+    return problems or CodeOrder(evaluation_round, group, count)
+
+
 # --- rating ------------------------------------------------------------------------------
 
 
@@ -463,6 +600,48 @@ async def branch_names(session: AsyncSession, *, organisation_id: int) -> dict[i
         select(Branch.id, Branch.name).where(Branch.organisation_id == organisation_id)
     )
     return dict(rows.all())
+
+
+async def who_rates(
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    seated: tuple[Rater, int] | None,
+    now: datetime,
+) -> tuple[Rater, EvaluationRound | None] | None:
+    """Who is rating, and in which round: a member in the current one, a code holder
+    (`seated`: their anonymous rater and round) in their code's; None for a stranger
+    without a code."""
+    if actor is not None:
+        organisation_id = actor.organisation_id
+        evaluation_round = await current_round(session, organisation_id=organisation_id, now=now)
+        return Rater.of_member(actor), evaluation_round
+    if seated is None:
+        return None
+    rater, round_id = seated
+    return rater, await round_by_id(session, round_id=round_id)
+
+
+async def target_to_rate(
+    session: AsyncSession,
+    *,
+    rater: Rater,
+    evaluation_round: EvaluationRound | None,
+    round_id: int,
+    target: str,
+    now: datetime,
+) -> TargetView | str:
+    """The target a rater chose (from a button of round `round_id`), or why a ballot on it
+    cannot start: a notice key."""
+    if evaluation_round is None or evaluation_round.id != round_id:
+        return "ballot_stale"
+    if state_of(evaluation_round, now) != RoundState.OPEN:
+        return "ballot_closed"
+    targets = await targets_for(session, evaluation_round=evaluation_round, rater=rater)
+    found = next((t for t in targets if t.target.target == target), None)
+    if found is None:
+        return "button_refused"
+    return "ballot_already" if found.rated else found
 
 
 class Outcome(StrEnum):

@@ -17,21 +17,26 @@ from enum import StrEnum
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import evaluation
-from bot.core.evaluation import Rater, RoundState
+from bot.core.access import Account
+from bot.core.evaluation import MAX_CODES, Rater, RoundState
 from bot.core.tokens import digest
 from storage import evaluation as queries
 from storage.models import EvaluationCode, EvaluationRound, RaterGroup
 
 CODE_PREFIX = "rate-"
-MAX_CODES = 500  # per request: a sheet for one market or unit
 
 
 def looks_like_code(payload: str) -> bool:
     return payload.startswith(CODE_PREFIX)
 
 
-def link(username: str, token: str) -> str:
-    return f"https://t.me/{username}?start={token}"
+def account_key(account: Account) -> str:
+    """What the keyed hashes of code use say of an account: a Telegram account's bare id, as
+    before there were other channels (so that what was recorded then still holds), and
+    channel:id for the others."""
+    if account.channel == "telegram":
+        return account.external_id
+    return f"{account.channel}:{account.external_id}"
 
 
 async def issue_codes(
@@ -79,7 +84,7 @@ async def redeem(
     session: AsyncSession,
     *,
     token: str,
-    account: int,
+    account: Account,
     key: bytes,
     now: datetime,
 ) -> Redeemed:
@@ -95,7 +100,10 @@ async def redeem(
     targets = await evaluation.targets_for(session, evaluation_round=evaluation_round, rater=rater)
     if all(t.rated for t in targets):
         return Redeemed(Redemption.SPENT, evaluation_round=evaluation_round)
-    if not await _claim(session, key=key, round_id=code.round_id, account=account, code=code.id):
+    claimed = await _claim(
+        session, key=key, round_id=code.round_id, account=account_key(account), code=code.id
+    )
+    if not claimed:
         return Redeemed(Redemption.ONE_PER_PERSON, evaluation_round=evaluation_round)
     return Redeemed(Redemption.OK, rater, evaluation_round)
 
@@ -104,7 +112,7 @@ def _keyed(key: bytes, *parts: object) -> str:
     return hmac.new(key, ":".join(map(str, parts)).encode(), hashlib.sha256).hexdigest()
 
 
-async def _claim(session: AsyncSession, *, key: bytes, round_id: int, account: int, code: int):
+async def _claim(session: AsyncSession, *, key: bytes, round_id: int, account: str, code: int):
     """One code per account and round, kept across restarts: two keyed hashes, one saying the
     account has used a code in the round, one letting it come back to that same code. Neither
     says which account or which code to whoever lacks the key (the bot's configuration)."""

@@ -10,11 +10,13 @@ Nothing is shown before the round closes: a tally that moves reveals the vote th
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import evaluation
 from bot.core.access import Actor, overseen_branch
+from bot.core.actions import Action
 from bot.core.evaluation import RoundSettings, RoundState
 from storage import evaluation as queries
 from storage.models import EvaluationRound, Role, TargetKind
@@ -162,6 +164,13 @@ class Scope:
     OWN = "own"
     BRANCH = "branch"
     ALL = "all"
+
+
+@dataclass(frozen=True)
+class ShowResults(Action, prefix="evr"):
+    """The results of one scope (Scope)."""
+
+    scope: Literal["own", "branch", "all"]
 
 
 def scopes_for(actor: Actor) -> list[str]:

@@ -9,7 +9,7 @@ thresholds let anyone see. Written in openpyxl's write-only mode: rows stream to
 import io
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -18,8 +18,9 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core import evaluation, evaluation_results
-from bot.core.calendar import organisation_zone
+from bot.core import digests, evaluation, evaluation_results
+from bot.core.access import Actor
+from bot.core.calendar import organisation_today, organisation_zone
 from bot.core.cells import inert
 from bot.core.evaluation import RoundState
 from bot.core.summaries import current_quarter
@@ -414,3 +415,26 @@ async def _evaluation_sheet(export: _Export) -> None:
         sheet.append(
             [*lead, words["overall"], *([None] * levels), _percent(sheet, target.satisfaction)]
         )
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One reader's workbook: their branch or every branch, and what to name it after."""
+
+    content: bytes
+    quarter: str  # the quarter it holds, however it was asked for ("" with no summary step)
+    day: date  # the organisation's date today
+
+
+async def for_reader(
+    session: AsyncSession, *, actor: Actor, quarter: str | None, headings: dict, now: datetime
+) -> Exported:
+    """The workbook of `quarter` (None: the current one) for this person; raises
+    UnknownQuarter for a quarter the campaign does not have."""
+    scope = ExportScope(actor.organisation_id, digests.scope_of(actor), quarter)
+    content = await workbook(session, scope=scope, headings=headings, now=now)
+    step = await quarter_step(
+        session, organisation_id=scope.organisation_id, quarter=quarter, now=now
+    )
+    today = await organisation_today(session, organisation_id=actor.organisation_id, now=now)
+    return Exported(content, step.quarter if step else "", today)

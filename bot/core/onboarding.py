@@ -5,12 +5,14 @@ after that is replaced (reissued), never looked up.
 """
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.access import Account, Actor, overseen_branch
 from bot.core.tokens import digest
 from storage import invites, people
 from storage.models import Invite, Member
@@ -39,8 +41,9 @@ class IssuedInvite:
     token: str | None  # None: a live link handed out earlier, which cannot be shown again
     expires_at: datetime
 
-    def link(self, bot_username: str) -> str | None:
-        return f"https://t.me/{bot_username}?start={self.token}" if self.token else None
+    def link(self, deep_link: Callable[[str], str]) -> str | None:
+        """The invite as a link of the channel (`deep_link` makes one from a payload)."""
+        return deep_link(self.token) if self.token else None
 
 
 class AmbiguousMember(Exception):
@@ -49,6 +52,35 @@ class AmbiguousMember(Exception):
     def __init__(self, branches: list[str]) -> None:
         super().__init__(branches)
         self.branches = branches
+
+
+class UnknownBranch(Exception):
+    """No branch has the name asked for."""
+
+
+async def invites_asked(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    member_name: str | None,
+    branch_name: str | None,
+    now: datetime,
+    valid_for: timedelta,
+) -> list[IssuedInvite]:
+    """/invites [NAME [BRANCH]]: links for the unbound members this person looks after (a
+    secretary's branch; the organiser's everyone, or the branch named), or a new link for
+    the member named. Raises UnknownBranch or AmbiguousMember."""
+    branch_id = overseen_branch(actor)
+    if branch_name and branch_id is None:
+        branch = await people.get_branch_by_name(
+            session, organisation_id=actor.organisation_id, name=branch_name
+        )
+        if branch is None:
+            raise UnknownBranch(branch_name)
+        branch_id = branch.id
+    return await issue_invites(
+        session, now=now, valid_for=valid_for, branch_id=branch_id, member_name=member_name
+    )
 
 
 def new_token() -> str:
@@ -113,9 +145,11 @@ async def issue_invites(
 
 
 async def redeem(
-    session: AsyncSession, *, token: str, telegram_user_id: int, now: datetime
+    session: AsyncSession, *, token: str, account: Account, now: datetime
 ) -> RedeemResult:
-    """Bind `telegram_user_id` to the member the token was issued to, if the token is live."""
+    """Bind `account` to the member the token was issued to, if the token is live."""
+    # Members hold Telegram ids until accounts are kept per channel (issue 17, item 4).
+    telegram_user_id = int(account.external_id)
     invite = await invites.get_invite_by_digest(session, digest=digest(token))
     if invite is None or invite.revoked_at is not None or invite.expires_at <= now:
         return RedeemResult(Redemption.INVALID)

@@ -5,12 +5,15 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Actor, speaks_for_branch
+from bot.core.actions import Action
 from bot.core.calendar import campaign_end, organisation_today, pledge_window_open
+from bot.core.contract import FileRef
 from storage.models import Member, Pledge, PledgeProgress, PledgeStatus
 
 GOAL_LIMIT = 500
@@ -28,6 +31,21 @@ DUE_HORIZON = timedelta(days=3 * 365)
 _ONE_MESSAGE = re.compile(
     r"^(?P<goal>[^|｜]+)[|｜](?P<measures>[^|｜]+)(?:[|｜](?P<due>.+))?$", re.S
 )
+
+
+@dataclass(frozen=True)
+class PledgeStep(Action, prefix="pledge"):
+    """A button on one pledge: open it, report on it, edit or withdraw it."""
+
+    pledge_id: int
+    step: Literal[
+        "open", "kept", "inprogress", "progress", "notkept", "edit", "withdraw", "withdraw_yes"
+    ]
+
+
+@dataclass(frozen=True)
+class NoDeadline(Action, prefix="pledge:due:none"):
+    """The answer "no deadline" to the last question of a new pledge."""
 
 
 class PledgeRefusal(StrEnum):
@@ -286,7 +304,7 @@ async def record_progress(
     actor: Actor,
     pledge_id: int,
     note: str,
-    evidence: tuple[str, str] | None,
+    evidence: FileRef | None,
     now: datetime,
 ) -> PledgeProgress | PledgeRefusal | TooLong:
     if refused := too_long("progress", note):
@@ -298,8 +316,8 @@ async def record_progress(
         pledge_id=pledge.id,
         author_id=actor.member_id,
         note=note,
-        evidence_file_id=evidence[0] if evidence else None,
-        evidence_kind=evidence[1] if evidence else None,
+        evidence_file_id=evidence.file_id if evidence else None,
+        evidence_kind=evidence.kind if evidence else None,
         created_at=now,
     )
     pledge.updated_at = now

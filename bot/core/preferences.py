@@ -1,12 +1,27 @@
 """A member's own settings."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import LOCALES
 from bot.core.access import Actor
+from bot.core.actions import Action
 from storage import people
+
+
+@dataclass(frozen=True)
+class ReminderChoice(Action, prefix="remind"):
+    """Every announcement, or only my own deadlines."""
+
+    choice: Literal["all", "deadlines"]
+
+
+@dataclass(frozen=True)
+class LanguageChoice(Action, prefix="lang"):
+    locale: Annotated[str, r"[A-Za-z_]{2,5}"]
 
 
 async def set_locale(session: AsyncSession, *, actor: Actor, locale: str) -> bool:

@@ -10,11 +10,13 @@ next quarter's self-summary.
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Actor
+from bot.core.actions import Action
 from bot.core.calendar import CampaignTime, organisation_today
 from bot.core.notices import Button, Composed, Notice, undeliverable
 from storage import outbox, people
@@ -30,6 +32,23 @@ from storage.models import (
     Role,
     StepKind,
 )
+
+
+@dataclass(frozen=True)
+class ReportItem(Action, prefix="rc"):
+    """The member reports progress on an item, or that it is done."""
+
+    item_id: int
+    report: Literal["progress", "done"]
+
+
+@dataclass(frozen=True)
+class JudgeItem(Action, prefix="rcc"):
+    """The reviewer confirms a reported item, or reopens it."""
+
+    item_id: int
+    judgement: Literal["confirm", "reopen"]
+
 
 NOTE_LIMIT = 1000
 # Without a 整改落实 step in the calendar (or once it has passed), items are due this much later.
@@ -502,15 +521,15 @@ async def compose(
         named = {"item": item, "number": None}
         if message.reminder == REPORTED:
             buttons = (
-                Button("button_rectify_confirm", f"rcc:{item.id}:confirm", named),
-                Button("button_rectify_reopen", f"rcc:{item.id}:reopen", named),
+                Button("button_rectify_confirm", JudgeItem(item.id, "confirm").pack(), named),
+                Button("button_rectify_reopen", JudgeItem(item.id, "reopen").pack(), named),
             )
         elif message.reminder == CONFIRMED:
             buttons = ()
         else:
             buttons = (
-                Button("button_rectify_progress", f"rc:{item.id}:progress", named),
-                Button("button_rectify_done", f"rc:{item.id}:done", named),
+                Button("button_rectify_progress", ReportItem(item.id, "progress").pack(), named),
+                Button("button_rectify_done", ReportItem(item.id, "done").pack(), named),
             )
         today = await organisation_today(session, organisation_id=item.organisation_id, now=now)
         composed.notices.append(

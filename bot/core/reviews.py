@@ -9,6 +9,7 @@ gets it through the outbox with a button to acknowledge it.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import pledges as pledge_service
 from bot.core import rectification, reviewers, summaries
 from bot.core.access import Actor
+from bot.core.actions import Action
 from bot.core.notices import Button, Composed, Notice, undeliverable
 from bot.core.summaries import Quarter, Readable
 from storage import outbox
@@ -33,6 +35,42 @@ from storage.models import (
     Summary,
     SummaryStatus,
 )
+
+
+@dataclass(frozen=True)
+class StartReview(Action, prefix="rv"):
+    """Review this member or branch (or read the review, once sent)."""
+
+    kind: Literal["member", "branch"]
+    reviewee_id: int
+
+    @classmethod
+    def of(cls, reviewee: str) -> "StartReview":
+        kind, _, number = reviewee.partition(":")
+        return cls(kind, int(number))
+
+    @property
+    def reviewee(self) -> str:
+        return f"{self.kind}:{self.reviewee_id}"
+
+
+@dataclass(frozen=True)
+class ReviewStep(Action, prefix="rvs"):
+    """Skip a part (or insist on skipping it), edit, track the problems, or send."""
+
+    review_id: int
+    step: Literal["skip", "force", "edit", "track", "send"]
+
+
+@dataclass(frozen=True)
+class AcknowledgeReview(Action, prefix="rva"):
+    review_id: int
+
+
+@dataclass(frozen=True)
+class ReadReview(Action, prefix="rvv"):
+    review_id: int
+
 
 PARTS = ("achievements", "problems", "direction", "requirements")
 # 肯定成绩 and 整改要求 are asked for: skipping them takes a second word from the reviewer.
@@ -367,6 +405,12 @@ async def as_read(session: AsyncSession, *, review: Review) -> dict:
     }
 
 
+async def readable_by(session: AsyncSession, *, actor: Actor, review_id: int) -> Review | None:
+    """A sent review this person may read, or None."""
+    review = await session.get(Review, review_id)
+    return review if review is not None and may_read(actor, review) else None
+
+
 def may_read(actor: Actor, review: Review) -> bool:
     """The reviewer, the reviewee, the secretary of the reviewee's branch, the organiser."""
     if review.organisation_id != actor.organisation_id:
@@ -397,7 +441,7 @@ async def compose(
                 member,
                 "review_received",
                 await as_read(session, review=review),
-                (Button("button_acknowledge", f"rva:{review.id}"),),
+                (Button("button_acknowledge", AcknowledgeReview(review.id).pack()),),
             )
         )
     return composed

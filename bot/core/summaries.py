@@ -10,6 +10,7 @@ accepted and marked late.
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import pledges as pledge_service
 from bot.core import rectification, reviewers
 from bot.core.access import Actor, speaks_for_branch
+from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from storage import calendar as calendar_queries
 from storage.models import (
@@ -41,6 +43,47 @@ TEXT_FIELDS = ("achievements", "problems", "causes", "next_steps")
 SHORT_FORM = ("achievements", "next_steps")
 REQUIRED = frozenset({"achievements"})
 CONFIRM = "confirm"
+# The statuses a pledge can be given in the summary, by the name its button carries.
+PLEDGE_STATUSES = {
+    "kept": PledgeStatus.KEPT,
+    "in_progress": PledgeStatus.IN_PROGRESS,
+    "not_kept": PledgeStatus.NOT_KEPT,
+}
+
+
+@dataclass(frozen=True)
+class SummaryStep(Action, prefix="sum"):
+    """Skip (or keep) the current answer, submit, or reopen for editing."""
+
+    summary_id: int
+    step: Literal["skip", "submit", "edit"]
+
+
+@dataclass(frozen=True)
+class SummaryPledgeStatus(Action, prefix="sump"):
+    """How a pledge stands, chosen while writing the summary."""
+
+    summary_id: int
+    pledge_id: int
+    status: Literal["kept", "in_progress", "not_kept"]
+
+
+@dataclass(frozen=True)
+class ReadSummary(Action, prefix="sumv"):
+    summary_id: int
+
+
+@dataclass(frozen=True)
+class Question:
+    """The question a summary is at: which field, what it holds now, what it is about."""
+
+    field: str
+    current: str
+    skippable: bool
+    pledge: Pledge | None = None
+    item: Rectification | None = None
+
+
 # A note on one pledge or one rectification item; it becomes the pledge's note whole.
 NOTE_LIMIT = pledge_service.NOTE_LIMIT
 
@@ -336,6 +379,39 @@ async def submit(
     await session.flush()
     await session.refresh(summary)
     return True
+
+
+async def question(session: AsyncSession, *, summary: Summary) -> Question:
+    """The current question of a summary being written (not the pledge or confirm stages'
+    buttons: see `pledge_asked`)."""
+    stage = summary.stage
+    current = (
+        getattr(summary, stage, "")
+        if stage in TEXT_FIELDS
+        else (await notes_of(session, summary)).on(stage)
+    )
+    kind, _, number = stage.partition(":")
+    return Question(
+        field=kind,
+        current=current,
+        skippable=stage not in REQUIRED or bool(current),
+        pledge=await session.get(Pledge, int(number)) if kind == "pledge_note" else None,
+        item=await session.get(Rectification, int(number)) if kind == "rect" else None,
+    )
+
+
+async def pledge_asked(session: AsyncSession, *, summary: Summary) -> Pledge | None:
+    """The pledge whose status the summary asks for now, if it is at such a stage."""
+    kind, _, number = summary.stage.partition(":")
+    return await session.get(Pledge, int(number)) if kind == "pledge" else None
+
+
+async def readable_by(session: AsyncSession, *, actor: Actor, summary_id: int) -> Summary | None:
+    """A submitted summary this person may read, or None."""
+    summary = await session.get(Summary, summary_id)
+    if summary is None or summary.status != SummaryStatus.SUBMITTED:
+        return None
+    return summary if await may_read(session, actor=actor, summary=summary) else None
 
 
 async def may_read(session: AsyncSession, *, actor: Actor, summary: Summary) -> bool:

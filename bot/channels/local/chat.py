@@ -1,167 +1,203 @@
-"""The local chat: people type, the real Application answers, the local Bot API prints.
-
-It turns what a person does (a message, a command, a button press) into the update payload
-Telegram would send, and feeds it to `Application.process_update`; the tests and the
-benchmarks drive the bot through the same class.
-"""
+"""The local chat as a channel of its own: people in a terminal (or a test) type and tap, the
+core answers through the same contract as every channel, and what it sends is recorded and
+shown as plain text."""
 
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
-from telegram import Update
-from telegram.ext import Application
-
-from bot.channels.telegram.jobs import SteppedJobs
-from bot.channels.telegram.local_api import BOT_USER, Call, LocalBotAPI
+from bot import delivery
 from bot.clock import ManualClock
+from bot.core.access import Account, Actor
+from bot.core.contract import (
+    Answering,
+    FileRef,
+    Inbound,
+    Kind,
+    Limits,
+    Outgoing,
+    OutgoingFile,
+)
+from bot.runtime import Runtime
 
+if TYPE_CHECKING:
+    from bot.jobs import SteppedJobs
+    from handlers.routes import Routes
+
+CHANNEL = "local"
+LIMITS = Limits(
+    text_length=4096,
+    counted_in="characters",
+    buttons_per_message=100,
+    action_payload_bytes=64,
+    button_label_length=40,
+    toast_length=200,
+    messages_per_second=1000,
+    messages_per_chat_minute=1000,
+)
 _TAG = re.compile(r"<[^>]+>")
 _STEP = re.compile(r"^\+(\d+)([dhm])$")
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 
 
+def plain(text: str) -> str:
+    """The messages' markup as a terminal shows it."""
+    return html.unescape(_TAG.sub("", text))
+
+
 @dataclass(frozen=True)
 class Person:
-    """Someone at a Telegram client: an account id, a name, the app's language."""
+    """Someone at a chat client: an account id, a name, the app's language."""
 
     user_id: int
     name: str
     language_code: str = "zh-hans"
     description: str = ""
 
-    @property
-    def user(self) -> dict[str, Any]:
-        return {
-            "id": self.user_id,
-            "is_bot": False,
-            "first_name": self.name,
-            "language_code": self.language_code,
-        }
+
+@dataclass
+class Sent:
+    """What the bot did in a chat: a message, an edit, a file or a toast."""
+
+    kind: Literal["message", "edit", "file", "toast"]
+    chat: str
+    text: str = ""
+    key: str = ""  # the message's template, for a reply or an outbox message
+    buttons: list[list[str]] = field(default_factory=list)  # [label, payload], in order
+    message_id: int = 0
+    file_name: str = ""
+    content: bytes = b""
 
 
-def plain(text: str) -> str:
-    """Telegram HTML as a terminal shows it."""
-    return html.unescape(_TAG.sub("", text))
+class LocalChannel:
+    """Records everything it is asked to send; `on_sent` sees each as it happens."""
+
+    name = CHANNEL
+    limits = LIMITS
+
+    def __init__(self, runtime: Runtime, on_sent: Callable[[Sent], None] | None = None) -> None:
+        self.runtime = runtime
+        self.sent: list[Sent] = []
+        self.files: dict[str, bytes] = {}
+        self._on_sent = on_sent
+        self._message_ids = count(1)
+        runtime.channels[CHANNEL] = self
+
+    def _record(self, item: Sent) -> None:
+        self.sent.append(item)
+        if self._on_sent is not None:
+            self._on_sent(item)
+
+    def _message(self, item: Outgoing, kind: str = "message") -> None:
+        buttons = [button for row in item.buttons or () for button in row]
+        message_id = int(item.edit) if kind == "edit" else next(self._message_ids)
+        self._record(Sent(kind, item.chat, item.text, item.key, buttons, message_id))
+
+    async def send(self, outgoing, answering: Answering | None) -> None:
+        for position, item in enumerate(outgoing):
+            if answering is not None:
+                await answering.handing_over(position)
+            edited = item.edit is not None and any(
+                s.message_id == int(item.edit) and s.chat == item.chat for s in self.sent
+            )
+            self._message(item, "edit" if edited else "message")
+        if answering is not None:
+            await answering.finished()
+
+    async def push(self, item: Outgoing, *, before_request=None) -> None:
+        if before_request is not None:
+            await before_request()
+        self._message(item)
+
+    async def send_file(self, item: OutgoingFile) -> None:
+        self._record(
+            Sent("file", item.chat, item.caption, file_name=item.name, content=item.content)
+        )
+
+    async def acknowledge(self, inbound: Inbound, notice: str | None) -> None:
+        if notice:
+            self._record(Sent("toast", inbound.chat, notice))
+
+    async def download(self, file: FileRef) -> bytes:
+        return self.files[file.file_id]
+
+    def deep_link(self, payload: str) -> str:
+        # No links in a terminal: the words that do the same when typed.
+        return f"/start {payload}"
+
+    async def publish_menu(self, chat: str, actor: Actor | None, *, clear: bool) -> None:
+        """A terminal has no menu: /help lists what a person may do."""
+
+    async def send_news(self) -> None:
+        await delivery.send_now(self.runtime)
 
 
 class LocalChat:
-    """Feeds people's actions to the Application as real update payloads."""
+    """Turns what a person does into the core's inputs and hands them to the routes."""
 
     def __init__(
         self,
-        application: Application,
-        api: LocalBotAPI,
+        runtime: Runtime,
+        routes: "Routes",
         clock: ManualClock,
-        jobs: SteppedJobs | None = None,
-        *,
-        queued: bool = False,
+        jobs: "SteppedJobs | None" = None,
+        on_sent: Callable[[Sent], None] | None = None,
     ) -> None:
-        self.application = application
-        self.api = api
+        self.runtime = runtime
+        self.routes = routes
         self.clock = clock
         self.jobs = jobs
-        # Queued: updates go through the update queue, as the Updater puts them (the
-        # Application must be running), instead of being processed one by one here.
-        self.queued = queued
+        self.channel = LocalChannel(runtime, on_sent)
         self._update_ids = count(1)
 
-    def _stamp(self) -> int:
-        return int(self.clock.now().timestamp())
+    async def _feed(self, person: Person, kind: Kind, **fields) -> None:
+        inbound = Inbound(
+            kind,
+            Account(CHANNEL, str(person.user_id)),
+            str(person.user_id),
+            True,
+            update_id=str(next(self._update_ids)),
+            language=person.language_code,
+            **fields,
+        )
+        await self.routes.dispatch(inbound, self.channel, self.runtime)
 
-    async def feed(self, payload: dict[str, Any]) -> None:
-        """Feed one update payload, as Telegram would deliver it."""
-        payload["update_id"] = next(self._update_ids)
-        update = Update.de_json(payload, self.application.bot)
-        if self.queued:
-            await self.application.update_queue.put(update)
+    async def send(self, person: Person, text: str) -> None:
+        """Words, or a /command with its arguments."""
+        if text.startswith("/") and len(text) > 1:
+            word, *args = text.split()
+            await self._feed(
+                person, Kind.COMMAND, text=text, command=word[1:].lower(), args=tuple(args)
+            )
         else:
-            await self.application.process_update(update)
-
-    def _text_message(self, person: Person, message_id: int, text: str) -> dict[str, Any]:
-        """A private text message; a leading /word is a bot command, as Telegram marks it."""
-        message: dict[str, Any] = {
-            "message_id": message_id,
-            "date": self._stamp(),
-            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
-            "from": person.user,
-            "text": text,
-        }
-        if text.startswith("/"):
-            command = text.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        return message
-
-    async def send(self, person: Person, text: str) -> int:
-        """A private text message; returns its id (to edit it later)."""
-        message_id = self.api.next_message_id(person.user_id)
-        await self.feed({"message": self._text_message(person, message_id, text)})
-        return message_id
-
-    async def edit(self, person: Person, message_id: int, text: str) -> None:
-        """The person edits a message they sent earlier to read `text`."""
-        edited = {**self._text_message(person, message_id, text), "edit_date": self._stamp()}
-        await self.feed({"edited_message": edited})
-
-    async def send_payload(self, person: Person, **content: Any) -> None:
-        """A private message of another kind (a photo, a sticker…): `content` is its fields."""
-        message = {
-            "message_id": self.api.next_message_id(person.user_id),
-            "date": self._stamp(),
-            "chat": {"id": person.user_id, "type": "private", "first_name": person.name},
-            "from": person.user,
-            **content,
-        }
-        await self.feed({"message": message})
+            await self._feed(person, Kind.WORDS, text=text)
 
     async def send_document(self, person: Person, filename: str, content: bytes) -> None:
-        """A private message carrying a file, as a user uploads one."""
-        file_id = self.api.upload(content)
-        document = {
-            "file_id": file_id,
-            "file_unique_id": file_id,
-            "file_name": filename,
-            "file_size": len(content),
-        }
-        await self.send_payload(person, document=document)
+        file_id = f"local-{len(self.channel.files) + 1}"
+        self.channel.files[file_id] = content
+        document = FileRef(file_id, "document", filename, len(content))
+        await self._feed(person, Kind.WORDS, file=document)
 
-    def last_with_buttons(self, person: Person) -> Call | None:
-        return self.api.last_keyboard(person.user_id)
+    def last_with_buttons(self, person: Person) -> Sent | None:
+        chat = str(person.user_id)
+        for item in reversed(self.channel.sent):
+            if item.chat == chat and item.kind in ("message", "edit") and item.buttons:
+                return item
+        return None
 
-    async def press(
-        self,
-        person: Person,
-        data: str,
-        message: Call | None = None,
-        in_chat: dict[str, Any] | None = None,
-    ) -> None:
-        """Press a button carrying `data` (which a forger may choose freely), on a message of
-        the person's private chat or of `in_chat` (a group's {"id", "type", "title"})."""
+    async def press(self, person: Person, payload: str, message: Sent | None = None) -> None:
+        """Press a button carrying `payload` (which a forger may choose freely)."""
         message = message or self.last_with_buttons(person)
-        payload: dict[str, Any] = {
-            "id": str(next(self._update_ids)),
-            "from": person.user,
-            "chat_instance": f"local-{person.user_id}",
-            "data": data,
-        }
-        # A button always sits on a message; a forger's press names any message id.
-        payload["message"] = {
-            "message_id": message.message_id if message else 1,
-            "date": self._stamp(),
-            "chat": in_chat or {"id": person.user_id, "type": "private", "first_name": person.name},
-            "from": BOT_USER,
-            # As Telegram delivers it: the text with its markup parsed away, and the buttons.
-            "text": plain(message.text) if message else "",
-        }
-        if message is not None and message.buttons:
-            payload["message"]["reply_markup"] = {
-                "inline_keyboard": [[button] for button in message.buttons]
-            }
-        await self.feed({"callback_query": payload})
+        await self._feed(
+            person,
+            Kind.ACTION,
+            action=payload,
+            pressed_message=str(message.message_id) if message else None,
+        )
 
     async def tap(self, person: Person, selector: str) -> bool:
         """Press button N (from 1), or the one labelled (or uniquely partly labelled) `selector`."""
@@ -172,81 +208,76 @@ class LocalChat:
         if selector.isdigit() and 1 <= int(selector) <= len(buttons):
             button = buttons[int(selector) - 1]
         else:
-            exact = [b for b in buttons if b["text"] == selector]
-            partial = [b for b in buttons if selector and selector in b["text"]]
+            exact = [b for b in buttons if b[0] == selector]
+            partial = [b for b in buttons if selector and selector in b[0]]
             matches = exact or partial
             if len(matches) != 1:
                 return False
             button = matches[0]
-        await self.press(person, button["callback_data"], message)
+        await self.press(person, button[1], message)
         return True
 
     async def move_clock(self, spec: str) -> datetime:
-        """`+3d`, `+4h`, `+30m`, `10:00` (the next time the local clock shows it) or an ISO
-        time; every job that fell due runs, in order."""
-        step = _STEP.match(spec.strip())
-        zone = self.application.bot_data["runtime"].settings.zone
-        if _TIME_OF_DAY.fullmatch(spec.strip()):
-            hour, minute = (int(part) for part in spec.strip().split(":"))
-            local = self.clock.now().astimezone(zone)
-            target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-            if target <= local:
-                target += timedelta(days=1)
-        elif step:
-            amount, unit = int(step.group(1)), step.group(2)
-            target = self.clock.now() + timedelta(
-                days=amount * (unit == "d"),
-                hours=amount * (unit == "h"),
-                minutes=amount * (unit == "m"),
-            )
-        else:
-            target = datetime.fromisoformat(spec.strip())
-            if target.tzinfo is None:
-                target = target.replace(tzinfo=zone)
-        if target < self.clock.now():
-            raise ValueError("the clock only moves forward")
-        if self.jobs is not None:
-            await self.jobs.run_until(target, self.clock.set)
-        else:
-            self.clock.set(target)
-        return self.clock.now()
+        return await move_clock(self.clock, self.jobs, self.runtime.settings.zone, spec)
+
+
+async def move_clock(clock: ManualClock, jobs: "SteppedJobs | None", zone, spec: str) -> datetime:
+    """`+3d`, `+4h`, `+30m`, `10:00` (the next time the local clock shows it) or an ISO
+    time; every job that fell due runs, in order."""
+    step = _STEP.match(spec.strip())
+    if _TIME_OF_DAY.fullmatch(spec.strip()):
+        hour, minute = (int(part) for part in spec.strip().split(":"))
+        local = clock.now().astimezone(zone)
+        target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if target <= local:
+            target += timedelta(days=1)
+    elif step:
+        amount, unit = int(step.group(1)), step.group(2)
+        target = clock.now() + timedelta(
+            days=amount * (unit == "d"),
+            hours=amount * (unit == "h"),
+            minutes=amount * (unit == "m"),
+        )
+    else:
+        target = datetime.fromisoformat(spec.strip())
+        if target.tzinfo is None:
+            target = target.replace(tzinfo=zone)
+    if target < clock.now():
+        raise ValueError("the clock only moves forward")
+    if jobs is not None:
+        await jobs.run_until(target, clock.set)
+    else:
+        clock.set(target)
+    return clock.now()
 
 
 Printer = Callable[[str], None]
 
 
 def printer_for(
-    names: Callable[[int], str],
+    names: Callable[[str], str],
     write: Printer,
     keep_file: Callable[[str, bytes], str] | None = None,
     edited_mark: str = " (edited)",
-) -> Callable[[Call], None]:
-    """A LocalBotAPI observer that prints each message as a block headed by its recipient
-    (an edit's header marked with `edited_mark`); `keep_file` saves a photo's or document's
-    content and says where (one line)."""
+) -> Callable[[Sent], None]:
+    """Prints each thing sent as a block headed by its recipient (an edit's header marked
+    with `edited_mark`); `keep_file` saves a file's content and says where (one line)."""
 
-    def show(call: Call) -> None:
-        if call.method == "answerCallbackQuery":
-            if call.params.get("text"):
-                write(f"  ({plain(str(call.params['text']))})")
+    def show(item: Sent) -> None:
+        if item.kind == "toast":
+            write(f"  ({plain(item.text)})")
             return
-        if call.method not in ("sendMessage", "editMessageText", "sendPhoto", "sendDocument"):
-            return
-        header = f"── {names(call.chat_id)} ──"
-        if call.method == "editMessageText":
+        header = f"── {names(item.chat)} ──"
+        if item.kind == "edit":
             header += edited_mark
         lines = [header]
-        sent = call.params.get("document") or call.params.get("photo")
-        if isinstance(sent, dict):
-            filename = sent.get("filename") or "file"
-            if keep_file is not None and "content" in sent:
-                lines.append(keep_file(filename, sent["content"]))
-            else:
-                lines.append(f"[{filename}]")
-        if call.text:
-            lines.append(plain(call.text))
-        if call.buttons:
-            lines.append("  ".join(f"[{i}] {b['text']}" for i, b in enumerate(call.buttons, 1)))
+        if item.kind == "file":
+            keep = keep_file(item.file_name, item.content) if keep_file else None
+            lines.append(keep or f"[{item.file_name}]")
+        if item.text:
+            lines.append(plain(item.text))
+        if item.buttons:
+            lines.append("  ".join(f"[{i}] {b[0]}" for i, b in enumerate(item.buttons, 1)))
         write("\n".join(lines) + "\n")
 
     return show

@@ -10,18 +10,17 @@ from typing import TextIO
 
 from sqlalchemy.engine import make_url
 
+import handlers
 from bot.channels.local.chat import LocalChat, Person, printer_for
-from bot.channels.telegram.app import build_application, periodic_jobs
-from bot.channels.telegram.jobs import SteppedJobs
-from bot.channels.telegram.local_api import LocalBotAPI
 from bot.cli import demo
 from bot.clock import ManualClock, SystemClock
 from bot.config import Settings
+from bot.jobs import SteppedJobs, periodic_jobs
 from bot.runtime import Runtime
 
 STRANGER = Person(7_099_999, "访客")
-# A deep link to the bot, as an invite or an evaluation code carries it.
-_START_LINK = re.compile(r"https://t\.me/\w+\?start=([\w-]+)")
+# A deep link to the bot, as an invite or an evaluation code carries it (bot.channels.local).
+_START_LINK = re.compile(r"/start ([\w-]+)")
 
 
 class Console:
@@ -97,8 +96,8 @@ class Console:
     def _link(self, selector: str) -> str | None:
         """The Nth start link of the newest bot message that has any (as if it was tapped,
         or its QR code scanned, by whoever is speaking now)."""
-        for call in reversed(self.chat.api.calls):
-            found = _START_LINK.findall(call.params.get("text") or "")
+        for sent in reversed(self.chat.channel.sent):
+            found = _START_LINK.findall(sent.text)
             if found:
                 number = int(selector) if selector.isdigit() else 1
                 return found[number - 1] if 0 < number <= len(found) else None
@@ -159,36 +158,31 @@ async def run_demo(
         await demo.seed_campaign(runtime)
         await demo.seed_selection(runtime)
     everyone = await demo.demo_people(runtime)
-    names = {person.user_id: person.name for person in [*everyone, STRANGER]}
+    names = {str(person.user_id): person.name for person in [*everyone, STRANGER]}
     folder = files_folder(settings.database_url)
-    api = LocalBotAPI(
-        now=lambda: clock.now().timestamp(),
-        on_call=printer_for(
-            lambda chat_id: names.get(chat_id, str(chat_id)),
+    chat = LocalChat(
+        runtime,
+        handlers.routes(),
+        clock,
+        SteppedJobs(runtime, periodic_jobs(runtime.settings), clock.now()),
+        on_sent=printer_for(
+            lambda chat_id: names.get(chat_id, chat_id),
             write,
             _file_keeper(folder, runtime),
             runtime.messages.render(runtime.settings.default_locale, "console_edited.txt"),
         ),
     )
-    application = build_application(runtime, request=api)
-    chat = LocalChat(
-        application,
-        api,
-        clock,
-        SteppedJobs(application, periodic_jobs(runtime.settings), clock.now()),
-    )
     console = Console(chat, everyone, runtime, write)
     read = _lines(stdin or sys.stdin)  # looked up now: it may have been replaced
-    async with application:
-        console.say(
-            "console_intro.txt",
-            current=console.current,
-            nobody_bound=not everyone,
-            database=make_url(settings.database_url).database or settings.database_url,
-            folder=str(folder),
-        )
-        while (line := await read()) is not None:
-            if not await console.handle(line):
-                break
+    console.say(
+        "console_intro.txt",
+        current=console.current,
+        nobody_bound=not everyone,
+        database=make_url(settings.database_url).database or settings.database_url,
+        folder=str(folder),
+    )
+    while (line := await read()) is not None:
+        if not await console.handle(line):
+            break
     await runtime.db.dispose()
     return 0

@@ -1,32 +1,16 @@
 """Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
 
-from datetime import timedelta
-
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor
 from telegram.request import BaseRequest
 
-from bot import delivery, logs
+from bot import logs
 from bot.channels.telegram import routing
 from bot.channels.telegram.intake import DurableApplication, DurableQueue
-from bot.channels.telegram.jobs import PeriodicJob
-from bot.config import Settings
 from bot.intake import Intake
 from bot.runtime import Runtime
 
 # Local runs (demo, tests, benchmarks) need a token-shaped string; no request leaves the process.
 LOCAL_TOKEN = "1000000:local-demo-token-not-used-for-any-request"
-
-
-def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
-    """The periodic jobs of every feature."""
-    return [
-        PeriodicJob(
-            "reminders",
-            timedelta(minutes=settings.reminder_tick_minutes),
-            delivery.tick,
-            next_work=delivery.next_work,
-        )
-    ]
 
 
 def build_application(

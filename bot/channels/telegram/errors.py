@@ -9,7 +9,6 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden
 from telegram.ext import ContextTypes
 
-
 logger = logging.getLogger("bot.errors")
 
 

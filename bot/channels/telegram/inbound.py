@@ -25,6 +25,7 @@ def inbound_of(update: Update, bot_username: str | None) -> Inbound | None:
         "account": account_of(user),
         "chat": str(chat.id),
         "private": private,
+        "chat_title": chat.title or "",
         "update_id": str(update.update_id),
         "language": user.language_code,
     }

@@ -9,16 +9,16 @@ Application marks it done once processed.
 import asyncio
 import json
 from collections import Counter
-
 from typing import TYPE_CHECKING
 
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import Application
 
-from bot.intake import BALLOT_ACTIONS, Intake, holds_ballot
-from bot.runtime import Runtime
+from bot.channels.telegram.inbound import account_of
 from bot.core.contract import Outgoing
+from bot.intake import Intake, holds_ballot, is_ballot_action
+from bot.runtime import Runtime
 
 if TYPE_CHECKING:
     from bot.channels.telegram.sender import TelegramChannel
@@ -52,7 +52,7 @@ class DurableQueue(asyncio.Queue):
             words = message.text or message.caption or ""
         ballot = holds_ballot(
             self.runtime.ballots,
-            account=account,
+            account=account_of(user) if user else None,  # as the ballot box knows it
             action=action,
             private_words=words,
             ballot_queued=bool(account and self._ballot_taps[account]),
@@ -62,13 +62,13 @@ class DurableQueue(asyncio.Queue):
         payload = None if ballot else json.dumps(update.to_dict(), ensure_ascii=False)
         if not await self.intake.accept(str(update.update_id), payload):
             return False
-        if account is not None and action is not None and action.startswith(BALLOT_ACTIONS):
+        if account is not None and is_ballot_action(action):
             self._ballot_taps[account] += 1
         return True
 
     def processed(self, update: Update) -> None:
         query, user = update.callback_query, update.effective_user
-        if query is not None and user is not None and (query.data or "").startswith(BALLOT_ACTIONS):
+        if query is not None and user is not None and is_ballot_action(query.data):
             self._ballot_taps[user.id] -= 1
             if self._ballot_taps[user.id] <= 0:
                 del self._ballot_taps[user.id]

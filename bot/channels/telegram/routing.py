@@ -14,6 +14,7 @@ def register(application: Application) -> None:
     routes = handlers.routes()
     channel = TelegramChannel(application)
     application.bot_data["channel"] = channel
+    application.bot_data["runtime"].channels[channel.name] = channel
     application.bot_data["routes"] = routes
 
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

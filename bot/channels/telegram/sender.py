@@ -1,47 +1,39 @@
 """Telegram as a channel of the core: its limits, and the one place replies, files, toasts
 and menus leave for the Bot API (bot.core.contract.Channel)."""
 
+import asyncio
 import functools
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
+from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram import Bot, InputFile
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
 from bot import delivery
 from bot.channels.telegram import menus, pacing
 from bot.channels.telegram.inbound import CHANNEL
+from bot.channels.telegram.markup import LIMITS, keyboard, start_link
 from bot.core.access import Actor
-from bot.core.contract import Answering, FileRef, Inbound, Limits, Outgoing, OutgoingFile
-
-LIMITS = Limits(
-    text_length=4096,
-    counted_in="utf-16",
-    buttons_per_message=100,
-    action_payload_bytes=64,
-    button_label_length=40,
-    toast_length=200,
-    messages_per_second=30,
-    messages_per_chat_minute=20,
+from bot.core.contract import (
+    Answering,
+    FileRef,
+    Inbound,
+    Outgoing,
+    OutgoingFile,
+    Undelivered,
+    Unreachable,
 )
 
-
-def keyboard(buttons: Sequence[Sequence[Sequence[str]]] | None) -> InlineKeyboardMarkup | None:
-    """Rows of [label, packed action] as an inline keyboard."""
-    if not buttons:
-        return None
-    for row in buttons:
-        for _label, data in row:
-            if len(data.encode()) > LIMITS.action_payload_bytes:
-                raise ValueError(f"callback data over {LIMITS.action_payload_bytes} bytes: {data!r}")
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in buttons
-        ]
-    )
+# How python-telegram-bot words a server error: Telegram's description, or the status's
+# phrase and number. Not 504: the gateway gave up waiting, the server may have sent it.
+_SERVER_ERROR = re.compile(
+    r"^(Internal Server Error|Bad Gateway|Service Unavailable)|\(5(?!04)\d\d\)"
+)
 
 
 class TelegramChannel:
@@ -52,6 +44,7 @@ class TelegramChannel:
 
     def __init__(self, application: Application) -> None:
         self.application = application
+        self._unpaced = asyncio.Lock()
 
     @property
     def bot(self) -> Bot:
@@ -94,6 +87,38 @@ class TelegramChannel:
             raise
         return True
 
+    async def push(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """An outbox message: behind the replies, never retried here (the outbox decides).
+        Without a pacer (local runs), one request at a time, in the order of the claim."""
+        async with self._unpaced if self.bot.rate_limiter is None else nullcontext():
+            try:
+                await pacing.request(
+                    self.bot.send_message,
+                    before_request=before_request,
+                    urgent=False,
+                    retries=0,
+                    chat_id=int(item.chat),
+                    text=item.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(item.buttons),
+                )
+            except Forbidden as error:
+                raise Unreachable(error.message) from error
+            except BadRequest as error:
+                if "chat not found" in error.message.lower():
+                    raise Unreachable(error.message) from error
+                raise
+            except RetryAfter as error:
+                wait = error.retry_after
+                seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+                raise Undelivered("Telegram asked to wait", timedelta(seconds=seconds)) from error
+            except NetworkError as error:
+                if _certainly_not_delivered(error):
+                    raise Undelivered(error.message) from error
+                raise
+
     async def send_file(self, item: OutgoingFile) -> None:
         method = self.bot.send_photo if item.kind == "photo" else self.bot.send_document
         field = "photo" if item.kind == "photo" else "document"
@@ -110,11 +135,17 @@ class TelegramChannel:
         return bytes(await found.download_as_bytearray())
 
     def deep_link(self, payload: str) -> str:
-        return f"https://t.me/{self.bot.username}?start={payload}"
+        return start_link(self.bot.username, payload)
 
     async def publish_menu(self, chat: str, actor: Actor | None, *, clear: bool) -> None:
         runtime = self.application.bot_data["runtime"]
         await menus.publish_for(self.bot, runtime.messages, int(chat), actor, clear=clear)
 
     async def send_news(self) -> None:
-        await delivery.send_now(self.application)
+        await delivery.send_now(self.application.bot_data["runtime"])
+
+
+def _certainly_not_delivered(error: NetworkError) -> bool:
+    """Telegram answered with a server error, or no connection was made: nothing arrived.
+    A timeout or a connection lost mid-request may have delivered it."""
+    return bool(_SERVER_ERROR.search(error.message)) or "httpx.ConnectError" in error.message
