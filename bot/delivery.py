@@ -156,10 +156,15 @@ class Sender:
 
         try:
             # One button per distinct action; when there are several, each names its subject.
-            unique = list({b.data: b for n in notices for b in n.buttons}.values())
+            unique = list({b.action: b for n in notices for b in n.buttons}.values())
             several = len(unique) > 1
             buttons = [
-                [(messages.plain(locale, b.label, several=several, **b.values)[:40], b.data)]
+                [
+                    (
+                        messages.plain(locale, b.label, several=several, **b.values)[:40],
+                        b.action.pack(),
+                    )
+                ]
                 for b in unique
             ]
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)

@@ -13,7 +13,6 @@ from bot.core.commendation import (
     Compile,
     ConfirmList,
     Grade,
-    Offer,
     ProposePrize,
     Publish,
     Refusal,
@@ -33,10 +32,6 @@ from storage.models import ChatState, Selection
 
 logger = logging.getLogger(__name__)
 FLOW = "nomination"
-
-
-def _buttons(turn: Turn, offers: list[list[Offer]]):
-    return [[(turn.label(o.label, **o.values), o.action) for o in row] for row in offers]
 
 
 def _refuse(turn: Turn, refusal: Refusal) -> None:
@@ -68,7 +63,7 @@ async def _status(turn: Turn) -> None:
         grader=found.grader,
         submitted=found.submitted,
         winners=found.winners,
-        buttons=_buttons(turn, found.offers),
+        buttons=turn.offered(found.offers),
     )
 
 
@@ -224,7 +219,7 @@ def _show_grading(turn: Turn, found) -> None:
             "commendation_my_proposals",
             rules=found.rules,
             proposals=found.proposals,
-            buttons=_buttons(turn, found.offers),
+            buttons=turn.offered(found.offers),
         )
     else:
         turn.edit(
@@ -235,7 +230,7 @@ def _show_grading(turn: Turn, found) -> None:
             record=found.record,
             graded=found.graded,
             nominees_total=found.total,
-            buttons=_buttons(turn, found.offers),
+            buttons=turn.offered(found.offers),
         )
 
 
@@ -328,7 +323,7 @@ async def confirm(turn: Turn) -> None:
         turn.reply(
             "commendation_graders_missing",
             names=found.names,
-            buttons=_buttons(turn, found.offers),
+            buttons=turn.offered(found.offers),
         )
     else:
         turn.reply(
@@ -336,7 +331,7 @@ async def confirm(turn: Turn) -> None:
             selection=found.selection,
             rules=found.rules,
             winners=found.winners,
-            buttons=_buttons(turn, found.offers),
+            buttons=turn.offered(found.offers),
         )
 
 

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import intake
 from bot.core import access, preferences
 from bot.core.access import Account, Actor, Permission
-from bot.core.actions import Action
+from bot.core.actions import Action, Button
 from bot.core.contract import Channel, FileRef, Inbound, Kind, Outgoing, OutgoingFile
 from bot.core.text import normalise
 from bot.runtime import Runtime
@@ -112,6 +112,10 @@ class Turn:
     def notice(self, template: str, **values: Any) -> None:
         """A short toast answering the pressed button."""
         self._notice = self.runtime.messages.plain(self.locale, template, **values)
+
+    def offered(self, rows: Sequence[Sequence[Button]]) -> Buttons:
+        """A service's buttons, their labels in this person's language."""
+        return [[(self.label(b.label, **b.values), b.action) for b in row] for row in rows]
 
     def deep_link(self, payload: str) -> str:
         """A link that opens this channel's chat with the bot carrying `payload`."""

@@ -15,7 +15,7 @@ Field types say what a field may hold: `int` (up to nine digits), `str` (a word 
 import re
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self, get_args, get_origin
 
 _INT = r"\d{1,9}"
@@ -60,15 +60,15 @@ class Action:
         if "_shape" not in cls.__dict__:
             hints = typing.get_type_hints(cls, include_extras=True)
             shape = re.escape(cls.prefix)
-            for field in fields(cls):
-                pattern, optional = _pattern(hints[field.name])
-                part = f":(?P<{field.name}>{pattern})"
+            for spec in fields(cls):
+                pattern, optional = _pattern(hints[spec.name])
+                part = f":(?P<{spec.name}>{pattern})"
                 shape += f"(?:{part})?" if optional else part
             cls._shape = re.compile(shape)
         return cls._shape
 
     def pack(self) -> str:
-        values = [getattr(self, field.name) for field in fields(self)]
+        values = [getattr(self, spec.name) for spec in fields(self)]
         return ":".join([self.prefix, *(str(value) for value in values if value is not None)])
 
     @classmethod
@@ -88,9 +88,9 @@ class Action:
             return None
         hints = typing.get_type_hints(cls)
         values = {}
-        for field in fields(cls):
-            raw = match.group(field.name)
-            values[field.name] = None if raw is None else _typed(hints[field.name], raw)
+        for spec in fields(cls):
+            raw = match.group(spec.name)
+            values[spec.name] = None if raw is None else _typed(hints[spec.name], raw)
         return cls(**values)
 
 
@@ -99,3 +99,12 @@ def _typed(annotation: Any, raw: str) -> Any:
     if annotation is int or (inner and inner[0] is int):
         return int(raw)
     return raw
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button a service offers: its label's template (and values), and its action."""
+
+    label: str
+    action: Action
+    values: dict[str, Any] = field(default_factory=dict)

@@ -12,14 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import deed_documents, evaluation, evaluation_results
 from bot.core.access import Actor, speaks_for_branch
-from bot.core.actions import Action
+from bot.core.actions import Action, Button
 from storage import outbox
 from storage.models import (
     BoundChat,
@@ -122,15 +122,6 @@ class Publish(Action, prefix="cmp"):
 @dataclass(frozen=True)
 class Compile(Action, prefix="cmd"):
     selection_id: int
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A button this person may press: its label's template and values, and its action."""
-
-    label: str
-    action: Action
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 def count_characters(text: str) -> int:
@@ -871,7 +862,7 @@ class Status:
     grader: bool
     submitted: bool
     winners: list[tuple[Nomination, str]]
-    offers: list[list[Offer]]
+    offers: list[list[Button]]
 
 
 async def status(session: AsyncSession, *, actor: Actor, now: datetime) -> Status | None:
@@ -892,7 +883,7 @@ async def status(session: AsyncSession, *, actor: Actor, now: datetime) -> Statu
     if may_nominate(actor, selection, now) is None:
         offers += [
             [
-                Offer(
+                Button(
                     "button_nominate",
                     ChooseCategory(selection.id, c.key),
                     {"category_name": c.name},
@@ -901,23 +892,23 @@ async def status(session: AsyncSession, *, actor: Actor, now: datetime) -> Statu
             for c in rules.categories
         ]
         offers += [
-            [Offer("button_withdraw_nomination", WithdrawNomination(n.id), {"name": names[n.id]})]
+            [Button("button_withdraw_nomination", WithdrawNomination(n.id), {"name": names[n.id]})]
             for n in ours
         ]
     if grader and stage == Stage.GRADING:
         offers.append(
-            [Offer("button_see_tally" if submitted else "button_grade", Grade(selection.id))]
+            [Button("button_see_tally" if submitted else "button_grade", Grade(selection.id))]
         )
     organiser = actor.has(Role.ORGANISER)
     if organiser:
         may_see_tally = await tally_refusal(session, actor=actor, selection=selection) is None
         if stage == Stage.GRADING and may_see_tally:
-            offers.append([Offer("button_see_tally", SeeTally(selection.id))])
-            offers.append([Offer("button_confirm_list", ConfirmList(selection.id))])
+            offers.append([Button("button_see_tally", SeeTally(selection.id))])
+            offers.append([Button("button_confirm_list", ConfirmList(selection.id))])
         if stage == Stage.CONFIRMED:
-            offers.append([Offer("button_publish", Publish(selection.id))])
+            offers.append([Button("button_publish", Publish(selection.id))])
         if stage in (Stage.CONFIRMED, Stage.PUBLISHED):
-            offers.append([Offer("button_compile", Compile(selection.id))])
+            offers.append([Button("button_compile", Compile(selection.id))])
     listed = []
     if stage == Stage.PUBLISHED or (stage == Stage.CONFIRMED and organiser):
         listed = await winners(session, selection=selection)
@@ -994,7 +985,7 @@ class ToGrade:
     record: Evidence
     graded: int
     total: int
-    offers: list[list[Offer]]
+    offers: list[list[Button]]
 
 
 @dataclass
@@ -1003,7 +994,7 @@ class MyProposals:
 
     rules: Rules
     proposals: list[tuple[Nomination, str, str]]  # nomination, name, prize
-    offers: list[list[Offer]]
+    offers: list[list[Button]]
 
 
 @dataclass
@@ -1013,8 +1004,8 @@ class Tally:
 
 
 async def _to_grade(session, selection, nomination, name, graded, total, now) -> ToGrade:
-    def prize_offer(prize: str) -> Offer:
-        return Offer("button_prize", ProposePrize(nomination.id, prize), {"prize": prize})
+    def prize_offer(prize: str) -> Button:
+        return Button("button_prize", ProposePrize(nomination.id, prize), {"prize": prize})
 
     return ToGrade(
         nomination,
@@ -1040,8 +1031,8 @@ async def next_to_grade(
             Rules.of(selection),
             [(n, names[n.id], proposed[n.id]) for n in items],
             [
-                [Offer("button_submit_grades", SubmitGrades(selection.id))],
-                [Offer("button_regrade", Regrade(selection.id))],
+                [Button("button_submit_grades", SubmitGrades(selection.id))],
+                [Button("button_regrade", Regrade(selection.id))],
             ],
         )
     first = waiting[0]
@@ -1138,7 +1129,7 @@ class GradersMissing:
     """Confirming now would leave these graders out: the organiser may go ahead anyway."""
 
     names: list[str]
-    offers: list[list[Offer]]
+    offers: list[list[Button]]
 
 
 @dataclass
@@ -1146,7 +1137,7 @@ class Confirmed:
     selection: Selection
     rules: Rules
     winners: list[tuple[Nomination, str]]
-    offers: list[list[Offer]]
+    offers: list[list[Button]]
 
 
 async def confirm_list(
@@ -1167,7 +1158,7 @@ async def confirm_list(
     if refusal is Refusal.GRADERS_MISSING:
         return GradersMissing(
             await missing_graders(session, selection=selection),
-            [[Offer("button_confirm_anyway", ConfirmList(selection.id, "anyway"))]],
+            [[Button("button_confirm_anyway", ConfirmList(selection.id, "anyway"))]],
         )
     if refusal:
         return refusal
@@ -1175,7 +1166,7 @@ async def confirm_list(
         selection,
         Rules.of(selection),
         await winners(session, selection=selection),
-        [[Offer("button_publish", Publish(selection.id))]],
+        [[Button("button_publish", Publish(selection.id))]],
     )
 
 

@@ -11,8 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import digests
 from bot.core.access import Actor
+from bot.core.actions import Button
 from bot.core.calendar import CampaignTime, campaign_end
-from bot.core.notices import Button, Composed, Notice, undeliverable
+from bot.core.notices import Composed, Notice, undeliverable
 from storage import outbox, people
 from storage.models import Campaign, DigestReceipt, OutboxMessage, Role
 from storage.outbox import Recipients
@@ -22,8 +23,8 @@ WEEKLY = "weekly_digest"
 USEFUL_FOR = timedelta(days=1)
 READERS = (Role.SECRETARY.value, Role.PARTY_SECRETARY.value, Role.ORGANISER.value)
 BUTTONS = (
-    Button("button_digest_chart", digests.CHARTS.pack()),
-    Button("button_digest_export", digests.WORKBOOK.pack()),
+    Button("button_digest_chart", digests.CHARTS),
+    Button("button_digest_export", digests.WORKBOOK),
 )
 
 

@@ -2,18 +2,9 @@
 to skip it. Calendar reminders, reviews and rectification each compose their own rows."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from bot.core.actions import Button
 from storage.models import Member
-
-
-@dataclass(frozen=True)
-class Button:
-    """A button under a message: its label's template (and values) and its callback data."""
-
-    label: str
-    data: str
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Actor
-from bot.core.actions import Action
+from bot.core.actions import Action, Button
 from bot.core.calendar import CampaignTime, organisation_today
-from bot.core.notices import Button, Composed, Notice, undeliverable
+from bot.core.notices import Composed, Notice, undeliverable
 from storage import outbox, people
 from storage.models import (
     Branch,
@@ -521,15 +521,15 @@ async def compose(
         named = {"item": item, "number": None}
         if message.reminder == REPORTED:
             buttons = (
-                Button("button_rectify_confirm", JudgeItem(item.id, "confirm").pack(), named),
-                Button("button_rectify_reopen", JudgeItem(item.id, "reopen").pack(), named),
+                Button("button_rectify_confirm", JudgeItem(item.id, "confirm"), named),
+                Button("button_rectify_reopen", JudgeItem(item.id, "reopen"), named),
             )
         elif message.reminder == CONFIRMED:
             buttons = ()
         else:
             buttons = (
-                Button("button_rectify_progress", ReportItem(item.id, "progress").pack(), named),
-                Button("button_rectify_done", ReportItem(item.id, "done").pack(), named),
+                Button("button_rectify_progress", ReportItem(item.id, "progress"), named),
+                Button("button_rectify_done", ReportItem(item.id, "done"), named),
             )
         today = await organisation_today(session, organisation_id=item.organisation_id, now=now)
         composed.notices.append(

@@ -17,8 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core import digest_notices, evaluation, evaluation_notices, rectification
 from bot.core.access import parse_roles
+from bot.core.actions import Button
 from bot.core.calendar import CampaignTime, ReportStepDone, applies_to
-from bot.core.notices import Button, Composed, Notice, undeliverable
+from bot.core.notices import Composed, Notice, undeliverable
 from storage import calendar as calendar_queries
 from storage import outbox, people
 from storage.models import (
@@ -354,7 +355,7 @@ async def compose(
                 composed.skipped[message.id] = "everyone caught up"
                 continue
         buttons = (
-            (Button("button_done", ReportStepDone(step.id).pack(), {"step": step}),)
+            (Button("button_done", ReportStepDone(step.id), {"step": step}),)
             if step is not None
             and step.kind == StepKind.TASK
             and message.reminder != BRANCH_OVERDUE

@@ -17,8 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import pledges as pledge_service
 from bot.core import rectification, reviewers, summaries
 from bot.core.access import Actor
-from bot.core.actions import Action
-from bot.core.notices import Button, Composed, Notice, undeliverable
+from bot.core.actions import Action, Button
+from bot.core.notices import Composed, Notice, undeliverable
 from bot.core.summaries import Quarter, Readable
 from storage import outbox
 from storage.models import (
@@ -441,7 +441,7 @@ async def compose(
                 member,
                 "review_received",
                 await as_read(session, review=review),
-                (Button("button_acknowledge", AcknowledgeReview(review.id).pack()),),
+                (Button("button_acknowledge", AcknowledgeReview(review.id)),),
             )
         )
     return composed
