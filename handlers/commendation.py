@@ -15,7 +15,7 @@ from bot.core.commendation import (
     Grade,
     ProposePrize,
     Publish,
-    Refusal,
+    Reason,
     Regrade,
     RegradeNominee,
     Rules,
@@ -24,6 +24,7 @@ from bot.core.commendation import (
     WithdrawNomination,
 )
 from bot.core.contract import Outgoing
+from bot.core.refusal import Refusal
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
@@ -32,14 +33,6 @@ from storage.models import ChatState, Selection
 
 logger = logging.getLogger(__name__)
 FLOW = "nomination"
-
-
-def _refuse(turn: Turn, refusal: Refusal) -> None:
-    """A button for what is gone gets a toast; any other refusal says why."""
-    if refusal is Refusal.STALE:
-        turn.notice("button_stale")
-    else:
-        turn.reply("commendation_refused", refusal=refusal, count=0)
 
 
 @gated(Permission.USE)
@@ -82,7 +75,7 @@ async def choose_category(turn: Turn) -> None:
         now=turn.now,
     )
     if isinstance(choice, Refusal):
-        turn.reply("commendation_refused", refusal=choice, count=0)
+        turn.refuse(choice)
         return
     if choice.nominee is not None:
         await _ask_material(turn, choice.selection, action.category, choice.nominee)
@@ -110,7 +103,7 @@ async def choose_member(turn: Turn) -> None:
         now=turn.now,
     )
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
         return
     await _ask_material(turn, found, action.category, f"member:{action.member_id}")
 
@@ -173,14 +166,13 @@ async def take_material(turn: Turn, state: ChatState) -> None:
         material=text,
         now=turn.now,
     )
-    if outcome.refusal not in (Refusal.TOO_LONG, Refusal.EMPTY):  # else: still waiting for it
+    if outcome.refusal not in (Reason.TOO_LONG, Reason.EMPTY):  # else: still waiting for it
         await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
     if outcome.refusal:
-        turn.reply(
-            "commendation_refused",
-            refusal=outcome.refusal,
-            count=outcome.count,
-            limit=commendation.MATERIAL_LIMIT,
+        turn.refuse(
+            commendation.refused(
+                outcome.refusal, count=outcome.count, limit=commendation.MATERIAL_LIMIT
+            )
         )
         return
     name = (await commendation.names_of(turn.session, [outcome.nomination]))[outcome.nomination.id]
@@ -211,7 +203,7 @@ async def withdraw(turn: Turn) -> None:
 def _show_grading(turn: Turn, found) -> None:
     """The next nominee to grade, my proposals, everyone's submitted ones, or a refusal."""
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
     elif isinstance(found, commendation.Tally):
         turn.reply("commendation_tally", rules=found.rules, tallied=found.tallied)
     elif isinstance(found, commendation.MyProposals):
@@ -255,7 +247,10 @@ async def vote(turn: Turn) -> None:
         now=turn.now,
     )
     if isinstance(found, Refusal):  # a toast: the nominee being graded stays in view
-        turn.notice("commendation_refusal_toast", refusal=found)
+        if found.toast:
+            turn.refuse(found)
+        else:
+            turn.notice("commendation_refusal_toast", **found.values)
     else:
         _show_grading(turn, found)
 
@@ -267,7 +262,7 @@ async def regrade(turn: Turn) -> None:
         turn.session, actor=turn.actor, selection_id=turn.action.selection_id
     )
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
         return
     turn.edit(
         "commendation_regrade",
@@ -318,7 +313,7 @@ async def confirm(turn: Turn) -> None:
         despite_missing=turn.action.anyway is not None,
     )
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
     elif isinstance(found, commendation.GradersMissing):
         turn.reply(
             "commendation_graders_missing",
@@ -342,7 +337,7 @@ async def publish(turn: Turn) -> None:
         turn.session, actor=turn.actor, selection_id=turn.action.selection_id, now=turn.now
     )
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
         return
     turn.reply("commendation_published_now", chats=len(found.chats))
     runtime = turn.runtime
@@ -377,7 +372,7 @@ async def compile_document(turn: Turn) -> None:
         words=turn.runtime.messages.commendation_words(turn.locale),
     )
     if isinstance(found, Refusal):
-        _refuse(turn, found)
+        turn.refuse(found)
     else:
         turn.send_file(found.name, found.content)
 

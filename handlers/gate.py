@@ -25,6 +25,7 @@ from bot.core import access, preferences
 from bot.core.access import Account, Actor, Permission
 from bot.core.actions import Action, Button
 from bot.core.contract import Channel, FileRef, Inbound, Kind, Outgoing, OutgoingFile
+from bot.core.refusal import Refusal
 from bot.core.text import normalise
 from bot.runtime import Runtime
 
@@ -100,6 +101,13 @@ class Turn:
     ) -> None:
         """A file for this chat, sent after the replies (made again if asked again)."""
         self._files.append(OutgoingFile(self.inbound.chat, name, content, kind, caption))
+
+    def refuse(self, refusal: Refusal, *, buttons: Buttons | None = None, **more: Any) -> None:
+        """Say why not: a toast, or a message (with `more` values and `buttons` if given)."""
+        if refusal.toast:
+            self.notice(refusal.message, **refusal.values, **more)
+        else:
+            self.reply(refusal.message, buttons=buttons, **refusal.values, **more)
 
     def afterwards(self, action: Callable[[], Awaitable[object]]) -> None:
         """Run `action` once the update has committed and replied; its failure is only logged."""

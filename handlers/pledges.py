@@ -5,14 +5,8 @@ from datetime import date
 
 from bot.core import access, calendar, pledges
 from bot.core.access import Permission
-from bot.core.pledges import (
-    DueRefusal,
-    NoDeadline,
-    PledgeRefusal,
-    PledgeStep,
-    PledgeText,
-    TooLong,
-)
+from bot.core.pledges import NoDeadline, PledgeRefusal, PledgeStep, PledgeText
+from bot.core.refusal import TOO_LONG, Refusal
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
@@ -20,17 +14,6 @@ from storage import conversations
 from storage.models import ChatState, PledgeStatus
 
 _STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
-
-
-def _refuse_too_long(turn: Turn, refused: TooLong) -> None:
-    """Refuse an over-long text with its count, showing it back so it can be shortened."""
-    turn.reply(
-        "text_too_long",
-        length=refused.length,
-        allowed=refused.limit,
-        text=refused.text,
-        pledge_part=refused.part,
-    )
 
 
 @gated(Permission.USE)
@@ -42,7 +25,7 @@ async def start_pledge(turn: Turn) -> None:
         await _one_message(turn, rest, for_branch=for_branch)
         return
     if for_branch and not access.speaks_for_branch(turn.actor):
-        turn.reply("pledge_refused", reason=PledgeRefusal.NOT_SECRETARY)
+        turn.refuse(pledges.refused(PledgeRefusal.NOT_SECRETARY))
         return
     await _carry_on(turn, subject_id=None, data={"branch": for_branch})
 
@@ -58,7 +41,7 @@ async def _one_message(turn: Turn, rest: str, *, for_branch: bool) -> None:
     data: dict = {"branch": for_branch}
     for part in ("goal", "measures"):
         if refused := pledges.too_long(part, getattr(parts, part)):
-            _refuse_too_long(turn, refused)
+            turn.refuse(refused)
         else:
             data[part] = getattr(parts, part)
     if parts.due is None:
@@ -110,8 +93,8 @@ async def _read_due(turn: Turn, typed: str) -> date | None:
     due_on = await pledges.read_due(
         turn.session, organisation_id=turn.actor.organisation_id, text=typed, now=turn.now
     )
-    if isinstance(due_on, DueRefusal):
-        turn.reply("pledge_bad_date", due_refusal=due_on, typed=typed, buttons=_due_buttons(turn))
+    if isinstance(due_on, Refusal):
+        turn.refuse(due_on, typed=typed, buttons=_due_buttons(turn))
         return None
     return due_on
 
@@ -130,7 +113,7 @@ async def pledge_step(turn: Turn, state: ChatState) -> None:
             return
         data["due"] = due_on.isoformat()
     elif refused := pledges.too_long(state.stage, text):
-        _refuse_too_long(turn, refused)
+        turn.refuse(refused)
         return
     else:
         data[state.stage] = text
@@ -157,10 +140,8 @@ async def _save(turn: Turn, text: PledgeText, *, for_branch: bool, pledge_id: in
         result = await pledges.edit(
             turn.session, actor=turn.actor, pledge_id=pledge_id, text=text, now=turn.now
         )
-    if isinstance(result, TooLong):
-        _refuse_too_long(turn, result)
-    elif isinstance(result, PledgeRefusal):
-        turn.reply("pledge_refused", reason=result)
+    if isinstance(result, Refusal):
+        turn.refuse(result)
     else:
         turn.reply("pledge_saved", pledge=result, edited=pledge_id is not None)
 
@@ -189,9 +170,9 @@ async def pledge_action(turn: Turn) -> None:
     pledge = await pledges.get_changeable(
         turn.session, actor=turn.actor, pledge_id=pledge_id, now=turn.now, editing=editing
     )
-    if isinstance(pledge, PledgeRefusal):
-        turn.notice("pledge_refused_short", reason=pledge)
-        turn.reply("pledge_refused", reason=pledge)
+    if isinstance(pledge, Refusal):
+        turn.refuse(pledges.refused(pledge.reason, toast=True))
+        turn.refuse(pledge)
         return
     if action == "open":
         window = await calendar.pledge_window_open(
@@ -253,12 +234,12 @@ def _detail_buttons(turn: Turn, pledge_id: int, window_open: bool):
 
 async def _close(turn: Turn, result, template: str, **values) -> None:
     """The flow is over either way, unless the text was too long (then it is asked again)."""
-    if isinstance(result, TooLong):
-        _refuse_too_long(turn, result)
+    if isinstance(result, Refusal) and result.message == TOO_LONG:
+        turn.refuse(result)
         return
     await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-    if isinstance(result, PledgeRefusal):
-        turn.reply("pledge_refused", reason=result)
+    if isinstance(result, Refusal):
+        turn.refuse(result)
     else:
         turn.reply(template, **values)
 

@@ -13,6 +13,7 @@ from bot.core.ballots import IDLE_LIMIT, Ballot, BallotStep, ChooseLevel, Choose
 from bot.core.contract import Channel, Inbound
 from bot.core.evaluation import COMMENT_LIMIT, Outcome, Rater, RoundSettings, RoundState
 from bot.core.evaluation_codes import Redemption
+from bot.core.refusal import over
 from bot.runtime import Runtime
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
@@ -236,8 +237,8 @@ async def take_comment(turn: Turn) -> None:
     if not text:
         turn.reply("ballot_comment_text_only")
         return
-    if len(text) > COMMENT_LIMIT:
-        turn.reply("text_too_long", length=len(text), allowed=COMMENT_LIMIT, text=text)
+    if refused := over(text, COMMENT_LIMIT):
+        turn.refuse(refused)
         return
     ballot.comment = text
     ballot.awaiting_comment = False

@@ -3,6 +3,7 @@
 from bot.core import rectification
 from bot.core.access import Permission
 from bot.core.rectification import JudgeItem, ReportItem
+from bot.core.refusal import over
 from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
@@ -107,8 +108,8 @@ async def note_step(turn: Turn, state: ChatState) -> None:
     if not text:
         turn.reply("text_needed")
         return
-    if len(text) > rectification.NOTE_LIMIT:
-        turn.reply("text_too_long", length=len(text), allowed=rectification.NOTE_LIMIT, text=text)
+    if refused := over(text, rectification.NOTE_LIMIT):
+        turn.refuse(refused)
         return
     if state.stage == "reopen":
         item = await rectification.reviewed_by(

@@ -8,7 +8,6 @@ from bot.core.reviews import (
     ReadReview,
     ReviewStep,
     StartReview,
-    TooLong,
 )
 from bot.core.summaries import Quarter, Window
 from handlers.conversation import flow
@@ -140,8 +139,8 @@ async def review_step(turn: Turn, state: ChatState) -> None:
         turn.reply("text_needed")
         return
     refused = reviews.answer(review, text=text, now=turn.now)
-    if isinstance(refused, TooLong):
-        turn.reply("text_too_long", length=refused.length, allowed=refused.limit, text=text)
+    if refused is not None:
+        turn.refuse(refused)
         return
     await _ask(turn, review)
 

@@ -8,7 +8,6 @@ from bot.core.summaries import (
     ReadSummary,
     SummaryPledgeStatus,
     SummaryStep,
-    TooLong,
     Window,
 )
 from handlers.conversation import flow
@@ -132,14 +131,8 @@ async def summary_step(turn: Turn, state: ChatState) -> None:
         limit=turn.runtime.settings.summary_limit,
         now=turn.now,
     )
-    if isinstance(refused, TooLong):
-        turn.reply(
-            "text_too_long",
-            length=refused.length,
-            allowed=refused.allowed,
-            text=text,
-            limit=refused.limit,
-        )
+    if refused is not None:
+        turn.refuse(refused)
         return
     await _ask(turn, summary)
 

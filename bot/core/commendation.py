@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core import deed_documents, evaluation, evaluation_results
 from bot.core.access import Actor, speaks_for_branch
 from bot.core.actions import Action, Button
+from bot.core.refusal import Refusal
 from storage import outbox
 from storage.models import (
     BoundChat,
@@ -284,7 +285,7 @@ async def of_actor(session: AsyncSession, *, actor: Actor, selection_id: int) ->
 # --- nominating ------------------------------------------------------------------------------
 
 
-class Refusal(StrEnum):
+class Reason(StrEnum):
     NOT_SECRETARY = "not_secretary"
     NOT_NOMINATING = "not_nominating"  # outside the nomination window
     UNKNOWN_CATEGORY = "unknown_category"
@@ -306,10 +307,17 @@ class Refusal(StrEnum):
     STALE = "stale"  # the button names what is gone, or what this person no longer may do
 
 
+def refused(reason: Reason, **values: Any) -> Refusal:
+    """What a member is told: a toast for a button whose subject is gone, else why not."""
+    if reason is Reason.STALE:
+        return Refusal("button_stale", toast=True)
+    return Refusal("commendation_refused", {"refusal": reason, "count": 0} | values)
+
+
 @dataclass
 class Outcome:
     nomination: Nomination | None = None
-    refusal: Refusal | None = None
+    refusal: Reason | None = None
     count: int = 0  # the material's 字数
     replaced: bool = False  # the nominee's material was replaced
 
@@ -327,11 +335,11 @@ async def nominees_of(session: AsyncSession, *, actor: Actor) -> list[Member]:
     )
 
 
-def may_nominate(actor: Actor, selection: Selection, now: datetime) -> Refusal | None:
+def may_nominate(actor: Actor, selection: Selection, now: datetime) -> Reason | None:
     if not speaks_for_branch(actor):
-        return Refusal.NOT_SECRETARY
+        return Reason.NOT_SECRETARY
     if stage_of(selection, now) != Stage.NOMINATING:
-        return Refusal.NOT_NOMINATING
+        return Reason.NOT_NOMINATING
     return None
 
 
@@ -343,7 +351,7 @@ async def check_nominee(
     category: str,
     nominee: str,
     now: datetime,
-) -> tuple[Refusal | None, Member | None]:
+) -> tuple[Reason | None, Member | None]:
     """Whether this secretary may put this nominee forward in this category now (and the
     member, for a member category): before the material is asked for, and again with it."""
     refusal = may_nominate(actor, selection, now)
@@ -351,16 +359,16 @@ async def check_nominee(
         return refusal, None
     chosen = Rules.of(selection).category(category)
     if chosen is None:
-        return Refusal.UNKNOWN_CATEGORY, None
+        return Reason.UNKNOWN_CATEGORY, None
     if chosen.of == "branch":
         ok = nominee == f"branch:{actor.branch_id}"
-        return (None if ok else Refusal.NOT_IN_BRANCH), None
+        return (None if ok else Reason.NOT_IN_BRANCH), None
     kind, _, number = nominee.partition(":")
     member = await session.get(Member, int(number)) if number.isdigit() else None
     if kind != "member" or member is None or not member.active:
-        return Refusal.NOT_IN_BRANCH, None
+        return Reason.NOT_IN_BRANCH, None
     if member.branch_id != actor.branch_id:
-        return Refusal.NOT_IN_BRANCH, None
+        return Reason.NOT_IN_BRANCH, None
     return None, member
 
 
@@ -383,9 +391,9 @@ async def nominate(
     material = deed_documents.xml_safe(material).strip()
     count = count_characters(material)
     if not count:
-        return Outcome(refusal=Refusal.EMPTY)
+        return Outcome(refusal=Reason.EMPTY)
     if count > MATERIAL_LIMIT:
-        return Outcome(refusal=Refusal.TOO_LONG, count=count)
+        return Outcome(refusal=Reason.TOO_LONG, count=count)
     existing = (
         await session.exec(
             select(Nomination)
@@ -396,7 +404,7 @@ async def nominate(
     ).all()
     nomination = next((n for n in existing if n.nominee == nominee), None)
     if nomination is None and len(existing) >= selection.per_branch:
-        return Outcome(refusal=Refusal.OVER_QUOTA, count=count)
+        return Outcome(refusal=Reason.OVER_QUOTA, count=count)
     replaced = nomination is not None
     if nomination is None:
         nomination = Nomination(
@@ -587,29 +595,29 @@ async def has_submitted(session: AsyncSession, *, selection: Selection, grader_i
     return await session.get(GraderSubmission, (selection.id, grader_id)) is not None
 
 
-async def _grading_refusal(session, actor: Actor, selection: Selection, now) -> Refusal | None:
+async def _grading_refusal(session, actor: Actor, selection: Selection, now) -> Reason | None:
     if not is_grader(actor, selection):
-        return Refusal.NOT_A_GRADER
+        return Reason.NOT_A_GRADER
     if stage_of(selection, now) != Stage.GRADING:
-        return Refusal.NOT_GRADING
+        return Reason.NOT_GRADING
     if await has_submitted(session, selection=selection, grader_id=actor.member_id):
-        return Refusal.SUBMITTED
+        return Reason.SUBMITTED
     return None
 
 
 async def propose(
     session: AsyncSession, *, actor: Actor, nomination_id: int, prize: str, now: datetime
-) -> Refusal | None:
+) -> Reason | None:
     """A grader's private proposal for one nominee (changeable until they submit)."""
     nomination = await session.get(Nomination, nomination_id)
     selection = await session.get(Selection, nomination.selection_id) if nomination else None
     if selection is None or selection.organisation_id != actor.organisation_id:
-        return Refusal.NOT_A_GRADER
+        return Reason.NOT_A_GRADER
     refusal = await _grading_refusal(session, actor, selection, now)
     if refusal:
         return refusal
     if prize not in POINTS:
-        return Refusal.UNKNOWN_CATEGORY
+        return Reason.UNKNOWN_CATEGORY
     proposal = await session.get(GradeProposal, (nomination_id, actor.member_id))
     if proposal is None:
         proposal = GradeProposal(
@@ -623,14 +631,14 @@ async def propose(
 
 async def submit(
     session: AsyncSession, *, actor: Actor, selection: Selection, now: datetime
-) -> Refusal | None:
+) -> Reason | None:
     """A grader's proposals become final, and they may see everyone's."""
     refusal = await _grading_refusal(session, actor, selection, now)
     if refusal:
         return refusal
     proposed = await proposals_of(session, selection=selection, grader_id=actor.member_id)
     if any(n.id not in proposed for n in await nominations(session, selection=selection)):
-        return Refusal.INCOMPLETE
+        return Reason.INCOMPLETE
     session.add(
         GraderSubmission(selection_id=selection.id, grader_id=actor.member_id, submitted_at=now)
     )
@@ -640,13 +648,13 @@ async def submit(
 
 async def tally_refusal(
     session: AsyncSession, *, actor: Actor, selection: Selection
-) -> Refusal | None:
+) -> Reason | None:
     """Why this person may not see the graders' proposals side by side (None: they may)."""
     if is_grader(actor, selection):
         if not await has_submitted(session, selection=selection, grader_id=actor.member_id):
-            return Refusal.NOT_SUBMITTED
+            return Reason.NOT_SUBMITTED
         return None
-    return None if actor.has(Role.ORGANISER) else Refusal.NOT_A_GRADER
+    return None if actor.has(Role.ORGANISER) else Reason.NOT_A_GRADER
 
 
 async def missing_graders(session: AsyncSession, *, selection: Selection) -> list[str]:
@@ -734,21 +742,21 @@ async def confirm(
     selection: Selection,
     now: datetime,
     despite_missing: bool = False,
-) -> Refusal | None:
+) -> Reason | None:
     """The organiser confirms the final list the tally gives, within the quotas; with graders
     who have not submitted, only when told to go ahead without them."""
     if not actor.has(Role.ORGANISER):
-        return Refusal.NOT_ORGANISER
+        return Reason.NOT_ORGANISER
     if stage_of(selection, now) != Stage.GRADING:
-        return Refusal.NOT_GRADING
+        return Reason.NOT_GRADING
     refusal = await tally_refusal(session, actor=actor, selection=selection)
     if refusal:
         return refusal
     tallied = await tally(session, selection=selection)
     if not any(t.proposals for t in tallied):
-        return Refusal.NO_PROPOSALS
+        return Reason.NO_PROPOSALS
     if not despite_missing and await missing_graders(session, selection=selection):
-        return Refusal.GRADERS_MISSING
+        return Reason.GRADERS_MISSING
     prizes = final_list(tallied, Rules.of(selection))
     for t in tallied:
         t.nomination.prize = prizes.get(t.nomination.id)
@@ -770,14 +778,14 @@ async def winners(session: AsyncSession, *, selection: Selection) -> list[tuple[
 
 async def publish(
     session: AsyncSession, *, actor: Actor, selection: Selection, now: datetime
-) -> Refusal | None:
+) -> Reason | None:
     """Announce the confirmed list to every member, through the outbox, once."""
     if not actor.has(Role.ORGANISER):
-        return Refusal.NOT_ORGANISER
+        return Reason.NOT_ORGANISER
     if selection.stage == SelectionStage.PUBLISHED:
-        return Refusal.ALREADY_PUBLISHED
+        return Reason.ALREADY_PUBLISHED
     if selection.stage != SelectionStage.CONFIRMED:
-        return Refusal.NOT_CONFIRMED
+        return Reason.NOT_CONFIRMED
     selection.stage, selection.published_at = SelectionStage.PUBLISHED, now
     session.add(selection)
     await outbox.insert_recipients(
@@ -940,12 +948,12 @@ async def choose_category(
 ) -> Refusal | CategoryChoice:
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.NOT_NOMINATING
+        return refused(Reason.NOT_NOMINATING)
     if refusal := may_nominate(actor, selection, now):
-        return refusal
+        return refused(refusal)
     chosen = Rules.of(selection).category(category)
     if chosen is None:
-        return Refusal.UNKNOWN_CATEGORY
+        return refused(Reason.UNKNOWN_CATEGORY)
     if chosen.of == "branch":
         return CategoryChoice(selection, chosen, f"branch:{actor.branch_id}", [])
     return CategoryChoice(selection, chosen, None, await nominees_of(session, actor=actor))
@@ -963,7 +971,7 @@ async def choose_nominee(
     """The selection whose material is asked for next, if this member may be put forward."""
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.STALE
+        return refused(Reason.STALE)
     refusal, _member = await check_nominee(
         session,
         actor=actor,
@@ -972,7 +980,7 @@ async def choose_nominee(
         nominee=f"member:{member_id}",
         now=now,
     )
-    return refusal or selection
+    return refused(refusal) if refusal else selection
 
 
 @dataclass
@@ -1050,11 +1058,11 @@ async def grading(
     """A grader's next step: the next nominee, or their proposals; once submitted, everyone's."""
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None or not is_grader(actor, selection):
-        return Refusal.NOT_A_GRADER
+        return refused(Reason.NOT_A_GRADER)
     if await has_submitted(session, selection=selection, grader_id=actor.member_id):
         return await tally_of(session, selection=selection)
     if stage_of(selection, now) != Stage.GRADING:
-        return Refusal.NOT_GRADING
+        return refused(Reason.NOT_GRADING)
     return await next_to_grade(session, actor=actor, selection=selection, now=now)
 
 
@@ -1065,7 +1073,7 @@ async def propose_prize(
     if refusal := await propose(
         session, actor=actor, nomination_id=nomination_id, prize=prize, now=now
     ):
-        return refusal
+        return refused(refusal)
     nomination = await session.get(Nomination, nomination_id)
     selection = await session.get(Selection, nomination.selection_id)
     return await next_to_grade(session, actor=actor, selection=selection, now=now)
@@ -1079,7 +1087,7 @@ async def regrading(
     if selection is None or await has_submitted(
         session, selection=selection, grader_id=actor.member_id
     ):
-        return Refusal.STALE
+        return refused(Reason.STALE)
     items = await nominations(session, selection=selection)
     names = await names_of(session, items)
     return [(n, names[n.id]) for n in items]
@@ -1096,7 +1104,7 @@ async def regrade_nominee(
         else None
     )
     if selection is None or not is_grader(actor, selection):
-        return Refusal.STALE
+        return refused(Reason.STALE)
     names = await names_of(session, [nomination])
     total = len(await nominations(session, selection=selection))
     return await _to_grade(session, selection, nomination, names[nomination.id], total, total, now)
@@ -1108,9 +1116,9 @@ async def submit_grades(
     """My proposals are final; then everyone's who has submitted, side by side."""
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.NOT_A_GRADER
+        return refused(Reason.NOT_A_GRADER)
     if refusal := await submit(session, actor=actor, selection=selection, now=now):
-        return refusal
+        return refused(refusal)
     return await tally_of(session, selection=selection)
 
 
@@ -1118,9 +1126,9 @@ async def tally_for(session: AsyncSession, *, actor: Actor, selection_id: int) -
     """The proposals side by side, for whom may see them (bot.core.commendation.tally_refusal)."""
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.STALE
+        return refused(Reason.STALE)
     if refusal := await tally_refusal(session, actor=actor, selection=selection):
-        return refusal
+        return refused(refusal)
     return await tally_of(session, selection=selection)
 
 
@@ -1151,17 +1159,17 @@ async def confirm_list(
     """The final list confirmed (`confirm`); graders who have not submitted are named first."""
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.NOT_GRADING
+        return refused(Reason.NOT_GRADING)
     refusal = await confirm(
         session, actor=actor, selection=selection, now=now, despite_missing=despite_missing
     )
-    if refusal is Refusal.GRADERS_MISSING:
+    if refusal is Reason.GRADERS_MISSING:
         return GradersMissing(
             await missing_graders(session, selection=selection),
             [[Button("button_confirm_anyway", ConfirmList(selection.id, "anyway"))]],
         )
     if refusal:
-        return refusal
+        return refused(refusal)
     return Confirmed(
         selection,
         Rules.of(selection),
@@ -1185,9 +1193,9 @@ async def publish_list(
 ) -> Refusal | Published:
     selection = await of_actor(session, actor=actor, selection_id=selection_id)
     if selection is None:
-        return Refusal.NOT_CONFIRMED
+        return refused(Reason.NOT_CONFIRMED)
     if refusal := await publish(session, actor=actor, selection=selection, now=now):
-        return refusal
+        return refused(refusal)
     return Published(
         selection,
         Rules.of(selection),
@@ -1222,4 +1230,4 @@ async def compiled_for(
     found = (
         await compiled(session, selection=selection, now=now, words=words) if selection else None
     )
-    return found or Refusal.STALE
+    return found or refused(Reason.STALE)

@@ -10,10 +10,12 @@ from typing import Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core import refusal
 from bot.core.access import Actor, speaks_for_branch
 from bot.core.actions import Action
 from bot.core.calendar import campaign_end, organisation_today, pledge_window_open
 from bot.core.contract import FileRef
+from bot.core.refusal import Refusal
 from storage.models import Member, Pledge, PledgeProgress, PledgeStatus
 
 GOAL_LIMIT = 500
@@ -54,24 +56,13 @@ class PledgeRefusal(StrEnum):
     NOT_SECRETARY = "not_secretary"  # branch pledges are the secretary's to record
 
 
-@dataclass(frozen=True)
-class TooLong:
-    """A text over its limit: refused whole (never cut), and shown back to be shortened."""
-
-    part: str  # a key of LIMITS
-    text: str
-
-    @property
-    def length(self) -> int:
-        return len(self.text)
-
-    @property
-    def limit(self) -> int:
-        return LIMITS[self.part]
+def too_long(part: str, text: str) -> Refusal | None:
+    """`part` is a key of LIMITS; the refusal names it, so the member knows which to shorten."""
+    return refusal.over(text, LIMITS[part], pledge_part=part)
 
 
-def too_long(part: str, text: str) -> TooLong | None:
-    return TooLong(part, text) if len(text) > LIMITS[part] else None
+def refused(reason: PledgeRefusal, *, toast: bool = False) -> Refusal:
+    return Refusal("pledge_refused_short" if toast else "pledge_refused", {"reason": reason}, toast)
 
 
 class DueProblem(StrEnum):
@@ -94,7 +85,7 @@ class PledgeText:
     due_on: date | None
 
     @property
-    def too_long(self) -> TooLong | None:
+    def too_long(self) -> Refusal | None:
         return too_long("goal", self.goal) or too_long("measures", self.measures)
 
 
@@ -173,7 +164,7 @@ def parse_due(text: str, *, today: date) -> date | None:
 
 async def read_due(
     session: AsyncSession, *, organisation_id: int, text: str, now: datetime
-) -> date | DueRefusal:
+) -> date | Refusal:
     """A deadline as typed, between the organisation's today and the campaign's end (or a
     few years ahead when the calendar does not say): a pledge is for the campaign."""
     today = await organisation_today(session, organisation_id=organisation_id, now=now)
@@ -181,11 +172,17 @@ async def read_due(
     latest = end if end is not None and end >= today else today + DUE_HORIZON
     due_on = parse_due(text, today=today)
     if due_on is None:
-        return DueRefusal(DueProblem.UNREADABLE, today, latest)
+        return Refusal(
+            "pledge_bad_date", {"due_refusal": DueRefusal(DueProblem.UNREADABLE, today, latest)}
+        )
     if due_on < today:
-        return DueRefusal(DueProblem.PAST, today, latest)
+        return Refusal(
+            "pledge_bad_date", {"due_refusal": DueRefusal(DueProblem.PAST, today, latest)}
+        )
     if due_on > latest:
-        return DueRefusal(DueProblem.TOO_FAR, today, latest)
+        return Refusal(
+            "pledge_bad_date", {"due_refusal": DueRefusal(DueProblem.TOO_FAR, today, latest)}
+        )
     return due_on
 
 
@@ -199,30 +196,30 @@ def parse_one_message(text: str) -> OneMessage | None:
     return OneMessage(goal, measures, due) if goal and measures else None
 
 
-def _refusal(actor: Actor, pledge: Pledge | None) -> PledgeRefusal | None:
+def _refusal(actor: Actor, pledge: Pledge | None) -> Refusal | None:
     if (
         pledge is None
         or pledge.organisation_id != actor.organisation_id
         or pledge.status == PledgeStatus.WITHDRAWN
     ):
-        return PledgeRefusal.NOT_YOURS
+        return refused(PledgeRefusal.NOT_YOURS)
     if pledge.member_id is None:
         if not (speaks_for_branch(actor) and actor.branch_id == pledge.branch_id):
-            return PledgeRefusal.NOT_YOURS
+            return refused(PledgeRefusal.NOT_YOURS)
     elif pledge.member_id != actor.member_id:
-        return PledgeRefusal.NOT_YOURS
+        return refused(PledgeRefusal.NOT_YOURS)
     return None
 
 
 async def add(
     session: AsyncSession, *, actor: Actor, text: PledgeText, for_branch: bool, now: datetime
-) -> Pledge | PledgeRefusal | TooLong:
-    if refused := text.too_long:
-        return refused
+) -> Pledge | Refusal:
+    if too_long_text := text.too_long:
+        return too_long_text
     if for_branch and not speaks_for_branch(actor):
-        return PledgeRefusal.NOT_SECRETARY
+        return refused(PledgeRefusal.NOT_SECRETARY)
     if not await pledge_window_open(session, organisation_id=actor.organisation_id, now=now):
-        return PledgeRefusal.WINDOW_CLOSED
+        return refused(PledgeRefusal.WINDOW_CLOSED)
     pledge = Pledge(
         organisation_id=actor.organisation_id,
         branch_id=actor.branch_id,
@@ -241,7 +238,7 @@ async def add(
 
 async def get_changeable(
     session: AsyncSession, *, actor: Actor, pledge_id: int, now: datetime, editing: bool
-) -> Pledge | PledgeRefusal:
+) -> Pledge | Refusal:
     """The pledge, if this person may change it now (editing and withdrawing need the window)."""
     pledge = await session.get(Pledge, pledge_id)
     refusal = _refusal(actor, pledge)
@@ -250,17 +247,17 @@ async def get_changeable(
     if editing and not await pledge_window_open(
         session, organisation_id=actor.organisation_id, now=now
     ):
-        return PledgeRefusal.WINDOW_CLOSED
+        return refused(PledgeRefusal.WINDOW_CLOSED)
     return pledge
 
 
 async def edit(
     session: AsyncSession, *, actor: Actor, pledge_id: int, text: PledgeText, now: datetime
-) -> Pledge | PledgeRefusal | TooLong:
-    if refused := text.too_long:
-        return refused
+) -> Pledge | Refusal:
+    if too_long_text := text.too_long:
+        return too_long_text
     pledge = await get_changeable(session, actor=actor, pledge_id=pledge_id, now=now, editing=True)
-    if isinstance(pledge, PledgeRefusal):
+    if isinstance(pledge, Refusal):
         return pledge
     pledge.goal, pledge.measures, pledge.due_on = text.goal, text.measures, text.due_on
     pledge.updated_at = now
@@ -269,9 +266,9 @@ async def edit(
 
 async def withdraw(
     session: AsyncSession, *, actor: Actor, pledge_id: int, now: datetime
-) -> Pledge | PledgeRefusal:
+) -> Pledge | Refusal:
     pledge = await get_changeable(session, actor=actor, pledge_id=pledge_id, now=now, editing=True)
-    if isinstance(pledge, PledgeRefusal):
+    if isinstance(pledge, Refusal):
         return pledge
     pledge.status, pledge.updated_at = PledgeStatus.WITHDRAWN, now
     return pledge
@@ -285,12 +282,12 @@ async def set_status(
     status: PledgeStatus,
     note: str | None,
     now: datetime,
-) -> Pledge | PledgeRefusal | TooLong:
+) -> Pledge | Refusal:
     """进行中 / 已兑现 / 未兑现 (with the reason): at any time, it is how a pledge is kept."""
-    if refused := too_long("note", note or ""):
-        return refused
+    if too_long_text := too_long("note", note or ""):
+        return too_long_text
     pledge = await get_changeable(session, actor=actor, pledge_id=pledge_id, now=now, editing=False)
-    if isinstance(pledge, PledgeRefusal):
+    if isinstance(pledge, Refusal):
         return pledge
     pledge.status = status
     pledge.status_note = note or None
@@ -306,11 +303,11 @@ async def record_progress(
     note: str,
     evidence: FileRef | None,
     now: datetime,
-) -> PledgeProgress | PledgeRefusal | TooLong:
-    if refused := too_long("progress", note):
-        return refused
+) -> PledgeProgress | Refusal:
+    if too_long_text := too_long("progress", note):
+        return too_long_text
     pledge = await get_changeable(session, actor=actor, pledge_id=pledge_id, now=now, editing=False)
-    if isinstance(pledge, PledgeRefusal):
+    if isinstance(pledge, Refusal):
         return pledge
     progress = PledgeProgress(
         pledge_id=pledge.id,

@@ -19,6 +19,7 @@ from bot.core import rectification, reviewers, summaries
 from bot.core.access import Actor
 from bot.core.actions import Action, Button
 from bot.core.notices import Composed, Notice, undeliverable
+from bot.core.refusal import Refusal, too_long
 from bot.core.summaries import Quarter, Readable
 from storage import outbox
 from storage.models import (
@@ -283,12 +284,6 @@ async def material(session: AsyncSession, *, review: Review) -> Material:
     return Material(subject, pledges, readable, earlier, history)
 
 
-@dataclass(frozen=True)
-class TooLong:
-    length: int
-    limit: int
-
-
 def _advance(review: Review, now: datetime) -> str:
     position = PARTS.index(review.stage) if review.stage in PARTS else len(PARTS)
     review.stage = PARTS[position + 1] if position + 1 < len(PARTS) else CONFIRM
@@ -297,11 +292,11 @@ def _advance(review: Review, now: datetime) -> str:
     return review.stage
 
 
-def answer(review: Review, *, text: str, now: datetime) -> TooLong | None:
+def answer(review: Review, *, text: str, now: datetime) -> Refusal | None:
     """Record the text of the current part, unless it is too long (then kept aside)."""
     if len(text) > PART_LIMIT:
         review.refused_text, review.updated_at = text, now
-        return TooLong(len(text), PART_LIMIT)
+        return too_long(text, PART_LIMIT)
     setattr(review, review.stage, text)
     _advance(review, now)
     return None

@@ -20,6 +20,7 @@ from bot.core import rectification, reviewers
 from bot.core.access import Actor, speaks_for_branch
 from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
+from bot.core.refusal import Refusal, too_long
 from storage import calendar as calendar_queries
 from storage.models import (
     Branch,
@@ -203,13 +204,6 @@ async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str
     return summary.stage
 
 
-@dataclass(frozen=True)
-class TooLong:
-    length: int
-    allowed: int
-    limit: int
-
-
 def _used(summary: Summary, notes: "Notes", leaving_out: str) -> int:
     texts = [getattr(summary, f) for f in TEXT_FIELDS if f != leaving_out]
     texts += [r.note for r in notes.pledges if f"pledge_note:{r.pledge_id}" != leaving_out]
@@ -279,7 +273,7 @@ async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[Summar
 
 async def answer_text(
     session: AsyncSession, *, summary: Summary, text: str, limit: int, now: datetime
-) -> TooLong | None:
+) -> Refusal | None:
     """Record the text for the current question, unless the whole would exceed the limit
     (then it is kept aside, so it can be shortened rather than typed again)."""
     notes = await notes_of(session, summary)
@@ -289,7 +283,7 @@ async def answer_text(
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
-        return TooLong(len(text), max(allowed, 0), limit)
+        return too_long(text, max(allowed, 0), limit=limit)
     if summary.stage in TEXT_FIELDS:
         setattr(summary, summary.stage, text)
     elif summary.stage.startswith("pledge_note:"):
