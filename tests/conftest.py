@@ -3,11 +3,14 @@ a manual clock, the real Application answered by the local Bot API, and the demo
 
 import asyncio
 import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.channels.local.chat import Person
@@ -48,12 +51,51 @@ def pytest_asyncio_loop_factories(config, item):
     return {"asyncio": asyncio.new_event_loop}
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
+async def _admin(url: str, *statements: str) -> None:
+    """Run statements on the server's maintenance database (CREATE/DROP DATABASE)."""
+    engine = create_async_engine(async_url(_named(url, "postgres")), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        for statement in statements:
+            await connection.execute(text(statement))
     await engine.dispose()
+
+
+def _named(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def _migrate(url: str) -> None:
+    """Migrate on a loop of its own, in a thread: fixtures asking for it run on a loop."""
+
+    async def migrate() -> None:
+        database = Database(url)
+        await database.migrate()
+        await database.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, migrate()).result()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file migrated once per session; each test's database starts as a copy."""
+    path = tmp_path_factory.mktemp("migrated") / "migrated.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> str | None:
+    """A PostgreSQL database migrated once per session, the template of each test's."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return None
+    template = f"{make_url(url).database}_migrated"
+    drop = f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(url, drop, f'CREATE DATABASE "{template}"')).result()
+    _migrate(_named(url, template))
+    return template
 
 
 @pytest.fixture(params=BACKENDS)
@@ -62,14 +104,29 @@ async def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     url = os.environ["TEST_DATABASE_URL"]
-    await _reset_postgres(url)
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
     return url
 
 
 @pytest.fixture
-async def database(database_url):
+async def database(request, database_url):
+    """The database at `database_url`, migrated: a copy of the session's migrated one (the
+    migrations run once per session, not once per test)."""
+    if database_url.startswith("sqlite"):
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), make_url(database_url).database)
+    else:
+        name = make_url(database_url).database
+        template = request.getfixturevalue("migrated_postgres")
+        await _admin(
+            database_url,
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}" TEMPLATE "{template}"',
+        )
     db = Database(database_url)
-    await db.migrate()
     yield db
     await db.dispose()
 
