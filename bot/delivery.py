@@ -4,8 +4,8 @@ A row is claimed (safe to take back: nothing was sent), then marked as being sen
 moment its request is really made, after the pacer has given it a slot (from then on it may
 have reached Telegram, and it is never handed over again, whatever happens next). Telegram's
 answers decide the rest: 429 (that member's chat waits for as long as Telegram says) and 5xx
-mean it certainly did not arrive, so it goes back to the queue; 403 marks the member
-unreachable; a timeout is not retried because the message may well have arrived.
+mean it certainly did not arrive, so it goes back to the queue; 403 marks the member's
+Telegram account unreachable; a timeout is not retried because the message may well have arrived.
 After a crash, a new sender takes back at once every row the dead one had claimed but not
 yet handed over; rows it had handed over are not resent.
 """
@@ -22,7 +22,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
-from bot.channels.telegram import pacing
+from bot.channels.telegram import CHANNEL, pacing
 from bot.core import (
     ballot_counting,
     commendation_notices,
@@ -37,8 +37,8 @@ from bot.core.notices import Composed, Notice
 from bot.runtime import Runtime
 from handlers.gate import keyboard
 from messages.render import split
-from storage import outbox, people
-from storage.models import Campaign, OutboxStatus
+from storage import accounts, outbox, people
+from storage.models import Campaign, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
 # A claim of this process older than this was stranded by an error: it is taken back.
@@ -129,7 +129,7 @@ class Sender:
         now = self.runtime.clock.now()
         today = time.today(now) if time else now.date()
         async with self.runtime.db.session() as session:
-            ids = await outbox.claim(session, now=now, limit=limit)
+            ids = await outbox.claim(session, channel=CHANNEL, now=now, limit=limit)
         if not ids:
             return None
         async with self.runtime.db.session() as session:
@@ -140,19 +140,20 @@ class Sender:
             )
         report.skipped += len(composed.skipped)
         # One message per member: Telegram allows about one a second in a chat.
-        by_member: dict[int, list[Notice]] = {}
+        chat_of = {message.id: message.external_id for message in claimed}
+        by_chat: dict[str, list[Notice]] = {}
         for notice in composed.notices:
-            by_member.setdefault(notice.member.id, []).append(notice)
+            by_chat.setdefault(chat_of[notice.message_id], []).append(notice)
         return {
-            asyncio.create_task(self._send_and_record(report, group))
-            for group in by_member.values()
+            asyncio.create_task(self._send_and_record(report, chat, group))
+            for chat, group in by_chat.items()
         }
 
-    async def _send_and_record(self, report: DrainReport, notices: list[Notice]) -> None:
-        outcome = await self._send(notices)
-        await self._record(report, notices, outcome)
+    async def _send_and_record(self, report: DrainReport, chat: str, notices: list[Notice]) -> None:
+        outcome = await self._send(chat, notices)
+        await self._record(report, chat, notices, outcome)
 
-    async def _send(self, notices: list[Notice]) -> "Outcome":
+    async def _send(self, chat: str, notices: list[Notice]) -> "Outcome":
         """One member's notices, as one message (split only if too long)."""
         messages = self.runtime.messages
         member = notices[0].member
@@ -176,7 +177,7 @@ class Sender:
             parts = split(text)
             for index, part in enumerate(parts):
                 await self._request(
-                    member.telegram_user_id,
+                    int(chat),
                     part,
                     keyboard(buttons) if index == len(parts) - 1 else None,
                     handed_over if index == 0 else None,
@@ -202,7 +203,7 @@ class Sender:
                 reply_markup=markup,
             )
 
-    async def _record(self, report: DrainReport, notices: list[Notice], outcome) -> None:
+    async def _record(self, report: DrainReport, chat: str, notices: list[Notice], outcome) -> None:
         now = self.runtime.clock.now()
         ids = [notice.message_id for notice in notices]
         member = notices[0].member
@@ -223,7 +224,9 @@ class Sender:
                 isinstance(error, BadRequest) and "chat not found" in error.message.lower()
             ):
                 await outbox.set_status(session, ids=ids, status=OutboxStatus.UNREACHABLE)
-                await people.mark_unreachable(session, member_ids=[member.id], now=now)
+                await accounts.mark_unreachable(
+                    session, channel=CHANNEL, external_ids=[chat], now=now
+                )
                 report.unreachable += len(ids)
                 unreachable = True
             elif isinstance(error, RetryAfter):
@@ -249,7 +252,7 @@ class Sender:
                 report.failed += len(ids)
                 logger.warning("outbox messages %s failed: %s", ids, type(error).__name__)
         if unreachable:
-            self.runtime.identities.forget({member.telegram_user_id})
+            self.runtime.identities.forget({(CHANNEL, chat)})
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,30 @@ async def compose(session, *, messages, now: datetime, today) -> Composed:
     composed.merge(await evaluation_notices.compose(session, messages=of_rounds, now=now))
     composed.merge(await digest_notices.compose(session, messages=of_weeks, now=now))
     composed.merge(await commendation_notices.compose(session, messages=of_selections, now=now))
-    return composed.merge(await rectification.compose(session, messages=of_items, now=now))
+    composed.merge(await rectification.compose(session, messages=of_items, now=now))
+    return await _to_their_accounts(session, composed, messages)
+
+
+async def _to_their_accounts(
+    session, composed: Composed, messages: list[OutboxMessage]
+) -> Composed:
+    """Keep the notices whose account (chosen when they were queued) is still their member's
+    and reachable; the others are skipped. One query."""
+    rows = {message.id: message for message in messages}
+    keys = {(rows[n.message_id].channel, rows[n.message_id].external_id) for n in composed.notices}
+    bound = await accounts.accounts_by_key(session, keys=keys)
+    kept = []
+    for notice in composed.notices:
+        row = rows[notice.message_id]
+        account = bound.get((row.channel, row.external_id))
+        if account is None or account.member_id != row.member_id:
+            composed.skipped[row.id] = "not a bound member"
+        elif account.unreachable_since is not None:
+            composed.skipped[row.id] = "unreachable"
+        else:
+            kept.append(notice)
+    composed.notices = kept
+    return composed
 
 
 async def next_work(application: Application, after: datetime) -> datetime | None:

@@ -26,6 +26,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.db.on_roster_change(self.identities.forget)
         self.db.held_ratings = self.pending
+        self.db.channel_order = self.settings.channels
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> "Runtime":

@@ -24,9 +24,9 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, ConversationHandler
 
 from bot import intake
-from bot.channels.telegram import pacing
+from bot.channels.telegram import CHANNEL, pacing
 from bot.core import access, preferences
-from bot.core.access import Actor, Permission
+from bot.core.access import Account, Actor, Permission
 from bot.core.text import normalise
 from bot.intake import Answering
 from bot.runtime import Runtime
@@ -217,6 +217,11 @@ async def _edit(bot, item: Outgoing, before, common: dict) -> bool:
 Callback = Callable[[Turn], Awaitable[Any]]
 
 
+def sender_account(update: Update) -> Account:
+    """The Telegram account the update came from."""
+    return Account(CHANNEL, str(update.effective_user.id))
+
+
 def in_private_chat(update: Update) -> bool:
     """The update comes from the sender's own chat with the bot."""
     chat, user = update.effective_chat, update.effective_user
@@ -240,7 +245,7 @@ def gated(
                 await _refuse_outside_private_chat(update, runtime)
                 return ConversationHandler.END
             async with runtime.db.session() as session:
-                actor = await runtime.identities.identify(session, telegram_user_id=user.id)
+                actor = await runtime.identities.identify(session, account=sender_account(update))
                 locale = runtime.messages.locale_for(
                     actor.locale if actor else None, user.language_code
                 )

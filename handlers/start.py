@@ -8,7 +8,7 @@ from bot.core.access import Actor, Permission
 from bot.core.evaluation_codes import looks_like_code
 from bot.core.onboarding import Redemption
 from handlers import rating
-from handlers.gate import Turn, gated
+from handlers.gate import Turn, gated, sender_account
 
 
 @gated(Permission.START)
@@ -29,7 +29,7 @@ async def start(turn: Turn) -> None:
     result = await onboarding.redeem(
         turn.session,
         token=payload,
-        telegram_user_id=turn.update.effective_user.id,
+        account=sender_account(turn.update),
         now=turn.now,
     )
     if result.outcome is Redemption.INVALID:
@@ -37,7 +37,7 @@ async def start(turn: Turn) -> None:
     elif result.outcome is Redemption.ACCOUNT_TAKEN:
         turn.reply("invite_account_taken", name=result.member.name)
     else:
-        actor = Actor.of(result.member)
+        actor = Actor.of(result.member, account=result.account)
         turn.locale = turn.runtime.messages.locale_for(
             actor.locale, turn.update.effective_user.language_code
         )

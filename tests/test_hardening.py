@@ -17,6 +17,7 @@ from bot.__main__ import main
 from bot.channels.local.chat import Person
 from bot.cli import demo
 from bot.core import deed_documents, onboarding, roster, tokens
+from bot.core.access import Account
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Invite, Member, Nomination, Selection
@@ -207,7 +208,9 @@ async def test_the_migration_turns_clear_tokens_into_digests(database_url, clock
         (invite,) = (await session.exec(select(Invite))).all()
         assert invite.digest == tokens.digest("mLIVE-token")
         # A link handed out before the upgrade still works.
-        result = await onboarding.redeem(session, token="mLIVE-token", telegram_user_id=42, now=now)
+        result = await onboarding.redeem(
+            session, token="mLIVE-token", account=Account("telegram", "42"), now=now
+        )
         assert result.outcome == onboarding.Redemption.BOUND
     await database.dispose()
 

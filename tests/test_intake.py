@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.local.chat import Person
+from bot.channels.telegram import CHANNEL
 from bot.channels.telegram.app import build_application
-from bot.channels.telegram.intake import CHANNEL
 from bot.channels.telegram.local_api import ProcessDropped
 from bot.intake import Intake
 from bot.runtime import Runtime

@@ -4,10 +4,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bot.channels.local.chat import Person
+from bot.channels.telegram import CHANNEL
 from bot.core import calendar, commendation, roster
 from bot.runtime import Runtime
-from storage import people
-from storage.models import Campaign, Category, Role
+from storage import accounts, people
+from storage.models import Campaign, Category, ChannelAccount, Role
 
 # Shipped inside the package, so the demo runs after a plain (non-editable) install too.
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -36,8 +37,14 @@ async def seed(runtime: Runtime) -> bool:
             raise RuntimeError(f"the demo roster does not validate: {report.problems}")
         organisation = await people.get_organisation(session)
         for member in await people.list_members(session, organisation_id=organisation.id):
-            member.telegram_user_id = _ACCOUNT_BASE + member.id
-            member.bound_at = runtime.clock.now()
+            session.add(
+                ChannelAccount(
+                    member_id=member.id,
+                    channel=CHANNEL,
+                    external_id=str(_ACCOUNT_BASE + member.id),
+                    bound_at=runtime.clock.now(),
+                )
+            )
     return True
 
 
@@ -51,11 +58,9 @@ async def demo_people(runtime: Runtime) -> list[Person]:
             b.id: b.name
             for b in await people.list_branches(session, organisation_id=organisation.id)
         }
-        members = await people.list_members(session, organisation_id=organisation.id)
+        bound = await accounts.members_on(session, organisation_id=organisation.id, channel=CHANNEL)
     found = []
-    for member in members:
-        if member.telegram_user_id is None:
-            continue
+    for member, account in bound:
         roles = [
             role for role in Role if role.value in member.roles.split() and role is not Role.MEMBER
         ]
@@ -64,7 +69,7 @@ async def demo_people(runtime: Runtime) -> list[Person]:
             labels.append(words["categories"][member.category])
         found.append(
             Person(
-                member.telegram_user_id,
+                int(account.external_id),
                 member.name,
                 "en" if member.locale == "en" else "zh-hans",
                 description=f"{member.roster_id or ''} {' / '.join(labels)}".strip(),

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.access import Actor, parse_roles
 from bot.core.calendar import CampaignTime
 from bot.core.pending_ballots import Batch, Confirmed, PendingBallots
+from storage import accounts
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
 from storage.models import (
@@ -662,7 +663,7 @@ async def _rating_state(
             select(Member.id, Member.branch_id).where(
                 Member.organisation_id == evaluation_round.organisation_id,
                 Member.active,
-                col(Member.telegram_user_id).is_not(None),
+                accounts.is_bound(Member.id),
             )
         )
     ).all()

@@ -18,8 +18,6 @@ from bot.intake import BALLOT_ACTIONS, Intake, holds_ballot
 from bot.runtime import Runtime
 from handlers.gate import Outgoing, send_all
 
-CHANNEL = "telegram"
-
 
 class DurableQueue(asyncio.Queue):
     """The Application's update queue: an update is stored before `put` returns; a
