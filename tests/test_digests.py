@@ -402,7 +402,6 @@ async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api
     from bot.channels.local.chat import Person
 
     secretary = Person(777_000_001, "党员000", "zh-hans")
-    runtime.identities.forget({777_000_001})
     await chat.send(secretary, "/digest")
     text = "\n".join(c.text for c in api.sent(777_000_001) if c.method == "sendMessage")
     missing = digest_line(text, "尚未提交")

@@ -251,7 +251,9 @@ async def test_crash_between_claiming_and_sending_loses_nothing_and_duplicates_n
         organisation = await people_queries.get_organisation(session)
         await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
     async with runtime.db.session() as session:
-        claimed = await outbox.claim(session, now=clock.now(), limit=30)  # …and the process dies
+        claimed = await outbox.claim(
+            session, channel="telegram", now=clock.now(), limit=30
+        )  # …and the process dies
     assert len(claimed) == 20
     # A new process on the same database sends what the dead one claimed, at once: none of
     # it had been handed to Telegram.
@@ -270,7 +272,7 @@ async def test_crash_while_sending_never_sends_twice(campaign, runtime, app, clo
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
         await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
-        handed = await outbox.claim(session, now=clock.now(), limit=5)
+        handed = await outbox.claim(session, channel="telegram", now=clock.now(), limit=5)
     async with runtime.db.session() as session:
         await outbox.set_status(session, ids=handed, status=OutboxStatus.SENDING)  # …and it dies
     clock.advance(delivery.CLAIM_LEASE + timedelta(minutes=1))
@@ -524,7 +526,7 @@ async def test_two_senders_never_claim_the_same_row(campaign, runtime, clock):
 
     async def claim() -> list[int]:
         async with runtime.db.session() as session:
-            return await outbox.claim(session, now=clock.now(), limit=15)
+            return await outbox.claim(session, channel="telegram", now=clock.now(), limit=15)
 
     first, second = await asyncio.gather(claim(), claim())
     assert not set(first) & set(second)
