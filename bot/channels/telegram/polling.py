@@ -8,7 +8,7 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
-from bot.channels.telegram import CHANNEL
+from bot.channels.telegram import CHANNEL, menus
 from bot.channels.telegram.app import build_application, periodic_jobs
 from bot.channels.telegram.intake import DurableQueue
 from bot.channels.telegram.jobs import schedule
@@ -16,7 +16,6 @@ from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core.access import Actor
 from bot.intake import Intake
 from bot.runtime import Runtime
-from handlers import menus
 from storage import accounts, people
 
 logger = logging.getLogger(__name__)
