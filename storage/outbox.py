@@ -326,19 +326,16 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
     values = []
     for row in rows:
         account = chosen.get(row["member_id"])
+        # Every row names the same columns: one INSERT of many rows needs that.
         values.append(
-            # Every row names the same columns: one INSERT of many rows needs that.
-            {"status": OutboxStatus.PENDING.value, "attempts": 0, "error": None, **row}
-            | (
-                {"channel": account.channel, "external_id": account.external_id}
-                if account is not None
-                else {
-                    "channel": None,
-                    "external_id": None,
-                    "status": OutboxStatus.SKIPPED.value,
-                    "error": "not a bound member",
-                }
-            )
+            {
+                **row,
+                "channel": account.channel if account else None,
+                "external_id": account.external_id if account else None,
+                "status": (OutboxStatus.PENDING if account else OutboxStatus.SKIPPED).value,
+                "error": None if account else "not a bound member",
+                "attempts": 0,
+            }
         )
     result = await session.exec(
         dialect_insert(session)(OutboxMessage)
