@@ -6,7 +6,7 @@ import random
 import time
 
 from sqlalchemy import event
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bench.harness import START, bot_on_sqlite_file, one_phase_campaign, peak_memory_mb, populate
 from bot.channels.local.chat import Person
@@ -17,7 +17,7 @@ from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core import calendar, reminders
 from bot.delivery import Sender
 from bot.virtual_time import VirtualTimeLoop
-from storage.models import Member
+from storage.models import ChannelAccount, Member
 
 
 async def _campaign(runtime, organisation_id: int, *, with_step: bool) -> None:
@@ -143,12 +143,12 @@ async def demo_people_of(runtime, count: int) -> list[Person]:
     async with runtime.db.session() as session:
         rows = (
             await session.exec(
-                select(Member.telegram_user_id, Member.name)
-                .where(col(Member.telegram_user_id).is_not(None))
+                select(ChannelAccount.external_id, Member.name)
+                .join(ChannelAccount, ChannelAccount.member_id == Member.id)
                 .limit(count)
             )
         ).all()
-    return [Person(user_id, name) for user_id, name in rows]
+    return [Person(int(user_id), name) for user_id, name in rows]
 
 
 async def planning(scale: float) -> dict:

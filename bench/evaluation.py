@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlmodel import insert, select
 
-from bench.harness import counting, each_database, peak_memory_mb
+from bench.harness import bind_telegram_accounts, counting, each_database, peak_memory_mb
 from bot.core import ballot_counting, evaluation, evaluation_results
 from bot.core.evaluation import MEMBERS, Outcome, Rater
 from bot.runtime import Runtime
@@ -66,7 +66,6 @@ async def _organisation(
                 "branch_id": branch_id,
                 "category": "leading_cadre" if cadres and m == 0 else "ordinary",
                 "roles": "member secretary" if m == 0 else "member",
-                "telegram_user_id": 10_000_000 * organisation.id + b * per_branch + m,
                 "active": True,
                 "reminders_muted": False,
                 "created_at": now,
@@ -77,6 +76,7 @@ async def _organisation(
         ]
         for start in range(0, len(rows), 20_000):
             await session.exec(insert(Member), params=rows[start : start + 20_000])
+        await bind_telegram_accounts(session, organisation_id=organisation.id, now=now)
         members = (
             await session.exec(
                 select(Member.id, Member.branch_id)

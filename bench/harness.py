@@ -10,12 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import String, cast, event, literal, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.channels.telegram import CHANNEL
 from bot.channels.telegram.app import LOCAL_TOKEN, build_application
 from bot.channels.telegram.local_api import LocalBotAPI
 from bot.channels.telegram.local_chat import LocalChat
@@ -23,7 +24,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime
 from storage.db import async_url
-from storage.models import Branch, Member, Organisation
+from storage.models import Branch, ChannelAccount, Member, Organisation
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -116,7 +117,6 @@ async def populate(runtime: Runtime, *, members: int, branches: int) -> int:
                         "branch_id": branch_ids[n % branches],
                         "category": ("leading_cadre", "elderly", "ordinary", "ordinary")[n % 4],
                         "roles": "member secretary" if n < branches else "member",
-                        "telegram_user_id": 10_000_000 * organisation.id + n,
                         "active": True,
                         "reminders_muted": False,
                         "created_at": now,
@@ -125,7 +125,23 @@ async def populate(runtime: Runtime, *, members: int, branches: int) -> int:
                     for n in range(start, min(start + 20_000, members))
                 ],
             )
+        await bind_telegram_accounts(session, organisation_id=organisation.id, now=now)
         return organisation.id
+
+
+async def bind_telegram_accounts(session, *, organisation_id: int, now: datetime) -> None:
+    """Every member of the organisation gets a Telegram account, in one statement."""
+    await session.exec(
+        insert(ChannelAccount).from_select(
+            ["member_id", "channel", "external_id", "bound_at"],
+            select(
+                Member.id,
+                literal(CHANNEL),
+                cast(Member.id + 10_000_000 * organisation_id, String),
+                literal(now, type_=ChannelAccount.__table__.c.bound_at.type),
+            ).where(Member.organisation_id == organisation_id),
+        )
+    )
 
 
 def one_phase_campaign(today: str, *, with_step: bool) -> str:

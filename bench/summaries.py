@@ -9,7 +9,7 @@ from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb,
 from bot.channels.local.chat import Person
 from bot.channels.telegram.local_chat import LocalChat
 from bot.core import calendar
-from storage.models import Member, Pledge
+from storage.models import ChannelAccount, Member, Pledge
 
 ANSWER = "本季度认真履行岗位职责，服务群众，按时完成各项工作任务。"
 
@@ -69,7 +69,9 @@ async def run(scale: float = 1.0) -> list[dict]:
             )
             rows = (
                 await session.exec(
-                    select(Member.id, Member.branch_id, Member.telegram_user_id, Member.name)
+                    select(
+                        Member.id, Member.branch_id, ChannelAccount.external_id, Member.name
+                    ).join(ChannelAccount, ChannelAccount.member_id == Member.id)
                 )
             ).all()
             now = runtime.clock.now()
@@ -90,7 +92,7 @@ async def run(scale: float = 1.0) -> list[dict]:
                     for member_id, branch_id, _, _ in rows
                 ],
             )
-        people = [Person(telegram_id, name) for _, _, telegram_id, name in rows]
+        people = [Person(int(telegram_id), name) for _, _, telegram_id, name in rows]
         counted = 0
 
         async def everyone() -> None:

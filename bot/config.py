@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.accounts import CHANNEL_ORDER
+
 TOKEN_PATTERN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 LOCALES = ("zh_CN", "en")
 
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     evaluation_key: str | None = None
     # A font file with Chinese glyphs for the charts (default: Noto Sans CJK SC from mplfonts).
     chart_font: str | None = None
+    # Where reminders and other pushed messages go when a member is reachable on several
+    # channels: the first of these on which they are reachable (storage.accounts).
+    channel_order: str = ",".join(CHANNEL_ORDER)
 
     @field_validator("timezone")
     @classmethod
@@ -48,6 +53,18 @@ class Settings(BaseSettings):
         if value not in LOCALES:
             raise ValueError(f"locale must be one of {', '.join(LOCALES)}")
         return value
+
+    @field_validator("channel_order")
+    @classmethod
+    def _channel_names(cls, value: str) -> str:
+        if not all(name.strip() for name in value.split(",")):
+            raise ValueError("CHANNEL_ORDER is channel names separated by commas")
+        return value
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """CHANNEL_ORDER as a tuple of channel names."""
+        return tuple(name.strip() for name in self.channel_order.split(","))
 
     @property
     def code_use_key(self) -> bytes:

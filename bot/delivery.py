@@ -4,8 +4,10 @@ A row is claimed (safe to take back: nothing was sent), then marked as being sen
 moment its request is really made, after the channel's pacing has given it a slot (from then
 on it may have arrived, and it is never handed over again, whatever happens next). The
 channel's answer decides the rest (bot.core.contract): `Undelivered` (asked to wait, a server
-error) certainly did not arrive, so it goes back to the queue; `Unreachable` marks the member
-unreachable; anything else (a timeout) is not retried because the message may have arrived.
+error) certainly did not arrive, so it goes back to the queue; `Unreachable` marks that
+account unreachable; anything else (a timeout) is not retried because the message may have
+arrived. Rows go to the account chosen when they were queued (storage.accounts): only the
+channels running in this process claim theirs.
 After a crash, a new sender takes back at once every row the dead one had claimed but not
 yet handed over; rows it had handed over are not resent.
 """
@@ -25,12 +27,12 @@ from bot.core import (
     reviews,
 )
 from bot.core.calendar import CampaignTime
-from bot.core.contract import Channel, Outgoing, Undelivered, Unreachable
+from bot.core.contract import Outgoing, Undelivered, Unreachable
 from bot.core.notices import Composed, Notice
 from bot.runtime import Runtime
 from messages.render import split
-from storage import outbox, people
-from storage.models import Campaign, OutboxStatus
+from storage import accounts, outbox, people
+from storage.models import Campaign, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
 # A claim of this process older than this was stranded by an error: it is taken back.
@@ -103,7 +105,7 @@ class Sender:
         return report
 
     async def _recover(self, session) -> None:
-        """Take back what a dead sender claimed; its rows handed to Telegram stay unsent."""
+        """Take back what a dead sender claimed; its rows handed to a channel stay unsent."""
         now = self.runtime.clock.now()
         # At its first drain, every earlier claim was a dead process's (one per database).
         before = now - CLAIM_LEASE if self._recovered else max(self._started, now)
@@ -119,7 +121,9 @@ class Sender:
         now = self.runtime.clock.now()
         today = time.today(now) if time else now.date()
         async with self.runtime.db.session() as session:
-            ids = await outbox.claim(session, now=now, limit=limit)
+            ids = await outbox.claim(
+                session, channels=list(self.runtime.channels), now=now, limit=limit
+            )
         if not ids:
             return None
         async with self.runtime.db.session() as session:
@@ -129,20 +133,23 @@ class Sender:
                 session, ids=list(composed.skipped), status=OutboxStatus.SKIPPED
             )
         report.skipped += len(composed.skipped)
-        # One message per member: Telegram allows about one a second in a chat.
-        by_member: dict[int, list[Notice]] = {}
+        # One message per member's account: a chat takes about one a second.
+        account_of = {message.id: (message.channel, message.external_id) for message in claimed}
+        by_account: dict[tuple[str, str], list[Notice]] = {}
         for notice in composed.notices:
-            by_member.setdefault(notice.member.id, []).append(notice)
+            by_account.setdefault(account_of[notice.message_id], []).append(notice)
         return {
-            asyncio.create_task(self._send_and_record(report, group))
-            for group in by_member.values()
+            asyncio.create_task(self._send_and_record(report, account, group))
+            for account, group in by_account.items()
         }
 
-    async def _send_and_record(self, report: DrainReport, notices: list[Notice]) -> None:
-        outcome = await self._send(notices)
-        await self._record(report, notices, outcome)
+    async def _send_and_record(
+        self, report: DrainReport, account: tuple[str, str], notices: list[Notice]
+    ) -> None:
+        outcome = await self._send(account, notices)
+        await self._record(report, account, notices, outcome)
 
-    async def _send(self, notices: list[Notice]) -> "Outcome":
+    async def _send(self, account: tuple[str, str], notices: list[Notice]) -> "Outcome":
         """One member's notices, as one message (split only if too long)."""
         messages = self.runtime.messages
         member = notices[0].member
@@ -160,23 +167,24 @@ class Sender:
             several = len(unique) > 1
             buttons = [
                 [
-                    (
+                    [
                         messages.plain(locale, b.label, several=several, **b.values)[:40],
                         b.action.pack(),
-                    )
+                    ]
                 ]
                 for b in unique
             ]
             text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
             parts = split(text)
-            channel, chat = self._recipient(member)
+            channel_name, chat = account
+            channel = self.runtime.channels[channel_name]
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 await channel.push(
                     Outgoing(
                         chat,
                         part,
-                        [list(b) for b in buttons] if last else None,
+                        buttons if last else None,
                         key=",".join(n.template for n in notices),
                     ),
                     before_request=handed_over if index == 0 else None,
@@ -186,11 +194,9 @@ class Sender:
             return Outcome(error, sent_parts)
         return Outcome(None, sent_parts)
 
-    def _recipient(self, member) -> tuple[Channel, str]:
-        """The channel and chat a member's outbox messages go to: the first channel running."""
-        return next(iter(self.runtime.channels.values())), str(member.telegram_user_id)
-
-    async def _record(self, report: DrainReport, notices: list[Notice], outcome) -> None:
+    async def _record(
+        self, report: DrainReport, account: tuple[str, str], notices: list[Notice], outcome
+    ) -> None:
         now = self.runtime.clock.now()
         ids = [notice.message_id for notice in notices]
         member = notices[0].member
@@ -209,7 +215,9 @@ class Sender:
                 logger.warning("member %s got %d parts of a message", member.id, outcome.sent_parts)
             elif isinstance(error, Unreachable):
                 await outbox.set_status(session, ids=ids, status=OutboxStatus.UNREACHABLE)
-                await people.mark_unreachable(session, member_ids=[member.id], now=now)
+                await accounts.mark_unreachable(
+                    session, channel=account[0], external_ids=[account[1]], now=now
+                )
                 report.unreachable += len(ids)
                 unreachable = True
             elif isinstance(error, Undelivered):
@@ -228,7 +236,7 @@ class Sender:
                 report.failed += len(ids)
                 logger.warning("outbox messages %s failed: %s", ids, type(error).__name__)
         if unreachable:
-            self.runtime.identities.forget({member.telegram_user_id})
+            self.runtime.identities.forget({account})
 
 
 @dataclass(frozen=True)
@@ -251,7 +259,30 @@ async def compose(session, *, messages, now: datetime, today) -> Composed:
     composed.merge(await evaluation_notices.compose(session, messages=of_rounds, now=now))
     composed.merge(await digest_notices.compose(session, messages=of_weeks, now=now))
     composed.merge(await commendation_notices.compose(session, messages=of_selections, now=now))
-    return composed.merge(await rectification.compose(session, messages=of_items, now=now))
+    composed.merge(await rectification.compose(session, messages=of_items, now=now))
+    return await _to_their_accounts(session, composed, messages)
+
+
+async def _to_their_accounts(
+    session, composed: Composed, messages: list[OutboxMessage]
+) -> Composed:
+    """Keep the notices whose account (chosen when they were queued) is still their member's
+    and reachable; the others are skipped. One query."""
+    rows = {message.id: message for message in messages}
+    keys = {(rows[n.message_id].channel, rows[n.message_id].external_id) for n in composed.notices}
+    bound = await accounts.accounts_by_key(session, keys=keys)
+    kept = []
+    for notice in composed.notices:
+        row = rows[notice.message_id]
+        account = bound.get((row.channel, row.external_id))
+        if account is None or account.member_id != row.member_id:
+            composed.skipped[row.id] = "not a bound member"
+        elif account.unreachable_since is not None:
+            composed.skipped[row.id] = "unreachable"
+        else:
+            kept.append(notice)
+    composed.notices = kept
+    return composed
 
 
 async def next_work(runtime: Runtime, after: datetime) -> datetime | None:

@@ -34,6 +34,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.db.on_roster_change(self.identities.forget)
         self.db.held_ratings = self.pending
+        self.db.channel_order = self.settings.channels
 
     @cached_property
     def outbox_sender(self) -> "Sender":

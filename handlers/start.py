@@ -35,7 +35,7 @@ async def start(turn: Turn) -> None:
     elif result.outcome is Redemption.ACCOUNT_TAKEN:
         turn.reply("invite_account_taken", name=result.member.name)
     else:
-        actor = Actor.of(result.member)
+        actor = Actor.of(result.member, account=result.account)
         turn.locale = turn.runtime.messages.locale_for(actor.locale, turn.inbound.language)
         template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
         turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))

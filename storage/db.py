@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatState, Member, SQLModel
+from storage.models import ChannelAccount, ChatState, Member, SQLModel
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
@@ -56,19 +56,19 @@ def alembic_config(url: str) -> Config:
 
 
 def _note_roster_writes(session: Session, _context) -> None:
-    """Remember whose member rows and conversation states this flush really changed."""
-    accounts: set[int | None] = session.info.setdefault("accounts_changed", set())
+    """Remember whose accounts, member rows and conversation states this flush really changed."""
+    accounts: set[tuple[str, str]] = session.info.setdefault("accounts_changed", set())
     members: set[int] = session.info.setdefault("members_changed", set())
-    for row in (*session.new, *session.deleted):
-        if isinstance(row, Member):
-            accounts.add(row.telegram_user_id)
-        elif isinstance(row, ChatState):
+    changed = [row for row in session.dirty if session.is_modified(row)]
+    for row in (*session.new, *session.deleted, *changed):
+        if isinstance(row, ChannelAccount):
+            # An account given another id forgets the id it had too.
+            history = inspect(row).attrs.external_id.history
+            accounts.update((row.channel, old) for old in (row.external_id, *history.deleted))
             members.add(row.member_id)
-    for row in session.dirty:
-        if isinstance(row, Member) and session.is_modified(row):
-            history = inspect(row).attrs.telegram_user_id.history
-            accounts.update({row.telegram_user_id, *history.deleted})
-        elif isinstance(row, ChatState) and session.is_modified(row):
+        elif isinstance(row, Member):
+            members.add(row.id)
+        elif isinstance(row, ChatState):
             members.add(row.member_id)
 
 
@@ -90,7 +90,10 @@ class Database:
     """One engine per process; `session()` opens the session of one update or job."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self._roster_listeners: list[Callable[[set[int | None], set[int]], None]] = []
+        self._roster_listeners: list[Callable[[set[tuple[str, str]], set[int]], None]] = []
+        # The CHANNEL_ORDER setting, for the queries that choose where a message goes
+        # (storage.accounts); Runtime sets it.
+        self.channel_order: tuple[str, ...] | None = None
         # 群众评议 ballots confirmed in this process and waiting for their batch: who has
         # rated whom, not yet in the tables (see storage.evaluation.rated_by).
         self.held_ratings: object | None = None
@@ -115,9 +118,10 @@ class Database:
         event.listen(session_class, "after_flush", _note_roster_writes)
         event.listen(session_class, "after_commit", self._after_commit)
 
-    def on_roster_change(self, listener: Callable[[set[int | None], set[int]], None]) -> None:
-        """After a commit that changed member rows or conversation states, call `listener`
-        with the Telegram ids and the member ids concerned (caches listen)."""
+    def on_roster_change(self, listener: Callable[[set[tuple[str, str]], set[int]], None]) -> None:
+        """After a commit that changed accounts, member rows or conversation states, call
+        `listener` with the (channel, external id) pairs and the member ids concerned (caches
+        listen)."""
         self._roster_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
@@ -132,6 +136,7 @@ class Database:
         """A session that commits when the block ends normally and rolls back otherwise."""
         async with self._sessions() as session:
             session.info["held_ratings"] = self.held_ratings
+            session.info["channel_order"] = self.channel_order
             try:
                 yield session
                 if session.in_transaction():
@@ -182,14 +187,38 @@ class Database:
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` through the Alembic migrations."""
+        await self._alembic(command.upgrade, revision)
 
-        def upgrade(connection: Connection) -> None:
+    async def downgrade(self, revision: str) -> None:
+        """Take the schema back down to `revision`."""
+        await self._alembic(command.downgrade, revision)
+
+    async def _alembic(self, step: Callable[[Config, str], None], revision: str) -> None:
+        def run(connection: Connection) -> None:
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config, revision)
 
-        async with self.engine.begin() as connection:
-            await connection.run_sync(upgrade)
+        async with self.engine.connect() as connection:
+            if self.is_sqlite:
+                # A migration that rebuilds a table others refer to (batch mode) drops it on
+                # the way: SQLite's own recipe turns foreign keys off meanwhile, and checks
+                # them all before the transaction commits.
+                await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await connection.commit()
+            try:
+                async with connection.begin():
+                    await connection.run_sync(run)
+                    if self.is_sqlite:
+                        broken = (
+                            await connection.exec_driver_sql("PRAGMA foreign_key_check")
+                        ).all()
+                        if broken:
+                            raise RuntimeError(f"foreign keys broken by a migration: {broken}")
+            finally:
+                if self.is_sqlite:
+                    await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    await connection.commit()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -10,7 +10,7 @@ them in the organisation's timezone.
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -79,19 +79,32 @@ class Member(SQLModel, table=True):
     category: Category = Field(default=Category.ORDINARY, sa_type=String(20))
     # Space-separated Role values; a handful per person, read far more often than written.
     roles: str = Field(default=Role.MEMBER.value, max_length=200)
-    telegram_user_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
-    )
     locale: str | None = Field(default=None, max_length=10)
     # A member dropped from the roster keeps their history but can no longer use the bot.
     active: bool = True
     # Only deadline reminders of their own, no announcements (/reminders).
     reminders_muted: bool = False
-    # Set when they block the bot (403 or my_chat_member kicked), cleared when they return.
-    unreachable_since: datetime | None = None
-    bound_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class ChannelAccount(SQLModel, table=True):
+    """Who a member is on one channel (Telegram, WeCom, the local chat): one account per
+    channel, bound through an invite. Pushed messages go to one of them (storage.accounts)."""
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        UniqueConstraint("member_id", "channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    channel: str = Field(max_length=16)
+    # The channel's own id of the person (Telegram's user id as decimal text).
+    external_id: str = Field(max_length=64)
+    bound_at: datetime
+    # Set when they block the bot there (403 or my_chat_member kicked), cleared when they return.
+    unreachable_since: datetime | None = None
 
 
 class BranchLiaison(SQLModel, table=True):
@@ -119,8 +132,9 @@ class Outsider(SQLModel, table=True):
 
 
 class RosterVersion(SQLModel, table=True):
-    """One row: a number that every write to a member row raises (a database trigger, see
-    migration 0010), whichever process made it; the identity cache compares it on each update."""
+    """One row: a number that every write to a member or channel account row raises (database
+    triggers, see migrations 0010 and 0011), whichever process made it; the identity cache
+    compares it on each update."""
 
     id: int = Field(default=1, primary_key=True)
     version: int = 0
@@ -248,6 +262,10 @@ class OutboxMessage(SQLModel, table=True):
     subject: str = Field(max_length=60)
     # Not indexed: a broadcast writes one row per member, and nothing looks rows up by member.
     member_id: int = Field(foreign_key="member.id")
+    # The member's account it goes to, chosen when it was queued (storage.accounts); empty
+    # for a row queued to a member with no account (skipped at once).
+    channel: str | None = Field(default=None, max_length=16)
+    external_id: str | None = Field(default=None, max_length=64)
     step_id: int | None = Field(default=None, foreign_key="campaignstep.id")
     # Lower goes first: 党员领导干部 get theirs before the others.
     priority: int = 1

@@ -9,9 +9,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.accounts import channel_order, preferred_account, preferred_accounts
 from storage.db import dialect_insert
 from storage.models import (
     Category,
+    ChannelAccount,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -48,6 +50,8 @@ _OUTBOX_COLUMNS = [
     "reminder",
     "subject",
     "member_id",
+    "channel",
+    "external_id",
     "step_id",
     "priority",
     "send_after",
@@ -65,6 +69,12 @@ async def _insert_selected(session: AsyncSession, chosen) -> int:
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
     )
     return (await session.exec(statement)).rowcount
+
+
+def _to_preferred_account(session: AsyncSession, member_id):
+    """Join each recipient to the account its message goes to (storage.accounts): a member
+    with no account gets no row."""
+    return ChannelAccount.id == preferred_account(member_id, channel_order(session))
 
 
 def _has_role(member, role: str):
@@ -91,7 +101,6 @@ async def insert_recipients(
     conditions = [
         member.organisation_id == recipients.organisation_id,
         member.active,
-        col(member.telegram_user_id).is_not(None),
     ]
     if recipients.roles is not None:
         conditions.append(or_(*(_has_role(member, role) for role in recipients.roles)))
@@ -112,18 +121,24 @@ async def insert_recipients(
             )
         )
     table = OutboxMessage.__table__.c
-    chosen = select(
-        literal(recipients.organisation_id),
-        literal(reminder),
-        literal(subject),
-        member.id,
-        literal(step_id, type_=Integer),
-        case((member.category == Category.LEADING_CADRE, 0), else_=1),
-        literal(send_after, type_=table.send_after.type),
-        literal(expires_at, type_=table.expires_at.type),
-        literal(OutboxStatus.PENDING.value),
-        literal(0),
-    ).where(*conditions)
+    chosen = (
+        select(
+            literal(recipients.organisation_id),
+            literal(reminder),
+            literal(subject),
+            member.id,
+            ChannelAccount.channel,
+            ChannelAccount.external_id,
+            literal(step_id, type_=Integer),
+            case((member.category == Category.LEADING_CADRE, 0), else_=1),
+            literal(send_after, type_=table.send_after.type),
+            literal(expires_at, type_=table.expires_at.type),
+            literal(OutboxStatus.PENDING.value),
+            literal(0),
+        )
+        .join(ChannelAccount, _to_preferred_account(session, member.id))
+        .where(*conditions)
+    )
     return await _insert_selected(session, chosen)
 
 
@@ -154,18 +169,24 @@ async def insert_draft_nudges(
     """One nudge per summary draft left alone since `idle_since`; never a second one."""
     subject, conditions = _idle_drafts(organisation_id, idle_since)
     table = OutboxMessage.__table__.c
-    chosen = select(
-        literal(organisation_id),
-        literal(DRAFT_NUDGE),
-        subject,
-        Summary.member_id,
-        Summary.step_id,
-        literal(1),
-        literal(now, type_=table.send_after.type),
-        literal(expires_at, type_=table.expires_at.type),
-        literal(OutboxStatus.PENDING.value),
-        literal(0),
-    ).where(*conditions)
+    chosen = (
+        select(
+            literal(organisation_id),
+            literal(DRAFT_NUDGE),
+            subject,
+            Summary.member_id,
+            ChannelAccount.channel,
+            ChannelAccount.external_id,
+            Summary.step_id,
+            literal(1),
+            literal(now, type_=table.send_after.type),
+            literal(expires_at, type_=table.expires_at.type),
+            literal(OutboxStatus.PENDING.value),
+            literal(0),
+        )
+        .join(ChannelAccount, _to_preferred_account(session, Summary.member_id))
+        .where(*conditions)
+    )
     return await _insert_selected(session, chosen)
 
 
@@ -196,13 +217,19 @@ async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> da
     return result.one()
 
 
-async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
-    """Take up to `limit` due rows for this sender. Only the rows this statement moved from
-    pending to claimed are returned, so two senders never share one (PostgreSQL also skips
-    the rows another sender has locked)."""
+async def claim(
+    session: AsyncSession, *, channels: list[str], now: datetime, limit: int
+) -> list[int]:
+    """Take up to `limit` due rows for the senders of these channels. Only the rows this statement
+    moved from pending to claimed are returned, so two senders never share one (PostgreSQL
+    also skips the rows another sender has locked)."""
     due = (
         select(OutboxMessage.id)
-        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.send_after <= now)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            col(OutboxMessage.channel).in_(channels),
+            OutboxMessage.send_after <= now,
+        )
         # Leaders first; then a member's rows together, so a round sends them as one message.
         .order_by(OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
         .limit(limit)
@@ -292,10 +319,26 @@ async def retry_later(
 
 async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
     """Queue these messages (organisation_id, reminder, subject, member_id, send_after,
-    expires_at); one already queued for the same reminder, subject and member is left alone."""
+    expires_at), each to the account `storage.accounts` chooses for its member (skipped at
+    once when they have none); one already queued for the same reminder, subject and member
+    is left alone."""
     if not rows:
         return 0
-    values = [{"status": OutboxStatus.PENDING.value, "attempts": 0, **row} for row in rows]
+    chosen = await preferred_accounts(session, member_ids={row["member_id"] for row in rows})
+    values = []
+    for row in rows:
+        account = chosen.get(row["member_id"])
+        # Every row names the same columns: one INSERT of many rows needs that.
+        values.append(
+            {
+                **row,
+                "channel": account.channel if account else None,
+                "external_id": account.external_id if account else None,
+                "status": (OutboxStatus.PENDING if account else OutboxStatus.SKIPPED).value,
+                "error": None if account else "not a bound member",
+                "attempts": 0,
+            }
+        )
     result = await session.exec(
         dialect_insert(session)(OutboxMessage)
         .values(values)

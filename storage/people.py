@@ -1,15 +1,13 @@
 """Queries on the roster: organisations, branches, members, liaisons and outsiders."""
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
     Branch,
     BranchLiaison,
-    ChatState,
     Member,
     Organisation,
     Outsider,
@@ -65,30 +63,9 @@ async def members_by_id(session: AsyncSession, *, ids: Iterable[int]) -> dict[in
     return {member.id: member for member in result.all()}
 
 
-async def get_member_by_telegram_id(
-    session: AsyncSession, *, telegram_user_id: int, active_only: bool = True
-) -> Member | None:
-    query = select(Member).where(Member.telegram_user_id == telegram_user_id)
-    if active_only:
-        query = query.where(Member.active)
-    return (await session.exec(query)).first()
-
-
-async def member_and_conversation(
-    session: AsyncSession, *, telegram_user_id: int
-) -> tuple[Member | None, bool]:
-    """The active member with this Telegram account, and whether they are in a conversation."""
-    result = await session.exec(
-        select(Member, ChatState.member_id)
-        .outerjoin(ChatState, col(ChatState.member_id) == Member.id)
-        .where(Member.telegram_user_id == telegram_user_id, Member.active)
-    )
-    row = result.first()
-    return (row[0], row[1] is not None) if row else (None, False)
-
-
 async def roster_version(session: AsyncSession) -> int:
-    """The number every write to a member row raises, from any process (a trigger does it)."""
+    """The number every write to a member or channel account raises, from any process
+    (triggers do it)."""
     return (await session.exec(select(RosterVersion.version))).one()
 
 
@@ -118,18 +95,6 @@ async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int |
         session.add(BranchLiaison(branch_id=branch_id, member_id=member_id))
     else:
         link.member_id = member_id
-
-
-async def mark_unreachable(
-    session: AsyncSession, *, member_ids: Sequence[int], now: datetime
-) -> None:
-    """They blocked the bot: remember since when (the first time only)."""
-    if member_ids:
-        await session.exec(
-            update(Member)
-            .where(col(Member.id).in_(member_ids), col(Member.unreachable_since).is_(None))
-            .values(unreachable_since=now)
-        )
 
 
 async def first_with_role(

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import select, update
 
 from bot.channels.local.chat import Person
+from bot.channels.telegram import CHANNEL
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
 from bot.channels.telegram.local_chat import LocalChat
@@ -24,7 +26,9 @@ from bot.core import roster
 from bot.runtime import Runtime
 from bot.virtual_time import VirtualTimeLoop
 from messages.render import Messages
+from storage import accounts
 from storage.db import Database, async_url
+from storage.models import ChannelAccount
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A sticker message's fields, for "wrong kind of message" tests.
@@ -191,3 +195,40 @@ async def import_roster(runtime, people_table, branch_table, **options) -> "rost
         if not report.ok:
             await session.rollback()
     return report
+
+
+async def telegram_ids(runtime) -> dict[int, int]:
+    """Member id → the Telegram id of their account, for those who bound one."""
+    async with runtime.db.session() as session:
+        bound = await session.exec(select(ChannelAccount).where(ChannelAccount.channel == CHANNEL))
+        return {account.member_id: int(account.external_id) for account in bound.all()}
+
+
+async def bind_account(runtime, member_id: int, external_id: str, channel: str = CHANNEL) -> None:
+    """Give the member an account on a channel, as an invite would have."""
+    async with runtime.db.session() as session:
+        session.add(
+            ChannelAccount(
+                member_id=member_id,
+                channel=channel,
+                external_id=external_id,
+                bound_at=runtime.clock.now(),
+            )
+        )
+
+
+async def block_bot(runtime, member_id: int) -> None:
+    """The member blocked the bot on every account they have."""
+    async with runtime.db.session() as session:
+        await session.exec(
+            update(ChannelAccount)
+            .where(ChannelAccount.member_id == member_id)
+            .values(unreachable_since=runtime.clock.now())
+        )
+
+
+async def blocked_since(runtime, member_id: int) -> datetime | None:
+    """When the member blocked the bot on their Telegram account, if they did."""
+    async with runtime.db.session() as session:
+        account = await accounts.account_on(session, member_id=member_id, channel=CHANNEL)
+        return account.unreachable_since

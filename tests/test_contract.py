@@ -9,7 +9,9 @@ import pytest
 from sqlmodel import select
 
 import handlers
-from bot.channels.local.chat import LocalChat
+from bot.channels.local import CHANNEL
+from bot.channels.local.chat import LocalChat, Person
+from bot.cli import demo
 from bot.core.actions import Action, _pattern
 from bot.core.pledges import NoDeadline, PledgeStep
 from storage.models import Pledge
@@ -18,6 +20,13 @@ from storage.models import Pledge
 @pytest.fixture
 def local(runtime, clock) -> LocalChat:
     return LocalChat(runtime, handlers.routes(), clock)
+
+
+@pytest.fixture
+async def people(runtime) -> dict[str, Person]:
+    """The demo organisation, everyone bound on the local chat; by name."""
+    await demo.seed(runtime, channel=CHANNEL)
+    return {person.name: person for person in await demo.demo_people(runtime, channel=CHANNEL)}
 
 
 def keys(local: LocalChat, person) -> list[str]:

@@ -9,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from matplotlib.ft2font import FT2Font
 from openpyxl import load_workbook
-from sqlmodel import col, func, select
+from sqlmodel import col, delete, func, select
 
 from bot import delivery
 from bot.__main__ import main
 from bot.core import ballot_counting, charts, evaluation
 from bot.core.evaluation import MEMBERS, Rater
 from messages.render import MESSAGE_LIMIT
+from storage import accounts
 from storage import people as people_queries
-from storage.models import Branch, Member, Summary, SummaryStatus
+from storage.models import Branch, ChannelAccount, Member, Summary, SummaryStatus
+from tests.conftest import bind_account, block_bot
 from tests.test_evaluation import open_round
 from tests.test_reminders import at, load
 from tests.test_reviews import ids, toast
@@ -396,11 +398,10 @@ async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api
     async with runtime.db.session() as session:
         member = (await session.exec(select(Member).where(Member.name == "党员000"))).one()
         member.roles = "member secretary"
-        member.telegram_user_id = 777_000_001
+    await bind_account(runtime, member.id, "777000001")
     from bot.channels.local.chat import Person
 
     secretary = Person(777_000_001, "党员000", "zh-hans")
-    runtime.identities.forget({777_000_001})
     await chat.send(secretary, "/digest")
     text = "\n".join(c.text for c in api.sent(777_000_001) if c.method == "sendMessage")
     missing = digest_line(text, "尚未提交")
@@ -455,7 +456,7 @@ async def test_no_weekly_digest_when_there_is_nothing_to_say_unless_asked(
 ):
     async with runtime.db.session() as session:
         huang = (await session.exec(select(Member).where(Member.name == "黄勇"))).one()
-        huang.unreachable_since = runtime.clock.now()
+    await block_bot(runtime, huang.id)
     await load(runtime, PHASES_ONLY.replace("{quiet}", ""))
     clock.set(at(23, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
@@ -502,16 +503,17 @@ async def test_the_workbook_is_named_by_the_organisations_date(quarter, chat, ap
 async def test_members_who_never_joined_are_not_counted_unreachable(quarter, chat, api, runtime):
     async with runtime.db.session() as session:
         members = {m.name: m for m in (await session.exec(select(Member))).all()}
-        members["黄勇"].unreachable_since = runtime.clock.now()  # blocked the bot
-        members["林娜"].telegram_user_id = None  # never bound an account
-        members["谢婷"].telegram_user_id = None
+        # 林娜 and 谢婷 never bound an account.
+        unbound = [members["林娜"].id, members["谢婷"].id]
+        await session.exec(delete(ChannelAccount).where(col(ChannelAccount.member_id).in_(unbound)))
+    await block_bot(runtime, members["黄勇"].id)
     wang = quarter["王志刚"]
     await chat.send(wang, "/digest")
     line = digest_line(api.last(wang.user_id).text, "1. 执法大队党支部")
     assert line.endswith("；联系不上 1 人；尚未加入 2 人"), line
     async with runtime.db.session() as session:
         unbound = (
-            await session.exec(select(Member.name).where(col(Member.telegram_user_id).is_(None)))
+            await session.exec(select(Member.name).where(~accounts.is_bound(Member.id)))
         ).all()
     assert sorted(unbound) == ["林娜", "谢婷"]
 

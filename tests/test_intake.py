@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.local.chat import Person
+from bot.channels.telegram import CHANNEL
 from bot.channels.telegram.app import build_application
-from bot.channels.telegram.intake import CHANNEL
 from bot.channels.telegram.local_api import ProcessDropped
 from bot.channels.telegram.local_chat import telegram_user
 from bot.core.access import Account

@@ -8,8 +8,8 @@ from sqlmodel import select
 from bot.channels.local.chat import Person
 from bot.cli import demo
 from bot.core import onboarding, roster
-from storage.models import Invite, Member
-from tests.conftest import import_roster
+from storage.models import ChannelAccount, Invite, Member
+from tests.conftest import import_roster, telegram_ids
 
 
 @pytest.fixture
@@ -29,6 +29,10 @@ async def member_named(runtime, name: str) -> Member:
         return (await session.exec(select(Member).where(Member.name == name))).one()
 
 
+async def telegram_id_of(runtime, name: str) -> int | None:
+    return (await telegram_ids(runtime)).get((await member_named(runtime, name)).id)
+
+
 async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):
     zheng = Person(42, "Zheng", "zh-hans")
     await chat.send(zheng, f"/start {unbound['郑强']}")
@@ -36,8 +40,12 @@ async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):
     assert "郑强同志，欢迎您" in greeting
     assert "/help" in greeting
     member = await member_named(runtime, "郑强")
-    assert member.telegram_user_id == 42
-    assert member.bound_at == runtime.clock.now()
+    async with runtime.db.session() as session:
+        (account,) = (
+            await session.exec(select(ChannelAccount).where(ChannelAccount.member_id == member.id))
+        ).all()
+    assert (account.channel, account.external_id) == ("telegram", "42")
+    assert account.bound_at == runtime.clock.now()
 
 
 async def test_secretary_gets_a_menu_of_their_own(chat, api, unbound):
@@ -60,7 +68,7 @@ async def test_reused_token_by_another_account_is_refused_politely(chat, api, ru
     answer = api.last(99).text
     assert "无法使用" in answer
     assert "郑强" not in answer and "示范局" not in answer
-    assert (await member_named(runtime, "郑强")).telegram_user_id == 42
+    assert await telegram_id_of(runtime, "郑强") == 42
 
 
 async def test_same_account_tapping_the_link_again_is_welcomed_back(chat, api, unbound):
@@ -74,7 +82,7 @@ async def test_expired_token_is_refused(chat, api, runtime, clock, unbound):
     clock.advance(timedelta(days=14, seconds=1))
     await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
     assert "无法使用" in api.last(42).text
-    assert (await member_named(runtime, "郑强")).telegram_user_id is None
+    assert await telegram_id_of(runtime, "郑强") is None
 
 
 async def test_stranger_learns_nothing(chat, api, stranger, unbound):
@@ -91,7 +99,7 @@ async def test_one_account_cannot_take_two_members(chat, api, runtime, unbound):
     await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
     await chat.send(Person(42, "Zheng"), f"/start {unbound['冯磊']}")
     assert "已经绑定为“郑强”" in api.last(42).text
-    assert (await member_named(runtime, "冯磊")).telegram_user_id is None
+    assert await telegram_id_of(runtime, "冯磊") is None
 
 
 async def test_reissued_invite_replaces_the_old_one(chat, api, runtime, unbound):
@@ -114,7 +122,7 @@ async def test_a_renewed_link_moves_a_member_to_a_new_phone(chat, api, runtime, 
             session, now=runtime.clock.now(), valid_for=timedelta(days=14), member_name="郑强"
         )
     await chat.send(Person(77, "new phone"), f"/start {renewed.token}")
-    assert (await member_named(runtime, "郑强")).telegram_user_id == 77
+    assert await telegram_id_of(runtime, "郑强") == 77
 
 
 async def test_invites_are_kept_until_reissued_but_never_shown_again(runtime, unbound):

@@ -20,6 +20,7 @@ from storage import people as people_queries
 from storage.models import (
     Campaign,
     CampaignStep,
+    ChannelAccount,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -27,7 +28,7 @@ from storage.models import (
     StepDone,
     StepKind,
 )
-from tests.conftest import SHANGHAI
+from tests.conftest import SHANGHAI, blocked_since
 
 # START is Monday 2026-11-23 09:00 in Shanghai.
 CAMPAIGN = """
@@ -253,7 +254,9 @@ async def test_crash_between_claiming_and_sending_loses_nothing_and_duplicates_n
         organisation = await people_queries.get_organisation(session)
         await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
     async with runtime.db.session() as session:
-        claimed = await outbox.claim(session, now=clock.now(), limit=30)  # …and the process dies
+        claimed = await outbox.claim(
+            session, channels=["telegram"], now=clock.now(), limit=30
+        )  # …and the process dies
     assert len(claimed) == 20
     # A new process on the same database sends what the dead one claimed, at once: none of
     # it had been handed to Telegram.
@@ -272,7 +275,7 @@ async def test_crash_while_sending_never_sends_twice(campaign, runtime, app, clo
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
         await reminders.plan(session, organisation_id=organisation.id, now=clock.now())
-        handed = await outbox.claim(session, now=clock.now(), limit=5)
+        handed = await outbox.claim(session, channels=["telegram"], now=clock.now(), limit=5)
     async with runtime.db.session() as session:
         await outbox.set_status(session, ids=handed, status=OutboxStatus.SENDING)  # …and it dies
     clock.advance(delivery.CLAIM_LEASE + timedelta(minutes=1))
@@ -353,7 +356,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
-    assert (await member(runtime, "郑强")).unreachable_since is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
     clock.set(at(24, 9, 5))
     await delivery.tick(
         app.bot_data["runtime"]
@@ -368,7 +371,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     assert "暂时无法收到消息" in notice and "郑强" in notice.split("暂时无法收到消息")[1]
     api.unblock(zheng.user_id)
     await chat.feed(chat_member_update(zheng, "kicked", "member"))
-    assert (await member(runtime, "郑强")).unreachable_since is None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is None
     clock.set(at(29, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "进入“全面推进”阶段") == 0
@@ -380,7 +383,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
 async def test_blocking_through_my_chat_member_is_noticed(campaign, chat, runtime, api):
     zheng = campaign["郑强"]
     await chat.feed(chat_member_update(zheng, "member", "kicked"))
-    assert (await member(runtime, "郑强")).unreachable_since is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
     assert not api.sent(zheng.user_id)
 
 
@@ -419,17 +422,27 @@ async def test_planning_uses_the_same_number_of_queries_for_any_roster(runtime, 
         await session.exec(delete(PlannedReminder))  # plan the very same reminders again…
         organisation = await people_queries.get_organisation(session)
         branch = (await people_queries.list_branches(session, organisation_id=organisation.id))[1]
-        for number in range(300):  # …for sixteen times as many members
-            session.add(
-                Member(
-                    organisation_id=organisation.id,
-                    name=f"成员{number}",
-                    branch_id=branch.id,
-                    telegram_user_id=9_000_000 + number,
-                    created_at=clock.now(),
-                    updated_at=clock.now(),
-                )
+        added = [
+            Member(
+                organisation_id=organisation.id,
+                name=f"成员{number}",
+                branch_id=branch.id,
+                created_at=clock.now(),
+                updated_at=clock.now(),
             )
+            for number in range(300)  # …for sixteen times as many members
+        ]
+        session.add_all(added)
+        await session.flush()
+        session.add_all(
+            ChannelAccount(
+                member_id=m.id,
+                channel="telegram",
+                external_id=str(9_000_000 + m.id),
+                bound_at=clock.now(),
+            )
+            for m in added
+        )
     large = await queries_to_plan(at(24, 10))
     assert small == large
 
@@ -520,7 +533,7 @@ async def test_two_senders_never_claim_the_same_row(campaign, runtime, clock):
 
     async def claim() -> list[int]:
         async with runtime.db.session() as session:
-            return await outbox.claim(session, now=clock.now(), limit=15)
+            return await outbox.claim(session, channels=["telegram"], now=clock.now(), limit=15)
 
     first, second = await asyncio.gather(claim(), claim())
     assert not set(first) & set(second)
@@ -581,10 +594,10 @@ async def test_a_member_who_writes_again_is_reachable_again(
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
-    assert (await member(runtime, "郑强")).unreachable_since is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
     api.unblock(zheng.user_id)  # the unblock update never reached us…
     await chat.send(zheng, "/phase")  # …but he writes to the bot
-    assert (await member(runtime, "郑强")).unreachable_since is None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is None
 
 
 async def test_a_429_in_one_chat_holds_back_only_that_chat(campaign, api, app, clock):

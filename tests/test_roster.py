@@ -11,9 +11,8 @@ from sqlmodel import select
 from bot.__main__ import main
 from bot.cli import demo
 from bot.core import roster
-from storage import people
 from storage.models import Branch, BranchLiaison, Member, Outsider
-from tests.conftest import import_roster
+from tests.conftest import bind_account, import_roster, telegram_ids
 
 BRANCHES = [
     ["支部", "机关支部", "联系班子成员"],
@@ -127,17 +126,15 @@ async def test_reimport_updates_in_place_and_keeps_bindings(runtime):
     assert (await import_tables(runtime, PEOPLE)).ok
     async with runtime.db.session() as session:
         wang = (await session.exec(select(Member).where(Member.name == "王五"))).one()
-        wang.telegram_user_id = 4242
+    await bind_account(runtime, wang.id, "4242")
     updated = [row[:] for row in PEOPLE if row[1] != "赵六"]
     updated[3][4] = "年老体弱"  # 王五's category changes
     report = await import_tables(runtime, updated)
     assert report.ok and report.deactivated == 1 and report.added == 0
     found = await members(runtime)
-    assert found["王五"].telegram_user_id == 4242
+    assert (await telegram_ids(runtime))[found["王五"].id] == 4242
     assert found["王五"].category == "elderly"
     assert found["赵六"].active is False  # history kept, access gone
-    async with runtime.db.session() as session:
-        assert await people.get_member_by_telegram_id(session, telegram_user_id=4242) is not None
 
 
 async def test_command_line_reports_rows_and_exits_nonzero(
@@ -184,7 +181,7 @@ async def bind(runtime, name: str, telegram_user_id: int) -> None:
         member = (
             await session.exec(select(Member).where(Member.name == name, Member.active))
         ).one()
-        member.telegram_user_id = telegram_user_id
+    await bind_account(runtime, member.id, str(telegram_user_id))
 
 
 async def all_members(runtime) -> list[Member]:
@@ -199,7 +196,8 @@ async def test_a_newcomer_never_inherits_a_former_members_account(runtime):
     newcomer[4][0] = "44"  # a different 赵六 with a new id joins; id 4 leaves
     assert (await import_tables(runtime, newcomer)).ok
     zhaos = [m for m in await all_members(runtime) if m.name == "赵六"]
-    assert [(m.roster_id, m.active, m.telegram_user_id) for m in zhaos] == [
+    bound = await telegram_ids(runtime)
+    assert [(m.roster_id, m.active, bound.get(m.id)) for m in zhaos] == [
         ("4", False, 333),
         ("44", True, None),
     ]
@@ -242,7 +240,8 @@ async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, a
         )
     await chat.send(Person(77, "Wang"), f"/start {invite.token}")
     assert "王武同志，欢迎您" in api.last(77).text
-    owners = {m.name: m.telegram_user_id for m in await all_members(runtime)}
+    bound = await telegram_ids(runtime)
+    owners = {m.name: bound.get(m.id) for m in await all_members(runtime)}
     assert owners == {"张三": None, "李四": None, "王五": None, "赵六": None, "王武": 77}
 
 

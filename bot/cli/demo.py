@@ -1,13 +1,16 @@
-"""The demo organisation: the sample roster, everyone pre-bound to a local account."""
+"""The demo organisation: the sample roster, everyone pre-bound to an account on one channel
+(the local chat for `python -m bot demo`; Telegram, reached through a local Bot API, for the
+tests and benchmarks)."""
 
 from datetime import date, timedelta
 from pathlib import Path
 
+from bot.channels import telegram
 from bot.channels.local.chat import Person
 from bot.core import calendar, commendation, roster
 from bot.runtime import Runtime
-from storage import people
-from storage.models import Campaign, Category, Role
+from storage import accounts, people
+from storage.models import Campaign, Category, ChannelAccount, Role
 
 # Shipped inside the package, so the demo runs after a plain (non-editable) install too.
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -18,8 +21,9 @@ DEMO_ORGANISATION = "示范局"
 _ACCOUNT_BASE = 7_100_000
 
 
-async def seed(runtime: Runtime) -> bool:
-    """Load the demo organisation into an empty database; False if one is already there."""
+async def seed(runtime: Runtime, *, channel: str = telegram.CHANNEL) -> bool:
+    """Load the demo organisation into an empty database, everyone bound on `channel`;
+    False if one is already there."""
     async with runtime.db.session() as session:
         if await people.get_organisation(session) is not None:
             return False
@@ -36,14 +40,20 @@ async def seed(runtime: Runtime) -> bool:
             raise RuntimeError(f"the demo roster does not validate: {report.problems}")
         organisation = await people.get_organisation(session)
         for member in await people.list_members(session, organisation_id=organisation.id):
-            member.telegram_user_id = _ACCOUNT_BASE + member.id
-            member.bound_at = runtime.clock.now()
+            session.add(
+                ChannelAccount(
+                    member_id=member.id,
+                    channel=channel,
+                    external_id=str(_ACCOUNT_BASE + member.id),
+                    bound_at=runtime.clock.now(),
+                )
+            )
     return True
 
 
-async def demo_people(runtime: Runtime) -> list[Person]:
-    """Everyone the local chat can speak as, in roster order, described in the default
-    locale's words."""
+async def demo_people(runtime: Runtime, *, channel: str = telegram.CHANNEL) -> list[Person]:
+    """Everyone bound on `channel`, as a chat can speak as them, in roster order, described
+    in the default locale's words."""
     words = runtime.messages.export_headings(runtime.settings.default_locale)["words"]
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
@@ -51,11 +61,9 @@ async def demo_people(runtime: Runtime) -> list[Person]:
             b.id: b.name
             for b in await people.list_branches(session, organisation_id=organisation.id)
         }
-        members = await people.list_members(session, organisation_id=organisation.id)
+        bound = await accounts.members_on(session, organisation_id=organisation.id, channel=channel)
     found = []
-    for member in members:
-        if member.telegram_user_id is None:
-            continue
+    for member, account in bound:
         roles = [
             role for role in Role if role.value in member.roles.split() and role is not Role.MEMBER
         ]
@@ -64,7 +72,7 @@ async def demo_people(runtime: Runtime) -> list[Person]:
             labels.append(words["categories"][member.category])
         found.append(
             Person(
-                member.telegram_user_id,
+                int(account.external_id),
                 member.name,
                 "en" if member.locale == "en" else "zh-hans",
                 description=f"{member.roster_id or ''} {' / '.join(labels)}".strip(),

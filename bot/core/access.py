@@ -5,8 +5,8 @@ from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import people
-from storage.models import Category, Member, Role
+from storage import accounts, people
+from storage.models import Category, ChannelAccount, Member, Role
 
 
 class Permission(StrEnum):
@@ -32,6 +32,19 @@ _ALLOWED: dict[Permission, frozenset[Role]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """A person's account on one channel ("telegram", "wecom", "local"), as that channel
+    names them (Telegram's user id as decimal text)."""
+
+    channel: str
+    external_id: str
+
+    @classmethod
+    def of(cls, account: ChannelAccount) -> "Account":
+        return cls(account.channel, account.external_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     """A bound, active member, as every service sees the person asking."""
 
@@ -42,11 +55,18 @@ class Actor:
     roles: frozenset[Role]
     category: Category
     locale: str | None
-    unreachable: bool = False  # they blocked the bot once; any message from them ends that
+    account: Account | None = None  # the account they are asking from, if through a channel
+    unreachable: bool = False  # they blocked the bot there once; any message from it ends that
     in_conversation: bool = False  # a flow (pledge, summary…) is waiting for their answer
 
     @classmethod
-    def of(cls, member: Member, *, in_conversation: bool = False) -> "Actor":
+    def of(
+        cls,
+        member: Member,
+        *,
+        account: ChannelAccount | None = None,
+        in_conversation: bool = False,
+    ) -> "Actor":
         return cls(
             member_id=member.id,
             organisation_id=member.organisation_id,
@@ -55,7 +75,8 @@ class Actor:
             roles=parse_roles(member.roles),
             category=Category(member.category),
             locale=member.locale,
-            unreachable=member.unreachable_since is not None,
+            account=Account.of(account) if account is not None else None,
+            unreachable=account is not None and account.unreachable_since is not None,
             in_conversation=in_conversation,
         )
 
@@ -71,55 +92,52 @@ def format_roles(roles: frozenset[Role] | set[Role]) -> str:
     return " ".join(sorted(role.value for role in roles | {Role.MEMBER}))
 
 
-@dataclass(frozen=True)
-class Account:
-    """A channel account: which channel, and that channel's id for the person."""
-
-    channel: str
-    external_id: str
-
-
 class Identities:
-    """Who each Telegram account is, remembered until the roster changes: the gate asks on
+    """Who each channel account is, remembered until the roster changes: the gate asks on
     every update.
 
-    Every write to a member row raises the roster version in the same transaction (a
-    database trigger), whichever process made it: the roster command line too. Each update
-    reads it (one tiny query) and forgets everything when it moved, so a removal or a new
-    role holds from the next update on. Conversation states written through this process
-    clear their entries when the transaction commits (see `storage.db`).
+    Every write to a member or channel account row raises the roster version in the same
+    transaction (database triggers), whichever process made it: the roster command line too.
+    Each update reads it (one tiny query) and forgets everything when it moved, so a removal,
+    a new role or an account bound or let go holds from the next update on. Conversation
+    states written through this process clear their entries when the transaction commits
+    (see `storage.db`).
     """
 
     def __init__(self) -> None:
         self._version: int | None = None
-        self._known: dict[int, Actor | None] = {}
-        self._accounts: dict[int, int] = {}  # member id → Telegram id
+        self._known: dict[Account, Actor | None] = {}
+        self._accounts: dict[int, set[Account]] = {}  # member id → their accounts known here
 
     async def identify(self, session: AsyncSession, *, account: Account) -> Actor | None:
-        """The active member bound to this channel account, or None for a stranger."""
-        telegram_user_id = int(account.external_id)
+        """The active member bound to this account, or None for a stranger."""
         version = await people.roster_version(session)
         if version != self._version:
             self._known.clear()
             self._accounts.clear()
             self._version = version
-        if telegram_user_id in self._known:
-            return self._known[telegram_user_id]
-        member, in_conversation = await people.member_and_conversation(
-            session, telegram_user_id=telegram_user_id
+        if account in self._known:
+            return self._known[account]
+        member, bound, in_conversation = await accounts.member_and_conversation(
+            session, channel=account.channel, external_id=account.external_id
         )
-        actor = Actor.of(member, in_conversation=in_conversation) if member is not None else None
-        self._known[telegram_user_id] = actor
+        actor = (
+            Actor.of(member, account=bound, in_conversation=in_conversation)
+            if member is not None
+            else None
+        )
+        self._known[account] = actor
         if actor is not None:
-            self._accounts[actor.member_id] = telegram_user_id
+            self._accounts.setdefault(actor.member_id, set()).add(account)
         return actor
 
-    def forget(
-        self, telegram_user_ids: set[int | None], member_ids: set[int] = frozenset()
-    ) -> None:
-        accounts = set(telegram_user_ids) | {self._accounts.get(m) for m in member_ids}
-        for telegram_user_id in accounts:
-            self._known.pop(telegram_user_id, None)
+    def forget(self, changed: set[tuple[str, str]], member_ids: set[int] = frozenset()) -> None:
+        """Forget these (channel, external id) accounts and every account of these members."""
+        forgotten = {Account(*pair) for pair in changed}
+        for member_id in member_ids:
+            forgotten |= self._accounts.pop(member_id, set())
+        for account in forgotten:
+            self._known.pop(account, None)
 
 
 def roles_allow(roles: frozenset[Role], permission: Permission) -> bool:

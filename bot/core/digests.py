@@ -23,6 +23,7 @@ from bot.core.actions import Action
 from bot.core.calendar import CampaignTime, applies_to
 from bot.core.evaluation import RoundState
 from bot.core.summaries import Quarter, Window, current_quarter
+from storage import accounts
 from storage import calendar as calendar_queries
 from storage.models import (
     Campaign,
@@ -204,14 +205,14 @@ async def digest(
     quarter = await current_quarter(session, organisation_id=organisation_id, now=now)
     rows = await _branches(session, organisation_id, branch_id)
     members = await _members(session, organisation_id, branch_id)
-    for _id, name, member_branch, _roles, account, unreachable in members:
+    for _id, name, member_branch, _roles, bound, unreachable in members:
         row = rows.get(member_branch)
         if row is None:
             continue
         row.members += 1
-        if account is None:
+        if not bound:
             row.not_joined.append(name)
-        elif unreachable is not None:
+        elif unreachable:
             row.unreachable.append(name)
     await _add_pledges(session, rows, organisation_id, branch_id)
     if quarter.step is not None and quarter.window in (Window.OPEN, Window.LATE):
@@ -260,8 +261,8 @@ async def _members(session, organisation_id, branch_id) -> list[tuple]:
                     Member.name,
                     Member.branch_id,
                     Member.roles,
-                    Member.telegram_user_id,
-                    Member.unreachable_since,
+                    accounts.is_bound(Member.id),
+                    accounts.is_unreachable(Member.id),
                 )
                 .where(
                     *_in_scope(
@@ -301,7 +302,7 @@ async def _add_summaries(session, rows, step: CampaignStep, members) -> None:
     branch_done = {branch for member_id, branch, _late in found if member_id is None}
     for row in rows.values():
         row.summaries = SummaryFigures(branch_submitted=row.branch_id in branch_done)
-    for member_id, name, member_branch, roles, _account, _unreachable in members:
+    for member_id, name, member_branch, roles, _bound, _unreachable in members:
         row = rows.get(member_branch)
         if row is None or not applies_to(step, parse_roles(roles)):
             continue

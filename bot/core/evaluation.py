@@ -23,9 +23,9 @@ from bot.core.access import Actor, overseen_branch, parse_roles
 from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from bot.core.pending_ballots import Batch, Confirmed, PendingBallots
+from storage import accounts, people
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
-from storage import people
 from storage.models import (
     Branch,
     Campaign,
@@ -841,7 +841,7 @@ async def _rating_state(
             select(Member.id, Member.branch_id).where(
                 Member.organisation_id == evaluation_round.organisation_id,
                 Member.active,
-                col(Member.telegram_user_id).is_not(None),
+                accounts.is_bound(Member.id),
             )
         )
     ).all()

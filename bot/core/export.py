@@ -24,6 +24,7 @@ from bot.core.calendar import organisation_today, organisation_zone
 from bot.core.cells import inert
 from bot.core.evaluation import RoundState
 from bot.core.summaries import current_quarter
+from storage import accounts
 from storage import calendar as calendar_queries
 from storage import evaluation as evaluation_queries
 from storage.models import (
@@ -157,9 +158,9 @@ async def workbook(
     step = await quarter_step(
         session, organisation_id=scope.organisation_id, quarter=scope.quarter, now=now
     )
-    members = (
+    rows = (
         await session.exec(
-            select(Member)
+            select(Member, accounts.is_bound(Member.id), accounts.is_unreachable(Member.id))
             .where(
                 Member.organisation_id == scope.organisation_id,
                 Member.active,
@@ -175,9 +176,9 @@ async def workbook(
         await organisation_zone(session, organisation_id=scope.organisation_id),
         now,
         await evaluation.branch_names(session, organisation_id=scope.organisation_id),
-        list(members),
+        [member for member, _bound, _unreachable in rows],
     )
-    _members_sheet(export)
+    _members_sheet(export, {member.id: (bound, unreachable) for member, bound, unreachable in rows})
     await _pledges_sheet(export)
     await _summaries_sheet(export, step)
     await _evaluation_sheet(export)
@@ -186,17 +187,19 @@ async def workbook(
     return export.sheets.save()
 
 
-def _members_sheet(export: _Export) -> None:
+def _members_sheet(export: _Export, reach: dict[int, tuple[bool, bool]]) -> None:
+    """`reach`: member id → (bound on some channel, blocked the bot on every one)."""
     words, sheet = export.words, export.sheets.sheet("members")
     for m in export.members:
+        bound, unreachable = reach[m.id]
         sheet.append(
             [
                 export.branch(m.branch_id),
                 _text(m.name),
                 words["categories"].get(m.category, m.category),
                 " ".join(words["roles"].get(r, r) for r in m.roles.split() if r != "member"),
-                words["yes"] if m.telegram_user_id else words["no"],
-                words["unreachable"] if m.unreachable_since else "",
+                words["yes"] if bound else words["no"],
+                words["unreachable"] if unreachable else "",
             ]
         )
 

@@ -14,8 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Account, Actor, overseen_branch
 from bot.core.tokens import digest
-from storage import invites, people
-from storage.models import Invite, Member
+from storage import accounts, invites, people
+from storage.models import ChannelAccount, Invite, Member
 
 # Deep-link payloads allow 64 characters of [A-Za-z0-9_-]; invites start with "m".
 INVITE_PREFIX = "m"
@@ -32,6 +32,7 @@ class Redemption(StrEnum):
 class RedeemResult:
     outcome: Redemption
     member: Member | None = None
+    account: ChannelAccount | None = None  # the member's account now bound
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ async def issue_invites(
             raise AmbiguousMember(sorted(branches[m.branch_id].name for m in members))
         reissue = True
     else:
-        members = [member for member in members if member.telegram_user_id is None]
+        bound = await accounts.bound_members(session, member_ids=[m.id for m in members])
+        members = [member for member in members if member.id not in bound]
     member_ids = [member.id for member in members]
     if reissue:
         await invites.revoke_open_invites(session, member_ids=member_ids, now=now)
@@ -147,32 +149,40 @@ async def issue_invites(
 async def redeem(
     session: AsyncSession, *, token: str, account: Account, now: datetime
 ) -> RedeemResult:
-    """Bind `account` to the member the token was issued to, if the token is live."""
-    # Members hold Telegram ids until accounts are kept per channel (issue 17, item 4).
-    telegram_user_id = int(account.external_id)
+    """Bind `account` to the member the token was issued to, if the token is live: it becomes
+    their account on that channel, in place of one they had there before (a new phone)."""
     invite = await invites.get_invite_by_digest(session, digest=digest(token))
     if invite is None or invite.revoked_at is not None or invite.expires_at <= now:
         return RedeemResult(Redemption.INVALID)
     member = await people.get_member(session, member_id=invite.member_id)
     if member is None or not member.active:
         return RedeemResult(Redemption.INVALID)
+    mine = await accounts.account_on(session, member_id=member.id, channel=account.channel)
     if invite.used_at is not None:
-        if member.telegram_user_id == telegram_user_id:
-            return RedeemResult(Redemption.ALREADY_BOUND, member)
+        if mine is not None and mine.external_id == account.external_id:
+            return RedeemResult(Redemption.ALREADY_BOUND, member, mine)
         return RedeemResult(Redemption.INVALID)
-    holder = await people.get_member_by_telegram_id(
-        session, telegram_user_id=telegram_user_id, active_only=False
+    held = await accounts.get_account(
+        session, channel=account.channel, external_id=account.external_id
     )
-    if holder is not None and holder.id != member.id:
+    if held is not None and held.member_id != member.id:
+        holder = await people.get_member(session, member_id=held.member_id)
         if holder.active:
             return RedeemResult(Redemption.ACCOUNT_TAKEN, holder)
         # A former roster entry (a member since renamed or moved) lets go of the account.
-        holder.telegram_user_id = None
+        await session.delete(held)
         await session.flush()
     if not await invites.claim_invite(session, invite_id=invite.id, now=now):
         return RedeemResult(Redemption.INVALID)
-    member.telegram_user_id = telegram_user_id
-    member.bound_at = now
-    member.updated_at = now
+    if mine is None:
+        mine = ChannelAccount(
+            member_id=member.id,
+            channel=account.channel,
+            external_id=account.external_id,
+            bound_at=now,
+        )
+        session.add(mine)
+    else:
+        mine.external_id, mine.bound_at, mine.unreachable_since = account.external_id, now, None
     await session.flush()
-    return RedeemResult(Redemption.BOUND, member)
+    return RedeemResult(Redemption.BOUND, member, mine)

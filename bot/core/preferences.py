@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import LOCALES
 from bot.core.access import Actor
 from bot.core.actions import Action
-from storage import people
+from storage import accounts, people
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,16 @@ async def mute_reminders(session: AsyncSession, *, actor: Actor, muted: bool) ->
 async def set_reachable(
     session: AsyncSession, *, actor: Actor, reachable: bool, now: datetime
 ) -> None:
-    """Blocked members are skipped (and listed for their secretary) until they come back."""
-    member = await people.get_member(session, member_id=actor.member_id)
+    """Marks the account they are using: messages skip a blocked account (and a member
+    blocked everywhere is listed for their secretary) until they come back."""
+    if actor.account is None:
+        return
+    account = await accounts.get_account(
+        session, channel=actor.account.channel, external_id=actor.account.external_id
+    )
+    if account is None:
+        return
     if reachable:
-        member.unreachable_since = None
-    elif member.unreachable_since is None:
-        member.unreachable_since = now
+        account.unreachable_since = None
+    elif account.unreachable_since is None:
+        account.unreachable_since = now

@@ -20,8 +20,8 @@ from bot.core.access import parse_roles
 from bot.core.actions import Button
 from bot.core.calendar import CampaignTime, ReportStepDone, applies_to
 from bot.core.notices import Composed, Notice, undeliverable
+from storage import accounts, outbox, people
 from storage import calendar as calendar_queries
-from storage import outbox, people
 from storage.models import (
     Audience,
     Campaign,
@@ -423,16 +423,17 @@ async def _behind_by_branch(
     if not wanted:
         return {}
     branch_ids = {branch_id for _, branch_id in wanted}
-    everyone = (
+    rows = (
         await session.exec(
-            select(Member)
+            select(Member, accounts.is_unreachable(Member.id))
             .where(col(Member.branch_id).in_(branch_ids), Member.active)
             .order_by(Member.id)
         )
     ).all()
+    everyone = [member for member, _unreachable in rows]
     behind: dict[tuple[int | None, int], list[tuple[int, str]]] = defaultdict(list)
-    for member in everyone:
-        if member.unreachable_since is not None:
+    for member, unreachable in rows:
+        if unreachable:
             behind[(None, member.branch_id)].append((member.id, member.name))
     for step_id, branch_id in wanted:
         step = steps[step_id]

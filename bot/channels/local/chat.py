@@ -11,6 +11,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Literal
 
 from bot import delivery
+from bot.channels.local import CHANNEL
 from bot.clock import ManualClock
 from bot.core.access import Account, Actor
 from bot.core.contract import (
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from bot.jobs import SteppedJobs
     from handlers.routes import Routes
 
-CHANNEL = "local"
 LIMITS = Limits(
     text_length=4096,
     counted_in="characters",

@@ -11,6 +11,7 @@ from typing import TextIO
 from sqlalchemy.engine import make_url
 
 import handlers
+from bot.channels.local import CHANNEL
 from bot.channels.local.chat import LocalChat, Person, printer_for
 from bot.cli import demo
 from bot.clock import ManualClock, SystemClock
@@ -151,13 +152,17 @@ async def run_demo(
 ) -> int:
     """Seed the demo organisation if needed, then chat until :quit or end of input."""
     clock = ManualClock(SystemClock().now())
-    # Hourly ticks keep :clock +30d quick; reminders go out on the hour anyway.
-    runtime = Runtime.create(settings.model_copy(update={"reminder_tick_minutes": 60}), clock)
+    # Hourly ticks keep :clock +30d quick; reminders go out on the hour anyway. Only the
+    # local chat runs here, so it is where reminders go.
+    local_only = {"reminder_tick_minutes": 60, "channel_order": "local"}
+    runtime = Runtime.create(settings.model_copy(update=local_only), clock)
     await runtime.db.migrate()
-    if await demo.seed(runtime):  # never lay the demo's calendar over someone's own data
+    if await demo.seed(
+        runtime, channel=CHANNEL
+    ):  # never lay the demo's calendar over someone's own data
         await demo.seed_campaign(runtime)
         await demo.seed_selection(runtime)
-    everyone = await demo.demo_people(runtime)
+    everyone = await demo.demo_people(runtime, channel=CHANNEL)
     names = {str(person.user_id): person.name for person in [*everyone, STRANGER]}
     folder = files_folder(settings.database_url)
     chat = LocalChat(

@@ -4,10 +4,9 @@ from telegram import ChatMember, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import filters
 
+from bot.channels.telegram import CHANNEL
 from bot.core.access import Account
 from bot.core.contract import FileRef, Inbound, Kind
-
-CHANNEL = "telegram"
 
 
 def account_of(user) -> Account:

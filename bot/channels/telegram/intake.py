@@ -23,8 +23,6 @@ from bot.runtime import Runtime
 if TYPE_CHECKING:
     from bot.channels.telegram.sender import TelegramChannel
 
-CHANNEL = "telegram"
-
 
 class DurableQueue(asyncio.Queue):
     """The Application's update queue: an update is stored before `put` returns; a

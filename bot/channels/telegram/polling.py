@@ -8,16 +8,16 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
-from bot.channels.telegram import menus
+from bot.channels.telegram import CHANNEL, menus
 from bot.channels.telegram.app import build_application
-from bot.channels.telegram.intake import CHANNEL, DurableQueue
+from bot.channels.telegram.intake import DurableQueue
 from bot.channels.telegram.jobs import schedule
 from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core.access import Actor
 from bot.intake import Intake
 from bot.jobs import periodic_jobs
 from bot.runtime import Runtime
-from storage import people
+from storage import accounts, people
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +26,18 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
     await menus.publish_default(application.bot, runtime.messages)
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
-        members = (
-            await people.list_members(session, organisation_id=organisation.id)
+        bound = (
+            await accounts.members_on(session, organisation_id=organisation.id, channel=CHANNEL)
             if organisation
             else []
         )
-    for member in members:
-        if member.telegram_user_id is None:
-            continue
+    for member, account in bound:
         try:
             await menus.publish_for(
-                application.bot, runtime.messages, member.telegram_user_id, Actor.of(member)
+                application.bot,
+                runtime.messages,
+                int(account.external_id),
+                Actor.of(member, account=account),
             )
         except TelegramError as error:  # one blocked secretary must not stop the bot starting
             logger.warning("menu for member %s not set: %s", member.id, error)

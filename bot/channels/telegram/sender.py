@@ -15,8 +15,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application
 
 from bot import delivery
-from bot.channels.telegram import menus, pacing
-from bot.channels.telegram.inbound import CHANNEL
+from bot.channels.telegram import CHANNEL, menus, pacing
 from bot.channels.telegram.markup import LIMITS, keyboard, start_link
 from bot.core.access import Actor
 from bot.core.contract import (
