@@ -282,3 +282,25 @@ async def test_replies_a_previous_version_stored_are_sent_after_the_upgrade(runt
     assert second.buttons == [button]
     [row] = await intake_rows(runtime)
     assert row.replies is None
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/START rate-Abc123xyz456",  # a command's name in any case is the command
+        "/start\u00a0rate-Abc123xyz456",  # any space between: the arguments are its words
+        "/start \u200brate-Abc123xyz456",  # invisible at the edge: normalised away at the door
+        "/start \u200b rate-Abc123xyz456",  # an invisible word: no argument at all
+    ],
+)
+async def test_an_evaluation_code_typed_by_hand_never_reaches_the_intake_table(runtime, api, typed):
+    holder = Person(555_000_333, "持码人")
+    application = polling_app(runtime, api)
+    async with application:  # not started: stored (or not) and acknowledged, not processed
+        update = message(holder, 801, typed)
+        update["message"]["entities"][0]["length"] = len("/start")
+        api.deliver(update)
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+    [row] = await intake_rows(runtime)
+    assert row.payload is None
