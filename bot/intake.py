@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.ballots import BALLOT_BUTTONS, BallotBox
 from bot.core.evaluation_codes import looks_like_code
+from bot.core.text import normalise
 from storage import intake
 from storage.db import Database
 
@@ -67,8 +68,10 @@ def holds_ballot(
         return False
     if edited:
         return True
-    command, _, argument = private_words.partition(" ")
-    if command.split("@")[0] == "/start" and looks_like_code(argument.strip()):
+    # Read as the /start handler reads it (any case, any space, normalised arguments).
+    command, *arguments = private_words.split() or [""]
+    arguments = [word for word in map(normalise, arguments) if word]
+    if command.split("@")[0].lower() == "/start" and looks_like_code(next(iter(arguments), "")):
         return True
     return (
         ballot_queued

@@ -2,6 +2,7 @@
 is stored before getUpdates acknowledges it, processed once, and survives the process dying;
 a duplicate is recognised; a 群众评议 ballot never reaches the intake table."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -253,3 +254,53 @@ async def test_old_processed_updates_are_forgotten_the_waiting_never(database):
         # 2 still waits, 4 still has replies to send; 5 and 6 are the newest.
         assert sorted(left) == ["2", "4", "5", "6"]
         assert not await intake.accept(session, channel="wecom", update_id="6", payload="{}")
+
+
+async def test_replies_a_previous_version_stored_are_sent_after_the_upgrade(runtime, people, api):
+    zheng = people["郑强"]
+    # Stored before the channel contract: chat_id, an inline keyboard's markup, edit an int.
+    button = {"text": "English", "callback_data": "lang:en"}
+    stored = [
+        {"chat_id": zheng.user_id, "text": "第一条", "markup": None, "edit": None},
+        {
+            "chat_id": zheng.user_id,
+            "text": "第二条",
+            "markup": {"inline_keyboard": [[button]]},
+            "edit": None,
+        },
+    ]
+    async with runtime.db.session() as session:
+        await intake.accept(session, channel=CHANNEL, update_id="701", payload="{}")
+        await intake.mark_done(
+            session, channel=CHANNEL, update_id="701", replies=json.dumps(stored)
+        )
+    restarted = polling_app(runtime, api)
+    async with restarted:
+        assert await restarted.update_queue.recover(restarted.bot_data["channel"]) == (1, 0)
+    first, second = api.sent(zheng.user_id)
+    assert first.text == "第一条" and second.text == "第二条"
+    assert second.buttons == [button]
+    [row] = await intake_rows(runtime)
+    assert row.replies is None
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/START rate-Abc123xyz456",  # a command's name in any case is the command
+        "/start\u00a0rate-Abc123xyz456",  # any space between: the arguments are its words
+        "/start \u200brate-Abc123xyz456",  # invisible at the edge: normalised away at the door
+        "/start \u200b rate-Abc123xyz456",  # an invisible word: no argument at all
+    ],
+)
+async def test_an_evaluation_code_typed_by_hand_never_reaches_the_intake_table(runtime, api, typed):
+    holder = Person(555_000_333, "持码人")
+    application = polling_app(runtime, api)
+    async with application:  # not started: stored (or not) and acknowledged, not processed
+        update = message(holder, 801, typed)
+        update["message"]["entities"][0]["length"] = len("/start")
+        api.deliver(update)
+        await poll_until_acknowledged(application, api)
+        await application.updater.stop()
+    [row] = await intake_rows(runtime)
+    assert row.payload is None

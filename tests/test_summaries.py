@@ -302,3 +302,16 @@ async def test_summary_text_is_normalised_at_the_door(quarter, chat, api, runtim
     async with runtime.db.session() as session:
         (note,) = (await session.exec(select(SummaryPledge))).all()
     assert (summary.achievements, note.note) == ("窗口业务零投诉", "每天都提前到岗")
+
+
+async def test_a_pledge_button_sent_before_the_upgrade_still_works(quarter, chat, api, runtime):
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    summary = await the_summary(runtime)
+    async with runtime.db.session() as session:
+        pledge = (await session.exec(select(Pledge))).one()
+    # The button as the version before the channel contract packed it.
+    await chat.press(zheng, f"sum:{summary.id}:p:{pledge.id}:kept")
+    async with runtime.db.session() as session:
+        [answer] = (await session.exec(select(SummaryPledge))).all()
+    assert answer.status == PledgeStatus.KEPT

@@ -7,6 +7,7 @@ a submitted summary can be reopened; afterwards it is read-only, and one submitt
 accepted and marked late.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -67,6 +68,15 @@ class SummaryPledgeStatus(Action, prefix="sump"):
     summary_id: int
     pledge_id: int
     status: Literal["kept", "in_progress", "not_kept"]
+
+    # As buttons sent before the actions had classes say it: "sum:12:p:34:kept".
+    _before = re.compile(r"sum:(\d{1,9}):p:(\d{1,9}):(kept|in_progress|not_kept)")
+
+    @classmethod
+    def _read(cls, payload: str) -> "SummaryPledgeStatus | None":
+        if found := cls._before.fullmatch(payload):
+            return cls(int(found[1]), int(found[2]), found[3])
+        return super()._read(payload)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class DurableQueue(asyncio.Queue):
         Returns how many of each."""
         unsent = await self.intake.unsent_replies()
         for answering, replies in unsent:
-            await channel.send([Outgoing(**reply) for reply in replies], answering)
+            await channel.send([_stored(reply) for reply in replies], answering)
         stored = await self.intake.waiting()
         for _update_id, payload in stored:
             super().put_nowait(Update.de_json(json.loads(payload), channel.bot))
@@ -101,3 +101,19 @@ class DurableApplication(Application):
         finally:
             queue.processed(update)
         await queue.intake.done(update_id)
+
+
+def _stored(reply: dict) -> Outgoing:
+    """A stored reply; one stored before the channel contract (chat_id, an inline keyboard's
+    markup, edit a message id) may still wait after an upgrade."""
+    if "chat_id" not in reply:
+        return Outgoing(**reply)
+    markup = reply["markup"] or {}
+    buttons = [
+        [[button["text"], button["callback_data"]] for button in row]
+        for row in markup.get("inline_keyboard", [])
+    ]
+    edit = reply["edit"]
+    return Outgoing(
+        str(reply["chat_id"]), reply["text"], buttons or None, None if edit is None else str(edit)
+    )
