@@ -33,8 +33,8 @@ _ALLOWED: dict[Permission, frozenset[Role]] = {
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A person's account on one channel ("telegram", "wecom", "local"), as that channel
-    names them (Telegram's user id as decimal text)."""
+    """A person's account on one channel (by the channel's name, as in CHANNEL_ORDER), with
+    the id that channel gives them (as text, whatever the channel's own type)."""
 
     channel: str
     external_id: str

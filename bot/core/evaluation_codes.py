@@ -31,11 +31,7 @@ def looks_like_code(payload: str) -> bool:
 
 
 def account_key(account: Account) -> str:
-    """What the keyed hashes of code use say of an account: a Telegram account's bare id, as
-    before there were other channels (so that what was recorded then still holds), and
-    channel:id for the others."""
-    if account.channel == "telegram":
-        return account.external_id
+    """What the keyed hashes of code use say of an account: its channel and its id there."""
     return f"{account.channel}:{account.external_id}"
 
 
