@@ -44,7 +44,9 @@ def _refuse(turn: Turn, refusal: Refusal) -> None:
     if refusal is Refusal.STALE:
         turn.notice("button_stale")
     else:
-        turn.reply("commendation_refused", refusal=refusal, count=0)
+        turn.reply(
+            "commendation_refused", refusal=refusal, count=0, limit=commendation.MATERIAL_LIMIT
+        )
 
 
 @gated(Permission.USE)
@@ -87,7 +89,9 @@ async def choose_category(turn: Turn) -> None:
         now=turn.now,
     )
     if isinstance(choice, Refusal):
-        turn.reply("commendation_refused", refusal=choice, count=0)
+        turn.reply(
+            "commendation_refused", refusal=choice, count=0, limit=commendation.MATERIAL_LIMIT
+        )
         return
     if choice.nominee is not None:
         await _ask_material(turn, choice.selection, action.category, choice.nominee)
@@ -156,7 +160,11 @@ async def take_material(turn: Turn, state: ChatState) -> None:
         try:
             text = await deed_documents.read_upload(file.name, content)
         except deed_documents.DocumentTooLarge:
-            turn.reply("commendation_material_too_large", filename=file.name)
+            turn.reply(
+                "commendation_material_too_large",
+                filename=file.name,
+                limit=commendation.MATERIAL_LIMIT,
+            )
             return
         except deed_documents.UnreadableDocument:
             turn.reply("commendation_material_unreadable", filename=file.name)
@@ -260,7 +268,9 @@ async def vote(turn: Turn) -> None:
         now=turn.now,
     )
     if isinstance(found, Refusal):  # a toast: the nominee being graded stays in view
-        turn.notice("commendation_refusal_toast", refusal=found)
+        turn.notice(
+            "commendation_refusal_toast", refusal=found, count=0, limit=commendation.MATERIAL_LIMIT
+        )
     else:
         _show_grading(turn, found)
 

@@ -1,0 +1,137 @@
+"""The translators' catalogues: complete, current, within the channels' limits, markup neutral."""
+
+import re
+
+import pytest
+from babel.messages.mofile import read_mo
+from test_messages import HOSTILE, SPECIAL_VALUES, Hostile
+
+from bot.channels.telegram.markup import LIMITS
+from bot.config import LOCALES
+from bot.core.commendation import Refusal
+from messages import catalogues
+from messages.render import SOURCE_LOCALE, TEMPLATES, Messages
+
+
+@pytest.fixture(scope="module")
+def messages() -> Messages:
+    from zoneinfo import ZoneInfo
+
+    return Messages(timezone=ZoneInfo("Asia/Shanghai"))
+
+
+def entries(catalog) -> set[tuple[str | None, str]]:
+    return {(m.context, m.id if isinstance(m.id, str) else m.id[0]) for m in catalog if m.id}
+
+
+@pytest.fixture(scope="module")
+def extracted():
+    return catalogues.extract()
+
+
+def test_every_translation_has_every_entry_and_no_other(extracted):
+    wanted = entries(extracted)
+    assert catalogues.translated_locales() == [loc for loc in LOCALES if loc != SOURCE_LOCALE]
+    for locale in catalogues.translated_locales():
+        catalog = catalogues.read(catalogues.po_path(locale), locale)
+        have = entries(catalog)
+        assert not wanted - have, ("missing", sorted(wanted - have)[:10])
+        assert not have - wanted, ("unused", sorted(have - wanted)[:10])
+
+
+def test_english_is_a_full_translation():
+    catalog = catalogues.read(catalogues.po_path("en"), "en")
+    for message in catalog:
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(strings), ("untranslated", message.context, message.id)
+        assert not message.fuzzy, ("fuzzy", message.context, message.id)
+
+
+def test_template_catalogue_and_compiled_files_are_current(extracted):
+    """`python -m messages catalogues` was run after the last change of a template or wording."""
+    template = catalogues.read(catalogues.TEMPLATE_CATALOGUE)
+    assert entries(template) == entries(extracted)
+    for locale in catalogues.translated_locales():
+        source = catalogues.read(catalogues.po_path(locale), locale)
+        with catalogues.po_path(locale).with_suffix(".mo").open("rb") as file:
+            compiled = read_mo(file)
+        assert {(m.context, m.id, m.string) for m in compiled if m.id} == {
+            (m.context, m.id, m.string) for m in source if m.id
+        }
+
+
+def test_every_entry_says_where_it_appears(extracted):
+    """The context names the message (or the shared words) an entry belongs to."""
+    names = set(Messages.template_names(None)) | {p.stem for p in TEMPLATES.glob("_*.j2")}
+    names |= {"commands"} | {name.removesuffix(".txt") for name in names}
+    for message in extracted:
+        if message.id:
+            assert message.context and message.context.split(".")[0] in names, message.id
+
+
+def limit_of(messages: Messages, name: str) -> int | None:
+    """The limit a message's translator comment states (labels and toasts have one)."""
+    found = re.search(r"L10N:.*at most (\d+) characters", messages.source(name))
+    return int(found.group(1)) if found else None
+
+
+def test_labels_and_toasts_tell_the_translator_their_limit(messages):
+    for name in messages.template_names():
+        if name.startswith("button_") or name.endswith("_toast"):
+            assert limit_of(messages, name) in (LIMITS.button_label_length, LIMITS.toast_length)
+
+
+# The longest values a label or a toast meets: a category name, a person's name, a count.
+LONGEST = {"category_name": "长" * 12, "name": "长" * 8, "number": 99, "count": 99999}
+# Values that choose among sentences: each is tried.
+CHOICES = {
+    "prize": ["first", "second", "third", "none"],
+    "scope": ["all", "deadlines"],
+    "several": [True, False],
+    "on": [True, False],
+    "outcome": ["received", "already", "closed", "other"],
+    "refusal": [str(refusal) for refusal in Refusal],
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_no_label_or_toast_exceeds_its_channel_limit(messages, locale):
+    for name in messages.template_names():
+        limit = limit_of(messages, name)
+        if limit is None:
+            continue
+        used = messages.variables(name)
+        values = {n: LONGEST.get(n, SPECIAL_VALUES.get(n, 1500)) for n in used}
+        tries = [values] + [
+            values | {key: option}
+            for key, options in CHOICES.items()
+            if key in used
+            for option in options
+        ]
+        for given in tries:
+            text = messages.plain(locale, name, **given)
+            assert 0 < len(text) <= limit, (name, text)
+
+
+def test_rules_and_formats_stay_in_code():
+    for path in TEMPLATES.glob("*.j2"):
+        text = path.read_text(encoding="utf-8")
+        assert "strftime" not in text and "isoformat" not in text, path.name
+        assert "1500" not in text, path.name  # the material limit: bot/core/commendation.py
+        # A command is named through command("…"), so a channel can show its own way in.
+        assert not re.search(r"[\s“（(]/[a-z]+", text), (
+            path.name,
+            re.findall(r".{20}/[a-z]+", text),
+        )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_plain_flavour_has_no_markup_and_no_entities(messages, locale):
+    values = {n: SPECIAL_VALUES.get(n, Hostile()) for n in messages.variables("pledge_saved")}
+    html = messages.render(locale, "pledge_saved", **values)
+    plain = messages.plain(locale, "pledge_saved", **values)
+    assert "<b>" in html and "&lt;" in html
+    assert "<b>" not in plain.replace(HOSTILE[:3], "") and "&lt;" not in plain
+    assert HOSTILE[:40] in plain  # the value itself, unescaped
