@@ -49,6 +49,15 @@ def test_english_is_a_full_translation():
         assert not message.fuzzy, ("fuzzy", message.context, message.id)
 
 
+def written(message) -> tuple:
+    """An entry as the `.po` and the `.mo` file both hold it (plural forms as tuples)."""
+
+    def flat(value):
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    return message.context, flat(message.id), flat(message.string)
+
+
 def test_template_catalogue_and_compiled_files_are_current(extracted):
     """`python -m messages catalogues` was run after the last change of a template or wording."""
     template = catalogues.read(catalogues.TEMPLATE_CATALOGUE)
@@ -57,9 +66,17 @@ def test_template_catalogue_and_compiled_files_are_current(extracted):
         source = catalogues.read(catalogues.po_path(locale), locale)
         with catalogues.po_path(locale).with_suffix(".mo").open("rb") as file:
             compiled = read_mo(file)
-        assert {(m.context, m.id, m.string) for m in compiled if m.id} == {
-            (m.context, m.id, m.string) for m in source if m.id
-        }
+        assert {written(m) for m in compiled if m.id} == {written(m) for m in source if m.id}
+
+
+def test_numbers_choose_the_plural_form(messages):
+    from test_messages import STEP
+
+    one = messages.render("en", "reminder_step_due_soon", name="A", step=STEP, days_left=1)
+    two = messages.render("en", "reminder_step_due_soon", name="A", step=STEP, days_left=2)
+    assert "(1 day left)" in one and "(2 days left)" in two
+    zh = messages.render("zh_CN", "reminder_step_due_soon", name="A", step=STEP, days_left=1)
+    assert "（还有 1 天）" in zh
 
 
 def test_every_entry_says_where_it_appears(extracted):

@@ -109,7 +109,7 @@ def messages():
 
 # English changed on purpose: dates in words (1 March 2026, not 2026-03-01), a space before a
 # branch's member count in the digests, an apostrophe no longer written as an entity, the
-# material limit passed in (1500, no longer 1,500 spelled in the words).
+# material limit passed in (1500, no longer 1,500 spelled in the words), plural forms (1 item).
 ENGLISH_CHANGED = {
     "commendation_material_too_large",
     "digest_branch",
@@ -131,6 +131,7 @@ ENGLISH_CHANGED = {
     "review_not_open",
     "review_preview",
     "review_received",
+    "review_sent",
     "summary_branch",
     "summary_not_open",
     "welcome",
