@@ -79,9 +79,9 @@ def test_numbers_choose_the_plural_form(messages):
     assert "（还有 1 天）" in zh
 
 
-def test_every_entry_says_where_it_appears(extracted):
+def test_every_entry_says_where_it_appears(messages, extracted):
     """The context names the message (or the shared words) an entry belongs to."""
-    names = set(Messages.template_names(None)) | {p.stem for p in TEMPLATES.glob("_*.j2")}
+    names = set(messages.template_names()) | {p.stem for p in TEMPLATES.glob("_*.j2")}
     names |= {"commands"} | {name.removesuffix(".txt") for name in names}
     for message in extracted:
         if message.id:
