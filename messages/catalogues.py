@@ -5,6 +5,7 @@
 fuzzy for a translator), and the `.mo` files the renderer reads. `--add fr` starts a language.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -17,6 +18,8 @@ from messages.render import CATALOGUES, DOMAIN, SOURCE_LOCALE, TEMPLATES
 TEMPLATE_CATALOGUE = CATALOGUES / f"{DOMAIN}.pot"
 # Comments starting so, just before a message, reach the translator (limits, where it appears).
 COMMENT_TAG = "L10N:"
+# The template's date is fixed, so that running the command without a change changes nothing.
+UNCHANGING = datetime(2026, 1, 1, tzinfo=UTC)
 _JINJA = {
     "extensions": "jinja2.ext.i18n",
     "trim_blocks": "true",
@@ -27,7 +30,9 @@ _JINJA = {
 
 def extract() -> Catalog:
     """Every word of every template, with its context (the message it belongs to)."""
-    catalog = Catalog(project="cxzy-bot", locale=SOURCE_LOCALE, fuzzy=False)
+    catalog = Catalog(
+        project="cxzy-bot", locale=SOURCE_LOCALE, fuzzy=False, creation_date=UNCHANGING
+    )
     found = extract_from_dir(
         TEMPLATES,
         method_map=[("**.j2", "jinja2.ext:babel_extract")],
