@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from babel.support import NullTranslations, Translations
 from jinja2 import BytecodeCache, Environment, FileSystemLoader, StrictUndefined, meta
+from markupsafe import Markup
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -42,12 +43,16 @@ _BLOCK = re.compile(r"\{% block (\w+) %\}\n(.*?)\{% endblock %\}", re.S)
 
 @dataclass(frozen=True)
 class Flavour:
-    """How one kind of channel shows the markup templates ask for."""
+    """How one kind of channel shows what templates ask for: commands, emphasis, links.
+
+    Templates name a command with `command("pledge")` and mark values with the filters
+    `emphasis`, `preformatted` and `hyperlink`; inside the catalogues' words emphasis is
+    `<b>…</b>`. `finish` turns the rendered text (escaped HTML) into what the channel shows.
+    """
 
     name: str
-    # A command named in a sentence: "/pledge" where slash commands exist.
     command: Callable[[str], str]
-    # The rendered Telegram-HTML text, turned into what the channel shows.
+    markup: dict[str, Callable[..., str]]
     finish: Callable[[str], str]
 
 
@@ -55,9 +60,27 @@ def _plain_text(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
+def _slash(name: str) -> str:
+    return f"/{name}"
+
+
 FLAVOURS = {
-    "telegram": Flavour("telegram", lambda name: f"/{name}", lambda text: text),
-    "plain": Flavour("plain", lambda name: f"/{name}", _plain_text),
+    "telegram": Flavour(
+        "telegram",
+        command=_slash,
+        markup={
+            "emphasis": lambda value: Markup("<b>%s</b>") % value,
+            "preformatted": lambda value: Markup("<pre>%s</pre>") % value,
+            "hyperlink": lambda url: Markup('<a href="%s">%s</a>') % (url, url),
+        },
+        finish=lambda text: text,
+    ),
+    "plain": Flavour(
+        "plain",
+        command=_slash,
+        markup={name: lambda value: value for name in ("emphasis", "preformatted", "hyperlink")},
+        finish=_plain_text,
+    ),
 }
 
 
@@ -125,6 +148,7 @@ class Messages:
         )
         env.install_gettext_translations(_translations(locale), newstyle=True)
         env.globals["command"] = flavour.command
+        env.filters.update(flavour.markup)
         env.filters["date"] = self._format_date
         env.filters["datetime"] = self._format_datetime
         patterns = DATE_PATTERNS[locale]
