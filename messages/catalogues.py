@@ -2,7 +2,7 @@
 
 `python -m messages catalogues` does all three: `messages.pot` from `templates/`, every
 `locale/<locale>/LC_MESSAGES/messages.po` merged with it (new words empty, changed ones marked
-fuzzy for a translator), and the `.mo` files the renderer reads. `--add fr` starts a language.
+fuzzy for a translator, unused ones dropped), and the `.mo` files the renderer reads. `--add fr` starts a language.
 """
 
 from datetime import UTC, datetime
@@ -63,7 +63,7 @@ def read(path: Path, locale: str | None = None) -> Catalog:
 def write(catalog: Catalog, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as file:
-        write_po(file, catalog, width=100, include_lineno=False)
+        write_po(file, catalog, width=100, include_lineno=False, ignore_obsolete=True)
 
 
 def translated_locales() -> list[str]:
