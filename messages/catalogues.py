@@ -2,7 +2,8 @@
 
 `python -m messages catalogues` does all three: `messages.pot` from `templates/`, every
 `locale/<locale>/LC_MESSAGES/messages.po` merged with it (new words empty, changed ones marked
-fuzzy for a translator, unused ones dropped), and the `.mo` files the renderer reads. `--add fr` starts a language.
+fuzzy for a translator, unused ones dropped), and the `.mo` files the renderer reads.
+`--add fr` starts a language.
 """
 
 from datetime import UTC, datetime
