@@ -151,3 +151,21 @@ def test_plain_flavour_has_no_markup_and_no_entities(messages, locale):
     assert "<b>" in html and "&lt;" in html
     assert "<b>" not in plain.replace(HOSTILE[:3], "") and "&lt;" not in plain
     assert HOSTILE[:40] in plain  # the value itself, unescaped
+
+
+def test_an_installed_package_holds_every_template_and_catalogue():
+    """pyproject's package data covers messages/ (a wheel, not only a checkout, finds them)."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    root = TEMPLATES.parent
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["messages"]
+    for path in root.rglob("*"):
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".py":
+            continue
+        relative = PurePosixPath(path.relative_to(root).as_posix())
+        assert any(
+            relative.match(pattern) and len(relative.parts) == len(PurePosixPath(pattern).parts)
+            for pattern in patterns
+        ), relative
