@@ -144,7 +144,11 @@ async def take_material(turn: Turn, state: ChatState) -> None:
         try:
             text = await deed_documents.read_upload(file.name, content)
         except deed_documents.DocumentTooLarge:
-            turn.reply("commendation_material_too_large", filename=file.name)
+            turn.reply(
+                "commendation_material_too_large",
+                filename=file.name,
+                limit=commendation.MATERIAL_LIMIT,
+            )
             return
         except deed_documents.UnreadableDocument:
             turn.reply("commendation_material_unreadable", filename=file.name)

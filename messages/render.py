@@ -1,33 +1,142 @@
-"""Templates to Telegram HTML: one Jinja2 environment, escaping on, long texts split safely."""
+"""Messages for every channel: one template per message, its words from gettext catalogues.
+
+`templates/<feature>.j2` hold each message once, as a `{% block %}`; its words are looked up in
+`locale/<locale>/LC_MESSAGES/messages.mo` (Chinese, the source language, needs none). A channel
+asks for a markup flavour: Telegram HTML, or plain text for places without markup.
+"""
 
 import html
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from babel.dates import format_date
+from babel.support import NullTranslations, Translations
+from jinja2 import BytecodeCache, Environment, FileSystemLoader, StrictUndefined, meta
+from markupsafe import Markup
 
-TEMPLATES = Path(__file__).parent
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+CATALOGUES = HERE / "locale"
+DOMAIN = "messages"
+SOURCE_LOCALE = "zh_CN"
 LOCALES = ("zh_CN", "en")
 MESSAGE_LIMIT = 4096
 # The tags Telegram's HTML parse mode accepts.
 TELEGRAM_TAGS = frozenset(
     "b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split()
 )
+# Dates in words, per locale (CLDR patterns); numeric dates are the same everywhere.
+DATE_PATTERNS = {
+    "zh_CN": {"full_date": "y年M月d日", "day_month": "M月d日"},
+    "en": {"full_date": "d MMMM y", "day_month": "d MMMM"},
+}
 
 _TAG = re.compile(r"<(/?)([a-z][a-z-]*)([^>]*)>")
 _ATOM = re.compile(r"<[^>]*>|&#?\w+;|[^<&]")
+_BLOCK = re.compile(r"\{% block (\w+) %\}\n(.*?)\{% endblock %\}", re.S)
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """How one kind of channel shows what templates ask for: commands, emphasis, links.
+
+    Templates name a command with `command("pledge")` and mark values with the filters
+    `emphasis`, `preformatted` and `hyperlink`; inside the catalogues' words emphasis is
+    `<b>…</b>`. `finish` turns the rendered text (escaped HTML) into what the channel shows.
+    """
+
+    name: str
+    command: Callable[[str], str]
+    markup: dict[str, Callable[..., str]]
+    finish: Callable[[str], str]
+
+
+def _plain_text(text: str) -> str:
+    return html.unescape(_TAG.sub("", text))
+
+
+def _slash(name: str) -> str:
+    return f"/{name}"
+
+
+FLAVOURS = {
+    "telegram": Flavour(
+        "telegram",
+        command=_slash,
+        markup={
+            "emphasis": lambda value: Markup("<b>%s</b>") % value,
+            "preformatted": lambda value: Markup("<pre>%s</pre>") % value,
+            "hyperlink": lambda url: Markup('<a href="%s">%s</a>') % (url, url),
+        },
+        finish=lambda text: text,
+    ),
+    "plain": Flavour(
+        "plain",
+        command=_slash,
+        markup={name: lambda value: value for name in ("emphasis", "preformatted", "hyperlink")},
+        finish=_plain_text,
+    ),
+}
+
+
+class _Compiled(BytecodeCache):
+    """Compiled templates shared by every environment (locales and flavours compile alike)."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _Compiled()
+
+
+@cache
+def _translations(locale: str) -> NullTranslations:
+    if locale == SOURCE_LOCALE:
+        return NullTranslations()
+    return Translations.load(CATALOGUES, [locale], DOMAIN)
+
+
+@cache
+def message_index() -> dict[str, tuple[str, str]]:
+    """Message name → (template file, block); `*.txt.j2` hold plain text for the command line."""
+    index = {}
+    for path in sorted(TEMPLATES.glob("[!_]*.j2")):
+        suffix = ".txt" if path.name.endswith(".txt.j2") else ""
+        for block in _BLOCK.findall(path.read_text(encoding="utf-8")):
+            index[block[0] + suffix] = (path.name, block[0])
+    return index
 
 
 class Messages:
-    """Renders `messages/<locale>/<name>.j2` with every value HTML-escaped."""
+    """Renders a message in a locale and a flavour, with every value HTML-escaped."""
 
-    def __init__(self, *, timezone: ZoneInfo, default_locale: str = "zh_CN") -> None:
+    def __init__(self, *, timezone: ZoneInfo, default_locale: str = SOURCE_LOCALE) -> None:
         self.default_locale = default_locale
         self._zone = timezone
-        self._env = Environment(
+        self._environments: dict[tuple[str, str], Environment] = {}
+
+    def _environment(self, locale: str, flavour: str = "telegram") -> Environment:
+        key = (locale, flavour)
+        if key not in self._environments:
+            self._environments[key] = self._build(locale, FLAVOURS[flavour])
+        return self._environments[key]
+
+    def _build(self, locale: str, flavour: Flavour) -> Environment:
+        env = Environment(
             loader=FileSystemLoader(TEMPLATES),
+            extensions=["jinja2.ext.i18n"],
             # HTML for the chat; `*.txt.j2` are plain text for the command line.
             autoescape=lambda name: not (name or "").endswith(".txt.j2"),
             undefined=StrictUndefined,
@@ -35,9 +144,20 @@ class Messages:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             auto_reload=False,  # templates change with a deploy, not while running
+            bytecode_cache=_COMPILED,
         )
-        self._env.filters["date"] = self._format_date
-        self._env.filters["datetime"] = self._format_datetime
+        env.install_gettext_translations(_translations(locale), newstyle=True)
+        env.globals["command"] = flavour.command
+        env.filters.update(flavour.markup)
+        env.filters["date"] = self._format_date
+        env.filters["datetime"] = self._format_datetime
+        patterns = DATE_PATTERNS[locale]
+        for name, pattern in patterns.items():
+            env.filters[name] = lambda day, pattern=pattern: format_date(
+                day, pattern, locale=locale
+            )
+        env.filters["compact_date"] = lambda day: day.strftime("%Y%m%d")
+        return env
 
     def _local(self, moment: datetime) -> datetime:
         return moment.astimezone(self._zone)
@@ -60,52 +180,64 @@ class Messages:
                 return "en"
         return self.default_locale
 
+    def _locale(self, locale: str) -> str:
+        return locale if locale in LOCALES else self.default_locale
+
+    def render_as(self, flavour: str, locale: str, template: str, /, **values: object) -> str:
+        """One message in a channel's markup flavour; may be longer than one message."""
+        env = self._environment(self._locale(locale), flavour)
+        file, block = message_index()[template]
+        compiled = env.get_template(file)
+        text = "".join(compiled.blocks[block](compiled.new_context(values)))
+        return FLAVOURS[flavour].finish(text.strip())
+
     def render(self, locale: str, template: str, /, **values: object) -> str:
         """One message, as Telegram HTML; may be longer than one message (see `split`)."""
-        if locale not in LOCALES:
-            locale = self.default_locale
-        text = self._env.get_template(f"{locale}/{template}.j2").render(**values)
-        return text.strip()
+        return self.render_as("telegram", locale, template, **values)
 
     def plain(self, locale: str, template: str, /, **values: object) -> str:
-        """Text for places without HTML (button labels, notices): rendered, then unescaped."""
-        return html.unescape(self.render(locale, template, **values))
+        """Text for places without markup (button labels, notices, the local chat)."""
+        return self.render_as("plain", locale, template, **values)
 
     def render_parts(self, locale: str, template: str, /, **values: object) -> list[str]:
         """The rendered message cut into pieces Telegram accepts."""
         return split(self.render(locale, template, **values))
 
     def command_descriptions(self, locale: str) -> dict[str, str]:
-        """Command → its one-line description, from `<locale>/commands.j2`."""
-        return dict(self._env.get_template(f"{locale}/commands.j2").module.descriptions)
+        """Command → its one-line description, from `commands.j2`."""
+        return dict(self.words(locale, "commands", ("descriptions",))["descriptions"])
 
     def words(self, locale: str, template: str, names: tuple[str, ...]) -> dict:
         """Data a template defines with `{% set %}` (sheet headings, prize names), by name."""
-        if locale not in LOCALES:
-            locale = self.default_locale
-        module = self._env.get_template(f"{locale}/{template}.j2").module
+        module = self._environment(self._locale(locale)).get_template(f"{template}.j2").module
         return {name: getattr(module, name) for name in names}
 
     def export_headings(self, locale: str) -> dict:
-        """The workbook's sheet names, headings and words, from `<locale>/_export_headings.j2`."""
+        """The workbook's sheet names, headings and words, from `_export_headings.j2`."""
         return self.words(locale, "_export_headings", ("sheets", "columns", "wide", "words"))
 
     def commendation_words(self, locale: str) -> dict:
-        """Prize names and the compilation's words, from `<locale>/_commendation.j2`."""
+        """Prize names and the compilation's words, from `_commendation.j2`."""
         return self.words(locale, "_commendation", ("prizes", "compilation", "branch"))
 
     def template_names(self) -> list[str]:
-        """Every template name, as present in the default locale."""
-        return sorted(
-            p.name.removesuffix(".j2") for p in (TEMPLATES / self.default_locale).glob("*.j2")
-        )
+        """Every message's name."""
+        return sorted(message_index())
 
-    def source(self, locale: str, name: str) -> str:
-        return (TEMPLATES / locale / f"{name}.j2").read_text(encoding="utf-8")
+    def source(self, name: str) -> str:
+        """One message's template text."""
+        file, block = message_index()[name]
+        text = (TEMPLATES / file).read_text(encoding="utf-8")
+        return dict(_BLOCK.findall(text))[block]
+
+    def variables(self, name: str) -> set[str]:
+        """The values a message's template uses (besides the renderer's own)."""
+        env = self.environment
+        return meta.find_undeclared_variables(env.parse(self.source(name))) - set(env.globals)
 
     @property
     def environment(self) -> Environment:
-        return self._env
+        return self._environment(self.default_locale)
 
 
 def length(text: str) -> int:

@@ -311,7 +311,9 @@ def refused(reason: Reason, **values: Any) -> Refusal:
     """What a member is told: a toast for a button whose subject is gone, else why not."""
     if reason is Reason.STALE:
         return Refusal("button_stale", toast=True)
-    return Refusal("commendation_refused", {"refusal": reason, "count": 0} | values)
+    return Refusal(
+        "commendation_refused", {"refusal": reason, "count": 0, "limit": MATERIAL_LIMIT} | values
+    )
 
 
 @dataclass

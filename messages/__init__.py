@@ -1,0 +1,1 @@
+"""Every text a person reads: templates/ (one per feature), locale/ (the translations)."""
