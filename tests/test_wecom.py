@@ -6,6 +6,7 @@ Identity: until the channel accounts land, a WeCom userid names the member whose
 id it spells (the demo's people are reached as userid str(user_id)).
 """
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,11 @@ from bot.channels.wecom.pacing import MemberPace
 from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
 from bot.runtime import Runtime
 from storage.models import IntakeUpdate, Member, OutboxMessage, OutboxStatus
+from tests.test_evaluation_anonymity import (
+    LEADER,
+    LEADER_ITEMS,
+    open_round_with_a_code,
+)
 from tests.test_pacing import _announce_to_everyone
 
 
@@ -311,3 +317,45 @@ async def test_a_rate_limited_broadcast_to_200_members_drops_none_and_doubles_no
         statuses = (await session.exec(select(OutboxMessage.status))).all()
     assert statuses.count(OutboxStatus.SENT) == 200
     assert set(statuses) - {OutboxStatus.SKIPPED} == {OutboxStatus.SENT}
+
+
+# --- 群众评议 through cards --------------------------------------------------------------------
+
+
+async def tap(pusher: Pusher, wecom: WeCom, fake: LocalWeCom, user: str, selector: str) -> str:
+    """Tap button N (from 1) of the latest card, or the one whose label holds `selector`;
+    the pressed button's payload."""
+    by_number = selector.isdigit()
+    card = fake.last_card(user, None if by_number else selector)
+    assert card is not None, selector
+    buttons = [(button["text"], button["key"]) for button in card["button_list"]]
+    if by_number:
+        key = buttons[int(selector) - 1][1]
+    else:
+        (key,) = [key for text, key in buttons if selector in text]
+    task = card["task_id"]
+    await say(pusher, wecom, pusher.tap(user, task, key, fake.card_code(task)))
+    return key
+
+
+async def test_a_ballot_through_cards_keeps_nothing_of_the_rater(
+    pusher, wecom, fake, members, runtime, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    await open_round_with_a_code(runtime)
+    li = members["李建国"]
+    await say(pusher, wecom, pusher.text(li, "评议"))
+    await tap(pusher, wecom, fake, li, LEADER)
+    chosen = [await tap(pusher, wecom, fake, li, str(n % 4 + 1)) for n in range(LEADER_ITEMS)]
+    await say(pusher, wecom, pusher.text(li, "意见20261201"))
+    await tap(pusher, wecom, fake, li, "1")
+    assert "已收到" in "\n".join(texts(fake, li) + [str(u) for u in fake.updates])
+    async with runtime.db.session() as session:
+        stored = (await session.exec(select(IntakeUpdate))).all()
+    assert len(stored) == 2 + LEADER_ITEMS + 2 and all(row.done for row in stored)
+    # Every statement's parameters are logged at DEBUG: had a tap or the comment been
+    # written anywhere (the intake's payload too), its words would be here.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "评议" in logged  # the command itself was stored, as any update is
+    # The list of targets (the reply to 评议) is everyone's; the levels chosen are the rater's.
+    assert "意见20261201" not in logged and not any(key in logged for key in chosen)

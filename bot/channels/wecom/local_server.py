@@ -57,6 +57,8 @@ class LocalWeCom:
     # After this many messages WeCom revokes every token (once).
     expire_tokens_after: int | None = None
     delivered: list[Delivered] = field(default_factory=list)
+    # Messages and card updates, in order (a card update as msgtype "update").
+    timeline: list[Delivered] = field(default_factory=list)
     updates: list[dict] = field(default_factory=list)
     menus: list[dict] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
@@ -168,10 +170,28 @@ class LocalWeCom:
             self.expire_tokens()
         msgid = f"local-{next(self._ids)}"
         for user in known:
-            self.delivered.append(Delivered(user, kind, body, msgid, code))
+            item = Delivered(user, kind, body, msgid, code)
+            self.delivered.append(item)
+            self.timeline.append(item)
         invalid = "|".join(user.lower() for user in users if user not in self.members)
         extra = {"invaliduser": invalid} if invalid else {}
         return self._answer(msgid=msgid, **({"response_code": code} if code else {}), **extra)
+
+    def last_card(self, user: str, label: str | None = None) -> dict | None:
+        """The latest card this member can still tap (with a button whose label holds
+        `label`): a card updated later shows its update."""
+        updated: set[str] = set()
+        for item in reversed(self.timeline):
+            card = item.body.get("template_card", {})
+            task = card.get("task_id")
+            if item.user != user or task in updated:
+                continue
+            if item.msgtype == "update":
+                updated.add(task)
+            labels = [text for text, _key in item.buttons]
+            if labels and (label is None or any(label in text for text in labels)):
+                return card
+        return None
 
     def card_code(self, task_id: str) -> str:
         """The response code WeCom puts in a tap's callback on this card."""
@@ -193,6 +213,9 @@ class LocalWeCom:
             return self._answer(40001, "invalid response_code")
         self._used_codes.add(code)
         self.updates.append(body)
+        task, user = self._codes[code]
+        card = body.get("template_card") or {"task_id": task, "replaced": body.get("button")}
+        self.timeline.append(Delivered(user, "update", {"template_card": card}, ""))
         return self._answer()
 
     async def _upload(self, request: web.Request) -> web.Response:
