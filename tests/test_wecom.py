@@ -17,9 +17,11 @@ from bot import delivery
 from bot.channels.wecom import local_server
 from bot.channels.wecom.app import WeCom
 from bot.channels.wecom.channel import TEXT_BYTES, split_bytes, wecom_text
+from bot.channels.wecom.inbound import Pushed
 from bot.channels.wecom.local_server import LocalWeCom, Pusher
 from bot.channels.wecom.pacing import MemberPace
 from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
+from bot.intake import Intake
 from bot.runtime import Runtime
 from storage.models import IntakeUpdate, Member, OutboxMessage, OutboxStatus
 from tests.test_evaluation_anonymity import (
@@ -359,3 +361,19 @@ async def test_a_ballot_through_cards_keeps_nothing_of_the_rater(
     assert "评议" in logged  # the command itself was stored, as any update is
     # The list of targets (the reply to 评议) is everyone's; the levels chosen are the rater's.
     assert "意见20261201" not in logged and not any(key in logged for key in chosen)
+
+
+async def test_a_push_a_dead_process_stored_is_answered_after_the_restart(runtime, fake, members):
+    zheng = members["郑强"]
+    wecom_side = Pusher("http://127.0.0.1:9/unused")
+    xml = wecom_side.text(zheng, "/help")
+    await wecom_side.close()
+    # Stored and acknowledged to WeCom (which will not push it again), then the process died.
+    assert await Intake(runtime.db, "wecom").accept(Pushed.parse(xml).update_id, xml)
+    wecom = await running(runtime, fake)
+    try:
+        await wecom.callbacks.idle()
+    finally:
+        await wecom.stop()
+    (reply,) = fake.to(zheng)
+    assert "/pledge" in reply.text
