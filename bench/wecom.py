@@ -81,12 +81,7 @@ async def run(scale: float = 1.0) -> list[dict]:
         settings = Settings(
             _env_file=None,
             database_url=f"sqlite:///{Path(scratch) / 'bench.db'}",
-            wecom_corp_id=local_server.CORP_ID,
-            wecom_agent_id=local_server.AGENT_ID,
-            wecom_secret=local_server.SECRET,
-            wecom_token=local_server.TOKEN,
-            wecom_aes_key=local_server.AES_KEY,
-            wecom_api_base_url=fake.base_url,
+            **local_server.settings(fake.base_url),
         )
         runtime = Runtime.create(settings, ManualClock(START))
         await runtime.db.migrate()

@@ -40,22 +40,9 @@ async def fake():
     await wecom.stop()
 
 
-def wecom_settings(settings, fake: LocalWeCom):
-    return settings.model_copy(
-        update={
-            "wecom_corp_id": local_server.CORP_ID,
-            "wecom_agent_id": local_server.AGENT_ID,
-            "wecom_secret": local_server.SECRET,
-            "wecom_token": local_server.TOKEN,
-            "wecom_aes_key": local_server.AES_KEY,
-            "wecom_api_base_url": fake.base_url,
-        }
-    )
-
-
 async def running(runtime, fake, pace: MemberPace | None = None):
     runtime = Runtime(
-        settings=wecom_settings(runtime.settings, fake),
+        settings=runtime.settings.model_copy(update=local_server.settings(fake.base_url)),
         db=runtime.db,
         clock=runtime.clock,
         messages=runtime.messages,

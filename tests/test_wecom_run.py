@@ -16,11 +16,9 @@ from bot.channels.wecom.local_server import LocalWeCom, Pusher
 from tests.test_telegram_run import ROOT
 
 SETTINGS = {
-    "WECOM_CORP_ID": local_server.CORP_ID,
-    "WECOM_AGENT_ID": str(local_server.AGENT_ID),
-    "WECOM_SECRET": local_server.SECRET,
-    "WECOM_TOKEN": local_server.TOKEN,
-    "WECOM_AES_KEY": local_server.AES_KEY,
+    name.upper(): str(value)
+    for name, value in local_server.settings("").items()
+    if name != "wecom_api_base_url"
 }
 
 

@@ -24,6 +24,18 @@ TOKEN = "localToken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
+def settings(base_url: str) -> dict[str, object]:
+    """The bot's WeCom settings (bot.config.Settings fields) for this local WeCom."""
+    return {
+        "wecom_corp_id": CORP_ID,
+        "wecom_agent_id": AGENT_ID,
+        "wecom_secret": SECRET,
+        "wecom_token": TOKEN,
+        "wecom_aes_key": AES_KEY,
+        "wecom_api_base_url": base_url,
+    }
+
+
 @dataclass
 class Delivered:
     """One message WeCom took: to whom, its type, and its body."""
