@@ -131,6 +131,9 @@ class WeComChannel:
         self._wait = wait
         # The cards tapped and not yet answered: task id → response code (usable once).
         self._codes: dict[str, str] = {}
+        # Outbox messages go one at a time: WeCom refuses too many concurrent calls (45033),
+        # and the outbox's writes around each request stay one at a time on SQLite too.
+        self._one_push = asyncio.Lock()
         runtime.channels[CHANNEL] = self
 
     def _words(self, locale: str | None = None) -> dict:
@@ -239,9 +242,13 @@ class WeComChannel:
         would drop it); WeCom's answers map to Undelivered and Unreachable only while
         nothing of it has arrived."""
         bodies = self._bodies(item)
-        wait = self.pace.wait(item.chat, self.runtime.clock.now(), len(bodies))
-        if wait > timedelta(0):
-            raise Undelivered("the member's message limit", wait)
+        async with self._one_push:
+            wait = self.pace.wait(item.chat, self.runtime.clock.now(), len(bodies))
+            if wait > timedelta(0):
+                raise Undelivered("the member's message limit", wait)
+            await self._push(bodies, before_request)
+
+    async def _push(self, bodies: list[dict], before_request) -> None:
         for index, body in enumerate(bodies):
             if index == 0 and before_request is not None:
                 await before_request()
