@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from bench.harness import populate
@@ -331,6 +332,12 @@ async def test_a_ballot_through_cards_keeps_nothing_of_the_rater(
     pusher, wecom, fake, members, runtime, caplog
 ):
     caplog.set_level(logging.DEBUG)
+    written: list[str] = []  # every statement's parameters, on either database
+
+    def record(_connection, _cursor, _statement, parameters, _context, _many) -> None:
+        written.append(repr(parameters))
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", record)
     await open_round_with_a_code(runtime)
     li = members["李建国"]
     await say(pusher, wecom, pusher.text(li, "评议"))
@@ -340,14 +347,14 @@ async def test_a_ballot_through_cards_keeps_nothing_of_the_rater(
     await tap(pusher, wecom, fake, li, "1")
     assert "已收到" in "\n".join(texts(fake, li) + [str(u) for u in fake.updates])
     async with runtime.db.session() as session:
-        stored = (await session.exec(select(IntakeUpdate))).all()
-    assert len(stored) == 2 + LEADER_ITEMS + 2 and all(row.done for row in stored)
-    # Every statement's parameters are logged at DEBUG: had a tap or the comment been
-    # written anywhere (the intake's payload too), its words would be here.
+        rows = (await session.exec(select(IntakeUpdate))).all()
+    assert len(rows) == 2 + LEADER_ITEMS + 2 and all(row.done for row in rows)
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert "评议" in logged  # the command itself was stored, as any update is
+    stored = "\n".join(written)
+    assert "评议" in stored  # the command itself was stored, as any update is
     # The list of targets (the reply to 评议) is everyone's; the levels chosen are the rater's.
-    assert "意见20261201" not in logged and not any(key in logged for key in chosen)
+    for trace in (logged, stored):
+        assert "意见20261201" not in trace and not any(key in trace for key in chosen)
 
 
 async def test_a_push_a_dead_process_stored_is_answered_after_the_restart(runtime, fake, members):
@@ -364,3 +371,20 @@ async def test_a_push_a_dead_process_stored_is_answered_after_the_restart(runtim
         await wecom.stop()
     (reply,) = fake.to(zheng)
     assert "/pledge" in reply.text
+
+
+async def test_more_than_six_buttons_go_on_further_cards(wecom, fake, members):
+    zheng = members["郑强"]
+    buttons = [[[f"第{n}项", f"test:{n}"]] for n in range(8)]
+    long_text = "请选择\n" + "\n".join(f"第{n}项：" + "说明" * 40 for n in range(8))
+    await wecom.channel.send([Outgoing(zheng, "请选择\n评议对象", buttons)], None)
+    first, second = fake.to(zheng)
+    assert [len(first.buttons), len(second.buttons)] == [6, 2]
+    assert first.text == "请选择\n评议对象" and second.text == "请选择"
+    tasks = {card.body["template_card"]["task_id"] for card in (first, second)}
+    assert len(tasks) == 2
+    # A text too long for a card goes first, as texts; the cards keep its first line.
+    await wecom.channel.send([Outgoing(zheng, long_text, buttons)], None)
+    kinds = [item.msgtype for item in fake.to(zheng)[2:]]
+    assert kinds == ["text", "template_card", "template_card"]
+    assert fake.to(zheng)[2].text == long_text

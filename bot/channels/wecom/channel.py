@@ -175,6 +175,7 @@ class WeComChannel:
         for start in range(0, len(buttons), CARD_BUTTONS):
             chunk = buttons[start : start + CARD_BUTTONS]
             bodies.append(self._card(item.chat, plain, chunk, new_task_id()))
+            plain = plain.partition("\n")[0]  # further cards: the title and their buttons
         return bodies
 
     # Requests.
