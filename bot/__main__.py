@@ -432,16 +432,24 @@ async def _evaluation(runtime: Runtime, args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
-def _run_telegram(runtime: Runtime) -> int:
-    token = runtime.settings.telegram_bot_token
-    if not token or not TOKEN_PATTERN.match(token):
-        _complain(
-            runtime.messages, runtime.settings.default_locale, "cli_no_token.txt", set=bool(token)
-        )
+def _run(runtime: Runtime) -> int:
+    """Every configured channel in one process: Telegram, WeCom, or both."""
+    settings = runtime.settings
+    locale = settings.default_locale
+    if settings.wecom_missing:
+        _complain(runtime.messages, locale, "cli_wecom_missing.txt", name=settings.wecom_missing)
         return 2
-    from bot.channels.telegram.polling import run_polling
+    token = settings.telegram_bot_token
+    if token and not TOKEN_PATTERN.match(token) or not token and not settings.wecom_configured:
+        _complain(runtime.messages, locale, "cli_no_token.txt", set=bool(token))
+        return 2
+    if token:
+        from bot.channels.telegram.polling import run_polling
 
-    return run_polling(runtime, token)
+        return run_polling(runtime, token)
+    from bot.channels.wecom.run import run_alone
+
+    return run_alone(runtime)
 
 
 def _complain(messages: Messages, locale: str, template: str, **values: object) -> None:
@@ -475,7 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser(messages.words(locale, "_cli", ("help", "usage", "titles", "errors", "error")))
     args = args.parse_args(argv)
     logs.configure(
-        settings.log_level, secrets=[settings.telegram_bot_token, settings.evaluation_key]
+        settings.log_level,
+        secrets=[
+            settings.telegram_bot_token,
+            settings.evaluation_key,
+            settings.wecom_secret,
+            settings.wecom_aes_key,
+        ],
     )
     if args.command == "demo":
         settings = settings.model_copy(update={"database_url": args.database})
@@ -492,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "run":
-            return _run_telegram(runtime)
+            return _run(runtime)
         return asyncio.run(_command(runtime, args))
     except (OperationalError, InterfaceError) as error:
         url = make_url(settings.database_url).render_as_string(hide_password=True)

@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from storage.accounts import CHANNEL_ORDER
 
 TOKEN_PATTERN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
+WECOM_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+# The settings a WeCom application needs, in the order a missing one is named.
+WECOM_REQUIRED = ("wecom_corp_id", "wecom_agent_id", "wecom_secret", "wecom_token", "wecom_aes_key")
 LOCALES = ("zh_CN", "en")
 
 
@@ -38,6 +41,17 @@ class Settings(BaseSettings):
     # channels: the first of these on which they are reachable (storage.accounts).
     channel_order: str = ",".join(CHANNEL_ORDER)
 
+    # 企业微信 (WeCom) self-built application (README "WeCom"); all five or none.
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = None
+    wecom_secret: str | None = None
+    wecom_token: str | None = None
+    wecom_aes_key: str | None = None
+    # 政务微信 and private deployments serve the API elsewhere.
+    wecom_api_base_url: str | None = None
+    # Where the callback server listens (host:port), usually behind the HTTPS proxy.
+    wecom_listen: str = "127.0.0.1:8080"
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -65,6 +79,38 @@ class Settings(BaseSettings):
     def channels(self) -> tuple[str, ...]:
         """CHANNEL_ORDER as a tuple of channel names."""
         return tuple(name.strip() for name in self.channel_order.split(","))
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _aes_key(cls, value: str | None) -> str | None:
+        if value is not None and not WECOM_AES_KEY.match(value):
+            raise ValueError("EncodingAESKey is 43 letters and digits")
+        return value
+
+    @field_validator("wecom_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, such as 127.0.0.1:8080")
+        return value
+
+    @property
+    def wecom_missing(self) -> str | None:
+        """The first WeCom setting missing while others are set (None: all or none)."""
+        missing = [name for name in WECOM_REQUIRED if getattr(self, name) in (None, "")]
+        if len(missing) in (0, len(WECOM_REQUIRED)):
+            return None
+        return missing[0].upper()
+
+    @property
+    def wecom_configured(self) -> bool:
+        return all(getattr(self, name) not in (None, "") for name in WECOM_REQUIRED)
+
+    @property
+    def wecom_address(self) -> tuple[str, int]:
+        host, _, port = self.wecom_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def code_use_key(self) -> bytes:

@@ -78,6 +78,7 @@ async def _reach_bot_api(runtime: Runtime, bot: Bot) -> None:
 
 
 def run_polling(runtime: Runtime, token: str) -> int:
+    """Telegram by long polling; WeCom too, in the same loop, when it is configured."""
     settings = runtime.settings
     application = build_application(
         runtime,
@@ -100,9 +101,15 @@ def run_polling(runtime: Runtime, token: str) -> int:
             )
         await _publish_menus(app, runtime)
         schedule(app, periodic_jobs(runtime.settings))
+        if settings.wecom_configured:
+            from bot.channels.wecom.run import start
+
+            app.bot_data["wecom"] = await start(runtime)
         logger.info("bot @%s is running", app.bot.username)
 
-    async def post_shutdown(_app: Application) -> None:
+    async def post_shutdown(app: Application) -> None:
+        if "wecom" in app.bot_data:
+            await app.bot_data["wecom"].stop()
         await runtime.db.dispose()
 
     async def reachable() -> None:

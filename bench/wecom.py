@@ -1,0 +1,119 @@
+"""WeCom callbacks per second through the whole path (HTTP, signature, AES, XML, the durable
+intake, the features, the replies through message/send to the local WeCom), against a floor
+of the same run: the same HTTP server and client with signature, AES and XML and an empty
+handler."""
+
+import tempfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+from aiohttp import web
+
+from bench.harness import START, peak_memory_mb, timed
+from bot.channels.wecom import local_server
+from bot.channels.wecom.app import WeCom
+from bot.channels.wecom.crypto import CryptoError, WeComCrypto
+from bot.channels.wecom.inbound import Pushed
+from bot.channels.wecom.local_server import LocalWeCom, Pusher
+from bot.channels.wecom.pacing import MemberPace
+from bot.cli import demo
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.runtime import Runtime
+
+# A member's ordinary traffic on WeCom: commands typed and picked from the menu, keywords,
+# free words, and a stranger knocking.
+MIX = ["/help", "menu:phase", "帮助", "你好", "/reminders", "/cancel", "stranger"]
+
+
+async def _play(pusher: Pusher, users: list[str], rounds: int, idle) -> int:
+    for index in range(rounds):
+        user = users[(index // len(MIX)) % len(users)]
+        step = MIX[index % len(MIX)]
+        if step == "stranger":
+            xml = pusher.text("4242", "/start")
+        elif step.startswith("menu:"):
+            xml = pusher.event(user, "click", EventKey=step.removeprefix("menu:"))
+        else:
+            xml = pusher.text(user, step)
+        response = await pusher.post(xml)
+        assert response.status_code == 200, response.status_code
+    await idle()
+    return rounds
+
+
+async def _floor_server() -> tuple[web.AppRunner, int]:
+    crypto = WeComCrypto(local_server.TOKEN, local_server.AES_KEY, local_server.CORP_ID)
+
+    async def receive(request: web.Request) -> web.Response:
+        query = request.query
+        envelope = ElementTree.fromstring(await request.read())
+        try:
+            plain = crypto.open(
+                query["msg_signature"],
+                query["timestamp"],
+                query["nonce"],
+                envelope.findtext("Encrypt") or "",
+            )
+        except CryptoError:
+            return web.Response(status=403)
+        Pushed.parse(plain)
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/wecom/callback", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def run(scale: float = 1.0) -> list[dict]:
+    rounds = int(2000 * scale)
+    fake = LocalWeCom(members={"4242"})
+    await fake.start()
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(
+            _env_file=None,
+            database_url=f"sqlite:///{Path(scratch) / 'bench.db'}",
+            **local_server.settings(fake.base_url),
+        )
+        runtime = Runtime.create(settings, ManualClock(START))
+        await runtime.db.migrate()
+        await demo.seed(runtime)
+        users = [str(person.user_id) for person in await demo.demo_people(runtime)]
+        fake.members |= set(users)
+        # The clock stands still here: WeCom's per-member limits would hold replies for a
+        # minute; they are not what is measured.
+        wecom = WeCom.build(runtime, pace=MemberPace(per_minute=10**6, per_hour=10**6))
+        await wecom.start("127.0.0.1", 0)
+        pusher = Pusher(f"http://127.0.0.1:{wecom.port}/wecom/callback")
+        await _play(pusher, users, 100, wecom.callbacks.idle)  # warm up
+        app_seconds = await timed(lambda: _play(pusher, users, rounds, wecom.callbacks.idle))
+        await pusher.close()
+        await wecom.stop()
+        await runtime.db.dispose()
+    await fake.stop()
+    runner, port = await _floor_server()
+    floor = Pusher(f"http://127.0.0.1:{port}/wecom/callback")
+    await _play(floor, users, 100, _nothing)
+    floor_seconds = await timed(lambda: _play(floor, users, rounds, _nothing))
+    await floor.close()
+    await runner.cleanup()
+    app_rate, floor_rate = rounds / app_seconds, rounds / floor_seconds
+    return [
+        {
+            "benchmark": "wecom_callbacks",
+            "callbacks": rounds,
+            "per_second": round(app_rate, 1),
+            "floor_per_second": round(floor_rate, 1),
+            "ratio": round(app_rate / floor_rate, 3),
+            "replies": len(fake.delivered),
+            "peak_memory_mb": peak_memory_mb(),
+        }
+    ]

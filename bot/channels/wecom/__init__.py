@@ -1,0 +1,1 @@
+"""企业微信 (WeCom) self-built application as a channel: callback server, API client, sender."""
