@@ -5,7 +5,15 @@ from datetime import timedelta
 
 from sqlmodel import insert, select
 
-from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
+from bench.harness import (
+    START,
+    bot_on_sqlite_file,
+    counting,
+    echo_floor,
+    peak_memory_mb,
+    populate,
+    timed,
+)
 from bot.channels.local.chat import Person
 from bot.channels.telegram.local_chat import LocalChat
 from bot.core import calendar
@@ -98,7 +106,8 @@ async def run(scale: float = 1.0) -> list[dict]:
             for person in people:
                 counted += await _write_summary(chat, person)
 
-        app_seconds = await timed(everyone)
+        with counting(runtime) as statements:
+            app_seconds = await timed(everyone)
     per_person = round(counted / members)
     async with echo_floor() as floor_chat:
         floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
@@ -114,6 +123,7 @@ async def run(scale: float = 1.0) -> list[dict]:
             "floor_per_s": round(floor_rate, 1),
             "ratio_to_floor": round(app_rate / floor_rate, 3),
             "target_ratio": 0.35,
+            "statements_per_update": round(statements[0] / counted, 2),
             "peak_memory_mb": peak_memory_mb(),
         }
     ]

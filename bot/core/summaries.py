@@ -194,9 +194,8 @@ async def form(session: AsyncSession, summary: Summary) -> list[str]:
     return [*stages, *(SHORT_FORM if short else TEXT_FIELDS), CONFIRM]
 
 
-async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str:
-    with session.no_autoflush:  # the answer and the next question go out as one UPDATE
-        stages = await form(session, summary)
+def advance(summary: Summary, stages: list[str], now: datetime) -> str:
+    """On to the next question of `stages` (the summary's form, read when it was opened)."""
     position = stages.index(summary.stage) if summary.stage in stages else -1
     summary.stage = stages[min(position + 1, len(stages) - 1)]
     summary.refused_text = None
@@ -272,7 +271,13 @@ async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[Summar
 
 
 async def answer_text(
-    session: AsyncSession, *, summary: Summary, text: str, limit: int, now: datetime
+    session: AsyncSession,
+    *,
+    summary: Summary,
+    stages: list[str],
+    text: str,
+    limit: int,
+    now: datetime,
 ) -> Refusal | None:
     """Record the text for the current question, unless the whole would exceed the limit
     (then it is kept aside, so it can be shortened rather than typed again)."""
@@ -300,12 +305,18 @@ async def answer_text(
             )
         else:
             noted.note = text
-    await advance(session, summary, now)
+    advance(summary, stages, now)  # the answer and the next question: one UPDATE
     return None
 
 
 async def choose_status(
-    session: AsyncSession, *, summary: Summary, pledge_id: int, status: PledgeStatus, now: datetime
+    session: AsyncSession,
+    *,
+    summary: Summary,
+    stages: list[str],
+    pledge_id: int,
+    status: PledgeStatus,
+    now: datetime,
 ) -> bool:
     """回头看: how a pledge stands. False when the button is not for the current question."""
     if summary.stage != f"pledge:{pledge_id}":
@@ -315,15 +326,15 @@ async def choose_status(
         session.add(SummaryPledge(summary_id=summary.id, pledge_id=pledge_id, status=status))
     else:
         review.status = status
-    await advance(session, summary, now)
+    advance(summary, stages, now)
     return True
 
 
-async def skip(session: AsyncSession, *, summary: Summary, now: datetime) -> bool:
+def skip(*, summary: Summary, stages: list[str], now: datetime) -> bool:
     """Leave an optional question as it is (or keep the earlier answer when editing)."""
     if summary.stage in REQUIRED and not summary.achievements:
         return False
-    await advance(session, summary, now)
+    advance(summary, stages, now)
     return True
 
 
