@@ -172,10 +172,11 @@ async def summary_button(turn: Turn) -> None:
     if summary is None:
         turn.notice("button_refused")
         return
-    quarter = await summaries.current_quarter(
-        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
-    )
     action = pressed.step if isinstance(pressed, SummaryStep) else "status"
+    if action in ("edit", "submit"):
+        quarter = await summaries.current_quarter(
+            turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+        )
     if action == "edit":
         if not await summaries.reopen(turn.session, summary=summary, quarter=quarter, now=turn.now):
             turn.notice("summary_closed")

@@ -87,9 +87,14 @@ async def member_and_conversation(
     return (row[0], row[1] is not None) if row else (None, False)
 
 
+_ROSTER_VERSION = select(RosterVersion.__table__.c.version)
+
+
 async def roster_version(session: AsyncSession) -> int:
-    """The number every write to a member row raises, from any process (a trigger does it)."""
-    return (await session.exec(select(RosterVersion.version))).one()
+    """The number every write to a member row raises, from any process (a trigger does it);
+    read on every update, so in Core."""
+    connection = await session.connection()
+    return (await connection.execute(_ROSTER_VERSION)).scalar_one()
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:
