@@ -5,7 +5,17 @@ from datetime import timedelta
 
 from sqlmodel import insert, select
 
-from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
+from bench.harness import (
+    POSTGRES_URL,
+    START,
+    bot_on_sqlite_file,
+    counting,
+    echo_floor,
+    peak_memory_mb,
+    populate,
+    reset_postgres,
+    timed,
+)
 from bot.channels.local.chat import Person
 from bot.channels.telegram.local_chat import LocalChat
 from bot.core import calendar
@@ -57,9 +67,9 @@ async def _replay(chat: LocalChat, people: list[Person], per_person: int) -> Non
                 await chat.send(person, ANSWER)
 
 
-async def run(scale: float = 1.0) -> list[dict]:
-    members = int(10_000 * scale)
-    async with bot_on_sqlite_file() as (runtime, chat):
+async def _quarter(database_url: str | None, members: int) -> tuple[list[Person], int, float, int]:
+    """Everyone writes their summary: the people, the updates, the seconds, the statements."""
+    async with bot_on_sqlite_file(database_url) as (runtime, chat):
         organisation_id = await populate(runtime, members=members, branches=max(members // 100, 1))
         spec, problems = calendar.parse_campaign(_quarter_campaign(START.date()))
         assert not problems, problems
@@ -100,22 +110,44 @@ async def run(scale: float = 1.0) -> list[dict]:
             for person in people:
                 counted += await _write_summary(chat, person)
 
-        app_seconds = await timed(everyone)
+        with counting(runtime) as statements:
+            app_seconds = await timed(everyone)
+    return people, counted, app_seconds, statements[0]
+
+
+async def run(scale: float = 1.0) -> list[dict]:
+    """On a SQLite file, then on PostgreSQL when it answers; one echo floor for both."""
+    members = int(10_000 * scale)
+    runs = {"sqlite-file": await _quarter(None, members)}
+    problem = await reset_postgres(POSTGRES_URL)
+    if problem is None:
+        runs["postgresql"] = await _quarter(POSTGRES_URL, members)
+    people, counted, _, _ = runs["sqlite-file"]
     per_person = round(counted / members)
     async with echo_floor() as floor_chat:
         floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
-    floor_updates = per_person * members
-    app_rate, floor_rate = counted / app_seconds, floor_updates / floor_seconds
-    return [
+    floor_rate = per_person * members / floor_seconds
+    lines = [
         {
             "benchmark": "quarter_of_summaries",
-            "database": "sqlite-file",
+            "database": database,
             "members": members,
             "updates": counted,
-            "app_per_s": round(app_rate, 1),
+            "app_per_s": round(counted / seconds, 1),
             "floor_per_s": round(floor_rate, 1),
-            "ratio_to_floor": round(app_rate / floor_rate, 3),
+            "ratio_to_floor": round(counted / seconds / floor_rate, 3),
             "target_ratio": 0.35,
+            "statements_per_update": round(statements / counted, 2),
             "peak_memory_mb": peak_memory_mb(),
         }
+        for database, (_, counted, seconds, statements) in runs.items()
     ]
+    if problem is not None:
+        lines.append(
+            {
+                "benchmark": "quarter_of_summaries",
+                "database": "postgresql",
+                "skipped": f"unreachable: {problem}",
+            }
+        )
+    return lines

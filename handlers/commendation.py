@@ -29,7 +29,8 @@ from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import ChatState, Selection
+from storage.conversations import Conversation
+from storage.models import Selection
 
 logger = logging.getLogger(__name__)
 FLOW = "nomination"
@@ -127,7 +128,7 @@ async def _ask_material(turn: Turn, selection: Selection, key: str, nominee: str
 
 
 @flow(FLOW)
-async def take_material(turn: Turn, state: ChatState) -> None:
+async def take_material(turn: Turn, state: Conversation) -> None:
     """The deed material: typed, or a .docx/.txt file; too long is refused with its count."""
     text = turn.text
     file = turn.evidence

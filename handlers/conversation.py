@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from bot.core.access import Permission
 from handlers.gate import Turn, gated
 from storage import conversations
-from storage.models import ChatState
+from storage.conversations import Conversation
 
-Step = Callable[[Turn, ChatState], Awaitable[None]]
+Step = Callable[[Turn, Conversation], Awaitable[None]]
 _FLOWS: dict[str, Step] = {}
 
 
@@ -26,7 +26,7 @@ def flow(name: str) -> Callable[[Step], Step]:
     return register
 
 
-@gated(Permission.USE)
+@gated(Permission.USE, on_loop=True)
 async def route(turn: Turn) -> None:
     """Hand the message to the flow the member is in."""
     state = None

@@ -28,6 +28,7 @@ from bot.core.contract import Channel, FileRef, Inbound, Kind, Outgoing, Outgoin
 from bot.core.refusal import Refusal
 from bot.core.text import normalise
 from bot.runtime import Runtime
+from storage import db
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +184,13 @@ Callback = Callable[[Turn], Awaitable[Any]]
 Handler = Callable[[Inbound, Channel, Runtime], Awaitable[None]]
 
 
-def gated(permission: Permission, *, in_groups: bool = False) -> Callable[[Callback], Handler]:
+def gated(
+    permission: Permission, *, in_groups: bool = False, on_loop: bool = False
+) -> Callable[[Callback], Handler]:
     """Wrap a handler in the access check, the update's session and its replies; unless
-    `in_groups`, it answers only in the member's private chat."""
+    `in_groups`, it answers only in the member's private chat. With `on_loop`, the handler's
+    statements each touch a handful of rows by key, and SQLite runs them on the event loop's
+    thread (see `storage.db.on_loop`); the identity lookup always does."""
 
     def decorate(callback: Callback) -> Handler:
         @functools.wraps(callback)
@@ -196,7 +201,10 @@ def gated(permission: Permission, *, in_groups: bool = False) -> Callable[[Callb
                 await _refuse_outside_private_chat(inbound, channel, runtime)
                 return
             async with runtime.db.session() as session:
+                await db.on_loop(session)
                 actor = await runtime.identities.identify(session, account=inbound.account)
+                if not on_loop:
+                    await db.on_loop(session, on=False)
                 locale = runtime.messages.locale_for(
                     actor.locale if actor else None, inbound.language
                 )

@@ -11,7 +11,8 @@ from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import ChatState, PledgeStatus
+from storage.conversations import Conversation
+from storage.models import PledgeStatus
 
 _STATUS = {"kept": PledgeStatus.KEPT, "inprogress": PledgeStatus.IN_PROGRESS}
 
@@ -100,7 +101,7 @@ async def _read_due(turn: Turn, typed: str) -> date | None:
 
 
 @flow("pledge")
-async def pledge_step(turn: Turn, state: ChatState) -> None:
+async def pledge_step(turn: Turn, state: Conversation) -> None:
     """Goal, then measures, then an optional deadline."""
     data = json.loads(state.data)
     text = turn.text
@@ -245,7 +246,7 @@ async def _close(turn: Turn, result, template: str, **values) -> None:
 
 
 @flow("progress")
-async def progress_step(turn: Turn, state: ChatState) -> None:
+async def progress_step(turn: Turn, state: Conversation) -> None:
     """A progress note, optionally a photo or document (its caption is the note)."""
     note = turn.text or turn.caption
     evidence = turn.evidence
@@ -264,7 +265,7 @@ async def progress_step(turn: Turn, state: ChatState) -> None:
 
 
 @flow("not_kept")
-async def not_kept_step(turn: Turn, state: ChatState) -> None:
+async def not_kept_step(turn: Turn, state: Conversation) -> None:
     """Why a pledge was not kept: said without blame, recorded as it is."""
     reason = turn.text
     if not reason:

@@ -92,7 +92,7 @@ async def open_code(turn: Turn, token: str) -> None:
     await _show_targets(turn, redeemed.rater, redeemed.evaluation_round)
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def choose_target(turn: Turn) -> None:
     """A target chosen: a fresh ballot, its first item."""
     action: ChooseTarget = turn.action
@@ -159,7 +159,7 @@ def _show_ballot(turn: Turn, ballot: Ballot) -> None:
         )
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def choose_level(turn: Turn) -> None:
     """One tap on an item's level; a tap on an item already answered changes nothing."""
     action: ChooseLevel = turn.action
@@ -175,7 +175,7 @@ async def choose_level(turn: Turn) -> None:
     _show_ballot(turn, ballot)
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def ballot_step(turn: Turn) -> None:
     """No comment, confirm, start over, or drop the ballot."""
     action: BallotStep = turn.action
@@ -229,7 +229,7 @@ async def _confirm(turn: Turn, ballot: Ballot | None) -> None:
         turn.edit("ballot_not_counted", ballot=ballot, outcome=outcome.value)
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def take_comment(turn: Turn) -> None:
     """The optional comment, typed while the ballot waits for it."""
     ballot = turn.runtime.ballots.ballot(turn.account, None, turn.now)
@@ -245,7 +245,7 @@ async def take_comment(turn: Turn) -> None:
     _show_ballot(turn, ballot)
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def say_expired(turn: Turn) -> None:
     """The text was meant for a ballot that expired: say so, and use the text nowhere."""
     turn.reply(
@@ -272,7 +272,7 @@ async def comment_first(inbound: Inbound, channel: Channel, runtime: Runtime) ->
     return False
 
 
-@gated(Permission.START)
+@gated(Permission.START, on_loop=True)
 async def drop_ballot(turn: Turn) -> None:
     """A command while a ballot is in progress: the ballot is dropped, nothing recorded (so
     what is typed next belongs to the command, never to the ballot)."""

@@ -8,7 +8,8 @@ from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import ChatState, RectificationStatus
+from storage.conversations import Conversation
+from storage.models import RectificationStatus
 
 
 @gated(Permission.USE)
@@ -102,7 +103,7 @@ async def _ask_note(turn: Turn, item, stage: str) -> None:
 
 
 @flow("rectify")
-async def note_step(turn: Turn, state: ChatState) -> None:
+async def note_step(turn: Turn, state: Conversation) -> None:
     """The note of progress, of completion, or of what is still needed."""
     text = turn.text.strip()
     if not text:

@@ -14,7 +14,8 @@ from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import ChatState, Review, ReviewStatus
+from storage.conversations import Conversation
+from storage.models import Review, ReviewStatus
 
 
 async def _quarter(turn: Turn) -> Quarter | None:
@@ -124,7 +125,7 @@ async def _ask(turn: Turn, review: Review, subject: reviews.Subject | None = Non
 
 
 @flow("review")
-async def review_step(turn: Turn, state: ChatState) -> None:
+async def review_step(turn: Turn, state: Conversation) -> None:
     """A typed part of the review."""
     review = await reviews.own_draft(turn.session, actor=turn.actor, review_id=state.subject_id)
     if review is None or review.status != ReviewStatus.DRAFT:

@@ -1,5 +1,7 @@
 """/summary and /summaries: write this quarter's self-summary by chat; a secretary follows up."""
 
+import json
+
 from bot.core import access, summaries
 from bot.core.access import Permission
 from bot.core.summaries import (
@@ -14,10 +16,11 @@ from handlers.conversation import flow
 from handlers.gate import Turn, gated
 from handlers.routes import Command, Feature
 from storage import conversations
-from storage.models import ChatState, Summary, SummaryStatus
+from storage.conversations import Conversation
+from storage.models import Summary, SummaryStatus
 
 
-@gated(Permission.USE)
+@gated(Permission.USE, on_loop=True)
 async def open_summary(turn: Turn) -> None:
     """Start, resume, reopen or read this quarter's summary (`/summary branch`: the branch's)."""
     for_branch = bool(turn.args) and turn.args[0] in ("branch", "支部")
@@ -49,16 +52,39 @@ async def open_summary(turn: Turn) -> None:
     await _ask(turn, summary, resumed=existing is not None, late=quarter.window == Window.LATE)
 
 
-async def _ask(turn: Turn, summary: Summary, *, resumed: bool = False, late: bool = False) -> None:
-    """Put the current question, and remember that this member is in the summary flow."""
-    await conversations.set_state(
-        turn.session,
-        member_id=turn.actor.member_id,
-        flow="summary",
-        subject_id=summary.id,
-        stage=summary.stage,
-        now=turn.now,
-    )
+def _form(state: Conversation | None, summary: Summary) -> list[str] | None:
+    """The summary's questions as the conversation state remembers them, if it is about it."""
+    if state is None or state.flow != "summary" or state.subject_id != summary.id:
+        return None
+    return json.loads(state.data).get("form")
+
+
+async def _stages(turn: Turn, summary: Summary, state: Conversation | None) -> list[str]:
+    return _form(state, summary) or await summaries.form(turn.session, summary)
+
+
+async def _ask(
+    turn: Turn,
+    summary: Summary,
+    *,
+    state: Conversation | None = None,
+    resumed: bool = False,
+    late: bool = False,
+) -> None:
+    """Put the current question. Opening the summary (no `state` given) remembers that this
+    member is in the summary flow and its form, read once then: the questions (pledges,
+    carried-over items) stay as they were when it was opened; the summary's own stage says
+    where it stands, so an answer writes nothing more here."""
+    if _form(state, summary) is None:
+        await conversations.set_state(
+            turn.session,
+            member_id=turn.actor.member_id,
+            flow="summary",
+            subject_id=summary.id,
+            stage=summary.stage,
+            now=turn.now,
+            data={"form": await summaries.form(turn.session, summary)},
+        )
     intro = {"resumed": resumed, "late": late}
     if pledge := await summaries.pledge_asked(turn.session, summary=summary):
         buttons = [
@@ -110,7 +136,7 @@ async def _show(
 
 
 @flow("summary")
-async def summary_step(turn: Turn, state: ChatState) -> None:
+async def summary_step(turn: Turn, state: Conversation) -> None:
     """A typed answer to the current question."""
     summary = await summaries.own(turn.session, actor=turn.actor, summary_id=state.subject_id)
     if summary is None:
@@ -127,6 +153,7 @@ async def summary_step(turn: Turn, state: ChatState) -> None:
     refused = await summaries.answer_text(
         turn.session,
         summary=summary,
+        stages=await _stages(turn, summary, state),
         text=text,
         limit=turn.runtime.settings.summary_limit,
         now=turn.now,
@@ -134,10 +161,10 @@ async def summary_step(turn: Turn, state: ChatState) -> None:
     if refused is not None:
         turn.refuse(refused)
         return
-    await _ask(turn, summary)
+    await _ask(turn, summary, state=state)
 
 
-@gated(Permission.USE)
+@gated(Permission.USE, on_loop=True)
 async def summary_button(turn: Turn) -> None:
     """A pledge status, skip, submit or edit button (its data is checked, never trusted)."""
     pressed = turn.action
@@ -145,10 +172,11 @@ async def summary_button(turn: Turn) -> None:
     if summary is None:
         turn.notice("button_refused")
         return
-    quarter = await summaries.current_quarter(
-        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
-    )
     action = pressed.step if isinstance(pressed, SummaryStep) else "status"
+    if action in ("edit", "submit"):
+        quarter = await summaries.current_quarter(
+            turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+        )
     if action == "edit":
         if not await summaries.reopen(turn.session, summary=summary, quarter=quarter, now=turn.now):
             turn.notice("summary_closed")
@@ -168,12 +196,15 @@ async def summary_button(turn: Turn) -> None:
         turn.notice("saved")
         turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
         return
+    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    stages = await _stages(turn, summary, state)
     if action == "skip":
-        moved = await summaries.skip(turn.session, summary=summary, now=turn.now)
+        moved = summaries.skip(summary=summary, stages=stages, now=turn.now)
     else:
         moved = await summaries.choose_status(
             turn.session,
             summary=summary,
+            stages=stages,
             pledge_id=pressed.pledge_id,
             status=PLEDGE_STATUSES[pressed.status],
             now=turn.now,
@@ -181,7 +212,7 @@ async def summary_button(turn: Turn) -> None:
     if not moved:
         turn.notice("button_stale")
         return
-    await _ask(turn, summary)
+    await _ask(turn, summary, state=state)
 
 
 @gated(Permission.BRANCH_OVERSIGHT)

@@ -1,21 +1,24 @@
 """The database: async engine, one session per unit of work, SQLite pragmas, migrations."""
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChannelAccount, ChatState, Member, SQLModel
+from storage.models import ChannelAccount, Member, SQLModel
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
@@ -56,7 +59,8 @@ def alembic_config(url: str) -> Config:
 
 
 def _note_roster_writes(session: Session, _context) -> None:
-    """Remember whose accounts, member rows and conversation states this flush really changed."""
+    """Remember whose accounts and member rows this flush really changed (conversations that
+    start or end are noted by `storage.conversations` itself)."""
     accounts: set[tuple[str, str]] = session.info.setdefault("accounts_changed", set())
     members: set[int] = session.info.setdefault("members_changed", set())
     changed = [row for row in session.dirty if session.is_modified(row)]
@@ -68,8 +72,6 @@ def _note_roster_writes(session: Session, _context) -> None:
             members.add(row.member_id)
         elif isinstance(row, Member):
             members.add(row.id)
-        elif isinstance(row, ChatState):
-            members.add(row.member_id)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -84,6 +86,78 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA journal_size_limit=0")
     cursor.close()
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class _LoopConnection(aiosqlite.Connection):
+    """aiosqlite's connection, which can also run its statements on the event loop's thread.
+
+    A statement that touches a few rows by key takes microseconds; handing it to aiosqlite's
+    worker thread and back costs more than that. A session marked with `on_loop` (the hot
+    paths: an answer in a conversation, a ballot, the identity lookup) runs its statements,
+    its commit and its pool reset here; everything else (digests, exports, planning, which
+    scan) still goes through the worker thread.
+    """
+
+    on_loop = False
+
+    async def _execute(self, fn, *args, **kwargs):
+        connection = self._connection
+        if not self.on_loop or connection is None:
+            return await super()._execute(fn, *args, **kwargs)
+        if connection.in_transaction or not _writes(fn, args):
+            return fn(*args, **kwargs)
+        # The transaction's first write takes SQLite's write lock. If another connection holds
+        # it, the wait for it (up to the busy timeout) happens on the worker thread, not here.
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return await super()._execute(fn, *args, **kwargs)
+
+
+def _writes(fn, args) -> bool:
+    return (
+        getattr(fn, "__name__", "") in ("execute", "executemany")
+        and bool(args)
+        and isinstance(args[0], str)
+        and args[0].lstrip()[:7].upper().startswith(_WRITES)
+    )
+
+
+def _loop_connector(url: str) -> Callable | None:
+    """For a SQLite file, a connection factory of `_LoopConnection`s (None for :memory:)."""
+    arguments, options = aiosqlite_dialect().create_connect_args(make_url(url))
+    if arguments[0] == ":memory:":
+        return None
+    options["check_same_thread"] = False  # opened on the worker thread, used on both
+
+    async def connect() -> aiosqlite.Connection:
+        return await _LoopConnection(lambda: sqlite3.connect(*arguments, **options), 64)
+
+    return connect
+
+
+async def on_loop(session: AsyncSession, *, on: bool = True) -> None:
+    """Run this session's SQLite statements on the event loop's thread (with `on`) until it
+    ends or is told otherwise. Only for statements that each touch a handful of rows by key;
+    no-op on PostgreSQL."""
+    connection = await session.connection()
+    driver = connection.sync_connection.connection.driver_connection
+    if isinstance(driver, _LoopConnection):
+        driver.on_loop = on
+
+
+def _back_to_thread(dbapi_connection, _record) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, _LoopConnection):
+        driver.on_loop = False
 
 
 class Database:
@@ -104,9 +178,16 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # A failed statement's message never carries its parameters (a batch of ballots, a
         # member's text) into a log.
-        self.engine = create_async_engine(self.url, echo=echo, hide_parameters=True)
+        connector = _loop_connector(self.url) if self.is_sqlite else None
+        self.engine = create_async_engine(
+            self.url,
+            echo=echo,
+            hide_parameters=True,
+            **({"async_creator": connector} if connector else {}),
+        )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine.pool, "checkin", _back_to_thread)
         # A session class of this database's own, so its listeners hear only its sessions.
         session_class = type("DatabaseSession", (SyncSession,), {})
         self._sessions = async_sessionmaker(
@@ -119,9 +200,9 @@ class Database:
         event.listen(session_class, "after_commit", self._after_commit)
 
     def on_roster_change(self, listener: Callable[[set[tuple[str, str]], set[int]], None]) -> None:
-        """After a commit that changed accounts, member rows or conversation states, call
-        `listener` with the (channel, external id) pairs and the member ids concerned (caches
-        listen)."""
+        """After a commit that changed accounts or member rows, or started or ended a
+        conversation, call `listener` with the (channel, external id) pairs and the member ids
+        concerned (caches listen)."""
         self._roster_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:

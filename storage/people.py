@@ -63,10 +63,14 @@ async def members_by_id(session: AsyncSession, *, ids: Iterable[int]) -> dict[in
     return {member.id: member for member in result.all()}
 
 
+_ROSTER_VERSION = select(RosterVersion.__table__.c.version)
+
+
 async def roster_version(session: AsyncSession) -> int:
     """The number every write to a member or channel account raises, from any process
-    (triggers do it)."""
-    return (await session.exec(select(RosterVersion.version))).one()
+    (triggers do it); read on every update, so in Core."""
+    connection = await session.connection()
+    return (await connection.execute(_ROSTER_VERSION)).scalar_one()
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:

@@ -26,6 +26,7 @@ from bot.core.pending_ballots import Batch, Confirmed, PendingBallots
 from storage import accounts, people
 from storage import calendar as calendar_queries
 from storage import evaluation as queries
+from storage.db import on_loop
 from storage.models import (
     Branch,
     Campaign,
@@ -664,6 +665,7 @@ async def cast(
     now: datetime,
 ) -> Outcome:
     """Take one confirmed ballot into `pending`, exactly once; nothing is written now."""
+    await on_loop(session)  # a few rows by key (storage.db.on_loop)
     evaluation_round = await session.get(EvaluationRound, round_id)
     if evaluation_round is None or evaluation_round.organisation_id != rater.organisation_id:
         return Outcome.NOT_YOURS

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from sqlalchemy import bindparam, insert, literal_column, union_all
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -204,9 +205,8 @@ async def form(session: AsyncSession, summary: Summary) -> list[str]:
     return [*stages, *(SHORT_FORM if short else TEXT_FIELDS), CONFIRM]
 
 
-async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str:
-    with session.no_autoflush:  # the answer and the next question go out as one UPDATE
-        stages = await form(session, summary)
+def advance(summary: Summary, stages: list[str], now: datetime) -> str:
+    """On to the next question of `stages` (the summary's form, read when it was opened)."""
     position = stages.index(summary.stage) if summary.stage in stages else -1
     summary.stage = stages[min(position + 1, len(stages) - 1)]
     summary.refused_text = None
@@ -214,11 +214,30 @@ async def advance(session: AsyncSession, summary: Summary, now: datetime) -> str
     return summary.stage
 
 
-def _used(summary: Summary, notes: "Notes", leaving_out: str) -> int:
+def _used(summary: Summary, notes: dict[str, str], leaving_out: str) -> int:
     texts = [getattr(summary, f) for f in TEXT_FIELDS if f != leaving_out]
-    texts += [r.note for r in notes.pledges if f"pledge_note:{r.pledge_id}" != leaving_out]
-    texts += [r.note for r in notes.items if f"rect:{r.rectification_id}" != leaving_out]
+    texts += [note for stage, note in notes.items() if stage != leaving_out]
     return sum(len(t) for t in texts)
+
+
+_PLEDGE_NOTES = SummaryPledge.__table__
+_ITEM_NOTES = SummaryRectification.__table__
+_NOTES = union_all(
+    select(literal_column("'pledge_note'"), _PLEDGE_NOTES.c.pledge_id, _PLEDGE_NOTES.c.note).where(
+        _PLEDGE_NOTES.c.summary_id == bindparam("summary_id")
+    ),
+    select(literal_column("'rect'"), _ITEM_NOTES.c.rectification_id, _ITEM_NOTES.c.note).where(
+        _ITEM_NOTES.c.summary_id == bindparam("summary_id")
+    ),
+)
+
+
+async def note_texts(session: AsyncSession, *, summary_id: int) -> dict[str, str]:
+    """Each note of a summary by the question it answers (pledge_note:… or rect:…), in one
+    statement: the answers' path needs only their texts."""
+    connection = await session.connection()
+    rows = await connection.execute(_NOTES, {"summary_id": summary_id})
+    return {f"{kind}:{number}": note for kind, number, note in rows}
 
 
 @dataclass(frozen=True)
@@ -227,16 +246,6 @@ class Notes:
 
     pledges: list[SummaryPledge]
     items: list[SummaryRectification]
-
-    def on(self, stage: str) -> str:
-        """The note written for a pledge_note:… or rect:… question, if any."""
-        for review in self.pledges:
-            if f"pledge_note:{review.pledge_id}" == stage:
-                return review.note
-        for item in self.items:
-            if f"rect:{item.rectification_id}" == stage:
-                return item.note
-        return ""
 
 
 async def notes_of(session: AsyncSession, summary: Summary) -> Notes:
@@ -282,40 +291,55 @@ async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[Summar
 
 
 async def answer_text(
-    session: AsyncSession, *, summary: Summary, text: str, limit: int, now: datetime
+    session: AsyncSession,
+    *,
+    summary: Summary,
+    stages: list[str],
+    text: str,
+    limit: int,
+    now: datetime,
 ) -> Refusal | None:
     """Record the text for the current question, unless the whole would exceed the limit
     (then it is kept aside, so it can be shortened rather than typed again)."""
-    notes = await notes_of(session, summary)
-    allowed = limit - _used(summary, notes, summary.stage)
-    if summary.stage.startswith(("pledge_note:", "rect:")):
+    stage = summary.stage
+    notes = await note_texts(session, summary_id=summary.id)
+    allowed = limit - _used(summary, notes, stage)
+    kind, _, number = stage.partition(":")
+    if kind in ("pledge_note", "rect"):
         allowed = min(allowed, NOTE_LIMIT)
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
         return too_long(text, max(allowed, 0), limit=limit)
-    if summary.stage in TEXT_FIELDS:
-        setattr(summary, summary.stage, text)
-    elif summary.stage.startswith("pledge_note:"):
-        pledge_id = int(summary.stage.split(":")[1])
-        review = next((r for r in notes.pledges if r.pledge_id == pledge_id), None)
-        if review is not None:
-            review.note = text
-    elif summary.stage.startswith("rect:"):
-        item_id = int(summary.stage.split(":")[1])
-        noted = next((r for r in notes.items if r.rectification_id == item_id), None)
-        if noted is None:
-            session.add(
-                SummaryRectification(summary_id=summary.id, rectification_id=item_id, note=text)
-            )
-        else:
-            noted.note = text
-    await advance(session, summary, now)
+    connection = await session.connection()
+    if stage in TEXT_FIELDS:
+        setattr(summary, stage, text)
+    elif kind == "pledge_note":  # its row was written with the pledge's status
+        await connection.execute(
+            update(_PLEDGE_NOTES)
+            .where(_PLEDGE_NOTES.c.summary_id == summary.id)
+            .where(_PLEDGE_NOTES.c.pledge_id == int(number))
+            .values(note=text)
+        )
+    elif kind == "rect":
+        key = {"summary_id": summary.id, "rectification_id": int(number)}
+        await connection.execute(
+            update(_ITEM_NOTES).filter_by(**key).values(note=text)
+            if stage in notes
+            else insert(_ITEM_NOTES).values(**key, note=text)
+        )
+    advance(summary, stages, now)  # the answer and the next question: one UPDATE
     return None
 
 
 async def choose_status(
-    session: AsyncSession, *, summary: Summary, pledge_id: int, status: PledgeStatus, now: datetime
+    session: AsyncSession,
+    *,
+    summary: Summary,
+    stages: list[str],
+    pledge_id: int,
+    status: PledgeStatus,
+    now: datetime,
 ) -> bool:
     """回头看: how a pledge stands. False when the button is not for the current question."""
     if summary.stage != f"pledge:{pledge_id}":
@@ -325,15 +349,15 @@ async def choose_status(
         session.add(SummaryPledge(summary_id=summary.id, pledge_id=pledge_id, status=status))
     else:
         review.status = status
-    await advance(session, summary, now)
+    advance(summary, stages, now)
     return True
 
 
-async def skip(session: AsyncSession, *, summary: Summary, now: datetime) -> bool:
+def skip(*, summary: Summary, stages: list[str], now: datetime) -> bool:
     """Leave an optional question as it is (or keep the earlier answer when editing)."""
     if summary.stage in REQUIRED and not summary.achievements:
         return False
-    await advance(session, summary, now)
+    advance(summary, stages, now)
     return True
 
 
@@ -392,7 +416,7 @@ async def question(session: AsyncSession, *, summary: Summary) -> Question:
     current = (
         getattr(summary, stage, "")
         if stage in TEXT_FIELDS
-        else (await notes_of(session, summary)).on(stage)
+        else (await note_texts(session, summary_id=summary.id)).get(stage, "")
     )
     kind, _, number = stage.partition(":")
     return Question(
