@@ -8,6 +8,7 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
+from bot.channels.telegram import menus
 from bot.channels.telegram.app import build_application, periodic_jobs
 from bot.channels.telegram.intake import CHANNEL, DurableQueue
 from bot.channels.telegram.jobs import schedule
@@ -15,7 +16,6 @@ from bot.channels.telegram.pacing import ChatByChat, Pacer
 from bot.core.access import Actor
 from bot.intake import Intake
 from bot.runtime import Runtime
-from handlers import menus
 from storage import people
 
 logger = logging.getLogger(__name__)
