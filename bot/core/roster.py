@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from openpyxl import load_workbook
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import format_roles
@@ -141,6 +140,8 @@ def _read_csv(path: Path) -> Table:
 
 
 def _read_workbook(path: Path) -> tuple[Table, Table | None]:
+    from openpyxl import load_workbook  # loaded by an import from a workbook only
+
     workbook = load_workbook(path, read_only=True, data_only=True)
     try:
         sheets = {sheet.title.strip(): sheet for sheet in workbook.worksheets}
