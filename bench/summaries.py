@@ -5,7 +5,15 @@ from datetime import timedelta
 
 from sqlmodel import insert, select
 
-from bench.harness import START, bot_on_sqlite_file, echo_floor, peak_memory_mb, populate, timed
+from bench.harness import (
+    START,
+    bot_on_sqlite_file,
+    durable_floor,
+    echo_floor,
+    peak_memory_mb,
+    populate,
+    timed,
+)
 from bot.channels.local.chat import LocalChat, Person
 from bot.core import calendar
 from storage.models import Member, Pledge
@@ -98,11 +106,15 @@ async def run(scale: float = 1.0) -> list[dict]:
                 counted += await _write_summary(chat, person)
 
         app_seconds = await timed(everyone)
-    per_person = round(counted / members)
-    async with echo_floor() as floor_chat:
-        floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
+        per_person = round(counted / members)
+        async with echo_floor() as floor_chat:
+            floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
+        # The same updates, each also one UPDATE and COMMIT through aiosqlite on this file.
+        async with durable_floor(runtime.db.url) as floor_chat:
+            durable_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
     floor_updates = per_person * members
     app_rate, floor_rate = counted / app_seconds, floor_updates / floor_seconds
+    durable_rate = floor_updates / durable_seconds
     return [
         {
             "benchmark": "quarter_of_summaries",
@@ -113,6 +125,8 @@ async def run(scale: float = 1.0) -> list[dict]:
             "floor_per_s": round(floor_rate, 1),
             "ratio_to_floor": round(app_rate / floor_rate, 3),
             "target_ratio": 0.35,
+            "durable_floor_per_s": round(durable_rate, 1),
+            "ratio_to_durable_floor": round(app_rate / durable_rate, 3),
             "peak_memory_mb": peak_memory_mb(),
         }
     ]
