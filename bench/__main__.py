@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from bench import delivery, digests, evaluation, summaries, updates
+from bench import delivery, digests, evaluation, scale, summaries, updates
 
 BENCHMARKS = {
     "updates": updates.run,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "evaluation_close": evaluation.run_close_round,
     "digests": digests.run_digests,
     "export": digests.run_export,
+    "scale": scale.run,
 }
 
 
