@@ -3,11 +3,12 @@
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import format_roles
@@ -68,7 +69,7 @@ class RosterProblem:
     value: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonRow:
     row: int
     name: str
@@ -393,13 +394,15 @@ async def import_roster(
     timezone: str,
     now: datetime,
     allow_removals: bool = False,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
     """Validate the whole roster, then apply it in the caller's transaction, or nothing.
 
     A row with an id (编号) is the member with that id; a row without one is the member
     with that name in that branch. So an updated file keeps every member's Telegram binding
     and history. People missing from the file are deactivated, never deleted; a file that
-    would deactivate more than half of the members needs `allow_removals`.
+    would deactivate more than half of the members needs `allow_removals`. `progress` is
+    told how many members are written, out of how many, as the writing goes.
     """
     report = ImportReport()
     organisation = await _organisation(
@@ -436,21 +439,20 @@ async def import_roster(
             branch.is_organ = row.is_organ
     await session.flush()
 
-    await _apply_members(session, organisation, branches, roster, matches, leaving, report, now)
+    await _apply_members(
+        session, organisation, branches, roster, matches, leaving, report, now, progress
+    )
     await _apply_outsiders(session, organisation, branches, roster, report, now)
     await session.flush()
 
-    if roster.branches is not None:
-        members = {
-            m.id: m for m in await people.list_members(session, organisation_id=organisation.id)
-        }
-        placed = {row.row: member for row, member in _placed(roster.people, members, matches)}
-        for row in roster.branches:
-            liaison = None
-            if row.liaison:
-                (leader,) = liaison_candidates(roster.people, row.liaison)
-                liaison = placed[leader.row].id
-            await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
+    for row in roster.branches or []:
+        liaison = None
+        if row.liaison:
+            (leader,) = liaison_candidates(roster.people, row.liaison)
+            liaison = await people.member_id_by_name(
+                session, branch_id=branches[leader.branch].id, name=leader.name
+            )
+        await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
     await session.flush()
     return report
 
@@ -489,56 +491,75 @@ def _match_members(
     return matches
 
 
-def _placed(rows, members_by_id, matches):
-    for row in rows:
-        if row.category is not None:
-            member = matches.get(row.row)
-            yield row, members_by_id[member.id] if member else None
+# Rows per executemany: a province's roster has a million.
+_CHUNK = 5000
 
 
 async def _apply_members(
-    session, organisation, branches, roster, matches, leaving, report, now
+    session, organisation, branches, roster, matches, leaving, report, now, progress
 ) -> None:
+    """Write the members through a few statements, each executed for a chunk of rows at a
+    time (no object per member: a roster may hold a million), calling `progress(done,
+    total)` after each chunk. The member objects loaded before leave the session (stale)."""
     rows = [row for row in roster.people if row.category is not None]
+    table = Member.__table__
+    by_id = table.c.id == bindparam("member_id")
     # Names move in two steps, so two members may swap names without a clash in between.
     renamed = [
-        (row, matches[row.row])
+        {"member_id": member.id, "name": f"~renaming~{member.id}"}
         for row in rows
-        if row.row in matches
-        and (matches[row.row].name, matches[row.row].branch_id)
-        != (row.name, branches[row.branch].id)
+        if (member := matches.get(row.row)) is not None
+        and (member.name, member.branch_id) != (row.name, branches[row.branch].id)
     ]
-    for _row, member in renamed:
-        member.name = f"~renaming~{member.id}"
-    for member in leaving:
-        member.active = False
-        member.updated_at = now
-    await session.flush()
+    leaving_rows = [{"member_id": m.id, "active": False, "updated_at": now} for m in leaving]
+    update = table.update().where(by_id)  # SET the columns each row of params names
+    for params in (renamed, leaving_rows):
+        for start in range(0, len(params), _CHUNK):
+            await session.exec(update, params=params[start : start + _CHUNK])
     report.deactivated = len(leaving)
+    added, updated = [], []
     for row in rows:
+        values = {
+            "name": row.name,
+            "branch_id": branches[row.branch].id,
+            "category": row.category.value,
+            "roles": format_roles(set(row.roles)),
+            "active": True,
+            "updated_at": now,
+        }
         member = matches.get(row.row)
         if member is None:
-            member = Member(
-                organisation_id=organisation.id,
-                name=row.name,
-                branch_id=branches[row.branch].id,
-                created_at=now,
-                updated_at=now,
+            added.append(
+                {
+                    **values,
+                    "organisation_id": organisation.id,
+                    "roster_id": row.roster_id,
+                    "locale": row.locale,
+                    "reminders_muted": False,
+                    "created_at": now,
+                }
             )
-            session.add(member)
-            matches[row.row] = member
-            report.added += 1
         else:
-            report.updated += 1
-        member.roster_id = row.roster_id or member.roster_id
-        member.name = row.name
-        member.branch_id = branches[row.branch].id
-        member.category = row.category
-        member.roles = format_roles(set(row.roles))
-        # The roster gives a default language; a member's own /lang choice stays theirs.
-        member.locale = member.locale or row.locale
-        member.active = True
-        member.updated_at = now
+            # The roster gives a default language; a member's own /lang choice stays theirs.
+            updated.append(
+                {
+                    **values,
+                    "member_id": member.id,
+                    "roster_id": row.roster_id or member.roster_id,
+                    "locale": member.locale or row.locale,
+                }
+            )
+    report.added, report.updated = len(added), len(updated)
+    done = 0
+    for statement, params in ((table.insert(), added), (update, updated)):
+        for start in range(0, len(params), _CHUNK):
+            chunk = params[start : start + _CHUNK]
+            await session.exec(statement, params=chunk)
+            done += len(chunk)
+            progress(done, len(rows))
+    for member in [*matches.values(), *leaving]:
+        if member in session:
+            session.expunge(member)
 
 
 async def _apply_outsiders(session, organisation, branches, roster, report, now) -> None:
