@@ -93,6 +93,13 @@ async def _bind_everyone(runtime: Runtime) -> int:
         return (await session.exec(select(Organisation.id))).one()
 
 
+async def _analyze(runtime: Runtime) -> None:
+    """Fresh planner statistics after a bulk load, as autovacuum would soon gather them."""
+    async with runtime.db.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("ANALYZE")
+
+
 async def _firing_tick(runtime: Runtime, organisation_id: int) -> tuple[float, int]:
     """The reminder job at the moment a phase announcement to everyone falls due: count what
     waits, plan, then claim and compose the first batch to send (the rest goes out batch by
@@ -170,8 +177,10 @@ async def _one_size(members: int) -> dict:
             day=today + timedelta(days=NEXT_PHASE_DAYS), last=today + timedelta(days=90)
         )
         opening_s = await quarter_underway(runtime, organisation_id, more)
+        await _analyze(runtime)
         digests_s, _statements, digests, _parts = await every_digest(runtime, organisation_id)
         round_id = await _rated_and_counted(runtime)
+        await _analyze(runtime)
         results_s, shown = await _results(runtime, round_id)
         closed_digests_s, *_ = await every_digest(runtime, organisation_id)
         tick_s, planned = await _firing_tick(runtime, organisation_id)
