@@ -4,6 +4,7 @@ tick, every digest and a round's results, at 10,000 and 100,000 members (and 1,0
 grows as the members do) and what it would take at 1,000,000 members."""
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -216,6 +217,8 @@ async def run(scale: float = 1.0) -> list[dict]:
     measured = {}
     for members in sizes:
         measured[members] = await _one_size(members)
+        # Each size as it is done (a run at 1,000,000 takes long): on standard error.
+        print(json.dumps({"members": members, **measured[members]}), file=sys.stderr, flush=True)
         if "skipped" in measured[members]:
             return [{"benchmark": "scale", "database": "postgresql", **measured[members]}]
     lines = []

@@ -1,9 +1,8 @@
 """Roster import: read a CSV or XLSX roster, validate every row, then apply it all or nothing."""
 
 import csv
-import io
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,7 +114,9 @@ class ImportReport:
 
 # --- reading ---------------------------------------------------------------------------
 
-Table = list[list[str]]
+# Rows of cells; a CSV file's are read from the file each time they are gone through, so a
+# roster of a million people is never all in memory at once.
+Table = Iterable[list[str]]
 
 
 def _cell(value: object) -> str:
@@ -126,18 +127,29 @@ def _cell(value: object) -> str:
     return normalise(str(value))  # as typed text is: a NUL or invisible name never gets in
 
 
-def _read_csv(path: Path) -> Table:
-    raw = path.read_bytes()
-    # Excel on Chinese Windows saves CSV as GB18030; everything else as UTF-8 (maybe with BOM).
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValueError(f"{path}: neither UTF-8 nor GB18030")
-    return [[_cell(value) for value in row] for row in csv.reader(io.StringIO(text))]
+class _CsvRows:
+    """A CSV file's rows, read afresh from the file at every pass."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Excel on Chinese Windows saves CSV as GB18030; everything else as UTF-8 (maybe with
+        # BOM). Checked here, a megabyte at a time, so a wrong file fails before anything.
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                with path.open(encoding=encoding) as text:
+                    while text.read(1 << 20):
+                        pass
+                self.encoding = encoding
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise ValueError(f"{path}: neither UTF-8 nor GB18030")
+
+    def __iter__(self) -> Iterator[list[str]]:
+        with self.path.open(encoding=self.encoding, newline="") as text:
+            for row in csv.reader(text):
+                yield [_cell(value) for value in row]
 
 
 def _read_workbook(path: Path) -> tuple[Table, Table | None]:
@@ -166,9 +178,9 @@ def read_tables(people_path: Path, branches_path: Path | None = None) -> tuple[T
     if people_path.suffix.lower() in (".xlsx", ".xlsm"):
         people_table, branch_table = _read_workbook(people_path)
     else:
-        people_table, branch_table = _read_csv(people_path), None
+        people_table, branch_table = _CsvRows(people_path), None
     if branches_path is not None:
-        branch_table = _read_csv(branches_path)
+        branch_table = _CsvRows(branches_path)
     return people_table, branch_table
 
 
@@ -201,8 +213,8 @@ def _header(table: Table) -> tuple[int, list[str]] | None:
 
 
 def _rows(table: Table, header_row: int) -> Iterable[tuple[int, list[str]]]:
-    for number, row in enumerate(table[header_row:], start=header_row + 1):
-        if any(row):
+    for number, row in enumerate(table, start=1):
+        if number > header_row and any(row):
             yield number, row
 
 
@@ -225,6 +237,8 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
     if problems:
         return [], problems
     rows = []
+    # One copy of each branch name and role set, however many rows repeat it.
+    shared: dict = {}
     for number, row in _rows(table, header_row):
 
         def value(column: str, row=row) -> str:
@@ -232,6 +246,7 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
             return row[index].strip() if index is not None and index < len(row) else ""
 
         name, branch = value("name"), value("branch")
+        branch = shared.setdefault(branch, branch)
         if not name:
             problems.append(RosterProblem(sheet, number, "missing_value", "姓名"))
         for text, limit in ((name, 100), (branch, 200), (value("roster_id"), 64)):
@@ -264,7 +279,7 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
                 name=name,
                 branch=branch,
                 roster_id=value("roster_id") or None,
-                roles=frozenset(roles),
+                roles=shared.setdefault(frozenset(roles), frozenset(roles)),
                 category=category,
                 rater_group=rater_group,
                 locale=LOCALE_WORDS.get(locale_word),
@@ -346,7 +361,8 @@ def validate(
     for row in people_rows:
         if row.branch and row.branch not in known_branches:
             problems.append(RosterProblem("people", row.row, "unknown_branch", row.branch))
-    everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key}
+    liaisons = {branch.liaison for branch in branch_rows or [] if branch.liaison}
+    everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key in liaisons}
     for branch in branch_rows or []:
         if not branch.liaison:
             continue
@@ -423,7 +439,8 @@ async def import_roster(
         session, organisation_id=organisation.id, active_only=False
     )
     matches = _match_members(roster.people, existing, {b.id: b.name for b in branches.values()})
-    leaving = [m for m in existing if m.active and m.id not in {x.id for x in matches.values()}]
+    kept = {member.id for member in matches.values()}
+    leaving = [m for m in existing if m.active and m.id not in kept]
     if not allow_removals and len(leaving) > max(len([m for m in existing if m.active]) // 2, 2):
         report.problems = [RosterProblem("people", 1, "too_many_removals", str(len(leaving)))]
         return report
@@ -517,9 +534,10 @@ async def _apply_members(
         for start in range(0, len(params), _CHUNK):
             await session.exec(update, params=params[start : start + _CHUNK])
     report.deactivated = len(leaving)
-    added, updated = [], []
-    for row in rows:
-        values = {
+
+    def values(row: PersonRow) -> dict:
+        member = matches.get(row.row)
+        common = {
             "name": row.name,
             "branch_id": branches[row.branch].id,
             "category": row.category.value,
@@ -527,34 +545,32 @@ async def _apply_members(
             "active": True,
             "updated_at": now,
         }
-        member = matches.get(row.row)
         if member is None:
-            added.append(
-                {
-                    **values,
-                    "organisation_id": organisation.id,
-                    "roster_id": row.roster_id,
-                    "locale": row.locale,
-                    "reminders_muted": False,
-                    "created_at": now,
-                }
-            )
-        else:
-            # The roster gives a default language; a member's own /lang choice stays theirs.
-            updated.append(
-                {
-                    **values,
-                    "member_id": member.id,
-                    "roster_id": row.roster_id or member.roster_id,
-                    "locale": member.locale or row.locale,
-                }
-            )
+            return {
+                **common,
+                "organisation_id": organisation.id,
+                "roster_id": row.roster_id,
+                "locale": row.locale,
+                "reminders_muted": False,
+                "created_at": now,
+            }
+        # The roster gives a default language; a member's own /lang choice stays theirs.
+        return {
+            **common,
+            "member_id": member.id,
+            "roster_id": row.roster_id or member.roster_id,
+            "locale": member.locale or row.locale,
+        }
+
+    added = [row for row in rows if row.row not in matches]
+    updated = [row for row in rows if row.row in matches]
     report.added, report.updated = len(added), len(updated)
     done = 0
-    for statement, params in ((table.insert(), added), (update, updated)):
-        for start in range(0, len(params), _CHUNK):
-            chunk = params[start : start + _CHUNK]
-            await session.exec(statement, params=chunk)
+    for statement, chosen in ((table.insert(), added), (update, updated)):
+        # The parameters of one chunk at a time: a million dicts would not fit.
+        for start in range(0, len(chosen), _CHUNK):
+            chunk = chosen[start : start + _CHUNK]
+            await session.exec(statement, params=[values(row) for row in chunk])
             done += len(chunk)
             progress(done, len(rows))
     for member in [*matches.values(), *leaving]:
