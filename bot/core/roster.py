@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam
+import sqlalchemy
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import format_roles
@@ -508,19 +508,46 @@ def _match_members(
     return matches
 
 
-# Rows per executemany: a province's roster has a million.
-_CHUNK = 5000
+# Rows per statement: a province's roster has a million, and SQLite takes 32,766 parameters.
+_CHUNK = 2000
+
+
+async def _write(session, table, rows: list[dict], *, key: str | None = None) -> None:
+    """Insert the rows (or, with `key`, update the members whose id is each row's `key` with
+    the row's other columns) in a few multi-row statements. Not a plain executemany: that
+    is a statement per row on PostgreSQL, and the roster version's trigger fires for each
+    (SQLite cannot name the columns of a VALUES list, and runs a statement per row fast)."""
+    if not rows:
+        return
+    if key is None:
+        # With RETURNING, SQLAlchemy sends the rows as batches of multi-row VALUES.
+        await session.exec(table.insert().returning(table.c.id), params=rows)
+        return
+    names = [name for name in rows[0] if name != key]
+    if session.bind.dialect.name == "sqlite":  # a row at a time costs nothing there
+        by_key = table.c.id == sqlalchemy.bindparam(key)
+        await session.exec(table.update().where(by_key), params=rows)
+        return
+    given = sqlalchemy.values(
+        sqlalchemy.column(key, sqlalchemy.Integer),
+        *(sqlalchemy.column(name, table.c[name].type) for name in names),
+        name="given",
+    ).data([tuple(row[name] for name in (key, *names)) for row in rows])
+    await session.exec(
+        table.update()
+        .where(table.c.id == given.c[key])
+        .values({name: given.c[name] for name in names})
+    )
 
 
 async def _apply_members(
     session, organisation, branches, roster, matches, leaving, report, now, progress
 ) -> None:
-    """Write the members through a few statements, each executed for a chunk of rows at a
-    time (no object per member: a roster may hold a million), calling `progress(done,
-    total)` after each chunk. The member objects loaded before leave the session (stale)."""
+    """Write the members a chunk of rows at a time (no object per member: a roster may hold
+    a million), calling `progress(done, total)` after each chunk. The member objects loaded
+    before leave the session (stale)."""
     rows = [row for row in roster.people if row.category is not None]
     table = Member.__table__
-    by_id = table.c.id == bindparam("member_id")
     # Names move in two steps, so two members may swap names without a clash in between.
     renamed = [
         {"member_id": member.id, "name": f"~renaming~{member.id}"}
@@ -529,13 +556,12 @@ async def _apply_members(
         and (member.name, member.branch_id) != (row.name, branches[row.branch].id)
     ]
     leaving_rows = [{"member_id": m.id, "active": False, "updated_at": now} for m in leaving]
-    update = table.update().where(by_id)  # SET the columns each row of params names
     for params in (renamed, leaving_rows):
         for start in range(0, len(params), _CHUNK):
-            await session.exec(update, params=params[start : start + _CHUNK])
+            await _write(session, table, params[start : start + _CHUNK], key="member_id")
     report.deactivated = len(leaving)
 
-    def values(row: PersonRow) -> dict:
+    def member_values(row: PersonRow) -> dict:
         member = matches.get(row.row)
         common = {
             "name": row.name,
@@ -566,11 +592,11 @@ async def _apply_members(
     updated = [row for row in rows if row.row in matches]
     report.added, report.updated = len(added), len(updated)
     done = 0
-    for statement, chosen in ((table.insert(), added), (update, updated)):
+    for key, chosen in ((None, added), ("member_id", updated)):
         # The parameters of one chunk at a time: a million dicts would not fit.
         for start in range(0, len(chosen), _CHUNK):
             chunk = chosen[start : start + _CHUNK]
-            await session.exec(statement, params=[values(row) for row in chunk])
+            await _write(session, table, [member_values(row) for row in chunk], key=key)
             done += len(chunk)
             progress(done, len(rows))
     for member in [*matches.values(), *leaving]:
