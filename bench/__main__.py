@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from bench import delivery, digests, evaluation, summaries, updates, wecom
+from bench import delivery, digests, evaluation, scale, summaries, updates, wecom
 
 BENCHMARKS = {
     "updates": updates.run,
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "digests": digests.run_digests,
     "export": digests.run_export,
     "wecom": wecom.run,
+    "scale": scale.run,
 }
 
 

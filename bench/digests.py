@@ -52,14 +52,22 @@ rectification_due = {today + timedelta(days=40)}
 
 
 async def _quarter(runtime: Runtime, *, members: int, branches: int) -> tuple[int, float]:
-    """An organisation in the middle of a quarter: 70% of summaries in, a pledge each, half
-    the summaries reviewed, some rectification (a third overdue), and a round of 群众评议
-    running with a third of the members done. Its id, and the seconds opening the round took
-    (every member and branch a target, with its count rows)."""
+    """An organisation in the middle of a quarter (`quarter_underway`): its id, and the
+    seconds opening the round took."""
     organisation_id = await populate(runtime, members=members, branches=branches)
+    return organisation_id, await quarter_underway(runtime, organisation_id)
+
+
+async def quarter_underway(
+    runtime: Runtime, organisation_id: int, more_campaign: str = ""
+) -> float:
+    """The organisation in the middle of a quarter: 70% of summaries in, a pledge each, half
+    the summaries reviewed, some rectification (a third overdue), and a round of 群众评议
+    running with a third of the members done. The seconds opening the round took (every
+    member and branch a target). `more_campaign` is added to the campaign file."""
     now = runtime.clock.now()
     today = now.date()
-    spec, problems = calendar.parse_campaign(_campaign(today))
+    spec, problems = calendar.parse_campaign(_campaign(today) + more_campaign)
     assert not problems, problems
     async with runtime.db.session() as session:
         await calendar.load_campaign(session, organisation_id=organisation_id, spec=spec, now=now)
@@ -167,7 +175,7 @@ async def _quarter(runtime: Runtime, *, members: int, branches: int) -> tuple[in
                 if n % 3 == 0
             ],
         )
-    return organisation_id, opening
+    return opening
 
 
 def _render_all(runtime: Runtime, found: digests.Digest) -> int:
@@ -202,7 +210,7 @@ def _render_all(runtime: Runtime, found: digests.Digest) -> int:
     return parts
 
 
-async def _every_digest(runtime: Runtime, organisation_id: int) -> tuple[float, int, int, int]:
+async def every_digest(runtime: Runtime, organisation_id: int) -> tuple[float, int, int, int]:
     """(seconds, statements, digests, message parts) for every branch's digest and the
     organisation's, worked out once and rendered."""
     with counting(runtime) as statements:
@@ -235,8 +243,8 @@ def _digests_measure(members: int, branches: int):
     async def measure(runtime: Runtime) -> dict:
         small_id, _ = await _quarter(runtime, members=members // 10, branches=branches // 10)
         organisation_id, opening = await _quarter(runtime, members=members, branches=branches)
-        small_seconds, small_statements, _, _ = await _every_digest(runtime, small_id)
-        seconds, statements, count, parts = await _every_digest(runtime, organisation_id)
+        small_seconds, small_statements, _, _ = await every_digest(runtime, small_id)
+        seconds, statements, count, parts = await every_digest(runtime, organisation_id)
         floor = await _floor(runtime, organisation_id)
         return {
             "members": members,

@@ -11,7 +11,13 @@ from datetime import timedelta
 from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlmodel import insert, select
 
-from bench.harness import bind_telegram_accounts, counting, each_database, peak_memory_mb
+from bench.harness import (
+    bind_telegram_accounts,
+    counting,
+    each_database,
+    floors,
+    peak_memory_mb,
+)
 from bot.core import ballot_counting, evaluation, evaluation_results
 from bot.core.evaluation import MEMBERS, Outcome, Rater
 from bot.runtime import Runtime
@@ -185,6 +191,7 @@ def _ballots_measure(ballots: int):
         waiting = len(runtime.pending)
         # The floor's rate settles long before a hundred thousand rows.
         floor = await _floor_rate(runtime, min(ballots, max(ballots // 5, 2000)))
+        echo, durable = await floors(runtime.db.url, min(ballots, 2000))
         rate = ballots / seconds
         return {
             "ballots": ballots,
@@ -194,6 +201,10 @@ def _ballots_measure(ballots: int):
             "ballots_per_s": round(rate, 1),
             "floor_per_s": round(floor, 1),
             "ratio_to_floor": round(rate / floor, 3),
+            "echo_floor_per_s": round(echo, 1),
+            "ratio_to_echo_floor": round(rate / echo, 3),
+            "durable_floor_per_s": round(durable, 1),
+            "ratio_to_durable_floor": round(rate / durable, 3),
             "first_tenth_per_s": round(tenth / (marks[0] - started), 1),
             "last_tenth_per_s": round(tenth / (marks[-1] - marks[-2]), 1)
             if len(marks) > 1

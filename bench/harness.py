@@ -16,6 +16,7 @@ from sqlmodel import insert, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.channels.local.chat import Person
 from bot.channels.telegram import CHANNEL
 from bot.channels.telegram.app import LOCAL_TOKEN, build_application
 from bot.channels.telegram.local_api import LocalBotAPI
@@ -57,17 +58,32 @@ async def bot_on_sqlite_file(
         await runtime.db.dispose()
 
 
-async def _echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _echo_only(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_chat.send_message(update.effective_message.text or "…")
 
 
-async def _answer(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _answer_only(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.callback_query.answer()
 
 
 @asynccontextmanager
-async def echo_floor() -> AsyncIterator[LocalChat]:
-    """The framework's floor: the same Application and Bot API with a bare echo handler."""
+async def echo_floor(
+    write: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[LocalChat]:
+    """The framework's floor: the same Application and Bot API with a bare echo handler
+    (which first awaits `write`, when given, on every update)."""
+    if write is not None:
+
+        async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            await write()
+            await _echo_only(update, context)
+
+        async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            await write()
+            await _answer_only(update, context)
+
+    else:
+        _echo, _answer = _echo_only, _answer_only
     clock = ManualClock(START)
     api = LocalBotAPI(now=lambda: clock.now().timestamp())
     application = (
@@ -82,6 +98,59 @@ async def echo_floor() -> AsyncIterator[LocalChat]:
     application.add_handler(CallbackQueryHandler(_answer))
     async with application:
         yield LocalChat(application, api, clock)
+
+
+@asynccontextmanager
+async def durable_floor(database_url: str) -> AsyncIterator[LocalChat]:
+    """The echo floor plus one durable write per update: an UPDATE of one row and its COMMIT,
+    straight through the driver the bot uses (aiosqlite with the bot's pragmas, or psycopg),
+    on the same kind of database. What the hardware allows an update that writes."""
+    url = make_url(async_url(database_url))
+    if url.get_backend_name() == "sqlite":
+        import aiosqlite
+
+        connection = await aiosqlite.connect(url.database)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON"):
+            await connection.execute(f"PRAGMA {pragma}")
+        placeholder = "?"
+    else:
+        import psycopg
+
+        connection = await psycopg.AsyncConnection.connect(
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        placeholder = "%s"
+    await connection.execute("DROP TABLE IF EXISTS bench_durable")
+    await connection.execute("CREATE TABLE bench_durable (id INTEGER PRIMARY KEY, n INTEGER)")
+    await connection.execute("INSERT INTO bench_durable VALUES (1, 0)")
+    await connection.commit()
+    statement = f"UPDATE bench_durable SET n = n + 1 WHERE id = {placeholder}"
+
+    async def write() -> None:
+        await connection.execute(statement, (1,))
+        await connection.commit()
+
+    try:
+        async with echo_floor(write) as chat:
+            yield chat
+    finally:
+        await connection.execute("DROP TABLE bench_durable")
+        await connection.commit()
+        await connection.close()
+
+
+async def floors(database_url: str, updates: int) -> tuple[float, float]:
+    """Messages per second through the echo floor and through the durable-write floor,
+    measured now (`updates` of each)."""
+    rates = []
+    for floor in (echo_floor(), durable_floor(database_url)):
+        async with floor as chat:
+            person = Person(777_000_001, "基准")
+            started = time.perf_counter()
+            for _ in range(updates):
+                await chat.send(person, "本季度认真履行岗位职责。")
+            rates.append(updates / (time.perf_counter() - started))
+    return rates[0], rates[1]
 
 
 async def populate(runtime: Runtime, *, members: int, branches: int) -> int:

@@ -1,7 +1,9 @@
 """A quarter's self-summaries, each a whole conversation, through the application; against
 the echo floor measured in the same run."""
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import insert, select
 
@@ -10,6 +12,7 @@ from bench.harness import (
     START,
     bot_on_sqlite_file,
     counting,
+    durable_floor,
     echo_floor,
     peak_memory_mb,
     populate,
@@ -116,7 +119,9 @@ async def _quarter(database_url: str | None, members: int) -> tuple[list[Person]
 
 
 async def run(scale: float = 1.0) -> list[dict]:
-    """On a SQLite file, then on PostgreSQL when it answers; one echo floor for both."""
+    """On a SQLite file, then on PostgreSQL when it answers; one echo floor for both, and a
+    durable-write floor per database (the same updates, each one UPDATE and COMMIT through
+    that database's driver)."""
     members = int(10_000 * scale)
     runs = {"sqlite-file": await _quarter(None, members)}
     problem = await reset_postgres(POSTGRES_URL)
@@ -124,9 +129,19 @@ async def run(scale: float = 1.0) -> list[dict]:
         runs["postgresql"] = await _quarter(POSTGRES_URL, members)
     people, counted, _, _ = runs["sqlite-file"]
     per_person = round(counted / members)
+    floor_updates = per_person * members
     async with echo_floor() as floor_chat:
         floor_seconds = await timed(lambda: _replay(floor_chat, people, per_person))
-    floor_rate = per_person * members / floor_seconds
+    floor_rate = floor_updates / floor_seconds
+    durable_rates = {}
+    with tempfile.TemporaryDirectory() as folder:
+        durable_urls = {"sqlite-file": f"sqlite:///{Path(folder) / 'durable.db'}"}
+        if problem is None:
+            durable_urls["postgresql"] = POSTGRES_URL
+        for database, url in durable_urls.items():
+            async with durable_floor(url) as floor_chat:
+                seconds = await timed(lambda chat=floor_chat: _replay(chat, people, per_person))
+            durable_rates[database] = floor_updates / seconds
     lines = [
         {
             "benchmark": "quarter_of_summaries",
@@ -138,6 +153,8 @@ async def run(scale: float = 1.0) -> list[dict]:
             "ratio_to_floor": round(counted / seconds / floor_rate, 3),
             "target_ratio": 0.35,
             "statements_per_update": round(statements / counted, 2),
+            "durable_floor_per_s": round(durable_rates[database], 1),
+            "ratio_to_durable_floor": round(counted / seconds / durable_rates[database], 3),
             "peak_memory_mb": peak_memory_mb(),
         }
         for database, (_, counted, seconds, statements) in runs.items()

@@ -144,6 +144,21 @@ def _say(runtime: Runtime, template: str, **values: object) -> None:
     print(runtime.messages.render(runtime.settings.default_locale, template, **values))
 
 
+def _progress_bar(runtime: Runtime, template: str, width: int = 24):
+    """A `progress(done, total)` that redraws one line on standard error, ended at the total."""
+
+    def progress(done: int, total: int) -> None:
+        filled = width * done // max(total, 1)
+        bar = "[" + "#" * filled + "." * (width - filled) + "]"
+        line = runtime.messages.render(
+            runtime.settings.default_locale, template, bar=bar, done=done, total=total
+        )
+        end = "\n" if done >= total else ""
+        print(f"\r{line.strip()}", end=end, file=sys.stderr, flush=True)
+
+    return progress
+
+
 def _file_problem(runtime: Runtime, error: OSError, outputs: list[Path | None]) -> None:
     """One line for a file that could not be read or, if it is one of `outputs` (or inside
     one of them), written."""
@@ -191,6 +206,7 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
             timezone=runtime.settings.timezone,
             now=runtime.clock.now(),
             allow_removals=args.allow_removals,
+            progress=_progress_bar(runtime, "cli_roster_progress.txt"),
         )
         if not report.ok:
             await session.rollback()

@@ -3,17 +3,17 @@
 Ballots reach the database only as batches (bot.core.pending_ballots): a batch writes
 its raters' participation rows in shuffled order, the sum of its choices into every count
 row of the target (chosen or not), and its comments as rows under random keys, in one
-transaction.
+transaction. A target's count rows appear with its first batch: an absent row counts zero
+(a round of 1,000,000 members would otherwise open with 30,000,000 rows of zeros).
 """
 
-import functools
 import random
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, case, func, insert, literal, union_all
-from sqlmodel import col, delete, select, update
+from sqlalchemy import String, case, cast, func, insert, literal, or_, true
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import dialect_insert
@@ -25,6 +25,8 @@ from storage.models import (
     EvaluationRound,
     EvaluationTally,
     EvaluationTarget,
+    Member,
+    TargetKind,
 )
 
 # Rows per executemany: a round of 100,000 members writes millions of count rows.
@@ -60,26 +62,53 @@ async def add_rows(session: AsyncSession, *, table, rows: Sequence[dict]) -> Non
         await session.exec(statement, params=rows[start : start + _CHUNK])
 
 
-async def add_empty_counts(
-    session: AsyncSession, *, round_id: int, items: dict[str, int], levels: int
+async def add_targets(
+    session: AsyncSession,
+    *,
+    round_id: int,
+    organisation_id: int,
+    leadership_roles: Sequence[str],
+    cadre_category: str,
 ) -> None:
-    """Every target of the round its count rows at zero (items × levels, by the target's kind),
-    written by the database from the targets in one statement."""
-    numbers = union_all(
-        *(select(literal(n, type_=Integer).label("n")) for n in range(max(*items.values(), levels)))
-    ).cte("numbers")
-    item, level = numbers.alias("item"), numbers.alias("level")
-    target = EvaluationTarget
+    """Every active member and every branch with one a target of the round, written by the
+    database from the member rows in two statements: a member holding one of
+    `leadership_roles` is of the leadership, and rated as a leading cadre like one of
+    `cadre_category`."""
+    active = (Member.organisation_id == organisation_id, Member.active)
+    columns = ["round_id", "target", "kind", "branch_id", "leadership"]
     await session.exec(
-        insert(EvaluationTally).from_select(
-            ["round_id", "target", "item", "level", "count"],
-            select(target.round_id, target.target, item.c.n, level.c.n, literal(0, type_=Integer))
-            .select_from(
-                target.__table__.join(
-                    item, item.c.n < case(items, value=target.kind, else_=0)
-                ).join(level, level.c.n < levels)
+        insert(EvaluationTarget).from_select(
+            columns,
+            select(
+                literal(round_id),
+                literal("branch:") + cast(Member.branch_id, String),
+                literal(TargetKind.BRANCH.value),
+                Member.branch_id,
+                literal(False),
             )
-            .where(target.round_id == round_id),
+            .where(*active)
+            .distinct(),
+        )
+    )
+    # roles is a space-separated list ("member secretary"): a role is a word of it.
+    words = literal(" ") + Member.roles + literal(" ")
+    leadership = or_(*(words.like(f"% {role} %") for role in leadership_roles))
+    await session.exec(
+        insert(EvaluationTarget).from_select(
+            columns,
+            select(
+                literal(round_id),
+                literal("member:") + cast(Member.id, String),
+                case(
+                    (
+                        leadership | (Member.category == cadre_category),
+                        TargetKind.LEADING_CADRE.value,
+                    ),
+                    else_=TargetKind.ORDINARY.value,
+                ),
+                Member.branch_id,
+                case((leadership, true()), else_=False),
+            ).where(*active),
         )
     )
 
@@ -185,48 +214,28 @@ async def recorded(
     return set(result.all()) & pairs
 
 
-@functools.cache
-def _add_to_counts(cells: int, levels: int):
-    """The UPDATE that adds a batch's sums to every count row of a target, built once per
-    shape: the sum for each (item, level) cell is a parameter (added_0, added_1, …)."""
-    cell = EvaluationTally.item * levels + EvaluationTally.level
-    return (
-        update(EvaluationTally.__table__)
-        .where(
-            EvaluationTally.round_id == bindparam("of_round", type_=Integer),
-            EvaluationTally.target == bindparam("of_target"),
-        )
-        .values(
-            count=EvaluationTally.count
-            + case(
-                {n: bindparam(f"added_{n}", type_=Integer) for n in range(cells)},
-                value=cell,
-                else_=0,
-            )
-        )
-    )
-
-
 async def add_to_tallies(
     session: AsyncSession, *, round_id: int, sums: dict[str, Sequence[Sequence[int]]]
 ) -> None:
-    """Batches' choices, summed per target, item and level, added to the targets' counts:
-    one statement per shape of item list, executed for every target.
+    """Batches' choices, summed per target, item and level, added to the targets' counts
+    (a row the target did not have yet starts at the sum): one statement, executed for
+    every cell of every target.
 
-    Every count row of a target is rewritten, chosen or not, so no row's version says which
-    levels the batch chose."""
-    by_shape: dict[tuple[int, int], list[dict]] = {}
-    for target, per_item in sums.items():
-        added = [n for per_level in per_item for n in per_level]
-        by_shape.setdefault((len(added), len(per_item[0])), []).append(
-            {
-                "of_round": round_id,
-                "of_target": target,
-                **{f"added_{n}": value for n, value in enumerate(added)},
-            }
-        )
-    for (cells, levels), params in by_shape.items():
-        await session.exec(_add_to_counts(cells, levels), params=params)
+    Every count cell of a target is written, chosen or not, so no row's version (nor its
+    being there) says which levels the batch chose."""
+    rows = [
+        {"round_id": round_id, "target": target, "item": item, "level": level, "count": n}
+        for target, per_item in sums.items()
+        for item, per_level in enumerate(per_item)
+        for level, n in enumerate(per_level)
+    ]
+    statement = dialect_insert(session)(EvaluationTally)
+    statement = statement.on_conflict_do_update(
+        index_elements=["round_id", "target", "item", "level"],
+        set_={"count": EvaluationTally.count + statement.excluded.count},
+    )
+    for start in range(0, len(rows), _CHUNK):
+        await session.exec(statement, params=rows[start : start + _CHUNK])
 
 
 async def add_comments(
@@ -244,15 +253,117 @@ async def add_comments(
     )
 
 
-async def tallies(session: AsyncSession, *, round_id: int) -> Sequence[EvaluationTally]:
-    result = await session.exec(select(EvaluationTally).where(EvaluationTally.round_id == round_id))
+def _in_scope(table, round_id: int, branch_id: int | None, target: str | None):
+    """The rows of `table` (keyed by round and target) of the round's targets in a branch,
+    or of one target, or all."""
+    if target is not None:
+        return [table.target == target]
+    if branch_id is not None:
+        return [
+            table.target.in_(
+                select(EvaluationTarget.target).where(
+                    EvaluationTarget.round_id == round_id, EvaluationTarget.branch_id == branch_id
+                )
+            )
+        ]
+    return []
+
+
+async def target_figures(
+    session: AsyncSession,
+    *,
+    round_id: int,
+    satisfied_levels: int,
+    branch_id: int | None = None,
+    target: str | None = None,
+) -> Sequence[tuple[str, str, int, int, int, int]]:
+    """(target, kind, branch id, raters, ballots' choices in the satisfied levels, all
+    choices) of the round's targets (of a branch, or one), summed by the database: a target
+    rated by nobody has no count rows, and zeros."""
+    counts = (
+        select(
+            EvaluationTally.target,
+            func.sum(case((EvaluationTally.item == 0, EvaluationTally.count), else_=0)).label(
+                "raters"
+            ),
+            func.sum(
+                case((EvaluationTally.level < satisfied_levels, EvaluationTally.count), else_=0)
+            ).label("satisfied"),
+            func.sum(EvaluationTally.count).label("choices"),
+        )
+        .where(
+            EvaluationTally.round_id == round_id,
+            *_in_scope(EvaluationTally, round_id, branch_id, target),
+        )
+        .group_by(EvaluationTally.target)
+        .subquery()
+    )
+    result = await session.exec(
+        select(
+            EvaluationTarget.target,
+            EvaluationTarget.kind,
+            EvaluationTarget.branch_id,
+            func.coalesce(counts.c.raters, 0),
+            func.coalesce(counts.c.satisfied, 0),
+            func.coalesce(counts.c.choices, 0),
+        )
+        .outerjoin(counts, counts.c.target == EvaluationTarget.target)
+        .where(
+            EvaluationTarget.round_id == round_id,
+            *([EvaluationTarget.branch_id == branch_id] if branch_id is not None else []),
+            *([EvaluationTarget.target == target] if target is not None else []),
+        )
+    )
     return result.all()
 
 
-async def comments(session: AsyncSession, *, round_id: int) -> dict[str, list[str]]:
+def _shown(round_id: int, min_raters: int, branch_id: int | None, target: str | None):
+    """The targets in scope rated by at least `min_raters` (whose figures may be shown)."""
+    return (
+        select(EvaluationTally.target)
+        .where(
+            EvaluationTally.round_id == round_id,
+            EvaluationTally.item == 0,
+            *_in_scope(EvaluationTally, round_id, branch_id, target),
+        )
+        .group_by(EvaluationTally.target)
+        .having(func.sum(EvaluationTally.count) >= min_raters)
+    )
+
+
+async def item_counts(
+    session: AsyncSession,
+    *,
+    round_id: int,
+    min_raters: int,
+    branch_id: int | None = None,
+    target: str | None = None,
+) -> Sequence[tuple[str, int, int, int]]:
+    """(target, item, level, count) of the count rows of the targets (of a branch, or one)
+    rated by at least `min_raters`: those whose figures may be shown."""
+    shown = _shown(round_id, min_raters, branch_id, target)
+    result = await session.exec(
+        select(
+            EvaluationTally.target,
+            EvaluationTally.item,
+            EvaluationTally.level,
+            EvaluationTally.count,
+        ).where(
+            EvaluationTally.round_id == round_id,
+            col(EvaluationTally.target).in_(shown),
+            *_in_scope(EvaluationTally, round_id, branch_id, target),
+        )
+    )
+    return result.all()
+
+
+async def comments(
+    session: AsyncSession, *, round_id: int, branch_id: int | None = None, target: str | None = None
+) -> dict[str, list[str]]:
     result = await session.exec(
         select(EvaluationComment.target, EvaluationComment.text).where(
-            EvaluationComment.round_id == round_id
+            EvaluationComment.round_id == round_id,
+            *_in_scope(EvaluationComment, round_id, branch_id, target),
         )
     )
     found: dict[str, list[str]] = {}

@@ -67,6 +67,8 @@ async def _insert_selected(session: AsyncSession, chosen) -> int:
         dialect_insert(session)(OutboxMessage)
         .from_select(_OUTBOX_COLUMNS, chosen)
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+        # SQLAlchemy fetches an INSERT's rowcount only when asked: -1 on PostgreSQL otherwise.
+        .execution_options(preserve_rowcount=True)
     )
     return (await session.exec(statement)).rowcount
 
@@ -343,6 +345,7 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
         dialect_insert(session)(OutboxMessage)
         .values(values)
         .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+        .execution_options(preserve_rowcount=True)
     )
     return result.rowcount
 

@@ -90,6 +90,14 @@ async def liaison_map(session: AsyncSession, *, organisation_id: int) -> dict[in
     return {link.branch_id: link.member_id for link in result.all()}
 
 
+async def member_id_by_name(session: AsyncSession, *, branch_id: int, name: str) -> int | None:
+    """The active member of that name in that branch (a roster holds one at most)."""
+    result = await session.exec(
+        select(Member.id).where(Member.branch_id == branch_id, Member.name == name, Member.active)
+    )
+    return result.first()
+
+
 async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int | None) -> None:
     link = await session.get(BranchLiaison, branch_id)
     if member_id is None:

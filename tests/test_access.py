@@ -141,8 +141,8 @@ async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
 
     # Give 市场管理党支部 its own 孙伟 too.
     people_table, branch_table = roster.read_tables(demo_files()[0], demo_files()[1])
-    people_table.append(["D99", "孙伟", "市场管理党支部", "", "普通党员", ""])
-    report = await import_roster(runtime, people_table, branch_table)
+    rows = [*people_table, ["D99", "孙伟", "市场管理党支部", "", "普通党员", ""]]
+    report = await import_roster(runtime, rows, branch_table)
     assert report.ok
     organiser = people["周敏"]
     await chat.send(organiser, "/invites 孙伟")

@@ -33,7 +33,10 @@ def at_command_line(monkeypatch, tmp_path, database_url):
 async def test_the_xlsx_sample_imports_with_its_branches_sheet(at_command_line, runtime, capsys):
     sample = demo.SAMPLES / "demo_roster.xlsx"
     assert await cli("roster", "import", str(sample), "--organisation", "示范局") == 0
-    assert "导入成功：新增 24 人，更新 0 人，停用 0 人，新增支部 3 个" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "导入成功：新增 24 人，更新 0 人，停用 0 人，新增支部 3 个" in said.out
+    # The members are written with a progress bar, redrawn on one line of standard error.
+    assert said.err.endswith("\r正在写入名册 [########################] 20 / 20 人\n")
     async with runtime.db.session() as session:
         organisation = await people.get_organisation(session)
         branches = await people.list_branches(session, organisation_id=organisation.id)

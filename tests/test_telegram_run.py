@@ -200,3 +200,18 @@ def test_an_update_acknowledged_just_before_kill_9_is_answered_after_the_restart
     assert process.returncode == 0, stderr
     replies = [params for method, params in fake_telegram.calls if method == "sendMessage"]
     assert len(replies) == 1 and replies[0]["chat_id"] == 555
+
+
+@pytest.mark.slow
+def test_the_run_path_leaves_charts_workbooks_and_documents_unloaded():
+    """matplotlib, openpyxl, python-docx and reportlab cost tens of megabytes: they load
+    when a chart, workbook or document is first made, not when the bot starts."""
+    heavy = ["matplotlib", "numpy", "PIL", "openpyxl", "docx", "reportlab", "qrcode"]
+    probe = (
+        "import sys, bot.__main__, bot.channels.telegram.polling, bot.channels.telegram.app; "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.split() == []

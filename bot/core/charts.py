@@ -10,10 +10,11 @@ import io
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib is loaded with the first chart: it costs 27 MB and 2 s
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
 
 WIDTH_INCHES = 8.0
 DPI = 100
@@ -30,8 +31,10 @@ class Bar:
 
 
 @cache
-def font(path: str | None = None) -> font_manager.FontProperties:
+def font(path: str | None = None) -> "FontProperties":
     """The CJK font every chart's text is set in: the given file, or Noto Sans CJK SC."""
+    from matplotlib import font_manager
+
     path = path or str(resources.files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf")
     font_manager.fontManager.addfont(path)
     return font_manager.FontProperties(fname=path)
@@ -53,9 +56,12 @@ def bar_figure(
     flag_below: float | None = None,
     flag_label: str | None = None,
     font_path: str | None = None,
-) -> Figure:
+) -> "Figure":
     """Horizontal bars in percent, one group per label; a dashed line at `flag_below`,
     named `flag_label` in the legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     bars = bars[:MAX_ROWS]
     properties = font(font_path)
     rows = max(len(bars), 1)

@@ -13,11 +13,6 @@ import re
 import zipfile
 from dataclasses import astuple, dataclass
 
-from docx import Document
-from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.oxml.ns import qn
-from docx.shared import Pt
-
 from bot.core.text import normalise
 
 UPLOAD_LIMIT = 2 * 1024 * 1024  # bytes: a 1,500-字 document is far smaller
@@ -66,6 +61,8 @@ def _raw_text_of(filename: str, content: bytes) -> str:
         raise UnreadableDocument(filename)
     if name.endswith(".docx"):
         _check_unpacked_size(filename, content)
+        from docx import Document  # loaded with the first document, not with the bot
+
         try:
             document = Document(io.BytesIO(content))
         except Exception as error:  # noqa: BLE001 - a damaged or renamed file
@@ -104,6 +101,11 @@ class Entry:
 
 def compile_docx(title: str, entries: list[Entry], branch_label: str) -> bytes:
     """One document: the title, then per category and prize each nominee's material."""
+    from docx import Document
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
+
     title, branch_label = xml_safe(title), xml_safe(branch_label)
     document = Document()
     style = document.styles["Normal"]

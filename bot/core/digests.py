@@ -380,7 +380,7 @@ async def _add_evaluation(session, rows, evaluation_round, branch_id, now) -> No
                 figures.started, figures.not_done = line.started, line.not_done
     elif state == RoundState.CLOSED:
         found = await evaluation_results.results(
-            session, evaluation_round=evaluation_round, branch_id=branch_id
+            session, evaluation_round=evaluation_round, branch_id=branch_id, items=False
         )
         for total in found.totals:
             row = rows.get(total.branch_id)

@@ -19,7 +19,7 @@ from typing import Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.access import Actor, overseen_branch, parse_roles
+from bot.core.access import Actor, overseen_branch
 from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from bot.core.pending_ballots import Batch, Confirmed, PendingBallots
@@ -318,44 +318,14 @@ async def configure(
 
 
 async def _set_targets(session: AsyncSession, evaluation_round: EvaluationRound) -> None:
-    """Everyone and every branch rated in the round, each with its counts at zero."""
-    settings = RoundSettings.of(evaluation_round)
-    members = (
-        await session.exec(
-            select(Member).where(
-                Member.organisation_id == evaluation_round.organisation_id, Member.active
-            )
-        )
-    ).all()
-    targets = [
-        {
-            "round_id": evaluation_round.id,
-            "target": f"branch:{branch_id}",
-            "kind": TargetKind.BRANCH.value,
-            "branch_id": branch_id,
-            "leadership": False,
-        }
-        for branch_id in sorted({m.branch_id for m in members})
-    ]
-    for member in members:
-        roles = parse_roles(member.roles)
-        leadership = bool(roles & {Role.LEADER, Role.PARTY_SECRETARY})
-        cadre = leadership or member.category == Category.LEADING_CADRE
-        targets.append(
-            {
-                "round_id": evaluation_round.id,
-                "target": f"member:{member.id}",
-                "kind": (TargetKind.LEADING_CADRE if cadre else TargetKind.ORDINARY).value,
-                "branch_id": member.branch_id,
-                "leadership": leadership,
-            }
-        )
-    await queries.add_rows(session, table=EvaluationTarget, rows=targets)
-    await queries.add_empty_counts(
+    """Everyone and every branch rated in the round; their counts start with the first
+    batch (no row is a zero)."""
+    await queries.add_targets(
         session,
         round_id=evaluation_round.id,
-        items={kind.value: len(settings.items_for(kind.value)) for kind in TargetKind},
-        levels=len(settings.scale),
+        organisation_id=evaluation_round.organisation_id,
+        leadership_roles=[Role.LEADER.value, Role.PARTY_SECRETARY.value],
+        cadre_category=Category.LEADING_CADRE.value,
     )
 
 
@@ -578,12 +548,21 @@ async def targets_for(
     return sorted(views, key=lambda v: (order[TargetKind(v.target.kind)], v.name))
 
 
-async def target_names(session: AsyncSession, *, keys: list[str]) -> dict[str, str]:
-    """ "member:<id>" / "branch:<id>" → the member's or the branch's name."""
+async def target_names(
+    session: AsyncSession, *, keys: list[str], organisation_id: int | None = None
+) -> dict[str, str]:
+    """ "member:<id>" / "branch:<id>" → the member's or the branch's name. Past a thousand
+    keys (and with the organisation) the names of all its members are read instead: a
+    list of a million ids is no query."""
     member_ids = [int(k.split(":")[1]) for k in keys if k.startswith("member:")]
     branch_ids = [int(k.split(":")[1]) for k in keys if k.startswith("branch:")]
     found = {}
-    if member_ids:
+    if len(member_ids) > 1000 and organisation_id is not None:
+        rows = await session.exec(
+            select(Member.id, Member.name).where(Member.organisation_id == organisation_id)
+        )
+        found |= {f"member:{i}": name for i, name in rows.all()}
+    elif member_ids:
         rows = await session.exec(
             select(Member.id, Member.name).where(col(Member.id).in_(member_ids))
         )

@@ -46,6 +46,8 @@ class TargetResult:
     comments: list[str] = field(default_factory=list)
     comments_withheld: bool = False  # there are comments, too few to show
     by_code: int = 0  # how many of the raters used an evaluation code
+    # (choices in the satisfied levels, all choices) over every item, for pooled figures
+    pooled: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -78,49 +80,50 @@ async def results(
     evaluation_round: EvaluationRound,
     branch_id: int | None = None,
     target: str | None = None,
+    items: bool = True,
 ) -> RoundResults:
-    """Every target's results (of one branch, or one target), thresholds applied.
+    """Every target's results (of one branch, or one target), thresholds applied; with
+    `items`, each shown target's figures per item too.
 
-    A constant number of queries whatever the number of targets."""
+    The database sums the counts (a round may have 1,000,000 targets and thirty count rows
+    each): a constant number of queries whatever the number of targets."""
     settings = RoundSettings.of(evaluation_round)
-    targets = [
-        t
-        for t in await queries.targets_of(session, round_id=evaluation_round.id)
-        if (branch_id is None or t.branch_id == branch_id) and target in (None, t.target)
-    ]
-    wanted = {t.target for t in targets}
-    counts: dict[str, dict[int, list[int]]] = defaultdict(dict)
+    round_id, scope = evaluation_round.id, {"branch_id": branch_id, "target": target}
+    figures = await queries.target_figures(
+        session, round_id=round_id, satisfied_levels=settings.satisfied_levels, **scope
+    )
+    per_item: dict[str, dict[int, list[int]]] = defaultdict(dict)
     levels = len(settings.scale)
-    for row in await queries.tallies(session, round_id=evaluation_round.id):
-        if row.target in wanted:
-            counts[row.target].setdefault(row.item, [0] * levels)[row.level] = row.count
-    comments = await queries.comments(session, round_id=evaluation_round.id)
-    by_code = await queries.code_raters_per_target(session, round_id=evaluation_round.id)
-    names = await evaluation.target_names(session, keys=list(wanted))
+    if items:
+        for key, item, level, count in await queries.item_counts(
+            session, round_id=round_id, min_raters=settings.min_raters, **scope
+        ):
+            per_item[key].setdefault(item, [0] * levels)[level] = count
+    comments = await queries.comments(session, round_id=round_id, **scope)
+    by_code = await queries.code_raters_per_target(session, round_id=round_id)
+    names = await evaluation.target_names(
+        session,
+        keys=[key for key, *_rest in figures],
+        organisation_id=evaluation_round.organisation_id,
+    )
     found = []
-    for t in targets:
-        items = settings.items_for(t.kind)
-        per_item = counts.get(t.target, {})
-        raters = sum(per_item.get(0, ()))
-        result = TargetResult(
-            t.target, names.get(t.target, "?"), t.kind, t.branch_id, raters, False
-        )
+    for key, kind, target_branch, raters, satisfied, choices in figures:
+        result = TargetResult(key, names.get(key, "?"), kind, target_branch, raters, False)
         found.append(result)
         if raters < settings.min_raters:
             continue
         result.shown = True
-        result.by_code = by_code.get(t.target, 0)
-        pooled = [0] * levels
-        for index, name in enumerate(items):
-            item_counts = per_item.get(index, [0] * levels)
-            pooled = [a + b for a, b in zip(pooled, item_counts, strict=True)]
+        result.by_code = by_code.get(key, 0)
+        result.pooled = (satisfied, choices)
+        for index, name in enumerate(settings.items_for(kind) if items else ()):
+            item_counts = per_item[key].get(index, [0] * levels)
             rate = _rate(item_counts, settings.satisfied_levels)
             result.items.append(
                 ItemResult(name, tuple(item_counts), rate, rate < settings.flag_below)
             )
-        result.satisfaction = _rate(pooled, settings.satisfied_levels)
+        result.satisfaction = satisfied / choices if choices else None
         result.flagged = result.satisfaction < settings.flag_below
-        texts = list(comments.get(t.target, []))
+        texts = list(comments.get(key, []))
         if len(texts) >= settings.min_commenters:
             _shuffle(texts)
             result.comments = texts
@@ -128,10 +131,10 @@ async def results(
             result.comments_withheld = bool(texts)
     order = {TargetKind.BRANCH: 0, TargetKind.LEADING_CADRE: 1, TargetKind.ORDINARY: 2}
     found.sort(key=lambda r: (r.branch_id, order[TargetKind(r.kind)], r.name))
-    return RoundResults(evaluation_round, settings, found, _totals(found, counts, settings))
+    return RoundResults(evaluation_round, settings, found, _totals(found, settings))
 
 
-def _totals(found: list[TargetResult], counts, settings: RoundSettings) -> list[Total]:
+def _totals(found: list[TargetResult], settings: RoundSettings) -> list[Total]:
     """The members of each branch pooled, then everyone: only targets shown on their own."""
     groups: dict[int | None, list[TargetResult]] = defaultdict(list)
     for result in found:
@@ -141,11 +144,9 @@ def _totals(found: list[TargetResult], counts, settings: RoundSettings) -> list[
     totals = []
     for key, members in groups.items():
         shown = [r for r in members if r.shown]
-        pooled = [0] * len(settings.scale)
-        for result in shown:
-            for item_counts in counts[result.target].values():
-                pooled = [a + b for a, b in zip(pooled, item_counts, strict=True)]
-        rate = _rate(pooled, settings.satisfied_levels)
+        satisfied = sum(r.pooled[0] for r in shown)
+        choices = sum(r.pooled[1] for r in shown)
+        rate = satisfied / choices if choices else None
         totals.append(
             Total(
                 key,

@@ -11,10 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,11 +70,17 @@ def _text(value) -> str | int | float | None:
 
 class _Sheets:
     def __init__(self, headings: dict) -> None:
+        from openpyxl import Workbook  # loaded with the first workbook, not with the bot
+
         self.book = Workbook(write_only=True)
         self.headings = headings
 
     def sheet(self, name: str, more_columns: tuple[str, ...] = ()):
         """A new sheet with its heading row (the template's columns, then `more_columns`)."""
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font
+        from openpyxl.utils import get_column_letter
+
         sheet = self.book.create_sheet(self.headings["sheets"][name])
         columns = [*self.headings["columns"][name], *more_columns]
         sheet.freeze_panes = "A2"
@@ -101,8 +103,10 @@ class _Sheets:
         return out.getvalue()
 
 
-def _percent(sheet, share: float) -> WriteOnlyCell:
+def _percent(sheet, share: float):
     """A share as Excel shows a percentage (83%), the number itself kept exact."""
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value=share)
     cell.number_format = "0%"
     return cell

@@ -1,14 +1,13 @@
 """Roster import: read a CSV or XLSX roster, validate every row, then apply it all or nothing."""
 
 import csv
-import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from openpyxl import load_workbook
+import sqlalchemy
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import format_roles
@@ -69,7 +68,7 @@ class RosterProblem:
     value: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonRow:
     row: int
     name: str
@@ -115,7 +114,9 @@ class ImportReport:
 
 # --- reading ---------------------------------------------------------------------------
 
-Table = list[list[str]]
+# Rows of cells; a CSV file's are read from the file each time they are gone through, so a
+# roster of a million people is never all in memory at once.
+Table = Iterable[list[str]]
 
 
 def _cell(value: object) -> str:
@@ -126,21 +127,34 @@ def _cell(value: object) -> str:
     return normalise(str(value))  # as typed text is: a NUL or invisible name never gets in
 
 
-def _read_csv(path: Path) -> Table:
-    raw = path.read_bytes()
-    # Excel on Chinese Windows saves CSV as GB18030; everything else as UTF-8 (maybe with BOM).
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValueError(f"{path}: neither UTF-8 nor GB18030")
-    return [[_cell(value) for value in row] for row in csv.reader(io.StringIO(text))]
+class _CsvRows:
+    """A CSV file's rows, read afresh from the file at every pass."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Excel on Chinese Windows saves CSV as GB18030; everything else as UTF-8 (maybe with
+        # BOM). Checked here, a megabyte at a time, so a wrong file fails before anything.
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                with path.open(encoding=encoding) as text:
+                    while text.read(1 << 20):
+                        pass
+                self.encoding = encoding
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise ValueError(f"{path}: neither UTF-8 nor GB18030")
+
+    def __iter__(self) -> Iterator[list[str]]:
+        with self.path.open(encoding=self.encoding, newline="") as text:
+            for row in csv.reader(text):
+                yield [_cell(value) for value in row]
 
 
 def _read_workbook(path: Path) -> tuple[Table, Table | None]:
+    from openpyxl import load_workbook  # loaded by an import from a workbook only
+
     workbook = load_workbook(path, read_only=True, data_only=True)
     try:
         sheets = {sheet.title.strip(): sheet for sheet in workbook.worksheets}
@@ -164,9 +178,9 @@ def read_tables(people_path: Path, branches_path: Path | None = None) -> tuple[T
     if people_path.suffix.lower() in (".xlsx", ".xlsm"):
         people_table, branch_table = _read_workbook(people_path)
     else:
-        people_table, branch_table = _read_csv(people_path), None
+        people_table, branch_table = _CsvRows(people_path), None
     if branches_path is not None:
-        branch_table = _read_csv(branches_path)
+        branch_table = _CsvRows(branches_path)
     return people_table, branch_table
 
 
@@ -199,8 +213,8 @@ def _header(table: Table) -> tuple[int, list[str]] | None:
 
 
 def _rows(table: Table, header_row: int) -> Iterable[tuple[int, list[str]]]:
-    for number, row in enumerate(table[header_row:], start=header_row + 1):
-        if any(row):
+    for number, row in enumerate(table, start=1):
+        if number > header_row and any(row):
             yield number, row
 
 
@@ -223,6 +237,8 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
     if problems:
         return [], problems
     rows = []
+    # One copy of each branch name and role set, however many rows repeat it.
+    shared: dict = {}
     for number, row in _rows(table, header_row):
 
         def value(column: str, row=row) -> str:
@@ -230,6 +246,7 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
             return row[index].strip() if index is not None and index < len(row) else ""
 
         name, branch = value("name"), value("branch")
+        branch = shared.setdefault(branch, branch)
         if not name:
             problems.append(RosterProblem(sheet, number, "missing_value", "姓名"))
         for text, limit in ((name, 100), (branch, 200), (value("roster_id"), 64)):
@@ -262,7 +279,7 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
                 name=name,
                 branch=branch,
                 roster_id=value("roster_id") or None,
-                roles=frozenset(roles),
+                roles=shared.setdefault(frozenset(roles), frozenset(roles)),
                 category=category,
                 rater_group=rater_group,
                 locale=LOCALE_WORDS.get(locale_word),
@@ -344,7 +361,8 @@ def validate(
     for row in people_rows:
         if row.branch and row.branch not in known_branches:
             problems.append(RosterProblem("people", row.row, "unknown_branch", row.branch))
-    everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key}
+    liaisons = {branch.liaison for branch in branch_rows or [] if branch.liaison}
+    everyone = {key for row in people_rows for key in (row.name, row.roster_id) if key in liaisons}
     for branch in branch_rows or []:
         if not branch.liaison:
             continue
@@ -392,13 +410,15 @@ async def import_roster(
     timezone: str,
     now: datetime,
     allow_removals: bool = False,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
     """Validate the whole roster, then apply it in the caller's transaction, or nothing.
 
     A row with an id (编号) is the member with that id; a row without one is the member
     with that name in that branch. So an updated file keeps every member's Telegram binding
     and history. People missing from the file are deactivated, never deleted; a file that
-    would deactivate more than half of the members needs `allow_removals`.
+    would deactivate more than half of the members needs `allow_removals`. `progress` is
+    told how many members are written, out of how many, as the writing goes.
     """
     report = ImportReport()
     organisation = await _organisation(
@@ -419,7 +439,8 @@ async def import_roster(
         session, organisation_id=organisation.id, active_only=False
     )
     matches = _match_members(roster.people, existing, {b.id: b.name for b in branches.values()})
-    leaving = [m for m in existing if m.active and m.id not in {x.id for x in matches.values()}]
+    kept = {member.id for member in matches.values()}
+    leaving = [m for m in existing if m.active and m.id not in kept]
     if not allow_removals and len(leaving) > max(len([m for m in existing if m.active]) // 2, 2):
         report.problems = [RosterProblem("people", 1, "too_many_removals", str(len(leaving)))]
         return report
@@ -435,21 +456,20 @@ async def import_roster(
             branch.is_organ = row.is_organ
     await session.flush()
 
-    await _apply_members(session, organisation, branches, roster, matches, leaving, report, now)
+    await _apply_members(
+        session, organisation, branches, roster, matches, leaving, report, now, progress
+    )
     await _apply_outsiders(session, organisation, branches, roster, report, now)
     await session.flush()
 
-    if roster.branches is not None:
-        members = {
-            m.id: m for m in await people.list_members(session, organisation_id=organisation.id)
-        }
-        placed = {row.row: member for row, member in _placed(roster.people, members, matches)}
-        for row in roster.branches:
-            liaison = None
-            if row.liaison:
-                (leader,) = liaison_candidates(roster.people, row.liaison)
-                liaison = placed[leader.row].id
-            await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
+    for row in roster.branches or []:
+        liaison = None
+        if row.liaison:
+            (leader,) = liaison_candidates(roster.people, row.liaison)
+            liaison = await people.member_id_by_name(
+                session, branch_id=branches[leader.branch].id, name=leader.name
+            )
+        await people.set_liaison(session, branch_id=branches[row.name].id, member_id=liaison)
     await session.flush()
     return report
 
@@ -488,56 +508,100 @@ def _match_members(
     return matches
 
 
-def _placed(rows, members_by_id, matches):
-    for row in rows:
-        if row.category is not None:
-            member = matches.get(row.row)
-            yield row, members_by_id[member.id] if member else None
+# Rows per statement: a province's roster has a million, and SQLite takes 32,766 parameters.
+_CHUNK = 2000
+
+
+async def _write(session, table, rows: list[dict], *, key: str | None = None) -> None:
+    """Insert the rows (or, with `key`, update the members whose id is each row's `key` with
+    the row's other columns) in a few multi-row statements. Not a plain executemany: that
+    is a statement per row on PostgreSQL, and the roster version's trigger fires for each
+    (SQLite cannot name the columns of a VALUES list, and runs a statement per row fast)."""
+    if not rows:
+        return
+    if key is None:
+        # With RETURNING, SQLAlchemy sends the rows as batches of multi-row VALUES.
+        await session.exec(table.insert().returning(table.c.id), params=rows)
+        return
+    names = [name for name in rows[0] if name != key]
+    if session.bind.dialect.name == "sqlite":  # a row at a time costs nothing there
+        by_key = table.c.id == sqlalchemy.bindparam(key)
+        await session.exec(table.update().where(by_key), params=rows)
+        return
+    given = sqlalchemy.values(
+        sqlalchemy.column(key, sqlalchemy.Integer),
+        *(sqlalchemy.column(name, table.c[name].type) for name in names),
+        name="given",
+    ).data([tuple(row[name] for name in (key, *names)) for row in rows])
+    await session.exec(
+        table.update()
+        .where(table.c.id == given.c[key])
+        .values({name: given.c[name] for name in names})
+    )
 
 
 async def _apply_members(
-    session, organisation, branches, roster, matches, leaving, report, now
+    session, organisation, branches, roster, matches, leaving, report, now, progress
 ) -> None:
+    """Write the members a chunk of rows at a time (no object per member: a roster may hold
+    a million), calling `progress(done, total)` after each chunk. The member objects loaded
+    before leave the session (stale)."""
     rows = [row for row in roster.people if row.category is not None]
+    table = Member.__table__
     # Names move in two steps, so two members may swap names without a clash in between.
     renamed = [
-        (row, matches[row.row])
+        {"member_id": member.id, "name": f"~renaming~{member.id}"}
         for row in rows
-        if row.row in matches
-        and (matches[row.row].name, matches[row.row].branch_id)
-        != (row.name, branches[row.branch].id)
+        if (member := matches.get(row.row)) is not None
+        and (member.name, member.branch_id) != (row.name, branches[row.branch].id)
     ]
-    for _row, member in renamed:
-        member.name = f"~renaming~{member.id}"
-    for member in leaving:
-        member.active = False
-        member.updated_at = now
-    await session.flush()
+    leaving_rows = [{"member_id": m.id, "active": False, "updated_at": now} for m in leaving]
+    for params in (renamed, leaving_rows):
+        for start in range(0, len(params), _CHUNK):
+            await _write(session, table, params[start : start + _CHUNK], key="member_id")
     report.deactivated = len(leaving)
-    for row in rows:
+
+    def member_values(row: PersonRow) -> dict:
         member = matches.get(row.row)
+        common = {
+            "name": row.name,
+            "branch_id": branches[row.branch].id,
+            "category": row.category.value,
+            "roles": format_roles(set(row.roles)),
+            "active": True,
+            "updated_at": now,
+        }
         if member is None:
-            member = Member(
-                organisation_id=organisation.id,
-                name=row.name,
-                branch_id=branches[row.branch].id,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(member)
-            matches[row.row] = member
-            report.added += 1
-        else:
-            report.updated += 1
-        member.roster_id = row.roster_id or member.roster_id
-        member.name = row.name
-        member.branch_id = branches[row.branch].id
-        member.category = row.category
-        member.roles = format_roles(set(row.roles))
+            return {
+                **common,
+                "organisation_id": organisation.id,
+                "roster_id": row.roster_id,
+                "locale": row.locale,
+                "reminders_muted": False,
+                "created_at": now,
+            }
         # The roster gives a default language; a member's own /lang choice stays theirs.
-        member.locale = member.locale or row.locale
-        member.active = True
-        member.updated_at = now
+        return {
+            **common,
+            "member_id": member.id,
+            "roster_id": row.roster_id or member.roster_id,
+            "locale": member.locale or row.locale,
+        }
+
+    added = [row for row in rows if row.row not in matches]
+    updated = [row for row in rows if row.row in matches]
+    report.added, report.updated = len(added), len(updated)
+    done = 0
+    for key, chosen in ((None, added), ("member_id", updated)):
+        # The parameters of one chunk at a time: a million dicts would not fit.
+        for start in range(0, len(chosen), _CHUNK):
+            chunk = chosen[start : start + _CHUNK]
+            await _write(session, table, [member_values(row) for row in chunk], key=key)
+            done += len(chunk)
+            progress(done, len(rows))
+    for member in [*matches.values(), *leaving]:
+        if member in session:
+            session.expunge(member)
 
 
 async def _apply_outsiders(session, organisation, branches, roster, report, now) -> None:
