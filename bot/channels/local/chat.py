@@ -202,23 +202,27 @@ class LocalChat:
     async def tap(self, person: Person, selector: str) -> bool:
         """Press button N (from 1), or the one labelled (or uniquely partly labelled) `selector`."""
         message = self.last_with_buttons(person)
-        if message is None:
+        index = (
+            chosen([label for label, _payload in message.buttons], selector) if message else None
+        )
+        if index is None:
             return False
-        buttons = message.buttons
-        if selector.isdigit() and 1 <= int(selector) <= len(buttons):
-            button = buttons[int(selector) - 1]
-        else:
-            exact = [b for b in buttons if b[0] == selector]
-            partial = [b for b in buttons if selector and selector in b[0]]
-            matches = exact or partial
-            if len(matches) != 1:
-                return False
-            button = matches[0]
-        await self.press(person, button[1], message)
+        await self.press(person, message.buttons[index][1], message)
         return True
 
     async def move_clock(self, spec: str) -> datetime:
         return await move_clock(self.clock, self.jobs, self.runtime.settings.zone, spec)
+
+
+def chosen(labels: list[str], selector: str) -> int | None:
+    """The index of button N (from 1), or of the one labelled (or uniquely partly labelled)
+    `selector`; None if there is no such one button."""
+    if selector.isdigit() and 1 <= int(selector) <= len(labels):
+        return int(selector) - 1
+    exact = [i for i, label in enumerate(labels) if label == selector]
+    partial = [i for i, label in enumerate(labels) if selector and selector in label]
+    matches = exact or partial
+    return matches[0] if len(matches) == 1 else None
 
 
 async def move_clock(clock: ManualClock, jobs: "SteppedJobs | None", zone, spec: str) -> datetime:

@@ -13,7 +13,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from bot.channels.local.chat import Person, move_clock, plain
+from bot.channels.local.chat import Person, chosen, move_clock, plain
 from bot.channels.telegram.local_api import BOT_USER, Call, LocalBotAPI
 from bot.clock import ManualClock
 from bot.jobs import SteppedJobs
@@ -146,19 +146,10 @@ class LocalChat:
     async def tap(self, person: Person, selector: str) -> bool:
         """Press button N (from 1), or the one labelled (or uniquely partly labelled) `selector`."""
         message = self.last_with_buttons(person)
-        if message is None:
+        index = chosen([b["text"] for b in message.buttons], selector) if message else None
+        if index is None:
             return False
-        buttons = message.buttons
-        if selector.isdigit() and 1 <= int(selector) <= len(buttons):
-            button = buttons[int(selector) - 1]
-        else:
-            exact = [b for b in buttons if b["text"] == selector]
-            partial = [b for b in buttons if selector and selector in b["text"]]
-            matches = exact or partial
-            if len(matches) != 1:
-                return False
-            button = matches[0]
-        await self.press(person, button["callback_data"], message)
+        await self.press(person, message.buttons[index]["callback_data"], message)
         return True
 
     async def move_clock(self, spec: str) -> datetime:
