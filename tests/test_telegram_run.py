@@ -40,6 +40,7 @@ class FakeTelegram(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.calls: list[tuple[str, dict]] = []
         self.sent = threading.Event()
+        self.polled = threading.Event()  # set at every getUpdates
         self.updates = [START]
         self.bot: subprocess.Popen | None = None
         self.kill_on_acknowledging: int | None = None
@@ -79,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "getUpdates":
             self.server.acknowledge(int(params.get("offset") or 0))
             result = self.server.updates
+            self.server.polled.set()
         elif method == "sendMessage":
             result = {
                 "message_id": 2,
@@ -190,10 +192,13 @@ def test_an_update_acknowledged_just_before_kill_9_is_answered_after_the_restart
     assert fake_telegram.killed.wait(timeout=60), "the bot never acknowledged the update"
     answered_before_dying = fake_telegram.sent.is_set()
     assert not fake_telegram.updates
+    fake_telegram.polled.clear()
     process = start_bot(fake_telegram, tmp_path)
     try:
-        # The restarted bot answers from what it stored (unless the first answered in time).
+        # The restarted bot answers from what it stored (unless the first answered in time),
+        # and is polling (so it has had every chance to answer twice) before it is stopped.
         assert answered_before_dying or fake_telegram.sent.wait(timeout=60)
+        assert fake_telegram.polled.wait(timeout=60), "the restarted bot never polled"
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)

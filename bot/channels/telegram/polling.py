@@ -43,6 +43,8 @@ async def _publish_menus(application: Application, runtime: Runtime) -> None:
             logger.warning("menu for member %s not set: %s", member.id, error)
 
 
+DISPOSE_WAIT = 5  # seconds
+
 # Waits between attempts to reach the Bot API: doubling, then once a minute.
 _BACKOFF = (1, 2, 4, 8, 15, 30, 60)
 
@@ -110,7 +112,13 @@ def run_polling(runtime: Runtime, token: str) -> int:
     async def post_shutdown(app: Application) -> None:
         if "wecom" in app.bot_data:
             await app.bot_data["wecom"].stop()
-        await runtime.db.dispose()
+        # Stopped in the middle of starting (Ctrl-C while a restart's work is recovered), a
+        # connection may still be out: what was not committed is rolled back by the database,
+        # so waiting longer for it helps nothing.
+        try:
+            await asyncio.wait_for(runtime.db.dispose(), DISPOSE_WAIT)
+        except TimeoutError:
+            logger.warning("database connections still busy at shutdown; leaving them")
 
     async def reachable() -> None:
         try:
