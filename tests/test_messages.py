@@ -384,8 +384,14 @@ def messages() -> Messages:
     return Messages(timezone=ZoneInfo("Asia/Shanghai"))
 
 
+# Where one name means another thing in one message: /invites' `branches` are the names of
+# the branches a shared name is found in, not the digests' branch lines.
+TEMPLATE_VALUES = {"invites_ambiguous": {"branches": [Hostile()] * 12}}
+
+
 def values_for(messages: Messages, name: str) -> dict:
-    return {n: SPECIAL_VALUES.get(n, Hostile()) for n in messages.variables(name)}
+    values = {n: SPECIAL_VALUES.get(n, Hostile()) for n in messages.variables(name)}
+    return values | TEMPLATE_VALUES.get(name, {})
 
 
 def html_templates(messages: Messages) -> list[str]:
