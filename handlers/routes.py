@@ -70,9 +70,6 @@ class Routes:
         self._edited = edited
         self._reachability = reachability
 
-    def command_names(self, where: str = "private") -> list[str]:
-        return [name for name, command in self.commands.items() if command.where == where]
-
     async def dispatch(self, inbound: Inbound, channel: Channel, runtime: Runtime) -> None:
         if inbound.account is None:
             return

@@ -1,4 +1,4 @@
-"""Builds the python-telegram-bot Application: handlers, runtime and jobs, for any channel."""
+"""Builds the python-telegram-bot Application: the Telegram channel, its routes, the runtime."""
 
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, BaseUpdateProcessor
 from telegram.request import BaseRequest
