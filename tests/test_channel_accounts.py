@@ -92,6 +92,7 @@ async def test_a_blocked_first_channel_falls_through_to_the_next(
     assert count(api, zheng.user_id, MOBILISING) == 1
 
 
+@pytest.mark.telegram
 async def test_channel_order_is_a_setting(campaign, runtime, settings, clock):
     member_id = await member_id_of(runtime, "郑强")
     await bind_account(runtime, member_id, "zhengqiang", channel="wecom")

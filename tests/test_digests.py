@@ -398,7 +398,7 @@ async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api
     async with runtime.db.session() as session:
         member = (await session.exec(select(Member).where(Member.name == "党员000"))).one()
         member.roles = "member secretary"
-    await bind_account(runtime, member.id, "777000001")
+    await bind_account(runtime, member.id, "777000001", "telegram")
     from bot.channels.local.chat import Person
 
     secretary = Person(777_000_001, "党员000", "zh-hans")

@@ -9,7 +9,7 @@ from bot.channels.local.chat import Person
 from bot.cli import demo
 from bot.core import onboarding, roster
 from storage.models import ChannelAccount, Invite, Member
-from tests.conftest import import_roster, telegram_ids
+from tests.conftest import account_ids, import_roster
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def member_named(runtime, name: str) -> Member:
 
 
 async def telegram_id_of(runtime, name: str) -> int | None:
-    return (await telegram_ids(runtime)).get((await member_named(runtime, name)).id)
+    return (await account_ids(runtime, "telegram")).get((await member_named(runtime, name)).id)
 
 
 async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):

@@ -358,7 +358,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
-    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id, "telegram") is not None
     clock.set(at(24, 9, 5))
     await delivery.tick(
         app.bot_data["runtime"]
@@ -373,7 +373,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
     assert "暂时无法收到消息" in notice and "郑强" in notice.split("暂时无法收到消息")[1]
     api.unblock(zheng.user_id)
     await chat.feed(chat_member_update(zheng, "kicked", "member"))
-    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id, "telegram") is None
     clock.set(at(29, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
     assert count(api, zheng.user_id, "进入“全面推进”阶段") == 0
@@ -385,7 +385,7 @@ async def test_forbidden_marks_unreachable_until_they_come_back(
 async def test_blocking_through_my_chat_member_is_noticed(campaign, chat, runtime, api):
     zheng = campaign["郑强"]
     await chat.feed(chat_member_update(zheng, "member", "kicked"))
-    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id, "telegram") is not None
     assert not api.sent(zheng.user_id)
 
 
@@ -528,14 +528,14 @@ async def test_campaign_command_line_loads_nothing_half(
     assert "4 个阶段" in capsys.readouterr().out
 
 
-async def test_two_senders_never_claim_the_same_row(campaign, runtime, clock):
+async def test_two_senders_never_claim_the_same_row(campaign, runtime, clock, channel):
     clock.set(at(23, 9, 5))
     async with runtime.db.session() as session:
         await reminders.plan(session, organisation_id=1, now=clock.now())
 
     async def claim() -> list[int]:
         async with runtime.db.session() as session:
-            return await outbox.claim(session, channels=["telegram"], now=clock.now(), limit=15)
+            return await outbox.claim(session, channels=[channel], now=clock.now(), limit=15)
 
     first, second = await asyncio.gather(claim(), claim())
     assert not set(first) & set(second)
@@ -596,10 +596,10 @@ async def test_a_member_who_writes_again_is_reachable_again(
     api.block(zheng.user_id)
     clock.set(at(23, 9, 5))
     await delivery.tick(app.bot_data["runtime"])
-    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is not None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id, "telegram") is not None
     api.unblock(zheng.user_id)  # the unblock update never reached us…
     await chat.send(zheng, "/phase")  # …but he writes to the bot
-    assert await blocked_since(runtime, (await member(runtime, "郑强")).id) is None
+    assert await blocked_since(runtime, (await member(runtime, "郑强")).id, "telegram") is None
 
 
 async def test_a_429_in_one_chat_holds_back_only_that_chat(campaign, api, app, clock):

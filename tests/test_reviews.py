@@ -391,7 +391,7 @@ async def test_a_review_of_someone_who_blocked_the_bot_waits_in_the_outbox(
     assert not any("张明对您的点评" in t for t in api.texts(zheng.user_id))
     async with runtime.db.session() as session:
         member = (await session.exec(select(Member).where(Member.name == "郑强"))).one()
-    assert await blocked_since(runtime, member.id) is not None
+    assert await blocked_since(runtime, member.id, "telegram") is not None
     review = await the_review(runtime, reviewers.member_key(member.id))
     assert review.status == ReviewStatus.SENT  # sent by the reviewer; /reviews shows it undelivered
     await chat.send(zhang, "/reviews")

@@ -12,7 +12,7 @@ from bot.__main__ import main
 from bot.cli import demo
 from bot.core import roster
 from storage.models import Branch, BranchLiaison, Member, Outsider
-from tests.conftest import bind_account, import_roster, telegram_ids
+from tests.conftest import account_ids, bind_account, import_roster
 
 BRANCHES = [
     ["支部", "机关支部", "联系班子成员"],
@@ -126,13 +126,13 @@ async def test_reimport_updates_in_place_and_keeps_bindings(runtime):
     assert (await import_tables(runtime, PEOPLE)).ok
     async with runtime.db.session() as session:
         wang = (await session.exec(select(Member).where(Member.name == "王五"))).one()
-    await bind_account(runtime, wang.id, "4242")
+    await bind_account(runtime, wang.id, "4242", "telegram")
     updated = [row[:] for row in PEOPLE if row[1] != "赵六"]
     updated[3][4] = "年老体弱"  # 王五's category changes
     report = await import_tables(runtime, updated)
     assert report.ok and report.deactivated == 1 and report.added == 0
     found = await members(runtime)
-    assert (await telegram_ids(runtime))[found["王五"].id] == 4242
+    assert (await account_ids(runtime, "telegram"))[found["王五"].id] == 4242
     assert found["王五"].category == "elderly"
     assert found["赵六"].active is False  # history kept, access gone
 
@@ -181,7 +181,7 @@ async def bind(runtime, name: str, telegram_user_id: int) -> None:
         member = (
             await session.exec(select(Member).where(Member.name == name, Member.active))
         ).one()
-    await bind_account(runtime, member.id, str(telegram_user_id))
+    await bind_account(runtime, member.id, str(telegram_user_id), "telegram")
 
 
 async def all_members(runtime) -> list[Member]:
@@ -196,7 +196,7 @@ async def test_a_newcomer_never_inherits_a_former_members_account(runtime):
     newcomer[4][0] = "44"  # a different 赵六 with a new id joins; id 4 leaves
     assert (await import_tables(runtime, newcomer)).ok
     zhaos = [m for m in await all_members(runtime) if m.name == "赵六"]
-    bound = await telegram_ids(runtime)
+    bound = await account_ids(runtime, "telegram")
     assert [(m.roster_id, m.active, bound.get(m.id)) for m in zhaos] == [
         ("4", False, 333),
         ("44", True, None),
@@ -240,7 +240,7 @@ async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, a
         )
     await chat.send(Person(77, "Wang"), f"/start {invite.token}")
     assert "王武同志，欢迎您" in api.last(77).text
-    bound = await telegram_ids(runtime)
+    bound = await account_ids(runtime, "telegram")
     owners = {m.name: bound.get(m.id) for m in await all_members(runtime)}
     assert owners == {"张三": None, "李四": None, "王五": None, "赵六": None, "王武": 77}
 
