@@ -285,7 +285,12 @@ class PlannedReminder(SQLModel, table=True):
     subject: str = Field(max_length=60, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     planned_at: datetime
-    recipients: int
+    recipients: int  # rows written so far
+    # A broadcast is written batch by batch as it is sent: while `expanding`, the next batch
+    # starts after this recipient, in sending order (priority, then member id).
+    expanding: bool = False
+    written_priority: int = -1
+    written_member_id: int = 0
 
 
 class DigestReceipt(SQLModel, table=True):

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, String, case, cast, exists, literal, or_
+from sqlalchemy import Integer, String, and_, case, cast, exists, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -88,17 +88,15 @@ def _not_done(member, step_id: int):
     return ~exists().where(StepDone.step_id == step_id, StepDone.member_id == member.id)
 
 
-async def insert_recipients(
-    session: AsyncSession,
-    *,
-    recipients: Recipients,
-    reminder: str,
-    subject: str,
-    step_id: int | None,
-    send_after: datetime,
-    expires_at: datetime,
-) -> int:
-    """One outbox row per recipient, selected and written by the database in one statement."""
+@dataclass(frozen=True)
+class Written:
+    """The last recipient of a broadcast written so far, in sending order."""
+
+    priority: int = -1
+    member_id: int = 0
+
+
+def _recipient_conditions(recipients: Recipients) -> list:
     member = Member
     conditions = [
         member.organisation_id == recipients.organisation_id,
@@ -122,26 +120,76 @@ async def insert_recipients(
                 _not_done(other, recipients.secretaries_behind_on),
             )
         )
+    return conditions
+
+
+# Leading cadres' messages go first (分类指导).
+_PRIORITY = case((Member.category == Category.LEADING_CADRE, 0), else_=1)
+
+
+def _after(written: Written):
+    return or_(
+        _PRIORITY > written.priority,
+        and_(_PRIORITY == written.priority, Member.id > written.member_id),
+    )
+
+
+async def insert_recipients(
+    session: AsyncSession,
+    *,
+    recipients: Recipients,
+    reminder: str,
+    subject: str,
+    step_id: int | None,
+    send_after: datetime,
+    expires_at: datetime,
+    after: Written | None = None,
+    through: Written | None = None,
+) -> int:
+    """One outbox row per recipient, selected and written by the database in one statement;
+    only those after `after` and up to `through` (in sending order), if given."""
+    conditions = _recipient_conditions(recipients)
+    if after is not None:
+        conditions.append(_after(after))
+    if through is not None:
+        conditions.append(~_after(through))
     table = OutboxMessage.__table__.c
     chosen = (
         select(
             literal(recipients.organisation_id),
             literal(reminder),
             literal(subject),
-            member.id,
+            Member.id,
             ChannelAccount.channel,
             ChannelAccount.external_id,
             literal(step_id, type_=Integer),
-            case((member.category == Category.LEADING_CADRE, 0), else_=1),
+            _PRIORITY,
             literal(send_after, type_=table.send_after.type),
             literal(expires_at, type_=table.expires_at.type),
             literal(OutboxStatus.PENDING.value),
             literal(0),
         )
-        .join(ChannelAccount, _to_preferred_account(session, member.id))
+        .join(ChannelAccount, _to_preferred_account(session, Member.id))
         .where(*conditions)
     )
     return await _insert_selected(session, chosen)
+
+
+async def next_batch_ends(
+    session: AsyncSession, *, recipients: Recipients, after: Written, size: int
+) -> Written | None:
+    """The last recipient of the next `size` after `after`, in sending order; None if fewer
+    than `size` remain (the next batch is the last)."""
+    last = await session.exec(
+        select(_PRIORITY, Member.id)
+        .join(ChannelAccount, _to_preferred_account(session, Member.id))
+        .where(*_recipient_conditions(recipients), _after(after))
+        .order_by(_PRIORITY, Member.id)
+        .offset(size - 1)
+        .limit(1)
+    )
+    found = last.first()
+    return Written(*found) if found is not None else None
 
 
 DRAFT_NUDGE = "summary_draft"
@@ -207,6 +255,29 @@ async def mark_planned(session: AsyncSession, *, markers: Sequence[dict]) -> Non
             ),
             params=list(markers),
         )
+
+
+async def expanding_reminders(
+    session: AsyncSession, *, organisation_id: int
+) -> Sequence[PlannedReminder]:
+    """Broadcasts with recipients still to write, oldest first."""
+    result = await session.exec(
+        select(PlannedReminder)
+        .where(PlannedReminder.organisation_id == organisation_id, PlannedReminder.expanding)
+        .order_by(PlannedReminder.planned_at, PlannedReminder.reminder, PlannedReminder.subject)
+    )
+    return result.all()
+
+
+async def waiting(session: AsyncSession, *, organisation_id: int) -> int:
+    """Rows not yet sent or given up: what the senders still have before them."""
+    result = await session.exec(
+        select(func.count()).where(
+            OutboxMessage.organisation_id == organisation_id,
+            col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
+        )
+    )
+    return result.one()
 
 
 async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> datetime | None:
