@@ -289,7 +289,7 @@ class PlannedReminder(SQLModel, table=True):
     # A broadcast is written batch by batch as it is sent: while `expanding`, the next batch
     # starts after this recipient, in sending order (priority, then member id).
     expanding: bool = False
-    written_priority: int = -1
+    written_priority: int = 0
     written_member_id: int = 0
 
 

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, String, and_, case, cast, exists, literal, or_
+from sqlalchemy import Integer, String, case, cast, exists, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -90,9 +90,10 @@ def _not_done(member, step_id: int):
 
 @dataclass(frozen=True)
 class Written:
-    """The last recipient of a broadcast written so far, in sending order."""
+    """How far a broadcast's recipients are written: those of `priority` up to `member_id`
+    (leaders' messages are written first, then everyone else's, each in member order)."""
 
-    priority: int = -1
+    priority: int = 0
     member_id: int = 0
 
 
@@ -125,13 +126,16 @@ def _recipient_conditions(recipients: Recipients) -> list:
 
 # Leading cadres' messages go first (分类指导).
 _PRIORITY = case((Member.category == Category.LEADING_CADRE, 0), else_=1)
+PRIORITIES = (0, 1)
 
 
-def _after(written: Written):
-    return or_(
-        _PRIORITY > written.priority,
-        and_(_PRIORITY == written.priority, Member.id > written.member_id),
-    )
+def _between(after: Written, through: int | None):
+    """Recipients of `after.priority` after `after.member_id`, up to `through`: a range of
+    the member key, so a batch reads its own rows, not every member's."""
+    conditions = [_PRIORITY == after.priority, Member.id > after.member_id]
+    if through is not None:
+        conditions.append(Member.id <= through)
+    return conditions
 
 
 async def insert_recipients(
@@ -144,15 +148,13 @@ async def insert_recipients(
     send_after: datetime,
     expires_at: datetime,
     after: Written | None = None,
-    through: Written | None = None,
+    through: int | None = None,
 ) -> int:
     """One outbox row per recipient, selected and written by the database in one statement;
-    only those after `after` and up to `through` (in sending order), if given."""
+    with `after`, only that priority's recipients after it and up to member `through`."""
     conditions = _recipient_conditions(recipients)
     if after is not None:
-        conditions.append(_after(after))
-    if through is not None:
-        conditions.append(~_after(through))
+        conditions.extend(_between(after, through))
     table = OutboxMessage.__table__.c
     chosen = (
         select(
@@ -177,19 +179,18 @@ async def insert_recipients(
 
 async def next_batch_ends(
     session: AsyncSession, *, recipients: Recipients, after: Written, size: int
-) -> Written | None:
-    """The last recipient of the next `size` after `after`, in sending order; None if fewer
-    than `size` remain (the next batch is the last)."""
+) -> int | None:
+    """The member id that ends the next `size` recipients of `after.priority` after `after`;
+    None if fewer remain. Read along the member key: the cost is the batch's, not the roster's."""
     last = await session.exec(
-        select(_PRIORITY, Member.id)
+        select(Member.id)
         .join(ChannelAccount, _to_preferred_account(session, Member.id))
-        .where(*_recipient_conditions(recipients), _after(after))
-        .order_by(_PRIORITY, Member.id)
+        .where(*_recipient_conditions(recipients), *_between(after, None))
+        .order_by(Member.id)
         .offset(size - 1)
         .limit(1)
     )
-    found = last.first()
-    return Written(*found) if found is not None else None
+    return last.first()
 
 
 DRAFT_NUDGE = "summary_draft"

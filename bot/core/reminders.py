@@ -196,24 +196,31 @@ async def _write_batch(
     after: outbox.Written,
     budget: int,
 ) -> tuple[int, outbox.Written | None]:
-    """Write the reminder's next recipients, at most `budget` of them: how many were written,
-    and the last one if more may remain (None: all written)."""
-    if budget <= 0:
-        return 0, after
+    """Write the reminder's next recipients, at most `budget` of them, leaders first: how many
+    were written, and how far (None: all of them)."""
     recipients = recipients_of(t, organisation_id)
-    through = await outbox.next_batch_ends(session, recipients=recipients, after=after, size=budget)
-    count = await outbox.insert_recipients(
-        session,
-        recipients=recipients,
-        reminder=t.reminder,
-        subject=t.subject,
-        step_id=t.step.id if t.step else None,
-        send_after=t.fires_at,
-        expires_at=t.expires_at,
-        after=after,
-        through=through,
-    )
-    return count, through
+    written = 0
+    while budget > written:
+        through = await outbox.next_batch_ends(
+            session, recipients=recipients, after=after, size=budget - written
+        )
+        written += await outbox.insert_recipients(
+            session,
+            recipients=recipients,
+            reminder=t.reminder,
+            subject=t.subject,
+            step_id=t.step.id if t.step else None,
+            send_after=t.fires_at,
+            expires_at=t.expires_at,
+            after=after,
+            through=through,
+        )
+        if through is not None:
+            return written, outbox.Written(after.priority, through)
+        if after.priority == outbox.PRIORITIES[-1]:
+            return written, None
+        after = outbox.Written(after.priority + 1, 0)
+    return written, after
 
 
 async def plan(
@@ -279,7 +286,7 @@ async def plan(
                 "planned_at": now,
                 "recipients": count,
                 "expanding": written is not None,
-                "written_priority": written.priority if written else -1,
+                "written_priority": written.priority if written else 0,
                 "written_member_id": written.member_id if written else 0,
             }
         )

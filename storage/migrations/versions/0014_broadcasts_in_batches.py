@@ -25,7 +25,7 @@ def upgrade() -> None:
             sa.Column("expanding", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         table.add_column(
-            sa.Column("written_priority", sa.Integer(), nullable=False, server_default="-1")
+            sa.Column("written_priority", sa.Integer(), nullable=False, server_default="0")
         )
         table.add_column(
             sa.Column("written_member_id", sa.Integer(), nullable=False, server_default="0")
