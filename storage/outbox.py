@@ -294,9 +294,11 @@ async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> da
 async def claim(
     session: AsyncSession, *, channels: list[str], now: datetime, limit: int
 ) -> list[int]:
-    """Take up to `limit` due rows for the senders of these channels. Only the rows this statement
-    moved from pending to claimed are returned, so two senders never share one (PostgreSQL
-    also skips the rows another sender has locked)."""
+    """Take up to `limit` due rows for the senders of these channels: two senders never share
+    a row, and neither comes away with less than it could have had. PostgreSQL locks the rows
+    it chose, skipping those another sender has locked; SQLite chooses and takes them in one
+    statement, under its write lock (chosen first, a row another sender took meanwhile would
+    be lost to both)."""
     due = (
         select(OutboxMessage.id)
         .where(
@@ -309,12 +311,14 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.exec(due)).all())
-    if not ids:
-        return []
+    if session.bind.dialect.name == "postgresql":
+        # Not as a subquery: PostgreSQL may run a LIMIT … SKIP LOCKED subquery more than once.
+        due = list((await session.exec(due)).all())
+        if not due:
+            return []
     result = await session.exec(
         update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
+        .where(col(OutboxMessage.id).in_(due), OutboxMessage.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.CLAIMED, claimed_at=now)
         .returning(OutboxMessage.id)
     )
