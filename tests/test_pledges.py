@@ -34,12 +34,14 @@ end = 2026-12-31
 """
 
 
-async def feed(chat: LocalChat, person: Person, kind: Kind = Kind.WORDS, **fields) -> None:
-    """An inbound the local chat has no typing for (an edit, a photo, a sticker: `other`)."""
+async def feed(
+    chat: LocalChat, person: Person, kind: Kind = Kind.WORDS, *, group: str = "", **fields
+) -> None:
+    """An inbound the local chat has no typing for (an edit, a photo, a sticker: `other`),
+    in the person's private chat or in a `group` chat."""
     account = Account(local.CHANNEL, str(person.user_id))
-    inbound = Inbound(
-        kind, account, str(person.user_id), True, language=person.language_code, **fields
-    )
+    where = group or str(person.user_id)
+    inbound = Inbound(kind, account, where, not group, language=person.language_code, **fields)
     await chat.routes.dispatch(inbound, chat.channel, chat.runtime)
 
 
