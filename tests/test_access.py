@@ -13,10 +13,7 @@ from bot.core.preferences import LanguageChoice, ReminderChoice
 from storage.models import Member
 from tests.conftest import import_roster
 from tests.test_pledges import feed, payloads
-
-
-def toast(runtime, key: str) -> str:
-    return runtime.messages.plain("zh_CN", key)
+from tests.test_reviews import toast
 
 
 async def test_member_cannot_run_a_secretary_command(chat, sent, people):

@@ -27,6 +27,7 @@ from storage.models import (
 )
 from tests.test_pledges import feed, payloads
 from tests.test_reminders import at, load
+from tests.test_reviews import toast
 
 QUARTER = """
 [campaign]
@@ -53,10 +54,6 @@ async def quarter(runtime, people, chat):
     await load(runtime, QUARTER)
     await chat.send(people["郑强"], "/pledge 办好窗口业务 | 提前到岗")
     return people
-
-
-def toast(runtime, key: str) -> str:
-    return runtime.messages.plain("zh_CN", key)
 
 
 async def the_summary(runtime, name="郑强") -> Summary:
