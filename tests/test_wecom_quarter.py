@@ -9,6 +9,7 @@ Also the bad input the issue lists that tests/test_wecom.py does not cover yet.
 
 import logging
 import re
+from datetime import timedelta
 
 import pytest
 from sqlmodel import delete, select
@@ -19,7 +20,7 @@ from bot.channels.wecom.inbound import CHANNEL
 from bot.cli import demo
 from bot.jobs import SteppedJobs, periodic_jobs
 from bot.logs import LIBRARY_CAPS
-from storage.models import ChannelAccount, IntakeUpdate, Member
+from storage.models import ChannelAccount, EvaluationRound, IntakeUpdate, Member
 from tests.test_wecom import (  # noqa: F401 — fixtures, used by name
     fake,
     members,
@@ -218,3 +219,72 @@ async def ballot(pusher, wecom, fake, user: str, target: str, comment: str | Non
 def buttons(fake, user: str) -> list[tuple[str, str]]:
     card = fake.last_card(user) or {}
     return [(button["text"], button["key"]) for button in card.get("button_list", ())]
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+async def test_an_old_card_tapped_after_its_step_has_passed_changes_nothing(
+    quarter, pusher, wecom, fake, members, runtime
+):
+    zhou = members["周敏"]
+    runtime.clock.advance(timedelta(days=17))  # the evaluation step has begun
+    await say(pusher, wecom, pusher.text(zhou, "/evaluation"))
+    await tap(pusher, wecom, fake, zhou, "开启群众评议")
+    (confirm,) = [c for c in fake.timeline if c.msgtype == "update" and "确认开启" in str(c.body)]
+    await tap(pusher, wecom, fake, zhou, "确认开启")
+    # The confirmation card, tapped again days later (WeCom still shows its button).
+    runtime.clock.advance(timedelta(days=2))
+    before = len(texts(fake, zhou))
+    card = confirm.body["template_card"]
+    task, key = card["task_id"], card["button_list"][0]["key"]
+    await say(pusher, wecom, pusher.tap(zhou, task, key, fake.card_code(task)))
+    # Nothing opens twice: the card's button gives way, and a polite message says why.
+    assert fake.updates[-1]["button"]["replace_name"] == "已选择"
+    assert texts(fake, zhou)[-1] == "没能开启评议：\n· 这个季度已经有一轮群众评议了。"
+    async with runtime.db.session() as session:
+        assert len((await session.exec(select(EvaluationRound))).all()) == 1
+    assert len(texts(fake, zhou)) == before + 1
+
+
+async def test_a_tap_wecom_pushes_again_uses_its_response_code_once(
+    pusher, wecom, fake, members, runtime
+):
+    zheng = members["郑强"]
+    await say(pusher, wecom, pusher.text(zheng, "/reminders"))
+    (card,) = fake.to(zheng)
+    task = card.body["template_card"]["task_id"]
+    tapped = pusher.tap(zheng, task, card.buttons[1][1], fake.card_code(task))
+    # No answer within 5 seconds, as WeCom saw it: the same event, three more times.
+    assert await say(pusher, wecom, tapped, times=4) == [200] * 4
+    (update,) = fake.updates  # the card changed once; its code was not offered again
+    assert "只接收自己的截止提醒" in update["template_card"]["main_title"]["title"]
+    assert len(fake.to(zheng)) == 1
+
+
+async def test_a_member_writing_more_than_2048_bytes_reads_it_back_whole(
+    quarter, pusher, wecom, fake, members, runtime
+):
+    zheng = members["郑强"]
+    runtime.clock.advance(timedelta(days=9))  # the self-summaries are open
+    answer = "本季度按时办结窗口业务，主动靠前服务经营户。" * 40  # 880 characters, 2,640 bytes
+    assert len(answer.encode()) > TEXT_BYTES
+    await say(pusher, wecom, pusher.text(zheng, "小结"))
+    await say(pusher, wecom, pusher.text(zheng, answer))
+    for _ in range(3):
+        await tap(pusher, wecom, fake, zheng, "跳过")
+    received = fake.to(zheng)
+    assert all(len(item.text.encode()) <= TEXT_BYTES for item in received)
+    # The preview is longer than a card holds: texts first, cut within WeCom's limit and
+    # never inside a character, then the card with its buttons.
+    start = max(
+        i
+        for i, item in enumerate(received)
+        if item.msgtype == "text" and item.text.startswith("请看一下")
+    )
+    *parts, card = received[start:]
+    assert len(parts) > 1 and all(part.msgtype == "text" for part in parts)
+    assert answer in "".join(part.text for part in parts)
+    assert card.msgtype == "template_card" and card.text == "请看一下您的自我小结全文："
+    await tap(pusher, wecom, fake, zheng, "确认提交")
+    assert "自我小结已提交" in texts(fake, zheng)[-1]
