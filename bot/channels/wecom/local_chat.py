@@ -80,10 +80,11 @@ class WeComChat:
         await self._push(self.pusher.text(str(person.user_id), text))
 
     async def tap(self, person: Person, selector: str) -> bool:
-        """Tap button N (from 1), or the one labelled (or uniquely partly labelled)
-        `selector`, of the newest card this person can still tap."""
+        """Tap button N (from 1) of the newest card this person can still tap, or the one
+        labelled (or uniquely partly labelled) `selector` on the newest card that has it:
+        on WeCom every card stays in the chat, its buttons live until it is updated."""
         user = str(person.user_id)
-        card = self.fake.last_card(user)
+        card = self.fake.last_card(user, None if selector.isdigit() else selector)
         buttons = card["button_list"] if card else []
         index = chosen([button["text"] for button in buttons], selector)
         if index is None:
