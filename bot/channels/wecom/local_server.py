@@ -241,7 +241,7 @@ class LocalWeCom:
             return self._answer(40005, "invalid file size")
         media_id = f"media-{next(self._ids)}"
         self.uploads[media_id] = content
-        self.upload_names[media_id] = getattr(media, "filename", "") or ""
+        self.upload_names[media_id] = media.filename
         return self._answer(type=request.query.get("type"), media_id=media_id, created_at="0")
 
     async def _media(self, request: web.Request) -> web.Response:
