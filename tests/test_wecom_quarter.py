@@ -21,6 +21,7 @@ from bot.cli import demo
 from bot.jobs import SteppedJobs, periodic_jobs
 from bot.logs import LIBRARY_CAPS
 from storage.models import ChannelAccount, EvaluationRound, IntakeUpdate, Member
+from tests.test_evaluation_anonymity import LEADER, open_round_with_a_code
 from tests.test_wecom import (  # noqa: F401 — fixtures, used by name
     fake,
     members,
@@ -247,19 +248,21 @@ async def test_an_old_card_tapped_after_its_step_has_passed_changes_nothing(
     assert len(texts(fake, zhou)) == before + 1
 
 
-async def test_a_tap_wecom_pushes_again_uses_its_response_code_once(
-    pusher, wecom, fake, members, runtime
-):
-    zheng = members["郑强"]
-    await say(pusher, wecom, pusher.text(zheng, "/reminders"))
-    (card,) = fake.to(zheng)
-    task = card.body["template_card"]["task_id"]
-    tapped = pusher.tap(zheng, task, card.buttons[1][1], fake.card_code(task))
-    # No answer within 5 seconds, as WeCom saw it: the same event, three more times.
-    assert await say(pusher, wecom, tapped, times=4) == [200] * 4
-    (update,) = fake.updates  # the card changed once; its code was not offered again
-    assert "只接收自己的截止提醒" in update["template_card"]["main_title"]["title"]
-    assert len(fake.to(zheng)) == 1
+async def test_a_ballot_tap_wecom_pushes_again_counts_once(pusher, wecom, fake, members, runtime):
+    await open_round_with_a_code(runtime)
+    li = members["李建国"]
+    await say(pusher, wecom, pusher.text(li, "评议"))
+    await tap(pusher, wecom, fake, li, LEADER)
+    card = fake.last_card(li)
+    assert "第 1/" in card["sub_title_text"]
+    level = card["button_list"][0]["key"]
+    pressed = pusher.tap(li, card["task_id"], level, fake.card_code(card["task_id"]))
+    # No answer within 5 seconds, as WeCom saw it: the same event, its response code and
+    # all, three more times; the card moves on by one item, updated once.
+    updates = len(fake.updates)
+    assert await say(pusher, wecom, pressed, times=4) == [200] * 4
+    (update,) = fake.updates[updates:]
+    assert "第 2/" in update["template_card"]["sub_title_text"]
 
 
 async def test_a_member_writing_more_than_2048_bytes_reads_it_back_whole(
