@@ -91,6 +91,21 @@ def test_demo_refuses_nothing_when_stdin_is_empty(tmp_path, monkeypatch, capsys)
     assert "本地聊天已启动" in capsys.readouterr().out
 
 
+def test_the_wecom_view_says_when_wecom_would_hold_a_reply(tmp_path, monkeypatch, capsys):
+    import io
+
+    # 31 questions within one simulated minute: WeCom takes 30 a minute for one member.
+    script = ":as 郑强\n" + "帮助\n" * 31 + ":quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    database = f"sqlite:///{tmp_path / 'd.db'}"
+    assert main(["demo", "--channel", "wecom", "--database", database]) == 0
+    out = capsys.readouterr().out
+    assert out.count("── 郑强 ──\n郑强同志，您好！您可以使用以下功能") == 31
+    (note,) = re.findall(r"（企业微信每人每分钟最多收 30 条.*）", out)
+    assert "下一条要等 60 秒才发出" in note
+    assert out[: out.index(note)].count("── 郑强 ──") == 30  # said just before the 31st
+
+
 def test_run_without_token_is_one_clear_line(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
