@@ -26,7 +26,6 @@ from tests.test_wecom import (  # noqa: F401 — fixtures, used by name
     fake,
     members,
     people,
-    plain,
     pusher,
     say,
     tap,
@@ -117,6 +116,8 @@ async def test_a_quarter_for_a_member_a_secretary_and_the_organiser_through_weco
     await say(pusher, wecom, pusher.text(zhang, "每周集中学习一次"))
     await tap(pusher, wecom, fake, zhang, "发送点评")
     await tap(pusher, wecom, fake, zheng, "已阅")
+    assert texts(fake, zheng)[-1].endswith("✅ 已阅。")
+    assert fake.updates[-1]["button"]["replace_name"] == "已阅，谢谢"
     await say(pusher, wecom, pusher.text(zheng, "整改"))
     await tap(pusher, wecom, fake, zheng, "已完成")
     await say(pusher, wecom, pusher.text(zheng, "每周三晚集中学习"))
