@@ -210,6 +210,10 @@ class LocalChat:
         document = FileRef(file_id, "document", filename, len(content))
         await self._feed(person, Kind.WORDS, file=document)
 
+    def sent_texts(self) -> list[str]:
+        """Every text the bot sent, oldest first."""
+        return [item.text for item in self.channel.sent]
+
     def last_with_buttons(self, person: Person) -> Sent | None:
         chat = str(person.user_id)
         for item in reversed(self.channel.sent):

@@ -1,6 +1,8 @@
 """The WeCom application in the running process: API client, channel, callback server."""
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -34,7 +36,10 @@ class WeCom:
         *,
         client: httpx.AsyncClient | None = None,
         pace: MemberPace | None = None,
+        wait: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> "WeCom":
+        """`wait`: how a reply waits for the member's message limits (asyncio.sleep;
+        the local chat, on a manual clock, says so instead)."""
         settings = runtime.settings
         api = WeComAPI(
             corp_id=settings.wecom_corp_id,
@@ -44,7 +49,7 @@ class WeCom:
             base_url=settings.wecom_api_base_url,
             client=client,
         )
-        channel = WeComChannel(runtime, api, pace=pace)
+        channel = WeComChannel(runtime, api, pace=pace, wait=wait)
         crypto = WeComCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
         callbacks = Callbacks(
             runtime, channel, crypto, handlers.routes(), Intake(runtime.db, CHANNEL)

@@ -48,8 +48,8 @@ class Delivered:
 
     @property
     def text(self) -> str:
-        if self.msgtype == "text":
-            return self.body["text"]["content"]
+        if self.msgtype in ("text", "markdown"):
+            return self.body[self.msgtype]["content"]
         card = self.body.get("template_card", {})
         return "\n".join(
             [card.get("main_title", {}).get("title", ""), card.get("sub_title_text", "")]
@@ -74,6 +74,7 @@ class LocalWeCom:
     updates: list[dict] = field(default_factory=list)
     menus: list[dict] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    upload_names: dict[str, str] = field(default_factory=dict)  # media_id → the file's name
     token_fetches: int = 0
     refused_by_frequency: int = 0
     _tokens: set[str] = field(default_factory=set)
@@ -160,12 +161,12 @@ class LocalWeCom:
             return self._answer(81013, "user & party & tag all invalid")
         kind = body.get("msgtype")
         code = None
-        if kind == "text":
-            content = body["text"]["content"]
+        if kind in ("text", "markdown"):
+            content = body[kind]["content"]
             if len(content.encode()) > 5120:
-                return self._answer(40058, "text.content exceed max length 5120")
+                return self._answer(40058, f"{kind}.content exceed max length 5120")
             # WeCom truncates beyond 2,048 bytes: the bot must never rely on it.
-            body["text"]["content"] = content.encode()[:2048].decode(errors="ignore")
+            body[kind]["content"] = content.encode()[:2048].decode(errors="ignore")
         elif kind == "template_card":
             card = body["template_card"]
             task = card.get("task_id", "")
@@ -240,6 +241,7 @@ class LocalWeCom:
             return self._answer(40005, "invalid file size")
         media_id = f"media-{next(self._ids)}"
         self.uploads[media_id] = content
+        self.upload_names[media_id] = media.filename
         return self._answer(type=request.query.get("type"), media_id=media_id, created_at="0")
 
     async def _media(self, request: web.Request) -> web.Response:
@@ -260,12 +262,17 @@ class LocalWeCom:
 class Pusher:
     """WeCom's pushing side: callbacks encrypted and signed as WeCom sends them."""
 
-    def __init__(self, url: str, crypto: WeComCrypto | None = None) -> None:
+    def __init__(
+        self, url: str, crypto: WeComCrypto | None = None, *, created: int = 1_764_000_000
+    ) -> None:
+        """`created`: the CreateTime before the first push (each push one second later);
+        message ids follow from it, so pushes from another start are never taken for
+        retries of earlier ones."""
         self.url = url
         self.crypto = crypto or WeComCrypto(TOKEN, AES_KEY, CORP_ID)
         self.client = httpx.AsyncClient(timeout=10)
-        self._msgids = itertools.count(7_000_000_000_000_000_001)
-        self.created = 1_764_000_000
+        self._msgids = itertools.count(7_000_000_000_000_000_001 + (created - 1_764_000_000) * 1000)
+        self.created = created
 
     async def close(self) -> None:
         await self.client.aclose()
