@@ -346,7 +346,10 @@ async def publish(turn: Turn) -> None:
         return
     turn.reply("commendation_published_now", chats=len(found.chats))
     runtime = turn.runtime
-    parts = runtime.messages.render_parts(
+    limits = turn.channel.limits
+    parts = runtime.messages.render_parts_as(
+        limits.flavour,
+        limits.text_length,
         runtime.settings.default_locale,
         "commendation_announcement",
         selection=found.selection,

@@ -48,8 +48,8 @@ class Delivered:
 
     @property
     def text(self) -> str:
-        if self.msgtype == "text":
-            return self.body["text"]["content"]
+        if self.msgtype in ("text", "markdown"):
+            return self.body[self.msgtype]["content"]
         card = self.body.get("template_card", {})
         return "\n".join(
             [card.get("main_title", {}).get("title", ""), card.get("sub_title_text", "")]
@@ -166,6 +166,9 @@ class LocalWeCom:
                 return self._answer(40058, "text.content exceed max length 5120")
             # WeCom truncates beyond 2,048 bytes: the bot must never rely on it.
             body["text"]["content"] = content.encode()[:2048].decode(errors="ignore")
+        elif kind == "markdown":
+            if len(body["markdown"]["content"].encode()) > 2048:
+                return self._answer(40058, "markdown.content exceed max length 2048")
         elif kind == "template_card":
             card = body["template_card"]
             task = card.get("task_id", "")
