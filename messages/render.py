@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -116,6 +117,8 @@ def _wecom_command(name: str) -> str:
 # WeCom markdown (document 90236): what words and values must not start.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<])")
 _MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([#>])", re.M)
+# What a link's address keeps as it is; the rest (spaces, brackets, <>, `) is %-encoded.
+_URL_SAFE = "/:?=&#%~+,;@!$'*-._"
 _MARKDOWN_MARK = re.compile(r"\\(.)|\*\*|`|\]\([^)]*\)|\[", re.S)
 
 
@@ -147,7 +150,7 @@ def wecom_markdown(text: str) -> str:
             # A link WeCom opens; anything else (the words to send instead of a deep link)
             # stays words.
             opens = url.startswith(("https://", "http://"))
-            links.append(f"]({url.replace(' ', '%20').replace(')', '%29')})" if opens else "")
+            links.append(f"]({quote(url, safe=_URL_SAFE)})" if opens else "")
             out.append("[" if opens else "")
     return _MARKDOWN_LINE_START.sub(r"\1\\\2", "".join(out))
 
@@ -157,7 +160,16 @@ def unmarked(markdown: str) -> str:
     return _MARKDOWN_MARK.sub(lambda mark: mark.group(1) or "", markdown)
 
 
+@cache
+def _wecom_atom_bytes(atom: str) -> int:
+    return len(wecom_markdown(atom).encode())
+
+
 def _wecom_bytes(text: str) -> int:
+    """What the HTML takes of WeCom's 2,048 bytes once it is markdown (a character or an
+    entity as `split` weighs them one by one: remembered)."""
+    if len(text) <= 8:
+        return _wecom_atom_bytes(text)
     return len(wecom_markdown(text).encode())
 
 
@@ -350,25 +362,25 @@ class Messages:
 
 
 def _pieces(text: str, longest: int, measure: Callable[[str], int]) -> list[str]:
-    """Lines (with their newline); a longer line is cut between atoms, at a space if it can."""
+    """Lines (with their newline); a longer line is cut between atoms, at a space if it can
+    (in one pass: a line may be a whole long value)."""
     pieces: list[str] = []
     for line in text.splitlines(keepends=True):
-        while measure(line) > longest:
-            cut, size = 0, 0
-            last_space = 0
-            for atom in _ATOM.finditer(line):
-                if size + measure(atom.group()) > longest and cut:
-                    break
-                size += measure(atom.group())
-                cut = atom.end()
-                if atom.group() == " ":
-                    last_space = cut
-            if last_space > len(line[:cut]) // 2:
-                cut = last_space
-            pieces.append(line[:cut])
-            line = line[cut:]
-        if line:
+        if measure(line) <= longest:
             pieces.append(line)
+            continue
+        start, size, last_space = 0, 0, 0
+        for atom in _ATOM.finditer(line):
+            weight = measure(atom.group())
+            if size + weight > longest and atom.start() > start:
+                at_space = last_space - start > (atom.start() - start) // 2
+                cut = last_space if at_space else atom.start()
+                pieces.append(line[start:cut])
+                start, size = cut, measure(line[cut : atom.start()])
+            size += weight
+            if atom.group() == " ":
+                last_space = atom.end()
+        pieces.append(line[start:])
     return pieces
 
 

@@ -64,6 +64,7 @@ TRY_AGAIN = {
 # userid.
 GONE = frozenset({81013, 60111})
 
+
 def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
     """Parts of at most `limit` UTF-8 bytes, cut between lines where a line fits, never
     inside a character; no part is blank."""
