@@ -57,6 +57,10 @@ class DigestAction(Action, prefix="dg"):
 CHARTS, WORKBOOK = DigestAction("chart"), DigestAction("export")
 
 
+# An unchanged week's digest of every branch names only this many, those most behind.
+UNCHANGED_BRANCHES = 5
+
+
 @dataclass
 class SummaryFigures:
     expected: int = 0
