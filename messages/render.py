@@ -320,10 +320,6 @@ class Messages:
         """The rendered message cut into parts of at most `limit` (as the flavour counts)."""
         return parts_of(flavour, self.markup(flavour, locale, template, **values), limit)
 
-    def render_parts(self, locale: str, template: str, /, **values: object) -> list[str]:
-        """The rendered message cut into pieces Telegram accepts."""
-        return self.render_parts_as("telegram", MESSAGE_LIMIT, locale, template, **values)
-
     def command_descriptions(self, locale: str) -> dict[str, str]:
         """Command → its one-line description, from `commands.j2`."""
         return dict(self.words(locale, "commands", ("descriptions",))["descriptions"])
