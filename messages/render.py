@@ -46,16 +46,6 @@ _BLOCK = re.compile(r"\{% block (\w+) %\}\n(.*?)\{% endblock %\}", re.S)
 
 # The translators' notation for emphasis inside the catalogues' words: no channel's markup.
 EMPHASIS = ("[em]", "[/em]")
-# What WeCom members type instead of a slash command (bot.channels.wecom.inbound reads them).
-WECOM_KEYWORDS = {
-    "承诺": "pledges",
-    "小结": "summary",
-    "评议": "rate",
-    "点评": "review",
-    "整改": "rectify",
-    "周报": "digest",
-    "帮助": "help",
-}
 
 
 def emphasised(words: str) -> str:
@@ -105,12 +95,17 @@ def _slash(name: str) -> str:
     return f"/{name}"
 
 
-_TYPED = {command: keyword for keyword, command in WECOM_KEYWORDS.items()}
+@cache
+def _wecom_keywords() -> dict[str, str]:
+    """Command → the word a WeCom member types for it, as the channel reads them."""
+    from bot.channels.wecom.inbound import KEYWORDS  # the channel's table; loaded when used
+
+    return {command: keyword for keyword, command in KEYWORDS.items()}
 
 
 def _wecom_command(name: str) -> str:
     """A WeCom member types the keyword where there is one (the menu has them all too)."""
-    keyword = _TYPED.get(name)
+    keyword = _wecom_keywords().get(name)
     return f"「{keyword}」" if keyword else _slash(name)
 
 

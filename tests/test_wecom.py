@@ -24,7 +24,7 @@ from bot.cli import demo
 from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
 from bot.intake import Intake
 from bot.runtime import Runtime
-from messages.render import WECOM_KEYWORDS, unmarked
+from messages.render import unmarked
 from storage.models import ChannelAccount, IntakeUpdate, OutboxMessage, OutboxStatus
 from tests.test_evaluation_anonymity import (
     LEADER,
@@ -435,9 +435,3 @@ async def test_replies_are_wecom_markdown_and_a_members_words_never_become_marku
     assert f"\n目标：{goal}\n措施：# 每天 > 提前到岗_\n" in unmarked(text)
     # WeCom has no slash commands: the keyword a member types.
     assert "发送 「承诺」 可查看" in text
-
-
-def test_the_keywords_members_type_are_the_ones_messages_name():
-    from bot.channels.wecom.inbound import KEYWORDS
-
-    assert KEYWORDS == WECOM_KEYWORDS

@@ -70,7 +70,7 @@ class Limits:
     toast_length: int
     messages_per_second: float  # to everyone
     messages_per_chat_minute: int  # to one chat
-    flavour: str = "telegram"  # how messages are marked up for it (messages.render.FLAVOURS)
+    flavour: str  # how messages are marked up for it: a name in messages.render.FLAVOURS
 
 
 @dataclass(frozen=True)
