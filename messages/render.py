@@ -17,7 +17,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from babel.numbers import format_percent
+from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from jinja2 import BytecodeCache, Environment, FileSystemLoader, StrictUndefined, meta
 from markupsafe import Markup
@@ -262,6 +262,9 @@ class Messages:
                 day, pattern, locale=locale
             )
         env.filters["percent"] = lambda rate: format_percent(rate, locale=locale)
+        env.filters["megabytes"] = lambda size: (
+            f"{format_decimal(size / 2**20, '#,##0.#', locale=locale)} MB"
+        )
         env.filters["compact_date"] = lambda day: day.strftime("%Y%m%d")
         return env
 

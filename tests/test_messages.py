@@ -376,6 +376,7 @@ SPECIAL_VALUES = {
     "weekly": True,
     "export_hint": True,
     "unchanged": False,
+    "upload_limit": 2 * 1024 * 1024,
     "kind": "leading_cadre",
     "item_name": HOSTILE,
     "when": date(2026, 1, 1),
