@@ -152,6 +152,9 @@ def test_rules_and_formats_stay_in_code():
         text = path.read_text(encoding="utf-8")
         assert "strftime" not in text and "isoformat" not in text, path.name
         assert "1500" not in text, path.name  # the material limit: bot/core/commendation.py
+        # Percentages through the `percent` filter, sizes through `megabytes`, flags as values.
+        for spelled in ('"%.0f"', "* 100", "六成", " MB"):
+            assert spelled not in text, (path.name, spelled)
         # A command is named through command("…"), so a channel can show its own way in.
         slash = re.findall(r"(?<![\w/:.[])/[a-z{]\S*", text)
         assert not slash, (path.name, slash)
