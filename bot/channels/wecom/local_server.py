@@ -160,15 +160,12 @@ class LocalWeCom:
             return self._answer(81013, "user & party & tag all invalid")
         kind = body.get("msgtype")
         code = None
-        if kind == "text":
-            content = body["text"]["content"]
+        if kind in ("text", "markdown"):
+            content = body[kind]["content"]
             if len(content.encode()) > 5120:
-                return self._answer(40058, "text.content exceed max length 5120")
+                return self._answer(40058, f"{kind}.content exceed max length 5120")
             # WeCom truncates beyond 2,048 bytes: the bot must never rely on it.
-            body["text"]["content"] = content.encode()[:2048].decode(errors="ignore")
-        elif kind == "markdown":
-            if len(body["markdown"]["content"].encode()) > 2048:
-                return self._answer(40058, "markdown.content exceed max length 2048")
+            body[kind]["content"] = content.encode()[:2048].decode(errors="ignore")
         elif kind == "template_card":
             card = body["template_card"]
             task = card.get("task_id", "")
