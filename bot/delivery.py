@@ -30,7 +30,7 @@ from bot.core.calendar import CampaignTime
 from bot.core.contract import Outgoing, Undelivered, Unreachable
 from bot.core.notices import Composed, Notice
 from bot.runtime import Runtime
-from messages.render import split
+from messages.render import parts_of
 from storage import accounts, outbox, people
 from storage.models import Campaign, OutboxMessage, OutboxStatus
 
@@ -174,10 +174,13 @@ class Sender:
                 ]
                 for b in unique
             ]
-            text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
-            parts = split(text)
             channel_name, chat = account
             channel = self.runtime.channels[channel_name]
+            flavour = channel.limits.flavour
+            text = "\n\n".join(
+                messages.markup(flavour, locale, n.template, **n.values) for n in notices
+            )
+            parts = parts_of(flavour, text, channel.limits.text_length)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 await channel.push(

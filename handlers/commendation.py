@@ -134,13 +134,21 @@ async def take_material(turn: Turn, state: Conversation) -> None:
     file = turn.evidence
     if file is not None and file.kind == "document":
         if file.size > deed_documents.UPLOAD_LIMIT:
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
         try:
             content = await turn.channel.download(file)
         except Exception as error:  # noqa: BLE001 — any channel's failure to fetch it
             logger.warning("deed material download: %s", error)
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
         try:
             text = await deed_documents.read_upload(file.name, content)
@@ -152,7 +160,11 @@ async def take_material(turn: Turn, state: Conversation) -> None:
             )
             return
         except deed_documents.UnreadableDocument:
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
     data = json.loads(state.data)
     selection = await commendation.of_actor(
@@ -346,7 +358,10 @@ async def publish(turn: Turn) -> None:
         return
     turn.reply("commendation_published_now", chats=len(found.chats))
     runtime = turn.runtime
-    parts = runtime.messages.render_parts(
+    limits = turn.channel.limits
+    parts = runtime.messages.render_parts_as(
+        limits.flavour,
+        limits.text_length,
         runtime.settings.default_locale,
         "commendation_announcement",
         selection=found.selection,

@@ -151,11 +151,15 @@ class Turn:
         return rows
 
     def outgoing(self) -> list[Outgoing]:
-        """The queued replies, rendered: what is sent once the update has committed."""
+        """The queued replies, rendered in the channel's flavour and cut to its limit: what is
+        sent once the update has committed."""
         pressed = self.inbound.pressed_message
+        limits = self.channel.limits
         items = []
         for reply in self._replies:
-            parts = self.runtime.messages.render_parts(self.locale, reply.template, **reply.values)
+            parts = self.runtime.messages.render_parts_as(
+                limits.flavour, limits.text_length, self.locale, reply.template, **reply.values
+            )
             buttons = self.packed(reply.buttons)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1

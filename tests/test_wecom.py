@@ -16,7 +16,7 @@ from bench.harness import populate
 from bot import delivery
 from bot.channels.wecom import local_server
 from bot.channels.wecom.app import WeCom
-from bot.channels.wecom.channel import TEXT_BYTES, split_bytes, wecom_text
+from bot.channels.wecom.channel import TEXT_BYTES, split_bytes
 from bot.channels.wecom.inbound import CHANNEL, Pushed
 from bot.channels.wecom.local_server import LocalWeCom, Pusher
 from bot.channels.wecom.pacing import MemberPace
@@ -24,6 +24,7 @@ from bot.cli import demo
 from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
 from bot.intake import Intake
 from bot.runtime import Runtime
+from messages.render import unmarked
 from storage.models import ChannelAccount, IntakeUpdate, OutboxMessage, OutboxStatus
 from tests.test_evaluation_anonymity import (
     LEADER,
@@ -92,8 +93,8 @@ def texts(fake: LocalWeCom, user: str) -> list[str]:
     return [item.text for item in fake.to(user)]
 
 
-def plain(runtime, template: str, **values) -> str:
-    return wecom_text(runtime.messages.render("zh_CN", template, **values))
+def shown(runtime, template: str, **values) -> str:
+    return runtime.messages.render_as("wecom", "zh_CN", template, **values)
 
 
 # --- the callback endpoint ---------------------------------------------------------------------
@@ -158,7 +159,7 @@ async def test_a_forged_signature_is_refused_and_nothing_stored(
 async def test_a_stranger_is_told_whom_to_ask(pusher, wecom, fake, runtime):
     fake.members.add("4242")
     await say(pusher, wecom, pusher.text("4242", "承诺"))
-    assert texts(fake, "4242") == [plain(runtime, "not_member")]
+    assert texts(fake, "4242") == [shown(runtime, "not_member")]
 
 
 async def test_leaving_and_coming_back_follow_wecoms_events(pusher, wecom, fake, members, runtime):
@@ -221,7 +222,7 @@ async def test_words_where_a_button_was_expected_are_answered_politely(
     zheng = members["郑强"]
     await say(pusher, wecom, pusher.text(zheng, "/reminders"))
     await say(pusher, wecom, pusher.text(zheng, "全部提醒"))
-    assert texts(fake, zheng)[-1] == plain(runtime, "not_understood")
+    assert texts(fake, zheng)[-1] == shown(runtime, "not_understood")
 
 
 # --- the sender --------------------------------------------------------------------------------
@@ -407,5 +408,30 @@ async def test_more_than_six_buttons_go_on_further_cards(wecom, fake, members):
     # A text too long for a card goes first, as texts; the cards keep its first line.
     await wecom.channel.send([Outgoing(zheng, long_text, buttons)], None)
     kinds = [item.msgtype for item in fake.to(zheng)[2:]]
-    assert kinds == ["text", "template_card", "template_card"]
+    assert kinds == ["markdown", "template_card", "template_card"]
     assert fake.to(zheng)[2].text == long_text
+
+
+# --- markdown ----------------------------------------------------------------------------------
+
+
+async def test_replies_are_wecom_markdown_and_a_members_words_never_become_markup(
+    pusher, wecom, fake, members, runtime
+):
+    zheng = members["郑强"]
+    goal = '**全勤** [奖](https://evil.example) `x` <font color="warning">红</font>'
+    await say(
+        pusher, wecom, pusher.text(zheng, f"/pledge {goal} | # 每天 > 提前到岗_ | 2026-12-31")
+    )
+    saved = fake.to(zheng)[-1]
+    assert saved.msgtype == "markdown"
+    text = saved.text
+    assert text.startswith("承诺已记录") and "\n**目标**：" in text and "\n**措施**：" in text
+    # The member's asterisks, link, code and font tag stay words: escaped, never markup.
+    for markup in ("*", "[", "`", "<"):
+        assert markup not in text.replace("**目标**", "").replace("**措施**", "").replace(
+            "**时限**", ""
+        ).replace(f"\\{markup}", "")
+    assert f"\n目标：{goal}\n措施：# 每天 > 提前到岗_\n" in unmarked(text)
+    # WeCom has no slash commands: the keyword a member types.
+    assert "发送 「承诺」 可查看" in text

@@ -70,6 +70,7 @@ class Limits:
     toast_length: int
     messages_per_second: float  # to everyone
     messages_per_chat_minute: int  # to one chat
+    flavour: str  # how messages are marked up for it: a name in messages.render.FLAVOURS
 
 
 @dataclass(frozen=True)

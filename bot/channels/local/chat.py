@@ -38,6 +38,7 @@ LIMITS = Limits(
     toast_length=200,
     messages_per_second=1000,
     messages_per_chat_minute=1000,
+    flavour="telegram",
 )
 _TAG = re.compile(r"<[^>]+>")
 _STEP = re.compile(r"^\+(\d+)([dhm])$")
