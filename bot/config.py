@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import field_validator
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     wecom_api_base_url: str | None = None
     # Where the callback server listens (host:port), usually behind the HTTPS proxy.
     wecom_listen: str = "127.0.0.1:8080"
+    # Messages as text (every client shows them, the WeChat plug-in included) or markdown
+    # (bold words; the WeChat plug-in does not show markdown messages).
+    wecom_message_format: Literal["text", "markdown"] = "text"
 
     @field_validator("timezone")
     @classmethod

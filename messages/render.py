@@ -160,6 +160,11 @@ def _wecom_atom_bytes(atom: str) -> int:
     return len(wecom_markdown(atom).encode())
 
 
+def _plain_bytes(text: str) -> int:
+    """What the HTML takes of WeCom's 2,048 bytes as plain text."""
+    return len(_plain_text(text).encode())
+
+
 def _wecom_bytes(text: str) -> int:
     """What the HTML takes of WeCom's 2,048 bytes once it is markdown (a character or an
     entity as `split` weighs them one by one: remembered)."""
@@ -172,6 +177,9 @@ FLAVOURS = {
     "telegram": Flavour("telegram", command=_slash, finish=lambda text: text, measure=length),
     "plain": Flavour("plain", command=_slash, finish=_plain_text, measure=length),
     "wecom": Flavour("wecom", command=_wecom_command, finish=wecom_markdown, measure=_wecom_bytes),
+    "wecom_text": Flavour(
+        "wecom_text", command=_wecom_command, finish=_plain_text, measure=_plain_bytes
+    ),
 }
 
 

@@ -42,9 +42,11 @@ async def fake():
     await wecom.stop()
 
 
-async def running(runtime, fake, pace: MemberPace | None = None):
+async def running(runtime, fake, pace: MemberPace | None = None, **settings):
     runtime = Runtime(
-        settings=runtime.settings.model_copy(update=local_server.settings(fake.base_url)),
+        settings=runtime.settings.model_copy(
+            update={**local_server.settings(fake.base_url), **settings}
+        ),
         db=runtime.db,
         clock=runtime.clock,
         messages=runtime.messages,
@@ -94,7 +96,8 @@ def texts(fake: LocalWeCom, user: str) -> list[str]:
 
 
 def shown(runtime, template: str, **values) -> str:
-    return runtime.messages.render_as("wecom", "zh_CN", template, **values)
+    """A message as WeCom shows it by default: text, with the keywords members type."""
+    return runtime.messages.render_as("wecom_text", "zh_CN", template, **values)
 
 
 # --- the callback endpoint ---------------------------------------------------------------------
@@ -408,16 +411,36 @@ async def test_more_than_six_buttons_go_on_further_cards(wecom, fake, members):
     # A text too long for a card goes first, as texts; the cards keep its first line.
     await wecom.channel.send([Outgoing(zheng, long_text, buttons)], None)
     kinds = [item.msgtype for item in fake.to(zheng)[2:]]
-    assert kinds == ["markdown", "template_card", "template_card"]
+    assert kinds == ["text", "template_card", "template_card"]
     assert fake.to(zheng)[2].text == long_text
 
 
 # --- markdown ----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+async def markdown_pusher(runtime, fake):
+    """A pusher to an application set to send markdown (WECOM_MESSAGE_FORMAT=markdown)."""
+    service = await running(runtime, fake, wecom_message_format="markdown")
+    client = Pusher(f"http://127.0.0.1:{service.port}/wecom/callback")
+    yield client, service
+    await client.close()
+    await service.stop()
+
+
+async def test_replies_are_text_by_default_that_every_client_shows(pusher, wecom, fake, members):
+    zheng = members["郑强"]
+    await say(pusher, wecom, pusher.text(zheng, "/pledge 全勤 | 每天提前到岗 | 2026-12-31"))
+    saved = fake.to(zheng)[-1]
+    assert saved.msgtype == "text" and saved.text.startswith("承诺已记录")
+    assert "\n目标：全勤\n措施：每天提前到岗\n" in saved.text and "*" not in saved.text
+    assert "发送 「承诺」 可查看" in saved.text
+
+
 async def test_replies_are_wecom_markdown_and_a_members_words_never_become_markup(
-    pusher, wecom, fake, members, runtime
+    markdown_pusher, fake, members, runtime
 ):
+    pusher, wecom = markdown_pusher
     zheng = members["郑强"]
     goal = '**全勤** [奖](https://evil.example) `x` <font color="warning">红</font>'
     await say(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -105,6 +106,8 @@ class WeComChannel:
     ) -> None:
         self.runtime = runtime
         self.api = api
+        self.markdown = runtime.settings.wecom_message_format == "markdown"
+        self.limits = replace(LIMITS, flavour="wecom" if self.markdown else "wecom_text")
         self.pace = pace or MemberPace()
         self._wait = wait
         # The cards tapped and not yet answered: task id → response code (usable once).
@@ -143,14 +146,18 @@ class WeComChannel:
             card["sub_title_text"] = body
         return {"touser": user, "msgtype": "template_card", "template_card": card}
 
+    def _texts(self, item: Outgoing) -> list[dict]:
+        message = self._markdown if self.markdown else self._text
+        return [message(item.chat, part) for part in split_bytes(item.text)]
+
     def _bodies(self, item: Outgoing) -> list[dict]:
         buttons = [button for row in item.buttons or () for button in row]
         if not buttons:
-            return [self._markdown(item.chat, part) for part in split_bytes(item.text)]
-        plain = unmarked(item.text).strip()
+            return self._texts(item)
+        plain = (unmarked(item.text) if self.markdown else item.text).strip()
         bodies = []
         if len(plain.encode()) > CARD_TEXT_BYTES:
-            bodies = [self._markdown(item.chat, part) for part in split_bytes(item.text)]
+            bodies = self._texts(item)
             plain = plain.partition("\n")[0]  # the card keeps the first line as its title
         for start in range(0, len(buttons), CARD_BUTTONS):
             chunk = buttons[start : start + CARD_BUTTONS]
