@@ -367,3 +367,16 @@ async def queued_subjects(
         )
     )
     return {(reminder, subject) for reminder, subject in result.all()}
+
+
+async def readdress(session: AsyncSession, *, channel: str, old: str, new: str) -> None:
+    """Messages waiting for an account that the channel renamed go to its new id."""
+    await session.exec(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.external_id == old,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(external_id=new)
+    )

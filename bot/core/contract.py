@@ -24,6 +24,7 @@ class Kind(enum.StrEnum):
     EDITED = "edited"  # an earlier message changed: never acted on
     JOINED = "joined"  # the member can be reached again
     BLOCKED = "blocked"  # the member blocked the bot or left
+    MOVED = "moved"  # the channel gave the account a new id (`text`), e.g. a renamed userid
 
 
 @dataclass(frozen=True)

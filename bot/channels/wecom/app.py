@@ -44,6 +44,8 @@ class WeCom:
             base_url=settings.wecom_api_base_url,
             client=client,
         )
+        pace = pace or MemberPace()
+        pace.keep_in(runtime.db, CHANNEL)  # the limits hold across a restart
         channel = WeComChannel(runtime, api, pace=pace)
         crypto = WeComCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
         callbacks = Callbacks(
@@ -54,6 +56,7 @@ class WeCom:
     async def start(self, host: str, port: int, *, menu: bool = True) -> None:
         """Serve the callbacks (port 0: any free one), then finish what a dead process
         left, then publish the menu (a failure there does not stop the bot)."""
+        await self.channel.pace.restore(self.channel.runtime.clock.now())
         self.runner = web.AppRunner(self.callbacks.web_app(), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port)

@@ -182,7 +182,7 @@ class WeComChannel:
 
     async def _post(self, body: dict) -> None:
         user = body["touser"]
-        self.pace.take(user, self.runtime.clock.now())
+        await self.pace.take(user, self.runtime.clock.now())
         answer = await self.api.send(body)
         if user.lower() in answer.get("invaliduser", "").split("|"):
             raise Unreachable("not in the application's reach")
