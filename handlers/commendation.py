@@ -5,7 +5,7 @@ chat makes it receive announcements."""
 import json
 import logging
 
-from bot.core import commendation, deed_documents
+from bot.core import commendation, deed_documents, notices
 from bot.core.access import Permission
 from bot.core.commendation import (
     ChooseCategory,
@@ -344,15 +344,25 @@ async def publish(turn: Turn) -> None:
     if isinstance(found, Refusal):
         turn.refuse(found)
         return
-    turn.reply("commendation_published_now", chats=len(found.chats))
     runtime = turn.runtime
-    parts = runtime.messages.render_parts(
-        runtime.settings.default_locale,
-        "commendation_announcement",
-        selection=found.selection,
-        rules=found.rules,
-        winners=found.winners,
+    announced = {
+        "selection": found.selection,
+        "rules": found.rules,
+        "winners": found.winners,
+    }
+    locale = runtime.settings.default_locale
+    parts = runtime.messages.render_parts(locale, "commendation_announcement", **announced)
+    # Group robots (WeCom) hear it through the outbox, once, with this same transaction.
+    groups = runtime.settings.announcement_groups
+    await notices.announce_to_groups(
+        turn.session,
+        organisation_id=turn.actor.organisation_id,
+        groups=groups,
+        subject=f"selection:{found.selection.id}",
+        text=runtime.messages.plain(locale, "commendation_announcement", **announced),
+        now=turn.now,
     )
+    turn.reply("commendation_published_now", chats=len(found.chats) + len(groups))
 
     async def tell_groups() -> None:
         for chat in found.chats:

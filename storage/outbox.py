@@ -14,6 +14,7 @@ from storage.db import dialect_insert
 from storage.models import (
     Category,
     ChannelAccount,
+    GroupMessage,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -250,23 +251,28 @@ async def claim(
 
 
 async def release_abandoned(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
-    """After a crash, rows claimed at `before` or earlier: those never handed to Telegram go
-    back to pending; those handed over may have arrived, so they are not resent."""
-    back = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.CLAIMED, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.PENDING, claimed_at=None)
-    )
-    unsure = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.SENDING, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived")
-    )
-    return back.rowcount, unsure.rowcount
+    """After a crash, rows (members' and groups') claimed at `before` or earlier: those never
+    handed to the channel go back to pending; those handed over may have arrived, so they are
+    not resent."""
+    back = unsure = 0
+    for model in (OutboxMessage, GroupMessage):
+        back += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.CLAIMED, col(model.claimed_at) <= before)
+                .values(status=OutboxStatus.PENDING, claimed_at=None)
+            )
+        ).rowcount
+        unsure += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.SENDING, col(model.claimed_at) <= before)
+                .values(
+                    status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived"
+                )
+            )
+        ).rowcount
+    return back, unsure
 
 
 async def get_messages(session: AsyncSession, *, ids: Sequence[int]) -> Sequence[OutboxMessage]:
@@ -285,7 +291,9 @@ async def set_status(
     status: OutboxStatus,
     now: datetime | None = None,
     error: str | None = None,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
+    """The state of these rows (of the members' outbox, or of `model`: GroupMessage)."""
     if not ids:
         return
     values: dict = {"status": status}
@@ -293,7 +301,7 @@ async def set_status(
         values["sent_at"] = now
     if error is not None:
         values["error"] = error[:200]
-    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).values(**values))
+    await session.exec(update(model).where(col(model.id).in_(ids)).values(**values))
 
 
 async def retry_later(
@@ -303,17 +311,18 @@ async def retry_later(
     after: datetime,
     error: str,
     count_attempt: bool = True,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
     if not ids:
         return
     await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
+        update(model)
+        .where(col(model.id).in_(ids))
         .values(
             status=OutboxStatus.PENDING,
             send_after=after,
             claimed_at=None,
-            attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
+            attempts=model.attempts + (1 if count_attempt else 0),
             error=error[:200],
         )
     )
@@ -380,3 +389,50 @@ async def readdress(session: AsyncSession, *, channel: str, old: str, new: str) 
         )
         .values(external_id=new)
     )
+
+
+async def add_group_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
+    """Queue these group announcements (organisation_id, channel, chat, subject, text,
+    send_after); one already queued for the same channel, chat and subject is left alone."""
+    if not rows:
+        return 0
+    values = [{**row, "status": OutboxStatus.PENDING.value, "attempts": 0} for row in rows]
+    result = await session.exec(
+        dialect_insert(session)(GroupMessage)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["channel", "chat", "subject"])
+        .execution_options(preserve_rowcount=True)
+    )
+    return result.rowcount
+
+
+async def claim_group_messages(
+    session: AsyncSession, *, channels: list[str], now: datetime, limit: int
+) -> list[GroupMessage]:
+    """Take up to `limit` due group announcements of these channels, oldest first (only the
+    rows this statement moved from pending to claimed)."""
+    due = (
+        select(GroupMessage.id)
+        .where(
+            GroupMessage.status == OutboxStatus.PENDING,
+            col(GroupMessage.channel).in_(channels),
+            GroupMessage.send_after <= now,
+        )
+        .order_by(GroupMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.exec(due)).all())
+    if not ids:
+        return []
+    claimed = await session.exec(
+        update(GroupMessage)
+        .where(col(GroupMessage.id).in_(ids), GroupMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CLAIMED, claimed_at=now)
+        .returning(GroupMessage.id)
+    )
+    taken = list(claimed.scalars().all())
+    rows = await session.exec(
+        select(GroupMessage).where(col(GroupMessage.id).in_(taken)).order_by(GroupMessage.id)
+    )
+    return list(rows.all())

@@ -116,6 +116,7 @@ class WeComChannel:
 
     name = CHANNEL
     limits = LIMITS
+    robots = None  # the group robots (robots.py), when WECOM_ROBOTS names any
 
     def __init__(
         self,
@@ -271,6 +272,14 @@ class WeComChannel:
                 if index or error.response.status_code < 500:
                     raise
                 raise Undelivered(f"HTTP {error.response.status_code}") from error
+
+    async def announce(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """A group announcement, through the group's robot."""
+        if self.robots is None:
+            raise Unreachable("no group robots (WECOM_ROBOTS)")
+        await self.robots.send(item, before_request=before_request)
 
     async def send_file(self, item: OutgoingFile) -> None:
         kind = "image" if item.kind == "photo" else "file"
