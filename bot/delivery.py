@@ -147,7 +147,9 @@ class Sender:
                 report.sent += 1
             elif isinstance(error, Undelivered):
                 after = now + (error.wait or SERVER_ERROR_WAIT)
-                await outbox.retry_later(session, ids=ids, after=after, error=str(error), model=model)
+                await outbox.retry_later(
+                    session, ids=ids, after=after, error=str(error), model=model
+                )
                 report.again += 1
             else:
                 # No such group (Unreachable), or it may have arrived: never handed over twice.

@@ -93,7 +93,8 @@ async def test_two_members_with_one_userid_is_an_import_error_and_nothing_is_wri
 
 
 async def test_a_listed_member_is_welcomed_on_their_first_message_and_then_answered(
-    runtime, fake
+    runtime,
+    fake,  # noqa: F811
 ):
     await imported(runtime)
     fake.members |= {"wangwu", "ZhaoLiu", "stranger"}
@@ -115,7 +116,7 @@ async def test_a_listed_member_is_welcomed_on_their_first_message_and_then_answe
     assert answer == plain(runtime, "not_member") and "支部书记或组织管理员" in answer
 
 
-async def test_opening_the_application_welcomes_once_and_marks_them_reachable(runtime, fake):
+async def test_opening_the_application_welcomes_once_and_marks_them_reachable(runtime, fake):  # noqa: F811
     await imported(runtime)
     fake.members |= {"wangwu"}
     wecom = await running(runtime, fake)
@@ -136,7 +137,7 @@ async def test_opening_the_application_welcomes_once_and_marks_them_reachable(ru
 # --- the directory's changes -----------------------------------------------------------------
 
 
-async def test_a_member_who_left_the_organisation_is_no_longer_sent_to(runtime, fake):
+async def test_a_member_who_left_the_organisation_is_no_longer_sent_to(runtime, fake):  # noqa: F811
     await imported(runtime)
     wecom = await running(runtime, fake)
     pusher = Pusher(f"http://127.0.0.1:{wecom.port}/wecom/callback")
@@ -159,7 +160,7 @@ async def test_a_member_who_left_the_organisation_is_no_longer_sent_to(runtime, 
     assert fake.delivered == []  # the directory's events are answered by nobody
 
 
-async def test_a_renamed_userid_keeps_its_binding_and_its_queued_messages(runtime, fake):
+async def test_a_renamed_userid_keeps_its_binding_and_its_queued_messages(runtime, fake):  # noqa: F811
     await imported(runtime)
     await _announce_to_everyone(runtime)  # reaches them before they ever wrote
     fake.members |= {"ww", "ZhaoLiu"}

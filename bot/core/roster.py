@@ -708,11 +708,7 @@ async def _apply_wecom_accounts(session, organisation, branches, roster, now) ->
         ):
             found[account.id] = account
     held = list(found.values())
-    stale = [
-        account
-        for account in held
-        if userid_of.get(account.member_id) != account.external_id
-    ]
+    stale = [account for account in held if userid_of.get(account.member_id) != account.external_id]
     kept = {a.member_id for a in held if a not in stale}
     for account in stale:
         await session.delete(account)
