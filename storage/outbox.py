@@ -226,15 +226,21 @@ async def claim(
     """Take up to `limit` due rows for the senders of these channels. Only the rows this statement
     moved from pending to claimed are returned, so two senders never share one (PostgreSQL
     also skips the rows another sender has locked)."""
+    # Leaders first; then a member's rows together, so a round sends them as one message.
+    order = (OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+    return await _claim(session, OutboxMessage, order, channels=channels, now=now, limit=limit)
+
+
+async def _claim(session: AsyncSession, model, order, *, channels, now, limit) -> list[int]:
+    """The ids of up to `limit` due rows of `model` (in `order`) this statement claimed."""
     due = (
-        select(OutboxMessage.id)
+        select(model.id)
         .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.channel).in_(channels),
-            OutboxMessage.send_after <= now,
+            model.status == OutboxStatus.PENDING,
+            col(model.channel).in_(channels),
+            model.send_after <= now,
         )
-        # Leaders first; then a member's rows together, so a round sends them as one message.
-        .order_by(OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -242,10 +248,10 @@ async def claim(
     if not ids:
         return []
     result = await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
+        update(model)
+        .where(col(model.id).in_(ids), model.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.CLAIMED, claimed_at=now)
-        .returning(OutboxMessage.id)
+        .returning(model.id)
     )
     return sorted(result.scalars().all())
 
@@ -350,10 +356,16 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
                 "attempts": 0,
             }
         )
+    return await _insert_once(session, OutboxMessage, values, ["reminder", "subject", "member_id"])
+
+
+async def _insert_once(session: AsyncSession, model, values: list[dict], unique: list[str]) -> int:
+    """Insert these rows in one statement; one that would repeat `unique` is left alone.
+    Returns how many went in."""
     result = await session.exec(
-        dialect_insert(session)(OutboxMessage)
+        dialect_insert(session)(model)
         .values(values)
-        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+        .on_conflict_do_nothing(index_elements=unique)
         .execution_options(preserve_rowcount=True)
     )
     return result.rowcount
@@ -397,13 +409,7 @@ async def add_group_messages(session: AsyncSession, *, rows: Sequence[dict]) -> 
     if not rows:
         return 0
     values = [{**row, "status": OutboxStatus.PENDING.value, "attempts": 0} for row in rows]
-    result = await session.exec(
-        dialect_insert(session)(GroupMessage)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["channel", "chat", "subject"])
-        .execution_options(preserve_rowcount=True)
-    )
-    return result.rowcount
+    return await _insert_once(session, GroupMessage, values, ["channel", "chat", "subject"])
 
 
 async def claim_group_messages(
@@ -411,27 +417,10 @@ async def claim_group_messages(
 ) -> list[GroupMessage]:
     """Take up to `limit` due group announcements of these channels, oldest first (only the
     rows this statement moved from pending to claimed)."""
-    due = (
-        select(GroupMessage.id)
-        .where(
-            GroupMessage.status == OutboxStatus.PENDING,
-            col(GroupMessage.channel).in_(channels),
-            GroupMessage.send_after <= now,
-        )
-        .order_by(GroupMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list((await session.exec(due)).all())
-    if not ids:
+    order = (GroupMessage.id,)
+    taken = await _claim(session, GroupMessage, order, channels=channels, now=now, limit=limit)
+    if not taken:
         return []
-    claimed = await session.exec(
-        update(GroupMessage)
-        .where(col(GroupMessage.id).in_(ids), GroupMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.CLAIMED, claimed_at=now)
-        .returning(GroupMessage.id)
-    )
-    taken = list(claimed.scalars().all())
     rows = await session.exec(
         select(GroupMessage).where(col(GroupMessage.id).in_(taken)).order_by(GroupMessage.id)
     )

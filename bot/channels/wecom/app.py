@@ -51,7 +51,7 @@ class WeCom:
         channel = WeComChannel(runtime, api, pace=pace)
         keys = robot_keys(settings.wecom_robots or "")
         if keys:
-            channel.robots = Robots(api.client, keys, clock=runtime.clock, db=runtime.db)
+            channel.robots = Robots(channel, keys)
         crypto = WeComCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
         callbacks = Callbacks(
             runtime, channel, crypto, handlers.routes(), Intake(runtime.db, CHANNEL)

@@ -250,18 +250,20 @@ class WeComChannel:
                 raise Undelivered("the member's message limit", wait)
             await self._push(bodies, before_request)
 
-    async def _push(self, bodies: list[dict], before_request) -> None:
+    async def _push(self, bodies: list[dict], before_request, post=None, gone=GONE) -> None:
+        """Each body through `post` (message/send; a group robot's webhook), WeCom's answers
+        to the first mapped to the outbox's outcomes (`gone`: the errcodes of "never")."""
         for index, body in enumerate(bodies):
             if index == 0 and before_request is not None:
                 await before_request()
             try:
-                await self._post(body)
+                await (post or self._post)(body)
             except WeComError as error:
                 if index:
                     raise  # part of it arrived: never sent again
                 if error.errcode in TRY_AGAIN:
                     raise Undelivered(error.errmsg, TRY_AGAIN[error.errcode]) from error
-                if error.errcode in GONE:
+                if error.errcode in gone:
                     raise Unreachable(error.errmsg) from error
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
