@@ -3,12 +3,14 @@ are welcomed on their first message, and the directory's changes (a member who l
 userid) and the application's events follow them. Against the local WeCom
 (bot/channels/wecom/local_server.py): encrypted callbacks in, message/send out."""
 
+from datetime import timedelta
+
 from sqlmodel import select
 
 from bot import delivery
 from bot.channels.wecom.inbound import CHANNEL
 from bot.channels.wecom.local_server import Pusher
-from bot.core import roster
+from bot.core import onboarding, roster
 from storage.models import ChannelAccount, Member, OutboxMessage
 from tests.conftest import import_roster
 from tests.test_pacing import _announce_to_everyone
@@ -183,3 +185,30 @@ async def test_a_renamed_userid_keeps_its_binding_and_its_queued_messages(runtim
     announcement, welcome, *_phase, answer = texts(fake, "ww")
     assert texts(fake, "ZhaoLiu") == [announcement]
     assert welcome.startswith("王五同志，欢迎您！") and "/pledge" in answer
+
+
+async def test_an_invite_used_first_on_a_listed_account_welcomes_once(runtime, fake):  # noqa: F811
+    await imported(runtime)
+    fake.members |= {"wangwu"}
+    async with runtime.db.session() as session:
+        member_id = (await session.exec(select(Member.id).where(Member.name == "王五"))).one()
+        branch_id = (
+            await session.exec(select(Member.branch_id).where(Member.id == member_id))
+        ).one()
+        (issued,) = await onboarding.issue_invites(
+            session,
+            now=runtime.clock.now(),
+            valid_for=timedelta(days=1),
+            branch_id=branch_id,
+            member_name="王五",
+        )
+    wecom = await running(runtime, fake)
+    pusher = Pusher(f"http://127.0.0.1:{wecom.port}/wecom/callback")
+    try:
+        await say(pusher, wecom, pusher.text("wangwu", f"/start {issued.token}"))
+    finally:
+        await pusher.close()
+        await wecom.stop()
+    (welcome,) = texts(fake, "wangwu")
+    assert welcome.startswith("王五同志，欢迎您！")
+    assert (await wecom_accounts(runtime))["王五"] == ("wangwu", False, False)
