@@ -365,9 +365,14 @@ async def publish(turn: Turn) -> None:
     turn.reply("commendation_published_now", chats=len(found.chats) + len(groups))
 
     async def tell_groups() -> None:
-        for chat in found.chats:
+        for channel_name, chat in found.chats:
+            # Through the group's own channel, whichever channel the organiser published from.
+            channel = runtime.channels.get(channel_name)
+            if channel is None:
+                logger.warning("announcement to group %s: %s is not running", chat, channel_name)
+                continue
             try:
-                await turn.channel.send([Outgoing(chat, part) for part in parts], None)
+                await channel.send([Outgoing(chat, part) for part in parts], None)
             # A group that removed the bot: the others still hear.
             except Exception as error:  # noqa: BLE001
                 logger.warning("announcement to group %s: %s", chat, error)
@@ -408,6 +413,7 @@ async def bind(turn: Turn) -> None:
     await commendation.bind_chat(
         turn.session,
         actor=turn.actor,
+        channel=turn.channel.name,
         chat=turn.inbound.chat,
         title=turn.inbound.chat_title,
         now=turn.now,

@@ -664,6 +664,8 @@ class BoundChat(SQLModel, table=True):
 
     chat_id: int = Field(primary_key=True, sa_type=BigInteger)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # The channel the group chat is on (where /bind was sent): announcements go through it.
+    channel: str = Field(default="telegram", max_length=16)
     title: str = Field(default="", max_length=200)
     bound_by: int = Field(foreign_key="member.id")
     bound_at: datetime

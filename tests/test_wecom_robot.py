@@ -17,7 +17,14 @@ from bot.core.contract import Outgoing, Undelivered
 from bot.logs import OWN_LOGGERS
 from bot.runtime import Runtime
 from storage import people as people_queries
-from storage.models import GroupMessage, Nomination, OutboxStatus, Selection, SelectionStage
+from storage.models import (
+    BoundChat,
+    GroupMessage,
+    Nomination,
+    OutboxStatus,
+    Selection,
+    SelectionStage,
+)
 from tests.test_commendation import open_selection
 from tests.test_wecom import fake, members, people, running, say  # noqa: F401 — fixtures
 
@@ -90,13 +97,24 @@ async def test_a_published_commendation_reaches_each_robots_group_once(
             )
         )
         chosen.stage, chosen.confirmed_at = SelectionStage.CONFIRMED, clock.now()
+        # A Telegram group an organiser bound: it hears through Telegram, never through WeCom.
+        session.add(
+            BoundChat(
+                chat_id=-100_200_300,
+                organisation_id=organisation.id,
+                channel="telegram",
+                bound_by=zheng.id,
+                bound_at=clock.now(),
+            )
+        )
+    fake.members.add("-100200300")
     wecom = await running(with_robots(runtime), fake)
     pusher = Pusher(f"http://127.0.0.1:{wecom.port}/wecom/callback")
     organiser = members["周敏"]
     publish = pusher.tap(organiser, "task-1", f"cmp:{selection.id}", "code-1")
     try:
         await say(pusher, wecom, publish)
-        assert "2 个群也会收到" in fake.to(organiser)[0].text
+        assert "3 个群也会收到" in fake.to(organiser)[0].text
         first = await delivery.send_now(wecom.channel.runtime)
         await say(pusher, wecom, pusher.tap(organiser, "task-1", f"cmp:{selection.id}", "code-2"))
         second = await delivery.send_now(wecom.channel.runtime)
@@ -105,6 +123,7 @@ async def test_a_published_commendation_reaches_each_robots_group_once(
         await wecom.stop()
     (said,) = fake.robot_texts(ALL_KEY)
     assert fake.robot_texts(BRANCH_KEY) == [said]
+    assert fake.to("-100200300") == []
     assert "2026年度争当排头兵评选结果\n优秀共产党员\n· 一等奖：王志刚" in said and "<" not in said
     assert first.sent >= 2 and second.sent == 0  # the members' notices go the same way
     assert await group_statuses(runtime) == [OutboxStatus.SENT, OutboxStatus.SENT]

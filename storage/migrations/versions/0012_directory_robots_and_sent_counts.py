@@ -6,7 +6,7 @@ Create Date: 2026-12-02
 
 A channel account the roster gave from the organisation's WeCom directory is `unseen` until
 its member first writes from it, and they are welcomed then; accounts bound before this were
-all bound by writing. Group announcements through a channel's group robots are queued
+all bound by writing. A bound group chat names its channel (all Telegram so far). Group announcements through a channel's group robots are queued
 once (`groupmessage`); and what each channel sent each recipient per minute is counted for an
 hour (`sentcount`), so that per-member limits still hold after a restart.
 """
@@ -35,6 +35,16 @@ def upgrade() -> None:
         "channelaccount",
         sa.Column("unseen", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
+    # Groups bound so far were all bound on Telegram.
+    with op.batch_alter_table("boundchat", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "channel",
+                sqlmodel.sql.sqltypes.AutoString(length=16),
+                nullable=False,
+                server_default="telegram",
+            )
+        )
     op.create_table(
         "groupmessage",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -68,6 +78,8 @@ def downgrade() -> None:
     op.drop_table("sentcount")
     op.drop_index("ix_groupmessage_status", table_name="groupmessage")
     op.drop_table("groupmessage")
+    with op.batch_alter_table("boundchat", schema=None) as batch_op:
+        batch_op.drop_column("channel")
     with op.batch_alter_table("channelaccount", schema=None) as batch_op:
         batch_op.drop_column("unseen")
     if op.get_bind().dialect.name == "sqlite":  # the rebuilt table lost its triggers
