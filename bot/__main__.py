@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from bot import logs
 from bot.channels.telegram.markup import start_link
 from bot.clock import SystemClock
-from bot.config import TOKEN_PATTERN, Settings
+from bot.config import TOKEN_PATTERN, Settings, robot_keys
 from bot.runtime import Runtime
 from messages.render import Messages
 
@@ -510,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.evaluation_key,
             settings.wecom_secret,
             settings.wecom_aes_key,
+            *robot_keys(settings.wecom_robots or "").values(),
         ],
     )
     if args.command == "demo":

@@ -14,6 +14,7 @@ from storage.db import dialect_insert
 from storage.models import (
     Category,
     ChannelAccount,
+    GroupMessage,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -299,15 +300,21 @@ async def claim(
     it chose, skipping those another sender has locked; SQLite chooses and takes them in one
     statement, under its write lock (chosen first, a row another sender took meanwhile would
     be lost to both)."""
+    # Leaders first; then a member's rows together, so a round sends them as one message.
+    order = (OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+    return await _claim(session, OutboxMessage, order, channels=channels, now=now, limit=limit)
+
+
+async def _claim(session: AsyncSession, model, order, *, channels, now, limit) -> list[int]:
+    """The ids of up to `limit` due rows of `model` (in `order`) this statement claimed."""
     due = (
-        select(OutboxMessage.id)
+        select(model.id)
         .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.channel).in_(channels),
-            OutboxMessage.send_after <= now,
+            model.status == OutboxStatus.PENDING,
+            col(model.channel).in_(channels),
+            model.send_after <= now,
         )
-        # Leaders first; then a member's rows together, so a round sends them as one message.
-        .order_by(OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -317,32 +324,37 @@ async def claim(
         if not due:
             return []
     result = await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(due), OutboxMessage.status == OutboxStatus.PENDING)
+        update(model)
+        .where(col(model.id).in_(due), model.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.CLAIMED, claimed_at=now)
-        .returning(OutboxMessage.id)
+        .returning(model.id)
     )
     return sorted(result.scalars().all())
 
 
 async def release_abandoned(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
-    """After a crash, rows claimed at `before` or earlier: those never handed to Telegram go
-    back to pending; those handed over may have arrived, so they are not resent."""
-    back = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.CLAIMED, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.PENDING, claimed_at=None)
-    )
-    unsure = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.SENDING, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived")
-    )
-    return back.rowcount, unsure.rowcount
+    """After a crash, rows (members' and groups') claimed at `before` or earlier: those never
+    handed to the channel go back to pending; those handed over may have arrived, so they are
+    not resent."""
+    back = unsure = 0
+    for model in (OutboxMessage, GroupMessage):
+        back += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.CLAIMED, col(model.claimed_at) <= before)
+                .values(status=OutboxStatus.PENDING, claimed_at=None)
+            )
+        ).rowcount
+        unsure += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.SENDING, col(model.claimed_at) <= before)
+                .values(
+                    status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived"
+                )
+            )
+        ).rowcount
+    return back, unsure
 
 
 async def get_messages(session: AsyncSession, *, ids: Sequence[int]) -> Sequence[OutboxMessage]:
@@ -361,7 +373,9 @@ async def set_status(
     status: OutboxStatus,
     now: datetime | None = None,
     error: str | None = None,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
+    """The state of these rows (of the members' outbox, or of `model`: GroupMessage)."""
     if not ids:
         return
     values: dict = {"status": status}
@@ -369,7 +383,7 @@ async def set_status(
         values["sent_at"] = now
     if error is not None:
         values["error"] = error[:200]
-    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).values(**values))
+    await session.exec(update(model).where(col(model.id).in_(ids)).values(**values))
 
 
 async def retry_later(
@@ -379,17 +393,18 @@ async def retry_later(
     after: datetime,
     error: str,
     count_attempt: bool = True,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
     if not ids:
         return
     await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
+        update(model)
+        .where(col(model.id).in_(ids))
         .values(
             status=OutboxStatus.PENDING,
             send_after=after,
             claimed_at=None,
-            attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
+            attempts=model.attempts + (1 if count_attempt else 0),
             error=error[:200],
         )
     )
@@ -417,10 +432,16 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
                 "attempts": 0,
             }
         )
+    return await _insert_once(session, OutboxMessage, values, ["reminder", "subject", "member_id"])
+
+
+async def _insert_once(session: AsyncSession, model, values: list[dict], unique: list[str]) -> int:
+    """Insert these rows in one statement; one that would repeat `unique` is left alone.
+    Returns how many went in."""
     result = await session.exec(
-        dialect_insert(session)(OutboxMessage)
+        dialect_insert(session)(model)
         .values(values)
-        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+        .on_conflict_do_nothing(index_elements=unique)
         .execution_options(preserve_rowcount=True)
     )
     return result.rowcount
@@ -443,3 +464,40 @@ async def queued_subjects(
         )
     )
     return {(reminder, subject) for reminder, subject in result.all()}
+
+
+async def readdress(session: AsyncSession, *, channel: str, old: str, new: str) -> None:
+    """Messages waiting for an account that the channel renamed go to its new id."""
+    await session.exec(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.external_id == old,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(external_id=new)
+    )
+
+
+async def add_group_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
+    """Queue these group announcements (organisation_id, channel, chat, subject, text,
+    send_after); one already queued for the same channel, chat and subject is left alone."""
+    if not rows:
+        return 0
+    values = [{**row, "status": OutboxStatus.PENDING.value, "attempts": 0} for row in rows]
+    return await _insert_once(session, GroupMessage, values, ["channel", "chat", "subject"])
+
+
+async def claim_group_messages(
+    session: AsyncSession, *, channels: list[str], now: datetime, limit: int
+) -> list[GroupMessage]:
+    """Take up to `limit` due group announcements of these channels, oldest first (only the
+    rows this statement moved from pending to claimed)."""
+    order = (GroupMessage.id,)
+    taken = await _claim(session, GroupMessage, order, channels=channels, now=now, limit=limit)
+    if not taken:
+        return []
+    rows = await session.exec(
+        select(GroupMessage).where(col(GroupMessage.id).in_(taken)).order_by(GroupMessage.id)
+    )
+    return list(rows.all())

@@ -98,6 +98,18 @@ async def member_id_by_name(session: AsyncSession, *, branch_id: int, name: str)
     return result.first()
 
 
+async def active_member_ids(
+    session: AsyncSession, *, organisation_id: int
+) -> dict[tuple[int, str], int]:
+    """(branch id, name) → id of the organisation's active members; one query."""
+    result = await session.exec(
+        select(Member.branch_id, Member.name, Member.id).where(
+            Member.organisation_id == organisation_id, Member.active
+        )
+    )
+    return {(branch_id, name): member_id for branch_id, name, member_id in result.all()}
+
+
 async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int | None) -> None:
     link = await session.get(BranchLiaison, branch_id)
     if member_id is None:

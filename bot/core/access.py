@@ -58,6 +58,7 @@ class Actor:
     account: Account | None = None  # the account they are asking from, if through a channel
     unreachable: bool = False  # they blocked the bot there once; any message from it ends that
     in_conversation: bool = False  # a flow (pledge, summary…) is waiting for their answer
+    unseen: bool = False  # the roster gave the account and they have not written from it yet
 
     @classmethod
     def of(
@@ -78,6 +79,7 @@ class Actor:
             account=Account.of(account) if account is not None else None,
             unreachable=account is not None and account.unreachable_since is not None,
             in_conversation=in_conversation,
+            unseen=account is not None and account.unseen,
         )
 
     def has(self, role: Role) -> bool:

@@ -24,6 +24,7 @@ class Kind(enum.StrEnum):
     EDITED = "edited"  # an earlier message changed: never acted on
     JOINED = "joined"  # the member can be reached again
     BLOCKED = "blocked"  # the member blocked the bot or left
+    MOVED = "moved"  # the channel gave the account a new id (`text`), e.g. a renamed userid
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,13 @@ class Channel(Protocol):
         error means it may have arrived."""
 
     async def send_file(self, item: OutgoingFile) -> None: ...
+
+    async def announce(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """Send one queued group announcement to the group chat `item.chat` names (WeCom: a
+        group robot), as `push` does: raises Undelivered, or Unreachable for a group the
+        channel does not know. Only channels that queue group announcements have it."""
 
     async def acknowledge(self, inbound: Inbound, notice: str | None) -> None:
         """Answer a pressed button (a toast with `notice`, or nothing to show)."""

@@ -95,6 +95,7 @@ class WeComChannel:
 
     name = CHANNEL
     limits = LIMITS
+    robots = None  # the group robots (robots.py), when WECOM_ROBOTS names any
 
     def __init__(
         self,
@@ -169,7 +170,7 @@ class WeComChannel:
 
     async def _post(self, body: dict) -> None:
         user = body["touser"]
-        self.pace.take(user, self.runtime.clock.now())
+        await self.pace.take(user, self.runtime.clock.now())
         answer = await self.api.send(body)
         if user.lower() in answer.get("invaliduser", "").split("|"):
             raise Unreachable("not in the application's reach")
@@ -236,18 +237,20 @@ class WeComChannel:
                 raise Undelivered("the member's message limit", wait)
             await self._push(bodies, before_request)
 
-    async def _push(self, bodies: list[dict], before_request) -> None:
+    async def _push(self, bodies: list[dict], before_request, post=None, gone=GONE) -> None:
+        """Each body through `post` (message/send; a group robot's webhook), WeCom's answers
+        to the first mapped to the outbox's outcomes (`gone`: the errcodes of "never")."""
         for index, body in enumerate(bodies):
             if index == 0 and before_request is not None:
                 await before_request()
             try:
-                await self._post(body)
+                await (post or self._post)(body)
             except WeComError as error:
                 if index:
                     raise  # part of it arrived: never sent again
                 if error.errcode in TRY_AGAIN:
                     raise Undelivered(error.errmsg, TRY_AGAIN[error.errcode]) from error
-                if error.errcode in GONE:
+                if error.errcode in gone:
                     raise Unreachable(error.errmsg) from error
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -258,6 +261,14 @@ class WeComChannel:
                 if index or error.response.status_code < 500:
                     raise
                 raise Undelivered(f"HTTP {error.response.status_code}") from error
+
+    async def announce(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """A group announcement, through the group's robot."""
+        if self.robots is None:
+            raise Unreachable("no group robots (WECOM_ROBOTS)")
+        await self.robots.send(item, before_request=before_request)
 
     async def send_file(self, item: OutgoingFile) -> None:
         kind = "image" if item.kind == "photo" else "file"

@@ -4,7 +4,9 @@ codes, and the pushing side (signed, encrypted callbacks POSTed to the bot's URL
 
 It keeps WeCom's rules that matter to the bot: tokens expire (or are revoked early), unknown
 userids are refused (81013), text over 2,048 bytes is truncated as WeCom does, a card's
-task id is unique, a response code works once, and a frequency limit answers 45009.
+task id is unique, a response code works once, and a frequency limit answers 45009. Its group
+robots (`webhook/send?key=…`) take text (2,048 bytes) and markdown (4,096), refuse an unknown
+key (93000) and answer 45009 beyond 20 messages a robot until `reset_frequency`.
 """
 
 import itertools
@@ -83,6 +85,11 @@ class LocalWeCom:
     _used_codes: set[str] = field(default_factory=set)
     _taken: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # Group robots: their webhook keys, what each took (key, body), and their minute's limit.
+    robot_keys: set[str] = field(default_factory=set)
+    robot_messages: list[tuple[str, dict]] = field(default_factory=list)
+    robot_per_minute: int = 20
+    _robot_taken: dict[str, int] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -96,6 +103,7 @@ class LocalWeCom:
         app.router.add_post("/cgi-bin/media/upload", self._upload)
         app.router.add_get("/cgi-bin/media/get", self._media)
         app.router.add_post("/cgi-bin/menu/create", self._menu)
+        app.router.add_post("/cgi-bin/webhook/send", self._webhook)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -114,6 +122,13 @@ class LocalWeCom:
 
     def reset_frequency(self) -> None:
         self._taken = 0
+        self._robot_taken.clear()
+
+    def robot_texts(self, key: str) -> list[str]:
+        """What the robot with this key posted in its group, in order."""
+        return [
+            body[body["msgtype"]]["content"] for taken, body in self.robot_messages if taken == key
+        ]
 
     def to(self, user: str) -> list[Delivered]:
         return [item for item in self.delivered if item.user == user]
@@ -251,6 +266,24 @@ class LocalWeCom:
         if content is None:
             return self._answer(40007, "invalid media_id")
         return web.Response(body=content, content_type="application/octet-stream")
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        key = request.query.get("key", "")
+        if key not in self.robot_keys:
+            return self._answer(93000, "invalid webhook url")
+        body = await request.json()
+        kind = body.get("msgtype")
+        if kind not in ("text", "markdown") or not body.get(kind, {}).get("content"):
+            return self._answer(40008, "invalid message type")
+        longest = 2048 if kind == "text" else 4096
+        if len(body[kind]["content"].encode()) > longest:
+            return self._answer(40058, f"content exceed max length {longest}")
+        if self._robot_taken.get(key, 0) >= self.robot_per_minute:
+            self.refused_by_frequency += 1
+            return self._answer(45009, "api freq out of limit")
+        self._robot_taken[key] = self._robot_taken.get(key, 0) + 1
+        self.robot_messages.append((key, body))
+        return self._answer()
 
     async def _menu(self, request: web.Request) -> web.Response:
         if (problem := self._token_problem(request)) is not None:
