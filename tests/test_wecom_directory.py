@@ -14,7 +14,7 @@ from bot.core import onboarding, roster
 from storage.models import ChannelAccount, Member, OutboxMessage
 from tests.conftest import import_roster
 from tests.test_pacing import _announce_to_everyone
-from tests.test_wecom import fake, plain, running, say, texts  # noqa: F401 — fixtures
+from tests.test_wecom import fake, running, say, shown, texts  # noqa: F401 — fixtures
 
 BRANCHES = [["支部", "机关支部"], ["一支部", "否"], ["二支部", "否"]]
 PEOPLE = [
@@ -115,7 +115,7 @@ async def test_a_listed_member_is_welcomed_on_their_first_message_and_then_answe
     assert (await wecom_accounts(runtime))["王五"] == ("wangwu", False, False)
     # Someone the roster does not list is told whom to ask.
     (answer,) = texts(fake, "stranger")
-    assert answer == plain(runtime, "not_member") and "支部书记或组织管理员" in answer
+    assert answer == shown(runtime, "not_member") and "支部书记或组织管理员" in answer
 
 
 async def test_opening_the_application_welcomes_once_and_marks_them_reachable(runtime, fake):  # noqa: F811
