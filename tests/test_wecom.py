@@ -415,6 +415,19 @@ async def test_more_than_six_buttons_go_on_further_cards(wecom, fake, members):
     assert fake.to(zheng)[2].text == long_text
 
 
+async def test_two_taps_on_one_card_in_one_second_are_both_taken(pusher, wecom, fake, members):
+    """WeCom's retry repeats a tap's response code; a second tap has a code of its own."""
+    zheng = members["郑强"]
+    await say(pusher, wecom, pusher.text(zheng, "/reminders"))
+    card = fake.last_card(zheng)
+    task, keys = card["task_id"], [button["key"] for button in card["button_list"]]
+    before = len(fake.updates)
+    await say(pusher, wecom, pusher.tap(zheng, task, keys[0], fake.card_code(task)))
+    pusher.created -= 1  # the next push carries the same CreateTime
+    await say(pusher, wecom, pusher.tap(zheng, task, keys[1], fake.card_code(task)))
+    assert len(fake.updates) - before == 2
+
+
 # --- markdown ----------------------------------------------------------------------------------
 
 

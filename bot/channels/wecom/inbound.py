@@ -63,11 +63,18 @@ class Pushed:
     @property
     def update_id(self) -> str:
         """Messages by MsgId; events by sender and time (document 90930), with the event's
-        type and card so that two events in one second stay two; hashed to fit the intake's
-        64 characters. Never the pressed button: a ballot's id is stored, its choice never."""
+        type, card and a tap's response code (new for every tap, the same in WeCom's retries)
+        so that two events in one second stay two; hashed to fit the intake's 64 characters.
+        Never the pressed button: a ballot's id is stored, its choice never."""
         if self.get("MsgType") != "event":
             return f"m:{self.get('MsgId')}"[:64]
-        parts = (self.user, self.get("CreateTime"), self.get("Event"), self.get("TaskId"))
+        parts = (
+            self.user,
+            self.get("CreateTime"),
+            self.get("Event"),
+            self.get("TaskId"),
+            self.get("ResponseCode"),
+        )
         if self.get("Event") == CHANGE_CONTACT:  # from "sys": which member, and what changed
             parts += (self.get("ChangeType"), self.get("UserID"))
         return "e:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:48]
