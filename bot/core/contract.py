@@ -1,6 +1,6 @@
 """The channel contract: what a channel gives the core, and what the core gives a channel.
 
-A channel (Telegram, the local chat, WeCom next) turns its native events into an `Inbound`
+A channel (Telegram, WeCom, the local chat) turns its native events into an `Inbound`
 (a member's words, a command, a pressed action, a file, joined or blocked, each with the
 channel account it came from) and sends the core's `Outgoing` messages: text made from the
 messages' templates, buttons carrying packed actions, files, and edits of an earlier message.

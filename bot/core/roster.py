@@ -442,7 +442,7 @@ async def import_roster(
     """Validate the whole roster, then apply it in the caller's transaction, or nothing.
 
     A row with an id (编号) is the member with that id; a row without one is the member
-    with that name in that branch. So an updated file keeps every member's Telegram binding
+    with that name in that branch. So an updated file keeps every member's channel accounts
     and history. People missing from the file are deactivated, never deleted; a file that
     would deactivate more than half of the members needs `allow_removals`. `progress` is
     told how many members are written, out of how many, as the writing goes.
