@@ -364,7 +364,10 @@ async def tick(runtime: Runtime) -> None:
         if organisation is None:
             return
         report = await reminders.plan(
-            session, organisation_id=organisation.id, now=runtime.clock.now()
+            session,
+            organisation_id=organisation.id,
+            now=runtime.clock.now(),
+            channels=list(runtime.channels),
         )
     if report.messages:
         logger.info("planned %d reminder messages", report.messages)

@@ -271,15 +271,19 @@ async def expanding_reminders(
     return result.all()
 
 
-async def waiting(session: AsyncSession, *, organisation_id: int) -> int:
-    """Rows not yet sent or given up: what the senders still have before them."""
-    result = await session.exec(
-        select(func.count()).where(
-            OutboxMessage.organisation_id == organisation_id,
-            col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
-        )
-    )
-    return result.one()
+async def waiting(
+    session: AsyncSession, *, organisation_id: int, now: datetime, channels: Sequence[str] | None
+) -> int:
+    """Rows the senders (of these channels, or of any) still have before them: not sent or
+    given up, and not yet expired (an expired row is only skipped when its turn comes)."""
+    conditions = [
+        OutboxMessage.organisation_id == organisation_id,
+        col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
+        OutboxMessage.expires_at > now,
+    ]
+    if channels is not None:
+        conditions.append(col(OutboxMessage.channel).in_(channels))
+    return (await session.exec(select(func.count()).where(*conditions))).one()
 
 
 async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> datetime | None:

@@ -2,20 +2,35 @@
 costs the same for a branch and a province, and every member still gets it once."""
 
 from collections import Counter
+from datetime import timedelta
 
 from sqlmodel import select
 
 from bot import delivery
 from bot.core import reminders
 from storage import people as people_queries
-from storage.models import CampaignStep, Member, OutboxMessage, PlannedReminder, StepDone
+from storage.models import (
+    CampaignStep,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    PlannedReminder,
+    StepDone,
+)
 from tests.test_reminders import at, load
 
 
 async def _plan(runtime, batch: int, now) -> reminders.PlanReport:
+    """A reminder tick's planning, with a batch of `batch` rows and this process's channels."""
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
-        return await reminders.plan(session, organisation_id=organisation.id, now=now, batch=batch)
+        return await reminders.plan(
+            session,
+            organisation_id=organisation.id,
+            now=now,
+            batch=batch,
+            channels=list(runtime.channels),
+        )
 
 
 async def _rows(runtime, reminder: str) -> list[OutboxMessage]:
@@ -117,3 +132,59 @@ async def test_a_broadcast_that_expires_midway_is_not_written_further(runtime, c
     assert not marker.expanding and marker.recipients == 7
     rows = await _rows(runtime, reminders.PHASE_START)
     assert len([row for row in rows if row.subject == marker.subject]) == 7
+
+
+async def test_a_member_made_a_leading_cadre_midway_still_hears_it_once(
+    runtime, chat, people, clock
+):
+    await load(runtime)
+    now = at(23, 9, 5)
+    leaders = list((await _categories(runtime)).values()).count("leading_cadre")
+    await _plan(runtime, leaders + 2, now)  # every leader, then two others
+    written = {row.member_id for row in await _rows(runtime, reminders.PHASE_START)}
+    async with runtime.db.session() as session:
+        promoted = (
+            await session.exec(
+                select(Member).where(Member.id.not_in(written)).order_by(Member.id.desc())
+            )
+        ).first()
+        promoted.category = "leading_cadre"  # the roster imported again, with a promotion
+        session.add(promoted)
+    while (await _marker(runtime, reminders.PHASE_START)).expanding:
+        await delivery.send_now(runtime)
+        await _plan(runtime, leaders + 2, now)
+    reminded = [row.member_id for row in await _rows(runtime, reminders.PHASE_START)]
+    assert promoted.id in reminded and len(reminded) == len(set(reminded)) == len(people)
+
+
+async def test_rows_no_sender_here_will_take_do_not_hold_up_a_broadcast(
+    runtime, chat, people, clock
+):
+    """Rows for a channel this process does not run, and expired rows not yet skipped, are
+    not waiting for a sender: they leave the batch its room."""
+    await load(runtime)
+    now = at(23, 9, 5)
+    async with runtime.db.session() as session:
+        organisation = await people_queries.get_organisation(session)
+        for member_id, (channel, expires) in enumerate(
+            [("wecom", now + timedelta(days=1))] * 5 + [("local", now - timedelta(days=1))] * 5,
+            start=1,
+        ):
+            session.add(
+                OutboxMessage(
+                    organisation_id=organisation.id,
+                    reminder="earlier",
+                    subject="x",
+                    member_id=member_id,
+                    channel=channel,
+                    external_id=str(member_id),
+                    priority=1,
+                    send_after=now - timedelta(days=3),
+                    expires_at=expires,
+                    status=OutboxStatus.PENDING,
+                    attempts=0,
+                )
+            )
+    report = await _plan(runtime, 10, now)
+    (key,) = [key for key in report.planned if key.startswith(reminders.PHASE_START)]
+    assert report.planned[key] == 10

@@ -25,7 +25,7 @@ from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
 from bot.intake import Intake
 from bot.runtime import Runtime
 from messages.render import unmarked
-from storage.models import ChannelAccount, IntakeUpdate, OutboxMessage, OutboxStatus
+from storage.models import ChannelAccount, IntakeUpdate, OutboxMessage, OutboxStatus, SentCount
 from tests.test_evaluation_anonymity import (
     LEADER,
     LEADER_ITEMS,
@@ -380,6 +380,10 @@ async def test_a_ballot_through_cards_keeps_nothing_of_the_rater(
     # The list of targets (the reply to 评议) is everyone's; the levels chosen are the rater's.
     for trace in (logged, stored):
         assert "意见20261201" not in trace and not any(key in trace for key in chosen)
+    # The replies counted for WeCom's limits stay in memory: nothing tells when, or how
+    # often, a rater was answered (a typed comment is answered, a tapped level is not).
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(SentCount))).all() == []
 
 
 async def test_a_push_a_dead_process_stored_is_answered_after_the_restart(runtime, fake, members):

@@ -24,6 +24,7 @@ from storage.models import (
     OutboxStatus,
     Selection,
     SelectionStage,
+    SentCount,
 )
 from tests.test_commendation import open_selection
 from tests.test_wecom import fake, members, people, running, say  # noqa: F401 — fixtures
@@ -215,13 +216,18 @@ async def test_a_restarted_bot_still_keeps_a_members_hour(
         for _ in range(2):
             await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
         clock.advance(timedelta(minutes=10))
-        await wecom.channel.send([Outgoing(zheng, "回复")], None)  # replies count too
+        await wecom.channel.send([Outgoing(zheng, "回复")], None)
     finally:
         await wecom.stop()
+    # Only the outbox's messages are kept: when a member was answered stays theirs.
+    async with runtime.db.session() as session:
+        kept = (await session.exec(select(SentCount))).all()
+    assert sum(row.count for row in kept) == 2
     clock.advance(timedelta(minutes=5))
-    # A new process, with nothing in memory: the hour's three are still used.
+    # A new process, with nothing in memory: the hour's two pushes are still counted.
     wecom = await running(runtime, fake, pace=MemberPace(per_minute=2, per_hour=3))
     try:
+        await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
         with pytest.raises(Undelivered) as refused:
             await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
         clock.advance(refused.value.wait)
@@ -230,4 +236,4 @@ async def test_a_restarted_bot_still_keeps_a_members_hour(
         await wecom.stop()
     # The first two count from the end of their minute: never earlier than they went.
     assert timedelta(minutes=45) <= refused.value.wait <= timedelta(minutes=46)
-    assert [item.text for item in fake.to(zheng)] == ["提醒", "提醒", "回复", "提醒"]
+    assert [item.text for item in fake.to(zheng)] == ["提醒", "提醒", "回复", "提醒", "提醒"]

@@ -199,12 +199,9 @@ async def _write_batch(
     """Write the reminder's next recipients, at most `budget` of them, leaders first: how many
     were written, and how far (None: all of them)."""
     recipients = recipients_of(t, organisation_id)
-    written = 0
-    while budget > written:
-        through = await outbox.next_batch_ends(
-            session, recipients=recipients, after=after, size=budget - written
-        )
-        written += await outbox.insert_recipients(
+
+    async def write(after: outbox.Written, through: int | None) -> int:
+        return await outbox.insert_recipients(
             session,
             recipients=recipients,
             reminder=t.reminder,
@@ -215,23 +212,39 @@ async def _write_batch(
             after=after,
             through=through,
         )
+
+    written = 0
+    while budget > written:
+        through = await outbox.next_batch_ends(
+            session, recipients=recipients, after=after, size=budget - written
+        )
+        written += await write(after, through)
         if through is not None:
             return written, outbox.Written(after.priority, through)
         if after.priority == outbox.PRIORITIES[-1]:
+            # Leaders made or added since their pass was written: their rows now (the outbox
+            # keeps one row per member, so nobody hears it twice).
+            written += await write(outbox.Written(outbox.PRIORITIES[0], 0), None)
             return written, None
         after = outbox.Written(after.priority + 1, 0)
     return written, after
 
 
 async def plan(
-    session: AsyncSession, *, organisation_id: int, now: datetime, batch: int = BROADCAST_BATCH
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    now: datetime,
+    batch: int = BROADCAST_BATCH,
+    channels: Sequence[str] | None = None,
 ) -> PlanReport:
     """Put every reminder that fell due and was never planned into the outbox, once.
 
     A few queries to read the calendar, then a statement or two per reminder that fell due,
     whatever the number of members: the database selects the recipients itself. The outbox
     holds at most about `batch` rows waiting: a reminder to more is written batch by batch as
-    the senders catch up, so a province's announcement costs a tick no more than a branch's.
+    the senders (of `channels`: those running) catch up, so a province's announcement costs a
+    tick no more than a branch's.
     """
     report = PlanReport()
     # 群众评议 rounds have their own times, campaign file or not.
@@ -246,7 +259,10 @@ async def plan(
     time, every = calendar
     fired = [t for t in every if t.fires_at <= now]
     live = _live(fired, now)
-    budget = max(batch - await outbox.waiting(session, organisation_id=organisation_id), 0)
+    waiting = await outbox.waiting(
+        session, organisation_id=organisation_id, now=now, channels=channels
+    )
+    budget = max(batch - waiting, 0)
     by_key = {(t.reminder, t.subject): t for t in fired}
     for marker in await outbox.expanding_reminders(session, organisation_id=organisation_id):
         key = (marker.reminder, marker.subject)

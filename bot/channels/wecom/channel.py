@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -86,6 +86,18 @@ def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
     return [part.strip("\n") for part in parts if part.strip()]
 
 
+async def counted(pace: MemberPace, recipient: str, now: datetime, count: int) -> None:
+    """Count an outbox message's parts before anything of it is sent: Undelivered (it waits
+    in the outbox) beyond the recipient's limits, or if the count cannot be kept."""
+    wait = pace.wait(recipient, now, count)
+    if wait > timedelta(0):
+        raise Undelivered("the recipient's message limit", wait)
+    try:
+        await pace.take(recipient, now, count)
+    except Exception as error:
+        raise Undelivered("the message count was not kept") from error
+
+
 def _cut(text: str, characters: int) -> str:
     return text if len(text) <= characters else text[: characters - 1] + "…"
 
@@ -121,7 +133,7 @@ class WeComChannel:
     def _words(self, locale: str | None = None) -> dict:
         messages = self.runtime.messages
         return messages.words(
-            locale or messages.default_locale, "_wecom", ("menu", "tapped", "typed")
+            locale or messages.default_locale, "_wecom", ("menu", "tapped", "typed", "choose")
         )
 
     # What one Outgoing becomes: texts, then cards.
@@ -147,6 +159,10 @@ class WeComChannel:
             card["sub_title_text"] = body
         return {"touser": user, "msgtype": "template_card", "template_card": card}
 
+    def _card_text(self, item: Outgoing) -> str:
+        """A card shows no markdown: its text is the message without it."""
+        return (unmarked(item.text) if self.markdown else item.text).strip()
+
     def _texts(self, item: Outgoing) -> list[dict]:
         message = self._markdown if self.markdown else self._text
         return [message(item.chat, part) for part in split_bytes(item.text)]
@@ -155,11 +171,14 @@ class WeComChannel:
         buttons = [button for row in item.buttons or () for button in row]
         if not buttons:
             return self._texts(item)
-        plain = (unmarked(item.text) if self.markdown else item.text).strip()
+        plain = self._card_text(item)
         bodies = []
         if len(plain.encode()) > CARD_TEXT_BYTES:
+            # The texts say it all; the card under them is titled by their last line (the
+            # question its buttons answer), or asks to choose.
             bodies = self._texts(item)
-            plain = plain.partition("\n")[0]  # the card keeps the first line as its title
+            last = plain.rpartition("\n")[2].strip()
+            plain = last if 0 < len(last) <= CARD_TITLE_CHARACTERS else self._words()["choose"]
         for start in range(0, len(buttons), CARD_BUTTONS):
             chunk = buttons[start : start + CARD_BUTTONS]
             bodies.append(self._card(item.chat, plain, chunk, new_task_id()))
@@ -170,15 +189,16 @@ class WeComChannel:
 
     async def _post(self, body: dict) -> None:
         user = body["touser"]
-        await self.pace.take(user, self.runtime.clock.now())
         answer = await self.api.send(body)
         if user.lower() in answer.get("invaliduser", "").split("|"):
             raise Unreachable("not in the application's reach")
 
     async def _paced(self, user: str) -> None:
+        """A reply waits for the member's limits, and is counted (in memory) as it goes."""
         wait = self.pace.wait(user, self.runtime.clock.now())
         if wait > timedelta(0):
             await self._wait(wait.total_seconds())
+        await self.pace.take(user, self.runtime.clock.now(), keep=False)
 
     async def send(self, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
         """Replies in order, each recorded as handed over just before its first request."""
@@ -205,7 +225,7 @@ class WeComChannel:
         code, the code used or expired, or a message a card cannot hold)."""
         code = self._codes.pop(item.edit, None)
         buttons = [button for row in item.buttons or () for button in row]
-        plain = unmarked(item.text).strip()
+        plain = self._card_text(item)
         if code is None:
             return False
         if 0 < len(buttons) <= CARD_BUTTONS and len(plain.encode()) <= CARD_TEXT_BYTES:
@@ -232,9 +252,7 @@ class WeComChannel:
         nothing of it has arrived."""
         bodies = self._bodies(item)
         async with self._one_push:
-            wait = self.pace.wait(item.chat, self.runtime.clock.now(), len(bodies))
-            if wait > timedelta(0):
-                raise Undelivered("the member's message limit", wait)
+            await counted(self.pace, item.chat, self.runtime.clock.now(), len(bodies))
             await self._push(bodies, before_request)
 
     async def _push(self, bodies: list[dict], before_request, post=None, gone=GONE) -> None:

@@ -60,10 +60,13 @@ class MemberPace:
                 longest = max(longest, recent[over - 1] + window - now)
         return longest
 
-    async def take(self, user: str, now: datetime, count: int = 1) -> None:
-        """`count` messages to `user` now: counted before their request is made."""
+    async def take(self, user: str, now: datetime, count: int = 1, *, keep: bool = True) -> None:
+        """`count` messages to `user` now: counted before their request is made, in the
+        database too unless `keep` is False. Replies are counted in memory only: when a
+        member was answered is theirs (a ballot's comment is answered, a tap updates a card),
+        and a restart forgets only the last minutes' replies, which rarely approach a limit."""
         self._sent.setdefault(user, deque()).extend([now] * count)
-        if self._db is None:
+        if self._db is None or not keep:
             return
         minute = now.replace(second=0, microsecond=0)
         async with self._db.session() as session:

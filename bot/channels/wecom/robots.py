@@ -9,12 +9,11 @@ WECOM_ROBOTS and never reach the database or a log.
 """
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from bot.channels.wecom.api import _checked
-from bot.channels.wecom.channel import WeComChannel, split_bytes
+from bot.channels.wecom.channel import WeComChannel, counted, split_bytes
 from bot.channels.wecom.pacing import MemberPace
-from bot.core.contract import Outgoing, Undelivered, Unreachable
+from bot.core.contract import Outgoing, Unreachable
 
 PER_MINUTE = 20
 # The key is unknown, or the robot was removed from its group: nothing will ever arrive.
@@ -42,13 +41,9 @@ class Robots:
         if key is None:
             raise Unreachable("no group robot of that name in WECOM_ROBOTS")
         parts = split_bytes(item.text)
-        clock = self.channel.runtime.clock
-        wait = self.pace.wait(item.chat, clock.now(), len(parts))
-        if wait > timedelta(0):
-            raise Undelivered("the group robot's limit", wait)
+        await counted(self.pace, item.chat, self.channel.runtime.clock.now(), len(parts))
 
         async def post(body: dict) -> None:
-            await self.pace.take(item.chat, clock.now())
             response = await self.channel.api.client.post(
                 "/cgi-bin/webhook/send", params={"key": key}, json=body
             )
