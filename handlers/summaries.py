@@ -196,7 +196,7 @@ async def summary_button(turn: Turn) -> None:
         turn.notice("saved")
         turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
         return
-    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    state = turn.actor.conversation
     stages = await _stages(turn, summary, state)
     if action == "skip":
         moved = summaries.skip(summary=summary, stages=stages, now=turn.now)

@@ -1,8 +1,9 @@
 """Queries on the conversation each member is in.
 
 Read and written on every answer, so in SQLAlchemy Core (prepared statements, no identity
-map). Starting or ending a conversation tells the identity cache (`storage.db`), whose
-actors know whether they are in one; the answers in between change nothing it holds.
+map). The identity cache (`bot.core.access.Identities`) holds each member's conversation
+with who they are, read once with them: every state written here is handed to it when the
+transaction commits (`written`, `storage.db`), so an answer never reads it again.
 """
 
 import json
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChatState
@@ -31,14 +33,23 @@ class Conversation:
     data: str
 
 
+_WRITTEN = "conversations_written"
+
+
 async def get_state(session: AsyncSession, *, member_id: int) -> Conversation | None:
     connection = await session.connection()
     row = (await connection.execute(_READ.where(_TABLE.c.member_id == member_id))).first()
     return Conversation(*row) if row is not None else None
 
 
-def _started_or_ended(session: AsyncSession, member_id: int) -> None:
-    session.info.setdefault("members_changed", set()).add(member_id)
+def written(session: Session) -> dict[int, Conversation | None]:
+    """The conversation states this session's transaction wrote, by member (None: ended);
+    taken once it has committed or rolled back (`storage.db`)."""
+    return session.info.pop(_WRITTEN, {})
+
+
+def _wrote(session: AsyncSession, member_id: int, state: Conversation | None) -> None:
+    session.info.setdefault(_WRITTEN, {})[member_id] = state
 
 
 async def set_state(
@@ -64,14 +75,13 @@ async def set_state(
     )
     if changed.rowcount == 0:
         await connection.execute(insert(_TABLE).values(member_id=member_id, **values))
-        _started_or_ended(session, member_id)
-    return Conversation(member_id, flow, subject_id, stage, values["data"])
+    state = Conversation(member_id, flow, subject_id, stage, values["data"])
+    _wrote(session, member_id, state)
+    return state
 
 
 async def clear_state(session: AsyncSession, *, member_id: int) -> bool:
     connection = await session.connection()
     removed = await connection.execute(delete(_TABLE).where(_TABLE.c.member_id == member_id))
-    if removed.rowcount == 0:
-        return False
-    _started_or_ended(session, member_id)
-    return True
+    _wrote(session, member_id, None)
+    return removed.rowcount > 0
