@@ -137,12 +137,14 @@ async def _show(
 
 @flow("summary")
 async def summary_step(turn: Turn, state: Conversation) -> None:
-    """A typed answer to the current question."""
-    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=state.subject_id)
-    if summary is None:
+    """A typed answer to the current question: one read (the summary with its notes), one
+    write (the answer with the next question)."""
+    draft = await summaries.draft(turn.session, actor=turn.actor, summary_id=state.subject_id)
+    if draft is None:
         await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
         turn.reply("button_stale")
         return
+    summary = draft.summary
     text = turn.text.strip()
     if summary.stage.startswith("pledge:") or summary.stage == CONFIRM:
         turn.reply("summary_use_buttons")
@@ -152,7 +154,7 @@ async def summary_step(turn: Turn, state: Conversation) -> None:
         return
     refused = await summaries.answer_text(
         turn.session,
-        summary=summary,
+        draft=draft,
         stages=await _stages(turn, summary, state),
         text=text,
         limit=turn.runtime.settings.summary_limit,

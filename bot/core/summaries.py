@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from sqlalchemy import bindparam, insert, literal_column, union_all
+from sqlalchemy import bindparam, insert, literal_column, true, union_all
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -138,21 +138,24 @@ def owner_of(actor: Actor, for_branch: bool) -> str:
     return f"branch:{actor.branch_id}" if for_branch else f"member:{actor.member_id}"
 
 
-async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
-    """The summary, if it is this person's to write: their own, or their branch's for its
-    secretary (button data names any id; this is where it is checked)."""
-    summary = await session.get(Summary, summary_id) if summary_id else None
+def _owns(actor: Actor, summary: Summary | None) -> bool:
+    """The summary is this person's to write: their own, or their branch's for its secretary
+    (button data names any id; this is where it is checked)."""
     if summary is None or summary.organisation_id != actor.organisation_id:
-        return None
+        return False
     if summary.member_id == actor.member_id:
-        return summary
-    if (
+        return True
+    return (
         summary.member_id is None
         and speaks_for_branch(actor)
         and summary.branch_id == actor.branch_id
-    ):
-        return summary
-    return None
+    )
+
+
+async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
+    """The summary, if it is this person's to write."""
+    summary = await session.get(Summary, summary_id) if summary_id else None
+    return summary if _owns(actor, summary) else None
 
 
 async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | None:
@@ -220,15 +223,49 @@ def _used(summary: Summary, notes: dict[str, str], leaving_out: str) -> int:
     return sum(len(t) for t in texts)
 
 
+_SUMMARY = Summary.__table__
 _PLEDGE_NOTES = SummaryPledge.__table__
 _ITEM_NOTES = SummaryRectification.__table__
 _NOTES = union_all(
-    select(literal_column("'pledge_note'"), _PLEDGE_NOTES.c.pledge_id, _PLEDGE_NOTES.c.note).where(
-        _PLEDGE_NOTES.c.summary_id == bindparam("summary_id")
-    ),
+    select(
+        literal_column("'pledge_note'").label("kind"),
+        _PLEDGE_NOTES.c.pledge_id.label("number"),
+        _PLEDGE_NOTES.c.note,
+    ).where(_PLEDGE_NOTES.c.summary_id == bindparam("summary_id")),
     select(literal_column("'rect'"), _ITEM_NOTES.c.rectification_id, _ITEM_NOTES.c.note).where(
         _ITEM_NOTES.c.summary_id == bindparam("summary_id")
     ),
+)
+_NOTES_OF = _NOTES.subquery()
+# The summary and its notes, a row per note (one with empty notes when there is none).
+_DRAFT = (
+    select(
+        *_SUMMARY.c,
+        _NOTES_OF.c.kind.label("note_kind"),
+        _NOTES_OF.c.number.label("note_number"),
+        _NOTES_OF.c.note.label("note_text"),
+    )
+    .select_from(_SUMMARY.outerjoin(_NOTES_OF, true()))
+    .where(_SUMMARY.c.id == bindparam("summary_id"))
+)
+# The answers' writes, prepared once: the summary's columns named by the parameters given.
+_SAVE = update(_SUMMARY).where(_SUMMARY.c.id == bindparam("summary_id"))
+_SAVE_PLEDGE_NOTE = (
+    update(_PLEDGE_NOTES)
+    .where(_PLEDGE_NOTES.c.summary_id == bindparam("summary"))
+    .where(_PLEDGE_NOTES.c.pledge_id == bindparam("item"))
+    .values(note=bindparam("text"))
+)
+_SAVE_ITEM_NOTE = (
+    update(_ITEM_NOTES)
+    .where(_ITEM_NOTES.c.summary_id == bindparam("summary"))
+    .where(_ITEM_NOTES.c.rectification_id == bindparam("item"))
+    .values(note=bindparam("text"))
+)
+_ADD_ITEM_NOTE = insert(_ITEM_NOTES).values(
+    summary_id=bindparam("summary"),
+    rectification_id=bindparam("item"),
+    note=bindparam("text"),
 )
 
 
@@ -238,6 +275,31 @@ async def note_texts(session: AsyncSession, *, summary_id: int) -> dict[str, str
     connection = await session.connection()
     rows = await connection.execute(_NOTES, {"summary_id": summary_id})
     return {f"{kind}:{number}": note for kind, number, note in rows}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A summary being answered, read in one statement with the texts of its notes (by the
+    question each answers). The summary is not the session's: `answer_text` writes it."""
+
+    summary: Summary
+    notes: dict[str, str]
+
+
+async def draft(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Draft | None:
+    """The summary and its notes, if it is this person's to write."""
+    if not summary_id:
+        return None
+    connection = await session.connection()
+    rows = (await connection.execute(_DRAFT, {"summary_id": summary_id})).all()
+    if not rows:
+        return None
+    first = rows[0]._mapping
+    summary = Summary(**{column.name: first[column.name] for column in _SUMMARY.c})
+    if not _owns(actor, summary):
+        return None
+    notes = {f"{row.note_kind}:{row.note_number}": row.note_text for row in rows if row.note_kind}
+    return Draft(summary, notes)
 
 
 @dataclass(frozen=True)
@@ -293,42 +355,50 @@ async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[Summar
 async def answer_text(
     session: AsyncSession,
     *,
-    summary: Summary,
+    draft: Draft,
     stages: list[str],
     text: str,
     limit: int,
     now: datetime,
 ) -> Refusal | None:
     """Record the text for the current question, unless the whole would exceed the limit
-    (then it is kept aside, so it can be shortened rather than typed again)."""
+    (then it is kept aside, so it can be shortened rather than typed again). A text answer
+    and the next question are one UPDATE; a note is its own row, then the stage."""
+    summary, notes = draft.summary, draft.notes
     stage = summary.stage
-    notes = await note_texts(session, summary_id=summary.id)
     allowed = limit - _used(summary, notes, stage)
     kind, _, number = stage.partition(":")
     if kind in ("pledge_note", "rect"):
         allowed = min(allowed, NOTE_LIMIT)
+    connection = await session.connection()
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
+        await connection.execute(
+            _SAVE, {"summary_id": summary.id, "refused_text": text, "updated_at": now}
+        )
         return too_long(text, max(allowed, 0), limit=limit)
-    connection = await session.connection()
+    answer = {}
     if stage in TEXT_FIELDS:
         setattr(summary, stage, text)
-    elif kind == "pledge_note":  # its row was written with the pledge's status
-        await connection.execute(
-            update(_PLEDGE_NOTES)
-            .where(_PLEDGE_NOTES.c.summary_id == summary.id)
-            .where(_PLEDGE_NOTES.c.pledge_id == int(number))
-            .values(note=text)
-        )
-    elif kind == "rect":
-        key = {"summary_id": summary.id, "rectification_id": int(number)}
-        await connection.execute(
-            update(_ITEM_NOTES).filter_by(**key).values(note=text)
-            if stage in notes
-            else insert(_ITEM_NOTES).values(**key, note=text)
-        )
-    advance(summary, stages, now)  # the answer and the next question: one UPDATE
+        answer = {stage: text}
+    else:
+        note = {"summary": summary.id, "item": int(number), "text": text}
+        if kind == "pledge_note":  # its row was written with the pledge's status
+            await connection.execute(_SAVE_PLEDGE_NOTE, note)
+        elif kind == "rect":
+            await connection.execute(_SAVE_ITEM_NOTE if stage in notes else _ADD_ITEM_NOTE, note)
+    advance(summary, stages, now)
+    await connection.execute(
+        _SAVE,
+        {
+            "summary_id": summary.id,
+            "stage": summary.stage,
+            "refused_text": None,
+            "updated_at": now,
+            **answer,
+        },
+    )
     return None
 
 
