@@ -46,10 +46,21 @@ async def open_summary(turn: Turn) -> None:
             turn, existing, "summary_view", buttons=buttons, closed=quarter.window != Window.OPEN
         )
         return
-    summary = await summaries.start(
-        turn.session, actor=turn.actor, quarter=quarter, for_branch=for_branch, now=turn.now
+    summary, questions = await summaries.start(
+        turn.session,
+        actor=turn.actor,
+        quarter=quarter,
+        for_branch=for_branch,
+        existing=existing,
+        now=turn.now,
     )
-    await _ask(turn, summary, resumed=existing is not None, late=quarter.window == Window.LATE)
+    await _ask(
+        turn,
+        summary,
+        questions=questions,
+        resumed=existing is not None,
+        late=quarter.window == Window.LATE,
+    )
 
 
 def _form(state: Conversation | None, summary: Summary) -> list[str] | None:
@@ -60,7 +71,7 @@ def _form(state: Conversation | None, summary: Summary) -> list[str] | None:
 
 
 async def _stages(turn: Turn, summary: Summary, state: Conversation | None) -> list[str]:
-    return _form(state, summary) or await summaries.form(turn.session, summary)
+    return _form(state, summary) or await summaries.form(turn.session, summary, actor=turn.actor)
 
 
 async def _ask(
@@ -68,13 +79,14 @@ async def _ask(
     summary: Summary,
     *,
     state: Conversation | None = None,
+    questions: list[str] | None = None,
     resumed: bool = False,
     late: bool = False,
 ) -> None:
     """Put the current question. Opening the summary (no `state` given) remembers that this
-    member is in the summary flow and its form, read once then: the questions (pledges,
-    carried-over items) stay as they were when it was opened; the summary's own stage says
-    where it stands, so an answer writes nothing more here."""
+    member is in the summary flow and its form (`questions`), read once then: the questions
+    (pledges, carried-over items) stay as they were when it was opened; the summary's own
+    stage says where it stands, so an answer writes nothing more here."""
     if _form(state, summary) is None:
         await conversations.set_state(
             turn.session,
@@ -83,7 +95,7 @@ async def _ask(
             subject_id=summary.id,
             stage=summary.stage,
             now=turn.now,
-            data={"form": await summaries.form(turn.session, summary)},
+            data={"form": questions or await _stages(turn, summary, state)},
         )
     intro = {"resumed": resumed, "late": late}
     if pledge := await summaries.pledge_asked(turn.session, summary=summary):
@@ -180,10 +192,13 @@ async def summary_button(turn: Turn) -> None:
             turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
         )
     if action == "edit":
-        if not await summaries.reopen(turn.session, summary=summary, quarter=quarter, now=turn.now):
+        questions = await summaries.reopen(
+            turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
+        )
+        if questions is None:
             turn.notice("summary_closed")
             return
-        await _ask(turn, summary)
+        await _ask(turn, summary, questions=questions)
         return
     if summary.status == SummaryStatus.SUBMITTED:
         turn.notice("summary_already_submitted")

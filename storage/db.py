@@ -4,6 +4,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 from alembic import command
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import conversations
-from storage.conversations import Conversation
 from storage.models import ChannelAccount, Member, SQLModel
+
+if TYPE_CHECKING:
+    from storage.conversations import Conversation
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
@@ -62,7 +64,7 @@ def alembic_config(url: str) -> Config:
 
 def _note_roster_writes(session: Session, _context) -> None:
     """Remember whose accounts and member rows this flush really changed (the conversation
-    states written are noted by `storage.conversations` itself)."""
+    states written are noted by `storage.conversations` itself, `note_conversation`)."""
     accounts: set[tuple[str, str]] = session.info.setdefault("accounts_changed", set())
     members: set[int] = session.info.setdefault("members_changed", set())
     changed = [row for row in session.dirty if session.is_modified(row)]
@@ -76,11 +78,19 @@ def _note_roster_writes(session: Session, _context) -> None:
             members.add(row.id)
 
 
+_CONVERSATIONS = "conversations_written"
+
+
+def note_conversation(session: AsyncSession, member_id: int, state: "Conversation | None") -> None:
+    """A member's conversation state written in this session's transaction (None: ended),
+    told to the roster listeners once it commits."""
+    session.info.setdefault(_CONVERSATIONS, {})[member_id] = state
+
+
 def _after_rollback(session: Session) -> None:
     """What a transaction rolled back wrote is told to nobody."""
-    for key in ("accounts_changed", "members_changed"):
+    for key in ("accounts_changed", "members_changed", _CONVERSATIONS):
         session.info.pop(key, None)
-    conversations.written(session)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -171,7 +181,7 @@ def _back_to_thread(dbapi_connection, _record) -> None:
 
 # Called after a commit with the (channel, external id) accounts and the member ids whose rows
 # it changed, and the conversation states it wrote (member id → state, None when ended).
-RosterListener = Callable[[set[tuple[str, str]], set[int], dict[int, Conversation | None]], None]
+RosterListener = Callable[[set[tuple[str, str]], set[int], dict[int, "Conversation | None"]], None]
 
 
 class Database:
@@ -223,7 +233,7 @@ class Database:
     def _after_commit(self, session: Session) -> None:
         accounts = session.info.pop("accounts_changed", set())
         members = session.info.pop("members_changed", set())
-        states = conversations.written(session)
+        states = session.info.pop(_CONVERSATIONS, {})
         if accounts or members or states:
             for listener in self._roster_listeners:
                 listener(accounts, members, states)

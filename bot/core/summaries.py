@@ -166,35 +166,42 @@ async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | 
 
 
 async def start(
-    session: AsyncSession, *, actor: Actor, quarter: Quarter, for_branch: bool, now: datetime
-) -> Summary:
-    """This quarter's summary of mine (or my branch's): the draft to continue, or a new one."""
-    owner = owner_of(actor, for_branch)
-    summary = await find(session, step_id=quarter.step.id, owner=owner)
-    if summary is None:
-        summary = Summary(
-            organisation_id=actor.organisation_id,
-            step_id=quarter.step.id,
-            owner=owner,
-            member_id=None if for_branch else actor.member_id,
-            branch_id=actor.branch_id,
-            short_form=not for_branch and actor.category == Category.ELDERLY,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(summary)
-        await session.flush()
-        summary.stage = (await form(session, summary))[0]
-    return summary
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    quarter: Quarter,
+    for_branch: bool,
+    existing: Summary | None,
+    now: datetime,
+) -> tuple[Summary, list[str]]:
+    """This quarter's summary of mine (or my branch's): the draft to continue (`existing`, as
+    `find` gave it), or a new one; with its questions (`form`)."""
+    if existing is not None:
+        return existing, await form(session, existing, actor=actor)
+    summary = Summary(
+        organisation_id=actor.organisation_id,
+        step_id=quarter.step.id,
+        owner=owner_of(actor, for_branch),
+        member_id=None if for_branch else actor.member_id,
+        branch_id=actor.branch_id,
+        short_form=not for_branch and actor.category == Category.ELDERLY,
+        created_at=now,
+        updated_at=now,
+    )
+    questions = await form(session, summary, actor=actor)
+    summary.stage = questions[0]
+    session.add(summary)
+    await session.flush()
+    return summary, questions
 
 
-async def form(session: AsyncSession, summary: Summary) -> list[str]:
-    """The questions of this summary, in order, ending with the confirmation."""
+async def form(session: AsyncSession, summary: Summary, *, actor: Actor) -> list[str]:
+    """The questions of this summary, in order, ending with the confirmation. `actor` is the
+    person writing it: the member it belongs to, or their branch's secretary."""
     pledges = await pledge_service.open_pledges(
         session, member_id=summary.member_id, branch_id=summary.branch_id
     )
-    member = await session.get(Member, summary.member_id) if summary.member_id else None
-    short = member is not None and member.category == Category.ELDERLY
+    short = summary.member_id == actor.member_id and actor.category == Category.ELDERLY
     stages = []
     for pledge in pledges:
         stages.append(f"pledge:{pledge.id}")
@@ -432,15 +439,17 @@ def skip(*, summary: Summary, stages: list[str], now: datetime) -> bool:
 
 
 async def reopen(
-    session: AsyncSession, *, summary: Summary, quarter: Quarter, now: datetime
-) -> bool:
-    """Back to the first question, keeping the answers; only while the window is open."""
+    session: AsyncSession, *, summary: Summary, quarter: Quarter, actor: Actor, now: datetime
+) -> list[str] | None:
+    """Back to the first question, keeping the answers; only while the window is open. The
+    questions (`form`), or None when it stays closed."""
     if quarter.window != Window.OPEN or summary.step_id != quarter.step.id:
-        return False
+        return None
+    questions = await form(session, summary, actor=actor)
     summary.status = SummaryStatus.DRAFT
-    summary.stage = (await form(session, summary))[0]
+    summary.stage = questions[0]
     summary.updated_at = now
-    return True
+    return questions
 
 
 async def submit(
