@@ -80,6 +80,7 @@ async def _ask(
     *,
     state: Conversation | None = None,
     questions: list[str] | None = None,
+    notes: dict[str, str] | None = None,
     resumed: bool = False,
     late: bool = False,
 ) -> None:
@@ -117,7 +118,7 @@ async def _ask(
             ],
         )
     else:
-        question = await summaries.question(turn.session, summary=summary)
+        question = await summaries.question(turn.session, summary=summary, notes=notes)
         skip = turn.label("button_keep" if question.current else "button_skip")
         buttons = [[(skip, SummaryStep(summary.id, "skip"))]] if question.skippable else None
         turn.reply(
@@ -175,22 +176,53 @@ async def summary_step(turn: Turn, state: Conversation) -> None:
     if refused is not None:
         turn.refuse(refused)
         return
-    await _ask(turn, summary, state=state)
+    await _ask(turn, summary, state=state, notes=draft.notes)
 
 
 @gated(Permission.USE, on_loop=True)
 async def summary_button(turn: Turn) -> None:
     """A pledge status, skip, submit or edit button (its data is checked, never trusted)."""
     pressed = turn.action
-    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=pressed.summary_id)
+    action = pressed.step if isinstance(pressed, SummaryStep) else "status"
+    if action in ("edit", "submit"):
+        await _edit_or_submit(turn, pressed.summary_id, action)
+        return
+    # An answer by button: one read (the summary with its notes), its writes, the next question.
+    draft = await summaries.draft(turn.session, actor=turn.actor, summary_id=pressed.summary_id)
+    if draft is None:
+        turn.notice("button_refused")
+        return
+    summary = draft.summary
+    if summary.status == SummaryStatus.SUBMITTED:
+        turn.notice("summary_already_submitted")
+        return
+    state = turn.actor.conversation
+    stages = await _stages(turn, summary, state)
+    if action == "skip":
+        moved = await summaries.skip(turn.session, draft=draft, stages=stages, now=turn.now)
+    else:
+        moved = await summaries.choose_status(
+            turn.session,
+            draft=draft,
+            stages=stages,
+            pledge_id=pressed.pledge_id,
+            status=PLEDGE_STATUSES[pressed.status],
+            now=turn.now,
+        )
+    if not moved:
+        turn.notice("button_stale")
+        return
+    await _ask(turn, summary, state=state, notes=draft.notes)
+
+
+async def _edit_or_submit(turn: Turn, summary_id: int, action: str) -> None:
+    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=summary_id)
     if summary is None:
         turn.notice("button_refused")
         return
-    action = pressed.step if isinstance(pressed, SummaryStep) else "status"
-    if action in ("edit", "submit"):
-        quarter = await summaries.current_quarter(
-            turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
-        )
+    quarter = await summaries.current_quarter(
+        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+    )
     if action == "edit":
         questions = await summaries.reopen(
             turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
@@ -203,33 +235,14 @@ async def summary_button(turn: Turn) -> None:
     if summary.status == SummaryStatus.SUBMITTED:
         turn.notice("summary_already_submitted")
         return
-    if action == "submit":
-        if not await summaries.submit(
-            turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
-        ):
-            turn.notice("summary_already_submitted")
-            return
-        await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-        turn.notice("saved")
-        turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
+    if not await summaries.submit(
+        turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
+    ):
+        turn.notice("summary_already_submitted")
         return
-    state = turn.actor.conversation
-    stages = await _stages(turn, summary, state)
-    if action == "skip":
-        moved = summaries.skip(summary=summary, stages=stages, now=turn.now)
-    else:
-        moved = await summaries.choose_status(
-            turn.session,
-            summary=summary,
-            stages=stages,
-            pledge_id=pressed.pledge_id,
-            status=PLEDGE_STATUSES[pressed.status],
-            now=turn.now,
-        )
-    if not moved:
-        turn.notice("button_stale")
-        return
-    await _ask(turn, summary, state=state)
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    turn.notice("saved")
+    turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
 
 
 @gated(Permission.BRANCH_OVERSIGHT)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Literal
 
 from sqlalchemy import bindparam, insert, literal_column, true, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -269,6 +270,15 @@ _SAVE_ITEM_NOTE = (
     .where(_ITEM_NOTES.c.rectification_id == bindparam("item"))
     .values(note=bindparam("text"))
 )
+_SET_PLEDGE_STATUS = (
+    update(_PLEDGE_NOTES)
+    .where(_PLEDGE_NOTES.c.summary_id == bindparam("summary"))
+    .where(_PLEDGE_NOTES.c.pledge_id == bindparam("item"))
+    .values(status=bindparam("status"))
+)
+_ADD_PLEDGE_STATUS = insert(_PLEDGE_NOTES).values(
+    summary_id=bindparam("summary"), pledge_id=bindparam("item"), status=bindparam("status")
+)
 _ADD_ITEM_NOTE = insert(_ITEM_NOTES).values(
     summary_id=bindparam("summary"),
     rectification_id=bindparam("item"),
@@ -389,52 +399,62 @@ async def answer_text(
     if stage in TEXT_FIELDS:
         setattr(summary, stage, text)
         answer = {stage: text}
-    else:
-        note = {"summary": summary.id, "item": int(number), "text": text}
-        if kind == "pledge_note":  # its row was written with the pledge's status
-            await connection.execute(_SAVE_PLEDGE_NOTE, note)
-        elif kind == "rect":
-            await connection.execute(_SAVE_ITEM_NOTE if stage in notes else _ADD_ITEM_NOTE, note)
-    advance(summary, stages, now)
-    await connection.execute(
-        _SAVE,
-        {
-            "summary_id": summary.id,
-            "stage": summary.stage,
-            "refused_text": None,
-            "updated_at": now,
-            **answer,
-        },
-    )
+    elif kind in ("pledge_note", "rect"):
+        # A pledge's note goes in the row written with its status; an item's may be new.
+        written = _SAVE_ITEM_NOTE if stage in notes else _ADD_ITEM_NOTE
+        await connection.execute(
+            _SAVE_PLEDGE_NOTE if kind == "pledge_note" else written,
+            {"summary": summary.id, "item": int(number), "text": text},
+        )
+        notes[stage] = text
+    await _advance(connection, summary, stages, now, answer)
     return None
+
+
+async def _advance(
+    connection: AsyncConnection,
+    summary: Summary,
+    stages: list[str],
+    now: datetime,
+    answer: dict[str, str] | None = None,
+) -> None:
+    """On to the next question, written in one UPDATE with the `answer` (its column: text)."""
+    advance(summary, stages, now)
+    values = {"stage": summary.stage, "refused_text": None, "updated_at": now, **(answer or {})}
+    await connection.execute(_SAVE, {"summary_id": summary.id, **values})
 
 
 async def choose_status(
     session: AsyncSession,
     *,
-    summary: Summary,
+    draft: Draft,
     stages: list[str],
     pledge_id: int,
     status: PledgeStatus,
     now: datetime,
 ) -> bool:
     """回头看: how a pledge stands. False when the button is not for the current question."""
+    summary = draft.summary
     if summary.stage != f"pledge:{pledge_id}":
         return False
-    review = await session.get(SummaryPledge, (summary.id, pledge_id))
-    if review is None:
-        session.add(SummaryPledge(summary_id=summary.id, pledge_id=pledge_id, status=status))
+    connection = await session.connection()
+    review = {"summary": summary.id, "item": pledge_id, "status": status}
+    note = f"pledge_note:{pledge_id}"
+    if note in draft.notes:  # every review of the summary is among its notes
+        await connection.execute(_SET_PLEDGE_STATUS, review)
     else:
-        review.status = status
-    advance(summary, stages, now)
+        await connection.execute(_ADD_PLEDGE_STATUS, review)
+        draft.notes[note] = ""
+    await _advance(connection, summary, stages, now)
     return True
 
 
-def skip(*, summary: Summary, stages: list[str], now: datetime) -> bool:
+async def skip(session: AsyncSession, *, draft: Draft, stages: list[str], now: datetime) -> bool:
     """Leave an optional question as it is (or keep the earlier answer when editing)."""
+    summary = draft.summary
     if summary.stage in REQUIRED and not summary.achievements:
         return False
-    advance(summary, stages, now)
+    await _advance(await session.connection(), summary, stages, now)
     return True
 
 
@@ -488,15 +508,18 @@ async def submit(
     return True
 
 
-async def question(session: AsyncSession, *, summary: Summary) -> Question:
+async def question(
+    session: AsyncSession, *, summary: Summary, notes: dict[str, str] | None = None
+) -> Question:
     """The current question of a summary being written (not the pledge or confirm stages'
-    buttons: see `pledge_asked`)."""
+    buttons: see `pledge_asked`); `notes` are its notes' texts when they are known."""
     stage = summary.stage
-    current = (
-        getattr(summary, stage, "")
-        if stage in TEXT_FIELDS
-        else (await note_texts(session, summary_id=summary.id)).get(stage, "")
-    )
+    if stage in TEXT_FIELDS:
+        current = getattr(summary, stage, "")
+    else:
+        if notes is None:
+            notes = await note_texts(session, summary_id=summary.id)
+        current = notes.get(stage, "")
     kind, _, number = stage.partition(":")
     return Question(
         field=kind,
