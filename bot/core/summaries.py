@@ -15,6 +15,7 @@ from typing import Literal
 
 from sqlalchemy import bindparam, insert, literal_column, true, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +26,7 @@ from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from bot.core.refusal import Refusal, too_long
 from storage import calendar as calendar_queries
+from storage.db import dialect_insert
 from storage.models import (
     Branch,
     Campaign,
@@ -328,10 +330,14 @@ class Notes:
 
 
 async def notes_of(session: AsyncSession, summary: Summary) -> Notes:
+    return Notes(await pledge_reviews(session, summary), await _item_notes(session, summary))
+
+
+async def _item_notes(session: AsyncSession, summary: Summary) -> list[SummaryRectification]:
     items = await session.exec(
         select(SummaryRectification).where(SummaryRectification.summary_id == summary.id)
     )
-    return Notes(await pledge_reviews(session, summary), list(items.all()))
+    return list(items.all())
 
 
 @dataclass(frozen=True)
@@ -494,17 +500,24 @@ async def submit(
             if review.note:
                 pledge.status_note = review.note
     author = summary.member_id or actor.member_id
-    for noted in (await notes_of(session, summary)).items:
+    for noted in await _item_notes(session, summary):
         await rectification.note_from_summary(
             session, item_id=noted.rectification_id, author_id=author, note=noted.note, now=now
         )
-    if (
-        summary.member_id is not None
-        and await session.get(StepDone, (summary.step_id, summary.member_id)) is None
+    if summary.member_id is not None:
+        await session.exec(
+            dialect_insert(session)(StepDone)
+            .values(step_id=summary.step_id, member_id=summary.member_id, done_at=now)
+            .on_conflict_do_nothing()
+        )
+    # What the UPDATE wrote, without reading the row back.
+    for name, value in (
+        ("status", SummaryStatus.SUBMITTED),
+        ("submitted_at", now),
+        ("late", late),
+        ("updated_at", now),
     ):
-        session.add(StepDone(step_id=summary.step_id, member_id=summary.member_id, done_at=now))
-    await session.flush()
-    await session.refresh(summary)
+        set_committed_value(summary, name, value)
     return True
 
 
