@@ -87,6 +87,8 @@ _IDENTITY = (
         _MEMBER.c.roles,
         _MEMBER.c.category,
         _MEMBER.c.locale,
+        _ACCOUNT.c.channel,
+        _ACCOUNT.c.external_id,
         _ACCOUNT.c.unreachable_since,
         _STATE.c.member_id.label("state_member_id"),
         _STATE.c.flow,
@@ -107,9 +109,10 @@ _IDENTITY = (
 async def identity(
     session: AsyncSession, *, channel: str, external_id: str
 ) -> tuple[Row, Conversation | None] | None:
-    """The active member with this account (id, organisation_id, branch_id, name, roles,
-    category, locale, and the account's unreachable_since) and the conversation they are in;
-    None for a stranger. Read on every update the identity cache has not seen, so in Core."""
+    """The active member with this account (a row with the member's id, organisation_id,
+    branch_id, name, roles, category, locale, and the account's channel, external_id,
+    unreachable_since) and the conversation they are in; None for a stranger. Read on every
+    update the identity cache has not seen, so in Core."""
     connection = await session.connection()
     row = (
         await connection.execute(_IDENTITY, {"channel": channel, "external_id": external_id})

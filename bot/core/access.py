@@ -62,7 +62,14 @@ class Actor:
     conversation: Conversation | None = None
 
     @classmethod
-    def of(cls, member: Member, *, account: ChannelAccount | None = None) -> "Actor":
+    def of(
+        cls,
+        member: Member,
+        *,
+        account: ChannelAccount | None = None,
+        conversation: Conversation | None = None,
+    ) -> "Actor":
+        """From a member row and the account asking (or any row with their columns)."""
         return cls(
             member_id=member.id,
             organisation_id=member.organisation_id,
@@ -73,6 +80,7 @@ class Actor:
             locale=member.locale,
             account=Account.of(account) if account is not None else None,
             unreachable=account is not None and account.unreachable_since is not None,
+            conversation=conversation,
         )
 
     @property
@@ -125,19 +133,8 @@ class Identities:
         )
         actor = None
         if found is not None:
-            member, conversation = found
-            actor = Actor(
-                member_id=member.id,
-                organisation_id=member.organisation_id,
-                branch_id=member.branch_id,
-                name=member.name,
-                roles=parse_roles(member.roles),
-                category=Category(member.category),
-                locale=member.locale,
-                account=account,
-                unreachable=member.unreachable_since is not None,
-                conversation=conversation,
-            )
+            row, conversation = found  # the member's and the account's columns
+            actor = Actor.of(row, account=row, conversation=conversation)
         if changes == self._changes:  # else another update committed a change during the read
             self._known[account] = actor
             if actor is not None:
