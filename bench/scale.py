@@ -120,7 +120,7 @@ async def _firing_tick(runtime: Runtime, organisation_id: int) -> tuple[float, i
         )
     now = runtime.clock.now()
     async with runtime.db.session() as session:
-        ids = await outbox.claim(session, now=now, limit=30)
+        ids = await outbox.claim(session, channels=["telegram"], now=now, limit=30)
     async with runtime.db.session() as session:
         claimed = await outbox.get_messages(session, ids=ids)
         composed = await delivery.compose(session, messages=claimed, now=now, today=now.date())

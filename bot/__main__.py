@@ -20,11 +20,12 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from bot import logs
 from bot.channels.telegram.markup import start_link
 from bot.clock import SystemClock
-from bot.config import TOKEN_PATTERN, Settings
+from bot.config import TOKEN_PATTERN, Settings, robot_keys
 from bot.runtime import Runtime
 from messages.render import Messages
 
 DEMO_DATABASE = "sqlite:///data/demo.db"
+DEMO_WECOM_DATABASE = "sqlite:///data/demo-wecom.db"  # its people are bound on WeCom
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # for messages before the settings are known
 
 
@@ -60,8 +61,12 @@ def _parser(words: dict) -> argparse.ArgumentParser:
     commands = group(parser, "command")
 
     demo = commands.add_parser("demo", help=say["demo"])
+    demo.add_argument("--database", help=say["demo_database"] % DEMO_DATABASE)
     demo.add_argument(
-        "--database", default=DEMO_DATABASE, help=say["demo_database"] % DEMO_DATABASE
+        "--channel",
+        choices=("local", "wecom"),
+        default="local",
+        help=say["demo_channel"] % DEMO_WECOM_DATABASE,
     )
 
     commands.add_parser("run", help=say["run"])
@@ -505,10 +510,12 @@ def main(argv: list[str] | None = None) -> int:
             settings.evaluation_key,
             settings.wecom_secret,
             settings.wecom_aes_key,
+            *robot_keys(settings.wecom_robots or "").values(),
         ],
     )
     if args.command == "demo":
-        settings = settings.model_copy(update={"database_url": args.database})
+        default = DEMO_WECOM_DATABASE if args.channel == "wecom" else DEMO_DATABASE
+        settings = settings.model_copy(update={"database_url": args.database or default})
         logging.getLogger().setLevel(logging.WARNING)
     try:
         runtime = Runtime.create(settings, SystemClock())
@@ -541,7 +548,7 @@ async def _command(runtime: Runtime, args: argparse.Namespace) -> int:
         if args.command == "demo":
             from bot.channels.local.console import run_demo
 
-            return await run_demo(runtime.settings)
+            return await run_demo(runtime.settings, channel=args.channel)
         if args.command == "roster":
             return await _import_roster(runtime, args)
         if args.command == "campaign":

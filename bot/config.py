@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import field_validator
@@ -11,6 +12,7 @@ from storage.accounts import CHANNEL_ORDER
 
 TOKEN_PATTERN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 WECOM_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+ROBOT_KEY = re.compile(r"^[A-Za-z0-9-]{8,64}$")  # a group robot's webhook key (a UUID)
 # The settings a WeCom application needs, in the order a missing one is named.
 WECOM_REQUIRED = ("wecom_corp_id", "wecom_agent_id", "wecom_secret", "wecom_token", "wecom_aes_key")
 LOCALES = ("zh_CN", "en")
@@ -51,6 +53,13 @@ class Settings(BaseSettings):
     wecom_api_base_url: str | None = None
     # Where the callback server listens (host:port), usually behind the HTTPS proxy.
     wecom_listen: str = "127.0.0.1:8080"
+    # Messages as text (every client shows them, the WeChat plug-in included) or markdown
+    # (bold words; the WeChat plug-in does not show markdown messages).
+    wecom_message_format: Literal["text", "markdown"] = "text"
+    # Group robots (群机器人) that post announcements in WeCom group chats: "name=key" pairs
+    # separated by ";", the key as the robot's webhook URL or its key=… part. Secrets, like
+    # WECOM_SECRET: kept here, never in the database.
+    wecom_robots: str | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -87,6 +96,13 @@ class Settings(BaseSettings):
             raise ValueError("EncodingAESKey is 43 letters and digits")
         return value
 
+    @field_validator("wecom_robots")
+    @classmethod
+    def _robots(cls, value: str | None) -> str | None:
+        if value:
+            robot_keys(value)
+        return value
+
     @field_validator("wecom_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -113,6 +129,12 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
     @property
+    def announcement_groups(self) -> list[tuple[str, str]]:
+        """The group chats that hear the organisation's announcements through the outbox, as
+        (channel, name): WeCom's group robots."""
+        return [("wecom", name) for name in robot_keys(self.wecom_robots or "")]
+
+    @property
     def code_use_key(self) -> bytes:
         secret = self.evaluation_key or self.telegram_bot_token or "local"
         return hashlib.sha256(f"cxzy evaluation code use:{secret}".encode()).digest()
@@ -120,3 +142,20 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def robot_keys(value: str) -> dict[str, str]:
+    """WECOM_ROBOTS as name → webhook key; ValueError names what is wrong (never the key)."""
+    robots: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(";"))):
+        name, equals, given = (part.strip() for part in entry.partition("="))
+        key = given.rpartition("key=")[2] if "key=" in given else given
+        if not equals or not name or not ROBOT_KEY.match(key):
+            raise ValueError(
+                "WECOM_ROBOTS is name=key pairs separated by ';', each key a robot's webhook "
+                f"URL or key (the entry named {name!r} is not)"
+            )
+        if name in robots:
+            raise ValueError(f"WECOM_ROBOTS names {name!r} twice")
+        robots[name] = key
+    return robots

@@ -30,9 +30,9 @@ from bot.core.calendar import CampaignTime
 from bot.core.contract import Outgoing, Undelivered, Unreachable
 from bot.core.notices import Composed, Notice
 from bot.runtime import Runtime
-from messages.render import split
+from messages.render import parts_of
 from storage import accounts, outbox, people
-from storage.models import Campaign, OutboxMessage, OutboxStatus
+from storage.models import Campaign, GroupMessage, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
 # A claim of this process older than this was stranded by an error: it is taken back.
@@ -102,7 +102,63 @@ class Sender:
                         for other in sending:
                             other.cancel()
                         raise task.exception()
+            if not report.quiet:
+                await self._announce_to_groups(report)
         return report
+
+    async def _announce_to_groups(self, report: DrainReport) -> None:
+        """Group announcements due now (a channel's group robots), one at a time."""
+        while True:
+            async with self.runtime.db.session() as session:
+                claimed = await outbox.claim_group_messages(
+                    session,
+                    channels=list(self.runtime.channels),
+                    now=self.runtime.clock.now(),
+                    limit=self.batch,
+                )
+            if not claimed:
+                return
+            for message in claimed:
+                await self._announce(report, message)
+
+    async def _announce(self, report: DrainReport, message: GroupMessage) -> None:
+        async def handed_over() -> None:
+            async with self.runtime.db.session() as session:
+                await outbox.set_status(
+                    session, ids=[message.id], status=OutboxStatus.SENDING, model=GroupMessage
+                )
+
+        channel = self.runtime.channels[message.channel]
+        error: Exception | None = None
+        try:
+            await channel.announce(
+                Outgoing(message.chat, message.text, key=message.subject),
+                before_request=handed_over,
+            )
+        except Exception as failure:  # noqa: BLE001 — recorded; the other groups still hear
+            error = failure
+        now = self.runtime.clock.now()
+        ids, model = [message.id], GroupMessage
+        async with self.runtime.db.session() as session:
+            if error is None:
+                await outbox.set_status(
+                    session, ids=ids, status=OutboxStatus.SENT, now=now, model=model
+                )
+                report.sent += 1
+            elif isinstance(error, Undelivered):
+                after = now + (error.wait or SERVER_ERROR_WAIT)
+                await outbox.retry_later(
+                    session, ids=ids, after=after, error=str(error), model=model
+                )
+                report.again += 1
+            else:
+                # No such group (Unreachable), or it may have arrived: never handed over twice.
+                said = str(error) if isinstance(error, Unreachable) else "may have been sent"
+                await outbox.set_status(
+                    session, ids=ids, status=OutboxStatus.FAILED, error=said, model=model
+                )
+                report.failed += 1
+                logger.warning("group announcement %s failed: %s", message.id, type(error).__name__)
 
     async def _recover(self, session) -> None:
         """Take back what a dead sender claimed; its rows handed to a channel stay unsent."""
@@ -174,10 +230,13 @@ class Sender:
                 ]
                 for b in unique
             ]
-            text = "\n\n".join(messages.render(locale, n.template, **n.values) for n in notices)
-            parts = split(text)
             channel_name, chat = account
             channel = self.runtime.channels[channel_name]
+            flavour = channel.limits.flavour
+            text = "\n\n".join(
+                messages.markup(flavour, locale, n.template, **n.values) for n in notices
+            )
+            parts = parts_of(flavour, text, channel.limits.text_length)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 await channel.push(

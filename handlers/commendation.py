@@ -5,7 +5,7 @@ chat makes it receive announcements."""
 import json
 import logging
 
-from bot.core import commendation, deed_documents
+from bot.core import commendation, deed_documents, notices
 from bot.core.access import Permission
 from bot.core.commendation import (
     ChooseCategory,
@@ -134,13 +134,21 @@ async def take_material(turn: Turn, state: Conversation) -> None:
     file = turn.evidence
     if file is not None and file.kind == "document":
         if file.size > deed_documents.UPLOAD_LIMIT:
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
         try:
             content = await turn.channel.download(file)
         except Exception as error:  # noqa: BLE001 — any channel's failure to fetch it
             logger.warning("deed material download: %s", error)
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
         try:
             text = await deed_documents.read_upload(file.name, content)
@@ -152,7 +160,11 @@ async def take_material(turn: Turn, state: Conversation) -> None:
             )
             return
         except deed_documents.UnreadableDocument:
-            turn.reply("commendation_material_unreadable", filename=file.name)
+            turn.reply(
+                "commendation_material_unreadable",
+                filename=file.name,
+                upload_limit=deed_documents.UPLOAD_LIMIT,
+            )
             return
     data = json.loads(state.data)
     selection = await commendation.of_actor(
@@ -344,20 +356,43 @@ async def publish(turn: Turn) -> None:
     if isinstance(found, Refusal):
         turn.refuse(found)
         return
-    turn.reply("commendation_published_now", chats=len(found.chats))
     runtime = turn.runtime
-    parts = runtime.messages.render_parts(
-        runtime.settings.default_locale,
-        "commendation_announcement",
-        selection=found.selection,
-        rules=found.rules,
-        winners=found.winners,
+    announced = {
+        "selection": found.selection,
+        "rules": found.rules,
+        "winners": found.winners,
+    }
+    locale = runtime.settings.default_locale
+    # Group robots (WeCom) hear it through the outbox, once, with this same transaction.
+    groups = runtime.settings.announcement_groups
+    await notices.announce_to_groups(
+        turn.session,
+        organisation_id=turn.actor.organisation_id,
+        groups=groups,
+        subject=f"selection:{found.selection.id}",
+        text=runtime.messages.plain(locale, "commendation_announcement", **announced),
+        now=turn.now,
     )
+    turn.reply("commendation_published_now", chats=len(found.chats) + len(groups))
 
     async def tell_groups() -> None:
-        for chat in found.chats:
+        for channel_name, chat in found.chats:
+            # Through the group's own channel, whichever channel the organiser published from.
+            channel = runtime.channels.get(channel_name)
+            if channel is None:
+                logger.warning("announcement to group %s: %s is not running", chat, channel_name)
+                continue
+            limits = channel.limits
+            parts = runtime.messages.render_parts_as(
+                limits.flavour,
+                limits.text_length,
+                locale,
+                "commendation_announcement",
+                **announced,
+            )
+            key = "commendation_announcement"
             try:
-                await turn.channel.send([Outgoing(chat, part) for part in parts], None)
+                await channel.send([Outgoing(chat, part, key=key) for part in parts], None)
             # A group that removed the bot: the others still hear.
             except Exception as error:  # noqa: BLE001
                 logger.warning("announcement to group %s: %s", chat, error)
@@ -398,6 +433,7 @@ async def bind(turn: Turn) -> None:
     await commendation.bind_chat(
         turn.session,
         actor=turn.actor,
+        channel=turn.channel.name,
         chat=turn.inbound.chat,
         title=turn.inbound.chat_title,
         now=turn.now,

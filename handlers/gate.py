@@ -21,7 +21,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import intake
-from bot.core import access, preferences
+from bot.core import access, calendar, onboarding, preferences
 from bot.core.access import Account, Actor, Permission
 from bot.core.actions import Action, Button
 from bot.core.contract import Channel, FileRef, Inbound, Kind, Outgoing, OutgoingFile
@@ -151,11 +151,15 @@ class Turn:
         return rows
 
     def outgoing(self) -> list[Outgoing]:
-        """The queued replies, rendered: what is sent once the update has committed."""
+        """The queued replies, rendered in the channel's flavour and cut to its limit: what is
+        sent once the update has committed."""
         pressed = self.inbound.pressed_message
+        limits = self.channel.limits
         items = []
         for reply in self._replies:
-            parts = self.runtime.messages.render_parts(self.locale, reply.template, **reply.values)
+            parts = self.runtime.messages.render_parts_as(
+                limits.flavour, limits.text_length, self.locale, reply.template, **reply.values
+            )
             buttons = self.packed(reply.buttons)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
@@ -209,10 +213,19 @@ def gated(
                     actor.locale if actor else None, inbound.language
                 )
                 turn = Turn(inbound, channel, runtime, session, actor, locale)
-                if actor is not None and actor.unreachable and inbound.kind is not Kind.BLOCKED:
+                # What the channel says of the account (blocked, renamed) is not the person
+                # writing; anything else is.
+                from_person = inbound.kind not in (Kind.BLOCKED, Kind.MOVED)
+                if actor is not None and actor.unreachable and from_person:
                     await preferences.set_reachable(
                         session, actor=actor, reachable=True, now=turn.now
                     )
+                if actor is not None and actor.unseen and from_person:
+                    # Bound by the roster (WeCom's directory): their first message is welcomed,
+                    # as an invite would have been (/start greets on its own).
+                    await onboarding.seen(session, account=actor.account)
+                    if inbound.command != "start":
+                        await welcome(turn, actor)
                 if access.allows(actor, permission):
                     await callback(turn)
                 else:
@@ -234,6 +247,15 @@ def gated(
         return handle
 
     return decorate
+
+
+async def welcome(turn: Turn, actor: Actor) -> None:
+    """A newly bound member: what they can do, and where the campaign stands (announcements
+    went out before they joined)."""
+    turn.reply("welcome", name=actor.name, commands=access.commands_for(actor.roles))
+    view = await calendar.overview(turn.session, actor=actor, now=turn.now)
+    if view.campaign is not None:
+        turn.reply("phase", view=view, elderly=actor.category == "elderly")
 
 
 async def _refuse_outside_private_chat(inbound: Inbound, channel: Channel, runtime: Runtime):

@@ -79,7 +79,7 @@ class Routes:
             # private chat, and in a group only to an edited command (other talk is not ours).
             if inbound.private or inbound.text.startswith("/"):
                 await self._edited(inbound, channel, runtime)
-        elif kind in (Kind.JOINED, Kind.BLOCKED):
+        elif kind in (Kind.JOINED, Kind.BLOCKED, Kind.MOVED):
             if inbound.private:
                 await self._reachability(inbound, channel, runtime)
         elif kind is Kind.ACTION:

@@ -1,11 +1,11 @@
 """/start: onboarding through a personal invite link, or a greeting."""
 
-from bot.core import access, calendar, onboarding
+from bot.core import access, onboarding
 from bot.core.access import Actor, Permission
 from bot.core.evaluation_codes import looks_like_code
 from bot.core.onboarding import Redemption
 from handlers import rating
-from handlers.gate import Turn, gated
+from handlers.gate import Turn, gated, welcome
 from handlers.routes import Command, Feature
 
 
@@ -37,13 +37,10 @@ async def start(turn: Turn) -> None:
     else:
         actor = Actor.of(result.member, account=result.account)
         turn.locale = turn.runtime.messages.locale_for(actor.locale, turn.inbound.language)
-        template = "welcome" if result.outcome is Redemption.BOUND else "welcome_back"
-        turn.reply(template, name=actor.name, commands=access.commands_for(actor.roles))
         if result.outcome is Redemption.BOUND:
-            # Announcements went out before they joined: tell them where the campaign stands.
-            view = await calendar.overview(turn.session, actor=actor, now=turn.now)
-            if view.campaign is not None:
-                turn.reply("phase", view=view, elderly=actor.category == "elderly")
+            await welcome(turn, actor)
+        else:
+            turn.reply("welcome_back", name=actor.name, commands=access.commands_for(actor.roles))
         turn.afterwards(lambda: turn.channel.publish_menu(turn.inbound.chat, actor, clear=True))
 
 

@@ -2,7 +2,8 @@
 
 `templates/<feature>.j2` hold each message once, as a `{% block %}`; its words are looked up in
 `locale/<locale>/LC_MESSAGES/messages.mo` (Chinese, the source language, needs none). A channel
-asks for a markup flavour: Telegram HTML, or plain text for places without markup.
+asks for a markup flavour: Telegram HTML, WeCom markdown, or plain text for places without
+markup.
 """
 
 import html
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from jinja2 import BytecodeCache, Environment, FileSystemLoader, StrictUndefined, meta
 from markupsafe import Markup
@@ -41,19 +44,47 @@ _ATOM = re.compile(r"<[^>]*>|&#?\w+;|[^<&]")
 _BLOCK = re.compile(r"\{% block (\w+) %\}\n(.*?)\{% endblock %\}", re.S)
 
 
+# The translators' notation for emphasis inside the catalogues' words: no channel's markup.
+EMPHASIS = ("[em]", "[/em]")
+
+
+def emphasised(words: str) -> str:
+    """A translation's `[em]…[/em]` as the renderer's HTML, before any value goes in (so a
+    value that spells `[em]` stays words)."""
+    start, end = EMPHASIS
+    return words.replace(start, "<b>").replace(end, "</b>")
+
+
+# How templates mark values; every flavour renders these tags of escaped HTML, then `finish`es.
+MARKUP = {
+    "emphasis": lambda value: Markup("<b>%s</b>") % value,
+    "preformatted": lambda value: Markup("<pre>%s</pre>") % value,
+    "code": lambda value: Markup("<code>%s</code>") % value,
+    "hyperlink": lambda url: Markup('<a href="%s">%s</a>') % (url, url),
+}
+
+
 @dataclass(frozen=True)
 class Flavour:
     """How one kind of channel shows what templates ask for: commands, emphasis, links.
 
     Templates name a command with `command("pledge")` and mark values with the filters
-    `emphasis`, `preformatted` and `hyperlink`; inside the catalogues' words emphasis is
-    `<b>…</b>`. `finish` turns the rendered text (escaped HTML) into what the channel shows.
+    `emphasis`, `preformatted`, `code` and `hyperlink` (`MARKUP`); inside the catalogues' words
+    emphasis is `[em]…[/em]`. Every flavour renders them as escaped HTML with those few tags
+    (cut there into messages, a part's tags closed and reopened in the next); `finish` turns
+    it into what the channel shows, and `measure` counts what a part of it takes of the
+    channel's limit.
     """
 
     name: str
     command: Callable[[str], str]
-    markup: dict[str, Callable[..., str]]
     finish: Callable[[str], str]
+    measure: Callable[[str], int]
+
+
+def length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (𠮷 or an emoji count two)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _plain_text(text: str) -> str:
@@ -64,24 +95,99 @@ def _slash(name: str) -> str:
     return f"/{name}"
 
 
+@cache
+def _wecom_keywords() -> dict[str, str]:
+    """Command → the word a WeCom member types for it, as the channel reads them."""
+    from bot.channels.wecom.inbound import KEYWORDS  # the channel's table; loaded when used
+
+    return {command: keyword for keyword, command in KEYWORDS.items()}
+
+
+def _wecom_command(name: str) -> str:
+    """A WeCom member types the keyword where there is one (the menu has them all too)."""
+    keyword = _wecom_keywords().get(name)
+    return f"「{keyword}」" if keyword else _slash(name)
+
+
+# WeCom markdown (document 90236): what words and values must not start.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<])")
+_MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([#>])", re.M)
+# What a link's address keeps as it is; the rest (spaces, brackets, <>, `) is %-encoded.
+_URL_SAFE = "/:?=&#%~+,;@!$'*-._"
+_MARKDOWN_MARK = re.compile(r"\\(.)|\*\*|`|\]\([^)]*\)|\[", re.S)
+
+
+def wecom_markdown(text: str) -> str:
+    """The renderer's HTML as WeCom markdown: `**emphasis**`, `` `code` ``, `[url](url)`;
+    preformatted text as it is; every character of the words and values that markdown
+    would take as markup is escaped with a backslash."""
+    out: list[str] = []
+    links: list[str] = []
+    code = False
+    at = 0
+    for tag in [*_TAG.finditer(text), None]:
+        words = html.unescape(text[at : tag.start() if tag else len(text)])
+        out.append(words.replace("`", "'") if code else _MARKDOWN_SPECIAL.sub(r"\\\1", words))
+        if tag is None:
+            break
+        at = tag.end()
+        closing, name, attributes = tag.groups()
+        if name in ("b", "strong"):
+            out.append("**")
+        elif name == "code":
+            out.append("`")
+            code = not closing
+        elif name == "a" and closing:
+            out.append(links.pop() if links else "")
+        elif name == "a":
+            href = re.search(r'href="([^"]*)"', attributes)
+            url = html.unescape(href.group(1)) if href else ""
+            # A link WeCom opens; anything else (the words to send instead of a deep link)
+            # stays words.
+            opens = url.startswith(("https://", "http://"))
+            links.append(f"]({quote(url, safe=_URL_SAFE)})" if opens else "")
+            out.append("[" if opens else "")
+    return _MARKDOWN_LINE_START.sub(r"\1\\\2", "".join(out))
+
+
+def unmarked(markdown: str) -> str:
+    """WeCom markdown made by `wecom_markdown` as plain text (a card shows no markdown)."""
+    return _MARKDOWN_MARK.sub(lambda mark: mark.group(1) or "", markdown)
+
+
+@cache
+def _wecom_atom_bytes(atom: str) -> int:
+    return len(wecom_markdown(atom).encode())
+
+
+def _plain_bytes(text: str) -> int:
+    """What the HTML takes of WeCom's 2,048 bytes as plain text."""
+    return len(_plain_text(text).encode())
+
+
+def _wecom_bytes(text: str) -> int:
+    """What the HTML takes of WeCom's 2,048 bytes once it is markdown (a character or an
+    entity as `split` weighs them one by one: remembered)."""
+    if len(text) <= 8:
+        return _wecom_atom_bytes(text)
+    return len(wecom_markdown(text).encode())
+
+
 FLAVOURS = {
-    "telegram": Flavour(
-        "telegram",
-        command=_slash,
-        markup={
-            "emphasis": lambda value: Markup("<b>%s</b>") % value,
-            "preformatted": lambda value: Markup("<pre>%s</pre>") % value,
-            "hyperlink": lambda url: Markup('<a href="%s">%s</a>') % (url, url),
-        },
-        finish=lambda text: text,
-    ),
-    "plain": Flavour(
-        "plain",
-        command=_slash,
-        markup={name: lambda value: value for name in ("emphasis", "preformatted", "hyperlink")},
-        finish=_plain_text,
+    "telegram": Flavour("telegram", command=_slash, finish=lambda text: text, measure=length),
+    "plain": Flavour("plain", command=_slash, finish=_plain_text, measure=length),
+    "wecom": Flavour("wecom", command=_wecom_command, finish=wecom_markdown, measure=_wecom_bytes),
+    "wecom_text": Flavour(
+        "wecom_text", command=_wecom_command, finish=_plain_text, measure=_plain_bytes
     ),
 }
+
+
+def parts_of(flavour: str, text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """The renderer's HTML (`Messages.markup`) cut into parts of at most `limit`, as the
+    flavour counts, each finished for the channel."""
+    chosen = FLAVOURS[flavour]
+    return [chosen.finish(part) for part in split(text, limit, chosen.measure)]
 
 
 class _Compiled(BytecodeCache):
@@ -146,9 +252,16 @@ class Messages:
             auto_reload=False,  # templates change with a deploy, not while running
             bytecode_cache=_COMPILED,
         )
-        env.install_gettext_translations(_translations(locale), newstyle=True)
+        words = _translations(locale)
+        env.install_gettext_callables(
+            gettext=lambda s: emphasised(words.gettext(s)),
+            ngettext=lambda s, p, n: emphasised(words.ngettext(s, p, n)),
+            pgettext=lambda c, s: emphasised(words.pgettext(c, s)),
+            npgettext=lambda c, s, p, n: emphasised(words.npgettext(c, s, p, n)),
+            newstyle=True,
+        )
         env.globals["command"] = flavour.command
-        env.filters.update(flavour.markup)
+        env.filters.update(MARKUP)
         env.filters["date"] = self._format_date
         env.filters["datetime"] = self._format_datetime
         patterns = DATE_PATTERNS[locale]
@@ -156,6 +269,10 @@ class Messages:
             env.filters[name] = lambda day, pattern=pattern: format_date(
                 day, pattern, locale=locale
             )
+        env.filters["percent"] = lambda rate: format_percent(rate, locale=locale)
+        env.filters["megabytes"] = lambda size: (
+            f"{format_decimal(size / 2**20, '#,##0.#', locale=locale)} MB"
+        )
         env.filters["compact_date"] = lambda day: day.strftime("%Y%m%d")
         return env
 
@@ -183,13 +300,17 @@ class Messages:
     def _locale(self, locale: str) -> str:
         return locale if locale in LOCALES else self.default_locale
 
-    def render_as(self, flavour: str, locale: str, template: str, /, **values: object) -> str:
-        """One message in a channel's markup flavour; may be longer than one message."""
+    def markup(self, flavour: str, locale: str, template: str, /, **values: object) -> str:
+        """One message as the renderer's escaped HTML, with the flavour's commands: what
+        `parts_of` cuts and finishes (messages sent together are joined in this form)."""
         env = self._environment(self._locale(locale), flavour)
         file, block = message_index()[template]
         compiled = env.get_template(file)
-        text = "".join(compiled.blocks[block](compiled.new_context(values)))
-        return FLAVOURS[flavour].finish(text.strip())
+        return "".join(compiled.blocks[block](compiled.new_context(values))).strip()
+
+    def render_as(self, flavour: str, locale: str, template: str, /, **values: object) -> str:
+        """One message in a channel's markup flavour; may be longer than one message."""
+        return FLAVOURS[flavour].finish(self.markup(flavour, locale, template, **values))
 
     def render(self, locale: str, template: str, /, **values: object) -> str:
         """One message, as Telegram HTML; may be longer than one message (see `split`)."""
@@ -199,9 +320,11 @@ class Messages:
         """Text for places without markup (button labels, notices, the local chat)."""
         return self.render_as("plain", locale, template, **values)
 
-    def render_parts(self, locale: str, template: str, /, **values: object) -> list[str]:
-        """The rendered message cut into pieces Telegram accepts."""
-        return split(self.render(locale, template, **values))
+    def render_parts_as(
+        self, flavour: str, limit: int, locale: str, template: str, /, **values: object
+    ) -> list[str]:
+        """The rendered message cut into parts of at most `limit` (as the flavour counts)."""
+        return parts_of(flavour, self.markup(flavour, locale, template, **values), limit)
 
     def command_descriptions(self, locale: str) -> dict[str, str]:
         """Command → its one-line description, from `commands.j2`."""
@@ -240,31 +363,26 @@ class Messages:
         return self._environment(self.default_locale)
 
 
-def length(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (𠮷 or an emoji count two)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _pieces(text: str, longest: int) -> list[str]:
-    """Lines (with their newline); a longer line is cut between atoms, at a space if it can."""
+def _pieces(text: str, longest: int, measure: Callable[[str], int]) -> list[str]:
+    """Lines (with their newline); a longer line is cut between atoms, at a space if it can
+    (in one pass: a line may be a whole long value)."""
     pieces: list[str] = []
     for line in text.splitlines(keepends=True):
-        while length(line) > longest:
-            cut, size = 0, 0
-            last_space = 0
-            for atom in _ATOM.finditer(line):
-                if size + length(atom.group()) > longest and cut:
-                    break
-                size += length(atom.group())
-                cut = atom.end()
-                if atom.group() == " ":
-                    last_space = cut
-            if last_space > len(line[:cut]) // 2:
-                cut = last_space
-            pieces.append(line[:cut])
-            line = line[cut:]
-        if line:
+        if measure(line) <= longest:
             pieces.append(line)
+            continue
+        start, size, last_space = 0, 0, 0
+        for atom in _ATOM.finditer(line):
+            weight = measure(atom.group())
+            if size + weight > longest and atom.start() > start:
+                at_space = last_space - start > (atom.start() - start) // 2
+                cut = last_space if at_space else atom.start()
+                pieces.append(line[start:cut])
+                start, size = cut, measure(line[cut : atom.start()])
+            size += weight
+            if atom.group() == " ":
+                last_space = atom.end()
+        pieces.append(line[start:])
     return pieces
 
 
@@ -282,13 +400,16 @@ def _apply_tags(stack: list[tuple[str, str]], piece: str) -> list[tuple[str, str
     return stack
 
 
-def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Cut HTML into messages of at most `limit` characters, between lines where possible.
+def split(
+    text: str, limit: int = MESSAGE_LIMIT, measure: Callable[[str], int] = length
+) -> list[str]:
+    """Cut HTML into messages of at most `limit` (as `measure` counts: by default Telegram's
+    UTF-16 units), between lines where possible.
 
     Tags open at a cut are closed at the end of one part and reopened at the start of the
     next, so every part is valid on its own and no tag or entity is ever cut in two.
     """
-    if length(text) <= limit:
+    if measure(text) <= limit:
         return [text]
     parts: list[str] = []
     stack: list[tuple[str, str]] = []
@@ -298,9 +419,9 @@ def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     def closing(tags: list[tuple[str, str]]) -> str:
         return "".join(f"</{name}>" for name, _ in reversed(tags))
 
-    for piece in _pieces(text, limit // 2):
+    for piece in _pieces(text, limit // 2, measure):
         after = _apply_tags(stack, piece)
-        if current != reopened and length(current + piece + closing(after)) > limit:
+        if current != reopened and measure(current + piece + closing(after)) > limit:
             parts.append(current.rstrip("\n") + closing(stack))
             reopened = "".join(tag for _, tag in stack)
             current = reopened

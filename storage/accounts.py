@@ -91,6 +91,24 @@ async def get_account(
     return result.first()
 
 
+async def accounts_held(
+    session: AsyncSession,
+    *,
+    channel: str,
+    member_ids: Collection[int],
+    external_ids: Collection[str],
+) -> list[ChannelAccount]:
+    """The accounts on this channel of these members, or with these ids; one query."""
+    result = await session.exec(
+        select(ChannelAccount).where(
+            ChannelAccount.channel == channel,
+            col(ChannelAccount.member_id).in_(list(member_ids))
+            | col(ChannelAccount.external_id).in_(list(external_ids)),
+        )
+    )
+    return list(result.all())
+
+
 async def account_on(
     session: AsyncSession, *, member_id: int, channel: str
 ) -> ChannelAccount | None:

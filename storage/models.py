@@ -105,6 +105,9 @@ class ChannelAccount(SQLModel, table=True):
     bound_at: datetime
     # Set when they block the bot there (403 or my_chat_member kicked), cleared when they return.
     unreachable_since: datetime | None = None
+    # An account the roster gave (a WeCom userid from the organisation's directory) from which
+    # its member has not written yet: they are welcomed on their first message.
+    unseen: bool = False
 
 
 class BranchLiaison(SQLModel, table=True):
@@ -285,7 +288,12 @@ class PlannedReminder(SQLModel, table=True):
     subject: str = Field(max_length=60, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     planned_at: datetime
-    recipients: int
+    recipients: int  # rows written so far
+    # A broadcast is written batch by batch as it is sent: while `expanding`, the next batch
+    # starts after this recipient, in sending order (priority, then member id).
+    expanding: bool = False
+    written_priority: int = 0
+    written_member_id: int = 0
 
 
 class DigestReceipt(SQLModel, table=True):
@@ -661,9 +669,43 @@ class BoundChat(SQLModel, table=True):
 
     chat_id: int = Field(primary_key=True, sa_type=BigInteger)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # The channel the group chat is on (where /bind was sent): announcements go through it.
+    channel: str = Field(default="telegram", max_length=16)
     title: str = Field(default="", max_length=200)
     bound_by: int = Field(foreign_key="member.id")
     bound_at: datetime
+
+
+class GroupMessage(SQLModel, table=True):
+    """An announcement to a group chat of a channel (WeCom: a group robot's webhook, named as
+    in WECOM_ROBOTS), sent once: unique per channel, chat and subject, claimed and marked as
+    being sent like an outbox row."""
+
+    __table_args__ = (UniqueConstraint("channel", "chat", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    channel: str = Field(max_length=16)
+    chat: str = Field(max_length=200)
+    subject: str = Field(max_length=60)  # what it announces: commendation:3
+    text: str = Field(sa_type=Text)  # rendered when it was queued, in the default language
+    send_after: datetime
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(12), index=True)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    attempts: int = 0
+    error: str | None = Field(default=None, max_length=200)
+
+
+class SentCount(SQLModel, table=True):
+    """How many messages a channel sent one recipient (a member, a group robot) in one minute,
+    written before each request and kept for an hour: per-recipient limits (WeCom: 30 a minute
+    and 1,000 an hour per member, 20 a minute per robot) hold across a restart."""
+
+    channel: str = Field(max_length=16, primary_key=True)
+    recipient: str = Field(max_length=200, primary_key=True)
+    minute: datetime = Field(primary_key=True)
+    count: int = 0
 
 
 class IntakeUpdate(SQLModel, table=True):

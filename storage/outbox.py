@@ -14,6 +14,7 @@ from storage.db import dialect_insert
 from storage.models import (
     Category,
     ChannelAccount,
+    GroupMessage,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -88,17 +89,16 @@ def _not_done(member, step_id: int):
     return ~exists().where(StepDone.step_id == step_id, StepDone.member_id == member.id)
 
 
-async def insert_recipients(
-    session: AsyncSession,
-    *,
-    recipients: Recipients,
-    reminder: str,
-    subject: str,
-    step_id: int | None,
-    send_after: datetime,
-    expires_at: datetime,
-) -> int:
-    """One outbox row per recipient, selected and written by the database in one statement."""
+@dataclass(frozen=True)
+class Written:
+    """How far a broadcast's recipients are written: those of `priority` up to `member_id`
+    (leaders' messages are written first, then everyone else's, each in member order)."""
+
+    priority: int = 0
+    member_id: int = 0
+
+
+def _recipient_conditions(recipients: Recipients) -> list:
     member = Member
     conditions = [
         member.organisation_id == recipients.organisation_id,
@@ -122,26 +122,76 @@ async def insert_recipients(
                 _not_done(other, recipients.secretaries_behind_on),
             )
         )
+    return conditions
+
+
+# Leading cadres' messages go first (分类指导).
+_PRIORITY = case((Member.category == Category.LEADING_CADRE, 0), else_=1)
+PRIORITIES = (0, 1)
+
+
+def _between(after: Written, through: int | None):
+    """Recipients of `after.priority` after `after.member_id`, up to `through`: a range of
+    the member key, so a batch reads its own rows, not every member's."""
+    conditions = [_PRIORITY == after.priority, Member.id > after.member_id]
+    if through is not None:
+        conditions.append(Member.id <= through)
+    return conditions
+
+
+async def insert_recipients(
+    session: AsyncSession,
+    *,
+    recipients: Recipients,
+    reminder: str,
+    subject: str,
+    step_id: int | None,
+    send_after: datetime,
+    expires_at: datetime,
+    after: Written | None = None,
+    through: int | None = None,
+) -> int:
+    """One outbox row per recipient, selected and written by the database in one statement;
+    with `after`, only that priority's recipients after it and up to member `through`."""
+    conditions = _recipient_conditions(recipients)
+    if after is not None:
+        conditions.extend(_between(after, through))
     table = OutboxMessage.__table__.c
     chosen = (
         select(
             literal(recipients.organisation_id),
             literal(reminder),
             literal(subject),
-            member.id,
+            Member.id,
             ChannelAccount.channel,
             ChannelAccount.external_id,
             literal(step_id, type_=Integer),
-            case((member.category == Category.LEADING_CADRE, 0), else_=1),
+            _PRIORITY,
             literal(send_after, type_=table.send_after.type),
             literal(expires_at, type_=table.expires_at.type),
             literal(OutboxStatus.PENDING.value),
             literal(0),
         )
-        .join(ChannelAccount, _to_preferred_account(session, member.id))
+        .join(ChannelAccount, _to_preferred_account(session, Member.id))
         .where(*conditions)
     )
     return await _insert_selected(session, chosen)
+
+
+async def next_batch_ends(
+    session: AsyncSession, *, recipients: Recipients, after: Written, size: int
+) -> int | None:
+    """The member id that ends the next `size` recipients of `after.priority` after `after`;
+    None if fewer remain. Read along the member key: the cost is the batch's, not the roster's."""
+    last = await session.exec(
+        select(Member.id)
+        .join(ChannelAccount, _to_preferred_account(session, Member.id))
+        .where(*_recipient_conditions(recipients), *_between(after, None))
+        .order_by(Member.id)
+        .offset(size - 1)
+        .limit(1)
+    )
+    return last.first()
 
 
 DRAFT_NUDGE = "summary_draft"
@@ -209,6 +259,29 @@ async def mark_planned(session: AsyncSession, *, markers: Sequence[dict]) -> Non
         )
 
 
+async def expanding_reminders(
+    session: AsyncSession, *, organisation_id: int
+) -> Sequence[PlannedReminder]:
+    """Broadcasts with recipients still to write, oldest first."""
+    result = await session.exec(
+        select(PlannedReminder)
+        .where(PlannedReminder.organisation_id == organisation_id, PlannedReminder.expanding)
+        .order_by(PlannedReminder.planned_at, PlannedReminder.reminder, PlannedReminder.subject)
+    )
+    return result.all()
+
+
+async def waiting(session: AsyncSession, *, organisation_id: int) -> int:
+    """Rows not yet sent or given up: what the senders still have before them."""
+    result = await session.exec(
+        select(func.count()).where(
+            OutboxMessage.organisation_id == organisation_id,
+            col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
+        )
+    )
+    return result.one()
+
+
 async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> datetime | None:
     result = await session.exec(
         select(func.min(OutboxMessage.send_after)).where(
@@ -222,51 +295,66 @@ async def earliest_pending(session: AsyncSession, *, organisation_id: int) -> da
 async def claim(
     session: AsyncSession, *, channels: list[str], now: datetime, limit: int
 ) -> list[int]:
-    """Take up to `limit` due rows for the senders of these channels. Only the rows this statement
-    moved from pending to claimed are returned, so two senders never share one (PostgreSQL
-    also skips the rows another sender has locked)."""
+    """Take up to `limit` due rows for the senders of these channels: two senders never share
+    a row, and neither comes away with less than it could have had. PostgreSQL locks the rows
+    it chose, skipping those another sender has locked; SQLite chooses and takes them in one
+    statement, under its write lock (chosen first, a row another sender took meanwhile would
+    be lost to both)."""
+    # Leaders first; then a member's rows together, so a round sends them as one message.
+    order = (OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+    return await _claim(session, OutboxMessage, order, channels=channels, now=now, limit=limit)
+
+
+async def _claim(session: AsyncSession, model, order, *, channels, now, limit) -> list[int]:
+    """The ids of up to `limit` due rows of `model` (in `order`) this statement claimed."""
     due = (
-        select(OutboxMessage.id)
+        select(model.id)
         .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.channel).in_(channels),
-            OutboxMessage.send_after <= now,
+            model.status == OutboxStatus.PENDING,
+            col(model.channel).in_(channels),
+            model.send_after <= now,
         )
-        # Leaders first; then a member's rows together, so a round sends them as one message.
-        .order_by(OutboxMessage.priority, OutboxMessage.member_id, OutboxMessage.id)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.exec(due)).all())
-    if not ids:
-        return []
+    if session.bind.dialect.name == "postgresql":
+        # Not as a subquery: PostgreSQL may run a LIMIT … SKIP LOCKED subquery more than once.
+        due = list((await session.exec(due)).all())
+        if not due:
+            return []
     result = await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
+        update(model)
+        .where(col(model.id).in_(due), model.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.CLAIMED, claimed_at=now)
-        .returning(OutboxMessage.id)
+        .returning(model.id)
     )
     return sorted(result.scalars().all())
 
 
 async def release_abandoned(session: AsyncSession, *, before: datetime) -> tuple[int, int]:
-    """After a crash, rows claimed at `before` or earlier: those never handed to Telegram go
-    back to pending; those handed over may have arrived, so they are not resent."""
-    back = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.CLAIMED, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.PENDING, claimed_at=None)
-    )
-    unsure = await session.exec(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.SENDING, col(OutboxMessage.claimed_at) <= before
-        )
-        .values(status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived")
-    )
-    return back.rowcount, unsure.rowcount
+    """After a crash, rows (members' and groups') claimed at `before` or earlier: those never
+    handed to the channel go back to pending; those handed over may have arrived, so they are
+    not resent."""
+    back = unsure = 0
+    for model in (OutboxMessage, GroupMessage):
+        back += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.CLAIMED, col(model.claimed_at) <= before)
+                .values(status=OutboxStatus.PENDING, claimed_at=None)
+            )
+        ).rowcount
+        unsure += (
+            await session.exec(
+                update(model)
+                .where(model.status == OutboxStatus.SENDING, col(model.claimed_at) <= before)
+                .values(
+                    status=OutboxStatus.FAILED, error="interrupted while sending; may have arrived"
+                )
+            )
+        ).rowcount
+    return back, unsure
 
 
 async def get_messages(session: AsyncSession, *, ids: Sequence[int]) -> Sequence[OutboxMessage]:
@@ -285,7 +373,9 @@ async def set_status(
     status: OutboxStatus,
     now: datetime | None = None,
     error: str | None = None,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
+    """The state of these rows (of the members' outbox, or of `model`: GroupMessage)."""
     if not ids:
         return
     values: dict = {"status": status}
@@ -293,7 +383,7 @@ async def set_status(
         values["sent_at"] = now
     if error is not None:
         values["error"] = error[:200]
-    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).values(**values))
+    await session.exec(update(model).where(col(model.id).in_(ids)).values(**values))
 
 
 async def retry_later(
@@ -303,17 +393,18 @@ async def retry_later(
     after: datetime,
     error: str,
     count_attempt: bool = True,
+    model: type[OutboxMessage] | type[GroupMessage] = OutboxMessage,
 ) -> None:
     if not ids:
         return
     await session.exec(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
+        update(model)
+        .where(col(model.id).in_(ids))
         .values(
             status=OutboxStatus.PENDING,
             send_after=after,
             claimed_at=None,
-            attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
+            attempts=model.attempts + (1 if count_attempt else 0),
             error=error[:200],
         )
     )
@@ -341,10 +432,16 @@ async def add_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
                 "attempts": 0,
             }
         )
+    return await _insert_once(session, OutboxMessage, values, ["reminder", "subject", "member_id"])
+
+
+async def _insert_once(session: AsyncSession, model, values: list[dict], unique: list[str]) -> int:
+    """Insert these rows in one statement; one that would repeat `unique` is left alone.
+    Returns how many went in."""
     result = await session.exec(
-        dialect_insert(session)(OutboxMessage)
+        dialect_insert(session)(model)
         .values(values)
-        .on_conflict_do_nothing(index_elements=["reminder", "subject", "member_id"])
+        .on_conflict_do_nothing(index_elements=unique)
         .execution_options(preserve_rowcount=True)
     )
     return result.rowcount
@@ -367,3 +464,40 @@ async def queued_subjects(
         )
     )
     return {(reminder, subject) for reminder, subject in result.all()}
+
+
+async def readdress(session: AsyncSession, *, channel: str, old: str, new: str) -> None:
+    """Messages waiting for an account that the channel renamed go to its new id."""
+    await session.exec(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.external_id == old,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(external_id=new)
+    )
+
+
+async def add_group_messages(session: AsyncSession, *, rows: Sequence[dict]) -> int:
+    """Queue these group announcements (organisation_id, channel, chat, subject, text,
+    send_after); one already queued for the same channel, chat and subject is left alone."""
+    if not rows:
+        return 0
+    values = [{**row, "status": OutboxStatus.PENDING.value, "attempts": 0} for row in rows]
+    return await _insert_once(session, GroupMessage, values, ["channel", "chat", "subject"])
+
+
+async def claim_group_messages(
+    session: AsyncSession, *, channels: list[str], now: datetime, limit: int
+) -> list[GroupMessage]:
+    """Take up to `limit` due group announcements of these channels, oldest first (only the
+    rows this statement moved from pending to claimed)."""
+    order = (GroupMessage.id,)
+    taken = await _claim(session, GroupMessage, order, channels=channels, now=now, limit=limit)
+    if not taken:
+        return []
+    rows = await session.exec(
+        select(GroupMessage).where(col(GroupMessage.id).in_(taken)).order_by(GroupMessage.id)
+    )
+    return list(rows.all())

@@ -90,6 +90,7 @@ _IDENTITY = (
         _ACCOUNT.c.channel,
         _ACCOUNT.c.external_id,
         _ACCOUNT.c.unreachable_since,
+        _ACCOUNT.c.unseen,
         _STATE.c.member_id.label("state_member_id"),
         _STATE.c.flow,
         _STATE.c.subject_id,
@@ -150,6 +151,18 @@ async def member_id_by_name(session: AsyncSession, *, branch_id: int, name: str)
         select(Member.id).where(Member.branch_id == branch_id, Member.name == name, Member.active)
     )
     return result.first()
+
+
+async def active_member_ids(
+    session: AsyncSession, *, organisation_id: int
+) -> dict[tuple[int, str], int]:
+    """(branch id, name) → id of the organisation's active members; one query."""
+    result = await session.exec(
+        select(Member.branch_id, Member.name, Member.id).where(
+            Member.organisation_id == organisation_id, Member.active
+        )
+    )
+    return {(branch_id, name): member_id for branch_id, name, member_id in result.all()}
 
 
 async def set_liaison(session: AsyncSession, *, branch_id: int, member_id: int | None) -> None:

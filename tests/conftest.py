@@ -1,5 +1,10 @@
 """Shared fixtures: a migrated database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set),
-a manual clock, the real Application answered by the local Bot API, and the demo people."""
+a manual clock, a chat with the bot, and the demo people.
+
+Features are tested through the channel contract: `chat` is the local channel
+(bot/channels/local/chat.py) and `sent` what it recorded, with message keys. A test that asks
+for `api` (the local Bot API), or is marked `telegram`, tests the Telegram adapter instead: its `chat` feeds real update
+payloads to the real `Application`, and its `people` are bound on Telegram."""
 
 import asyncio
 import os
@@ -14,11 +19,12 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import select, update
 
-from bot.channels.local.chat import Person
-from bot.channels.telegram import CHANNEL
+import handlers
+from bot.channels import local, telegram
+from bot.channels.local.chat import LocalChannel, LocalChat, Person
 from bot.channels.telegram.app import build_application
 from bot.channels.telegram.local_api import LocalBotAPI
-from bot.channels.telegram.local_chat import LocalChat
+from bot.channels.telegram.local_chat import LocalChat as TelegramChat
 from bot.cli import demo
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -151,6 +157,18 @@ def runtime(settings, database, clock) -> Runtime:
     return Runtime(settings=settings, db=database, clock=clock, messages=messages)
 
 
+def _on_telegram(request) -> bool:
+    """Tests of the Telegram adapter ask for the local Bot API (or are marked `telegram`);
+    the rest talk to the contract."""
+    return "api" in request.fixturenames or request.node.get_closest_marker("telegram") is not None
+
+
+@pytest.fixture
+def channel(request) -> str:
+    """The channel the test's people talk on."""
+    return telegram.CHANNEL if _on_telegram(request) else local.CHANNEL
+
+
 @pytest.fixture
 def api(clock) -> LocalBotAPI:
     return LocalBotAPI(now=lambda: clock.now().timestamp())
@@ -164,15 +182,23 @@ async def app(runtime, api):
 
 
 @pytest.fixture
-def chat(app, api, clock) -> LocalChat:
-    return LocalChat(app, api, clock)
+def chat(request, runtime, clock) -> LocalChat | TelegramChat:
+    if _on_telegram(request):
+        return TelegramChat(request.getfixturevalue("app"), request.getfixturevalue("api"), clock)
+    return LocalChat(runtime, handlers.routes(), clock)
 
 
 @pytest.fixture
-async def people(runtime) -> dict[str, Person]:
-    """The demo organisation, everyone bound; by name."""
-    await demo.seed(runtime)
-    return {person.name: person for person in await demo.demo_people(runtime)}
+def sent(chat) -> LocalChannel:
+    """What the bot sent through the contract: messages with their keys, files and toasts."""
+    return chat.channel
+
+
+@pytest.fixture
+async def people(runtime, channel) -> dict[str, Person]:
+    """The demo organisation, everyone bound on the test's channel; by name."""
+    await demo.seed(runtime, channel=channel)
+    return {person.name: person for person in await demo.demo_people(runtime, channel=channel)}
 
 
 @pytest.fixture
@@ -197,14 +223,14 @@ async def import_roster(runtime, people_table, branch_table, **options) -> "rost
     return report
 
 
-async def telegram_ids(runtime) -> dict[int, int]:
-    """Member id → the Telegram id of their account, for those who bound one."""
+async def account_ids(runtime, channel: str) -> dict[int, int]:
+    """Member id → the id of their account on the channel, for those who bound one."""
     async with runtime.db.session() as session:
-        bound = await session.exec(select(ChannelAccount).where(ChannelAccount.channel == CHANNEL))
+        bound = await session.exec(select(ChannelAccount).where(ChannelAccount.channel == channel))
         return {account.member_id: int(account.external_id) for account in bound.all()}
 
 
-async def bind_account(runtime, member_id: int, external_id: str, channel: str = CHANNEL) -> None:
+async def bind_account(runtime, member_id: int, external_id: str, channel: str) -> None:
     """Give the member an account on a channel, as an invite would have."""
     async with runtime.db.session() as session:
         session.add(
@@ -227,8 +253,8 @@ async def block_bot(runtime, member_id: int) -> None:
         )
 
 
-async def blocked_since(runtime, member_id: int) -> datetime | None:
-    """When the member blocked the bot on their Telegram account, if they did."""
+async def blocked_since(runtime, member_id: int, channel: str) -> datetime | None:
+    """When the member blocked the bot on their account on the channel, if they did."""
     async with runtime.db.session() as session:
-        account = await accounts.account_on(session, member_id=member_id, channel=CHANNEL)
+        account = await accounts.account_on(session, member_id=member_id, channel=channel)
         return account.unreachable_since

@@ -1,83 +1,94 @@
-"""One access check: roles decide, callback data is untrusted, errors end in an apology."""
+"""One access check: roles decide, button payloads are untrusted, errors end in an apology.
+
+Through the channel contract; on Telegram stay the adapter's own cases: Bot API errors and
+timeouts, an unchanged edit ("message is not modified"), and what the Bot API refuses."""
 
 import logging
 
 from sqlmodel import select
 
 from bot.channels.local.chat import Person
-from bot.channels.telegram.local_chat import telegram_user
+from bot.core.contract import FileRef, Kind
+from bot.core.preferences import LanguageChoice, ReminderChoice
 from storage.models import Member
-from tests.conftest import STICKER, import_roster
+from tests.conftest import import_roster
+from tests.test_pledges import feed, payloads
+from tests.test_reviews import toast
 
 
-async def test_member_cannot_run_a_secretary_command(chat, api, people):
+async def test_member_cannot_run_a_secretary_command(chat, sent, people):
     zheng = people["郑强"]
     await chat.send(zheng, "/invites")
-    answer = api.last(zheng.user_id).text
+    assert sent.keys(zheng) == ["not_allowed"]
+    answer = sent.last(zheng).text
     assert "没有这项权限" in answer
-    assert "https://t.me/" not in answer
+    assert "/start " not in answer  # no invite link
 
 
-async def test_help_lists_what_each_role_can_do(chat, api, people):
+async def test_help_lists_what_each_role_can_do(chat, sent, people):
     await chat.send(people["郑强"], "/help")
     await chat.send(people["张明"], "/help")
-    assert "/invites" not in api.last(people["郑强"].user_id).text
-    assert "/invites" in api.last(people["张明"].user_id).text
+    assert sent.keys(people["郑强"]) == sent.keys(people["张明"]) == ["help"]
+    assert "/invites" not in sent.last(people["郑强"]).text
+    assert "/invites" in sent.last(people["张明"]).text
 
 
-async def test_forged_language_is_refused_and_nothing_changes(chat, api, runtime, people):
+async def test_forged_language_is_refused_and_nothing_changes(chat, sent, runtime, people):
     zheng = people["郑强"]
     await chat.send(zheng, "/lang")
-    await chat.press(zheng, "lang:xx")
-    assert "暂时只支持" in api.last(zheng.user_id).text
+    assert LanguageChoice("en").pack() in payloads(sent.last(zheng))
+    await chat.press(zheng, LanguageChoice("xx").pack())
+    assert sent.last(zheng).key == "language_unknown" and "暂时只支持" in sent.last(zheng).text
     async with runtime.db.session() as session:
         member = (await session.exec(select(Member).where(Member.name == "郑强"))).one()
     assert member.locale is None
 
 
-async def test_unknown_callback_data_gets_a_stale_button_notice(chat, api, people):
+async def test_unknown_callback_data_gets_a_stale_button_notice(chat, sent, runtime, people):
     zheng = people["郑强"]
     await chat.press(zheng, "pledge:delete:1")
-    answer = [call for call in api.calls if call.method == "answerCallbackQuery"][-1]
-    assert "失效" in answer.params["text"]
-    assert not api.sent(zheng.user_id)
+    assert sent.toasts(zheng) == [toast(runtime, "button_stale")]
+    assert not sent.to(zheng)
 
 
-async def test_stranger_pressing_a_button_is_refused(chat, api, stranger, people):
-    await chat.press(stranger, "lang:en")
-    answer = [call for call in api.calls if call.method == "answerCallbackQuery"][-1]
-    assert "不适用" in answer.params["text"]
-    assert not api.sent(stranger.user_id)  # the notice on the button is the whole answer
+async def test_stranger_pressing_a_button_is_refused(chat, sent, runtime, stranger, people):
+    await chat.press(stranger, LanguageChoice("en").pack())
+    assert sent.toasts(stranger) == [toast(runtime, "button_refused")]
+    assert not sent.to(stranger)  # the notice on the button is the whole answer
 
 
-async def test_language_button_switches_and_later_replies_follow(chat, api, people):
+async def test_language_button_switches_and_later_replies_follow(chat, sent, runtime, people):
     zheng = people["郑强"]
     await chat.send(zheng, "/lang")
     assert await chat.tap(zheng, "English")
-    assert api.last(zheng.user_id).method == "editMessageText"
+    assert sent.last(zheng).kind == "edit" and sent.last(zheng).key == "language_set"
     await chat.send(zheng, "/help")
-    assert "Here is what you can do" in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "help"
+    assert "Here is what you can do" in sent.last(zheng).text
+    async with runtime.db.session() as session:
+        member = (await session.exec(select(Member).where(Member.name == "郑强"))).one()
+    assert member.locale == "en"
 
 
-async def test_telegram_language_is_used_until_a_member_chooses(chat, api, people):
+async def test_the_apps_language_is_used_until_a_member_chooses(chat, sent, people):
     english_app_user = Person(people["郑强"].user_id, "Zheng", language_code="en")
     await chat.send(english_app_user, "/help")
-    assert "Here is what you can do" in api.last(english_app_user.user_id).text
+    assert sent.last(english_app_user).key == "help"
+    assert "Here is what you can do" in sent.last(english_app_user).text
 
 
-async def test_wrong_message_types_get_a_polite_prompt(chat, api, people):
+async def test_wrong_message_types_get_a_polite_prompt(chat, sent, people):
     zheng = people["郑强"]
-    await chat.send_payload(zheng, **STICKER)
-    await chat.send_payload(
-        zheng, photo=[{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
-    )
-    assert api.texts(zheng.user_id) == [api.texts(zheng.user_id)[0]] * 2
-    assert "没有理解" in api.texts(zheng.user_id)[0]
+    await feed(chat, zheng, other=True)  # a sticker
+    await feed(chat, zheng, file=FileRef("p", "photo"))
+    assert sent.keys(zheng) == ["not_understood", "not_understood"]
+    assert "没有理解" in sent.texts(zheng)[0]
 
 
-async def test_cancel_outside_a_conversation(chat, api, people):
+async def test_cancel_outside_a_conversation(chat, sent, people):
     await chat.send(people["郑强"], "/cancel")
-    assert "无需取消" in api.last(people["郑强"].user_id).text
+    assert sent.keys(people["郑强"]) == ["cancel_nothing"]
+    assert "无需取消" in sent.last(people["郑强"]).text
 
 
 async def test_telegram_error_is_logged_with_context_and_apologised_for(chat, api, people, caplog):
@@ -99,24 +110,32 @@ async def test_timeout_is_logged_and_apologised_for(chat, api, people, caplog):
     assert "出了点问题" in api.last(zheng.user_id).text
 
 
-async def test_group_chats_are_not_answered_with_member_data(chat, api, people):
+async def test_group_chats_are_not_answered_with_member_data(chat, sent, people):
     zheng = people["郑强"]
-    await chat.feed(
-        {
-            "message": {
-                "message_id": 1,
-                "date": 0,
-                "chat": {"id": -100123, "type": "supergroup", "title": "支部群"},
-                "from": telegram_user(zheng),
-                "text": "/invites",
-                "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
-            }
-        }
-    )
-    assert not api.sent(-100123)
+    await feed(chat, zheng, Kind.COMMAND, group="-100123", text="/invites", command="invites")
+    await feed(chat, zheng, group="-100123", text="你好")
+    assert not sent.to("-100123") and not sent.to(zheng)
+    # The group is heard: the one group command, from the organiser, is answered there.
+    await feed(chat, people["周敏"], Kind.COMMAND, group="-100123", text="/bind", command="bind")
+    assert sent.keys("-100123") == ["commendation_bound"]
 
 
-async def test_a_double_tap_on_the_same_choice_is_quiet(chat, api, people):
+async def test_a_double_tap_on_the_same_choice_is_quiet(chat, sent, runtime, people):
+    zheng = people["郑强"]
+    await chat.send(zheng, "/reminders")
+    assert ReminderChoice("deadlines").pack() in payloads(sent.last(zheng))
+    assert await chat.tap(zheng, "只接收我自己的截止提醒")
+    assert await chat.tap(zheng, "只接收我自己的截止提醒")
+    assert sent.keys(zheng) == ["reminder_settings"] * 3  # the settings, edited twice alike
+    assert [item.kind for item in sent.to(zheng)] == ["message", "edit", "edit"]
+    async with runtime.db.session() as session:
+        member = (await session.exec(select(Member).where(Member.name == "郑强"))).one()
+    assert member.reminders_muted
+
+
+async def test_a_double_tap_on_telegram_is_quiet_though_the_message_is_not_modified(
+    chat, api, people
+):
     zheng = people["郑强"]
     await chat.send(zheng, "/reminders")
     assert await chat.tap(zheng, "只接收我自己的截止提醒")
@@ -135,7 +154,7 @@ async def test_the_local_bot_api_refuses_what_telegram_refuses(app):
 
 
 async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
-    chat, api, people, runtime
+    chat, sent, people, runtime
 ):
     from bot.core import roster
 
@@ -146,10 +165,13 @@ async def test_an_organiser_renewing_a_shared_name_is_asked_which_branch(
     assert report.ok
     organiser = people["周敏"]
     await chat.send(organiser, "/invites 孙伟")
-    assert "有几位同志都叫“孙伟”" in api.last(organiser.user_id).text
+    assert sent.last(organiser).key == "invites_ambiguous"
+    assert "有几位同志都叫“孙伟”" in sent.last(organiser).text
     await chat.send(organiser, "/invites 孙伟 市场管理党支部")
-    answer = api.last(organiser.user_id).text
-    assert "孙伟（市场管理党支部）" in answer and "机关党支部" not in answer
+    answer = sent.last(organiser)
+    assert answer.key == "invites"
+    assert "孙伟（市场管理党支部）" in answer.text and "机关党支部" not in answer.text
+    assert "/start m" in answer.text  # the renewed invite, as this channel links to the bot
 
 
 def demo_files():
@@ -158,6 +180,7 @@ def demo_files():
     return demo.DEMO_ROSTER, demo.DEMO_BRANCHES
 
 
-async def test_an_organiser_naming_an_unknown_branch_is_told_so(chat, api, people):
+async def test_an_organiser_naming_an_unknown_branch_is_told_so(chat, sent, people):
     await chat.send(people["周敏"], "/invites 孙伟 不存在的支部")
-    assert "没有名为“不存在的支部”的支部" in api.last(people["周敏"].user_id).text
+    assert sent.last(people["周敏"]).key == "invites_unknown_branch"
+    assert "没有名为“不存在的支部”的支部" in sent.last(people["周敏"]).text

@@ -4,13 +4,14 @@ import re
 
 import pytest
 from babel.messages.mofile import read_mo
-from test_messages import HOSTILE, SPECIAL_VALUES, Hostile
+from test_messages import HOSTILE, SPECIAL_VALUES, Hostile, html_templates, values_for
 
 from bot.channels.telegram.markup import LIMITS
+from bot.channels.wecom.channel import LIMITS as WECOM
 from bot.config import LOCALES
 from bot.core.commendation import Reason
 from messages import catalogues
-from messages.render import SOURCE_LOCALE, TEMPLATES, Messages
+from messages.render import EMPHASIS, SOURCE_LOCALE, TEMPLATES, Messages
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +134,79 @@ def test_no_label_or_toast_exceeds_its_channel_limit(messages, locale):
             assert 0 < len(text) <= limit, (name, text)
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_message_reaches_wecom_in_parts_within_its_bytes(messages, locale):
+    """WeCom takes 2,048 UTF-8 bytes of markdown a message: every message, with the longest
+    values, is cut into parts within that, each part's emphasis closed (`**` paired)."""
+    assert WECOM.flavour == "wecom" and WECOM.counted_in == "bytes"
+    for name in html_templates(messages):
+        values = values_for(messages, name)
+        parts = messages.render_parts_as("wecom", WECOM.text_length, locale, name, **values)
+        for part in parts:
+            assert 0 < len(part.encode()) <= WECOM.text_length, name
+            assert len(re.findall(r"(?<!\\)\*\*", part)) % 2 == 0, (name, part[:200])
+
+
 def test_rules_and_formats_stay_in_code():
     for path in TEMPLATES.glob("*.j2"):
         text = path.read_text(encoding="utf-8")
         assert "strftime" not in text and "isoformat" not in text, path.name
         assert "1500" not in text, path.name  # the material limit: bot/core/commendation.py
+        # Percentages through the `percent` filter, sizes through `megabytes`, flags as values.
+        for spelled in ('"%.0f"', "* 100", "六成", " MB"):
+            assert spelled not in text, (path.name, spelled)
         # A command is named through command("…"), so a channel can show its own way in.
-        slash = re.findall(r"(?:^|[\s“（(])/[a-z{]\S*", text, re.M)
+        slash = re.findall(r"(?<![\w/:.[])/[a-z{]\S*", text)
         assert not slash, (path.name, slash)
+
+
+# `[em]`, `[/em]` and anything a translator may have meant as one (`[EM]`, `[ /em]`, `[em`).
+EMPHASIS_LIKE = re.compile(r"\[\s*/?\s*em\b[^\]\[]{0,3}\]?", re.I)
+
+
+def emphasis_pairs(words: str) -> int | None:
+    """How many `[em]…[/em]` the words hold; None if a marker is misspelt, unpaired or nested."""
+    pairs, open_ = 0, False
+    for mark in EMPHASIS_LIKE.findall(words):
+        if mark == EMPHASIS[0] and not open_:
+            open_ = True
+        elif mark == EMPHASIS[1] and open_:
+            open_, pairs = False, pairs + 1
+        else:
+            return None
+    return None if open_ else pairs
+
+
+def test_the_emphasis_check_catches_a_translators_slips():
+    assert emphasis_pairs("[em]目标[/em]：%(goal)s，[em]措施[/em]") == 2
+    assert emphasis_pairs("no emphasis") == 0
+    for slip in (
+        "[em]Goal: %(goal)s",
+        "Goal[/em]",
+        "[em][em]x[/em][/em]",
+        "[EM]x[/EM]",
+        "[em]x[/ em]",
+        "[em x[/em]",
+        "[/em]x[em]",
+    ):
+        assert emphasis_pairs(slip) is None, slip
+
+
+def test_every_translation_keeps_its_sources_emphasis_and_no_channel_markup(extracted):
+    """A translator writes `[em]…[/em]` where the source has it (rendered by each channel:
+    bold in Telegram, `**…**` in WeCom, nothing in plain text), and no channel's own markup."""
+    markup = re.compile(r"</?[a-z][a-z-]*[\s>/]|\*\*|\]\(|t\.me/|&[#\w]+;")
+    for locale in catalogues.translated_locales():
+        for message in catalogues.read(catalogues.po_path(locale), locale):
+            if not message.id:
+                continue
+            sources = message.id if isinstance(message.id, tuple) else (message.id,)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            wanted = emphasis_pairs(sources[0])
+            assert wanted is not None, ("source", message.context, sources[0])
+            for words in (*sources, *strings):
+                assert emphasis_pairs(words) == wanted, (locale, message.context, words)
+                assert not markup.search(words), (locale, message.context, words)
 
 
 @pytest.mark.parametrize("locale", LOCALES)

@@ -1,5 +1,6 @@
-"""评选表彰 through the real Application: nominations with deed material, private grading,
-the confirmed list within the quotas, publication and the compiled document."""
+"""评选表彰 through the channel contract: nominations with deed material, private grading,
+the confirmed list within the quotas, publication and the compiled document. One test stays
+on Telegram: a group message edited into /bind is Telegram's edited_message update."""
 
 import asyncio
 import io
@@ -11,15 +12,28 @@ from sqlmodel import select
 
 from bot import delivery
 from bot.__main__ import main
+from bot.channels import local
 from bot.channels.telegram.local_chat import telegram_user
 from bot.core import commendation
-from bot.core.commendation import count_characters
+from bot.core.access import Account
+from bot.core.commendation import (
+    ChooseCategory,
+    ChooseNominee,
+    ConfirmList,
+    ProposePrize,
+    Publish,
+    SubmitGrades,
+    WithdrawNomination,
+    count_characters,
+)
+from bot.core.contract import Inbound, Kind
 from storage import people as people_queries
 from storage.models import BoundChat, GradeProposal, Nomination, Selection
-from tests.test_reviews import ids, toast
+from tests.test_reviews import ids
 
 WINDOW = timedelta(days=7)
 DEEDS = "郑强同志扎根窗口一线，全年办件三百余件，零投诉。"
+GROUP, TITLE = "-100200300", "市直机关党员群"
 
 
 async def open_selection(runtime, **options) -> Selection:
@@ -59,6 +73,29 @@ async def nominate(chat, person, category: str, nominee: str | None, material) -
         await chat.send(person, material)
 
 
+async def in_group(chat, person, group: str, text: str, kind: Kind = Kind.COMMAND) -> None:
+    """`person` writes `text` in a group chat (the local chat's own are private)."""
+    word, *args = text.split()
+    inbound = Inbound(
+        kind,
+        Account(local.CHANNEL, str(person.user_id)),
+        group,
+        False,
+        chat_title=TITLE,
+        text=text,
+        command=word[1:] if word.startswith("/") else "",
+        args=tuple(args),
+    )
+    await chat.routes.dispatch(inbound, chat.channel, chat.runtime)
+
+
+async def proposals(runtime) -> dict[tuple[int, str], str]:
+    """(grader, nominee) → the proposed prize."""
+    async with runtime.db.session() as session:
+        found = (await session.exec(select(GradeProposal, Nomination).join(Nomination))).all()
+    return {(p.grader_id, n.nominee): p.prize for p, n in found}
+
+
 def docx_of(text: str) -> bytes:
     document = Document()
     for paragraph in text.split("\n"):
@@ -84,36 +121,30 @@ async def grade_all(chat, person, prizes: list[str], submit: bool = True) -> Non
 
 
 async def test_a_selection_from_opening_to_publication(
-    runtime, chat, api, app, people, selection, clock
+    runtime, chat, sent, people, selection, clock
 ):
     zhang, ma, zheng = people["张明"], people["马俊"], people["郑强"]
     who = await ids(runtime)
     # A group chat the organiser binds, for the announcement.
-    group = {"id": -100_200_300, "type": "group", "title": "市直机关党员群"}
-    await chat.feed(
-        {
-            "message": {
-                "message_id": 1,
-                "date": int(clock.now().timestamp()),
-                "chat": group,
-                "from": telegram_user(people["周敏"]),
-                "text": "/bind",
-                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
-            }
-        }
-    )
-    assert "本群已绑定" in api.last(group["id"]).text
+    await in_group(chat, people["周敏"], GROUP, "/bind")
+    assert sent.keys(GROUP) == ["commendation_bound"]
+    async with runtime.db.session() as session:
+        (bound,) = (await session.exec(select(BoundChat))).all()
+    assert (bound.chat_id, bound.title, bound.bound_by) == (int(GROUP), TITLE, who["周敏"])
 
     # Nominations: typed, a .docx, a .txt.
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", DEEDS)
-    assert "已推荐郑强" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_nominated"
+    assert "已推荐郑强" in sent.last(zhang).text
     branch_deeds = "市场管理党支部坚持“三会一课”。\n开展“亮身份、比服务”活动。"
     await nominate(
         chat, zhang, "推荐：先进基层党组织", None, ("支部事迹.docx", docx_of(branch_deeds))
     )
-    assert "已推荐市场管理党支部" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_nominated"
+    assert "已推荐市场管理党支部" in sent.last(zhang).text
     huang_deeds = "黄勇同志执法为民，文明执法，群众满意。"
     await nominate(chat, ma, "推荐：优秀共产党员", "黄勇", ("事迹.txt", huang_deeds.encode("gbk")))
+    assert sent.last(ma).key == "commendation_nominated"
     found = await nominations(runtime)
     assert [(n.nominee, n.material) for n in found] == [
         (f"member:{who['郑强']}", DEEDS),
@@ -121,49 +152,75 @@ async def test_a_selection_from_opening_to_publication(
         (f"member:{who['黄勇']}", huang_deeds),
     ]
     # The nominee is told, with the material; and can read it again.
-    await delivery.tick(app.bot_data["runtime"])
-    assert any("您已被推荐参评" in t and DEEDS in t for t in api.texts(zheng.user_id))
+    await delivery.tick(runtime)
+    (notice,) = [m for m in sent.to(zheng) if m.key == "commendation_nominated_notice"]
+    assert DEEDS in notice.text and "2026年度争当排头兵评选" in notice.text
     await chat.send(zheng, "/commendation")
-    assert DEEDS in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "commendation_status" and DEEDS in sent.last(zheng).text
 
     # Grading, after the window: the material and the record side by side.
     clock.advance(WINDOW + timedelta(minutes=1))
     wang, li = people["王志刚"], people["李建国"]
     await chat.send(wang, "/commendation")
     assert await chat.tap(wang, "开始评定")
-    shown = api.last(wang.user_id).text
-    assert "郑强" in shown and DEEDS in shown and "公开承诺" in shown and "群众评议满意率" in shown
+    shown = sent.last(wang)
+    assert shown.key == "commendation_grade_item"
+    assert "郑强" in shown.text and DEEDS in shown.text
+    assert "公开承诺" in shown.text and "群众评议满意率" in shown.text
+    first = found[0]
+    assert [payload for _label, payload in shown.buttons][:3] == [
+        ProposePrize(first.id, prize).pack() for prize in ("first", "second", "third")
+    ]
     for prize in ("一等奖", "一等奖", "二等奖"):
         assert await chat.tap(wang, prize)
-    mine = api.last(wang.user_id).text
-    assert "郑强 — 一等奖" in mine and "黄勇 — 二等奖" in mine
+    mine = sent.last(wang)
+    assert mine.key == "commendation_my_proposals"
+    assert "郑强 — 一等奖" in mine.text and "黄勇 — 二等奖" in mine.text
+    assert await proposals(runtime) == {
+        (who["王志刚"], f"member:{who['郑强']}"): "first",
+        (who["王志刚"], f"branch:{who['市场管理党支部']}"): "first",
+        (who["王志刚"], f"member:{who['黄勇']}"): "second",
+    }
     # 李建国 grades but has not submitted: nobody sees his proposals yet, nor he others'.
     await grade_all(chat, li, ["二等奖", "一等奖", "一等奖"], submit=False)
-    assert "王志刚" not in api.last(li.user_id).text
+    assert "王志刚" not in sent.last(li).text
     # He changes his mind on one before submitting.
     assert await chat.tap(li, "修改某项评定")
     assert await chat.tap(li, "黄勇")
     assert await chat.tap(li, "三等奖")
-    assert "黄勇 — 三等奖" in api.last(li.user_id).text
+    assert sent.last(li).key == "commendation_my_proposals"
+    assert "黄勇 — 三等奖" in sent.last(li).text
+    assert (await proposals(runtime))[(who["李建国"], f"member:{who['黄勇']}")] == "third"
     assert await chat.tap(wang, "提交评定")
-    tally = api.last(wang.user_id).text
-    assert "王志刚 一等奖" in tally and "李建国" not in tally
+    tally = sent.last(wang)
+    assert tally.key == "commendation_tally"
+    assert "王志刚 一等奖" in tally.text and "李建国" not in tally.text
     assert await chat.tap(li, "提交评定")
-    tally = api.last(li.user_id).text
+    tally = sent.last(li).text
     assert "王志刚 一等奖" in tally and "李建国 二等奖" in tally and "李建国 三等奖" in tally
 
     # The organiser confirms: per category, best average first, within the quotas.
     organiser = people["周敏"]
     await chat.send(organiser, "/commendation")
     assert await chat.tap(organiser, "确定名单")
-    confirmed = api.last(organiser.user_id).text
-    assert "一等奖：郑强" in confirmed and "二等奖：黄勇" in confirmed
-    assert "一等奖：市场管理党支部" in confirmed
+    confirmed = sent.last(organiser)
+    assert confirmed.key == "commendation_confirmed"
+    assert "一等奖：郑强" in confirmed.text and "二等奖：黄勇" in confirmed.text
+    assert "一等奖：市场管理党支部" in confirmed.text
+    assert Publish(selection.id).pack() in [payload for _l, payload in confirmed.buttons]
+    async with runtime.db.session() as session:
+        prizes = {n.nominee: n.prize for n in (await session.exec(select(Nomination))).all()}
+    assert prizes == {
+        f"member:{who['郑强']}": "first",
+        f"member:{who['黄勇']}": "second",
+        f"branch:{who['市场管理党支部']}": "first",
+    }
     # Announced to every member (the outbox) and the bound group; the document to the organiser.
     assert await chat.tap(organiser, "公布")
-    documents = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"]
-    assert len(documents) == 1
-    compiled = Document(io.BytesIO(documents[0].params["document"]["content"]))
+    assert "commendation_published_now" in sent.keys(organiser)
+    (document,) = [m for m in sent.to(organiser) if m.kind == "file"]
+    assert document.file_name == "2026年度争当排头兵评选.docx"
+    compiled = Document(io.BytesIO(document.content))
     texts = [p.text for p in compiled.paragraphs]
     assert texts[0] == "2026年度争当排头兵评选先进事迹汇编"
     order = [
@@ -172,30 +229,38 @@ async def test_a_selection_from_opening_to_publication(
     ]
     assert order == sorted(order)
     assert "先进基层党组织 · 一等奖" in texts and "开展“亮身份、比服务”活动。" in texts
-    assert "2026年度争当排头兵评选结果" in api.last(group["id"]).text
-    assert "评选评选" not in api.last(group["id"]).text
-    await delivery.tick(app.bot_data["runtime"])
+    # (The group's announcement is sent without its template's key: words only.)
+    announcement = sent.last(GROUP).text
+    assert "2026年度争当排头兵评选结果" in announcement and "评选评选" not in announcement
+    assert "郑强" in announcement and "黄勇" in announcement
+    await delivery.tick(runtime)
     for person in (zheng, people["王秀英"], people["谢婷"]):
-        assert sum("评选结果" in t for t in api.texts(person.user_id)) == 1
+        assert sent.keys(person).count("commendation_announcement") == 1
     # Double taps: nothing is published twice.
-    await chat.press(organiser, f"cmp:{selection.id}")
-    await delivery.tick(app.bot_data["runtime"])
-    assert sum("评选结果" in t for t in api.texts(zheng.user_id)) == 1
+    await chat.press(organiser, Publish(selection.id).pack())
+    await delivery.tick(runtime)
+    assert sent.keys(zheng).count("commendation_announcement") == 1
+    assert sum("评选结果" in text for text in sent.texts(GROUP)) == 1
 
 
-async def test_quotas_and_replacing_material(runtime, chat, api, people, selection):
+async def test_quotas_and_replacing_material(runtime, chat, sent, people, selection):
     zhang = people["张明"]
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", DEEDS)
     await nominate(chat, zhang, "推荐：优秀共产党员", "冯磊", "冯磊同志帮扶经营户。")
-    assert "名额已经用完" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_refused"
+    assert "名额已经用完" in sent.last(zhang).text
     # The same nominee again: the material is replaced, not a second nomination.
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", "新的事迹材料。")
-    assert "已更新郑强的事迹材料" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_nominated"
+    assert "已更新郑强的事迹材料" in sent.last(zhang).text
     found = await nominations(runtime)
     assert [n.material for n in found] == ["新的事迹材料。"]
     # Withdrawn, the place is free again.
     await chat.send(zhang, "/commendation")
+    labels = {label: payload for label, payload in chat.last_with_buttons(zhang).buttons}
+    assert labels["撤回推荐：郑强"] == WithdrawNomination(found[0].id).pack()
     assert await chat.tap(zhang, "撤回推荐：郑强")
+    assert await nominations(runtime) == []
     await nominate(chat, zhang, "推荐：优秀共产党员", "冯磊", "冯磊同志帮扶经营户。")
     assert [n.material for n in await nominations(runtime)] == ["冯磊同志帮扶经营户。"]
 
@@ -209,57 +274,70 @@ def test_characters_are_counted_as_the_seed_counts():
 
 
 async def test_material_over_1500_characters_is_refused_with_its_count(
-    runtime, chat, api, people, selection
+    runtime, chat, sent, people, selection
 ):
     zhang = people["张明"]
     long = "为民服务，" * 300 + "好"  # 1,501
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", long)
-    assert "共 1501 字，超过了 1500 字" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_refused"
+    assert "共 1501 字，超过了 1500 字" in sent.last(zhang).text
     assert await nominations(runtime) == []
     # Still waiting for the material: a shorter one (mixed text, 1,500 exactly) is taken.
     exact = "为民服务，" * 299 + "Party members serve"  # 1,495 + 3 words … + "，好" below
     await chat.send(zhang, exact + "，好")
     assert count_characters(exact + "，好") == 1500
-    assert "已推荐郑强（1500 字" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_nominated"
+    assert "已推荐郑强（1500 字" in sent.last(zhang).text
     # A file that is not a document is refused, and nothing is lost.
     await nominate(chat, zhang, "推荐：先进基层党组织", None, ("照片.jpg", b"\xff\xd8\xff"))
-    assert "无法读取文件" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_material_unreadable"
+    assert "照片.jpg" in sent.last(zhang).text
     assert len(await nominations(runtime)) == 1
 
 
-async def test_refusals_say_why(runtime, chat, api, people, clock):
+async def test_refusals_say_why(runtime, chat, sent, people, clock):
     zhang, zheng, ma = people["张明"], people["郑强"], people["马俊"]
     who = await ids(runtime)
     later = await open_selection(
         runtime, opens_at=clock.now() + timedelta(days=1), closes_at=clock.now() + WINDOW
     )
     # Before the window: no nomination buttons, and a forged press is refused.
-    await chat.press(zhang, f"cmn:{later.id}:member")
-    assert "不在推荐时间内" in api.last(zhang.user_id).text
+    await chat.send(zhang, "/commendation")
+    assert not any(
+        payload.startswith(ChooseCategory.prefix)
+        for _label, payload in (chat.last_with_buttons(zhang) or sent.last(zhang)).buttons
+    )
+    await chat.press(zhang, ChooseCategory(later.id, "member").pack())
+    assert sent.last(zhang).key == "commendation_refused"
+    assert "不在推荐时间内" in sent.last(zhang).text
     clock.advance(timedelta(days=1, minutes=1))
     # Someone who is not a secretary.
-    await chat.press(zheng, f"cmn:{later.id}:member")
-    assert "由支部书记负责" in api.last(zheng.user_id).text
+    await chat.press(zheng, ChooseCategory(later.id, "member").pack())
+    assert sent.last(zheng).key == "commendation_refused"
+    assert "由支部书记负责" in sent.last(zheng).text
     # Someone outside the branch, by a forged button.
-    await chat.press(zhang, f"cmm:{later.id}:member:{who['黄勇']}")
-    assert "只能推荐本支部" in api.last(zhang.user_id).text
+    await chat.press(zhang, ChooseNominee(later.id, "member", who["黄勇"]).pack())
+    assert sent.last(zhang).key == "commendation_refused"
+    assert "只能推荐本支部" in sent.last(zhang).text
     await chat.send(zhang, "事迹")  # and no material is asked for: nothing is taken
     assert await nominations(runtime) == []
     await nominate(chat, ma, "推荐：优秀共产党员", "黄勇", "黄勇同志文明执法。")
     # After the window: no more nominations; grading by someone not in the leading group.
     clock.advance(WINDOW)
-    await chat.press(zhang, f"cmn:{later.id}:member")
-    assert "不在推荐时间内" in api.last(zhang.user_id).text
+    await chat.press(zhang, ChooseCategory(later.id, "member").pack())
+    assert "不在推荐时间内" in sent.last(zhang).text
     (huang,) = await nominations(runtime)
-    await chat.press(zheng, f"cmv:{huang.id}:first")
-    assert "不在名单中" in toast(api)
-    async with runtime.db.session() as session:
-        assert (await session.exec(select(GradeProposal))).all() == []
+    before = len(sent.to(zheng))
+    await chat.press(zheng, ProposePrize(huang.id, "first").pack())
+    assert "不在名单中" in sent.toasts(zheng)[-1] and len(sent.to(zheng)) == before
+    assert await proposals(runtime) == {}
     # A grader who has not graded everyone cannot submit; the organiser only confirms.
-    await chat.press(people["王志刚"], f"cms:{later.id}")
-    assert "还有被推荐对象没有评定" in api.last(people["王志刚"].user_id).text
-    await chat.press(zheng, f"cmf:{later.id}")
-    assert "不适用于您的账号" in toast(api)
+    wang = people["王志刚"]
+    await chat.press(wang, SubmitGrades(later.id).pack())
+    assert sent.last(wang).key == "commendation_refused"
+    assert "还有被推荐对象没有评定" in sent.last(wang).text
+    await chat.press(zheng, ConfirmList(later.id).pack())
+    assert "不适用于您的账号" in sent.toasts(zheng)[-1] and len(sent.to(zheng)) == before
 
 
 async def test_the_command_line_opens_a_selection_and_compiles_it(
@@ -290,7 +368,19 @@ async def test_the_command_line_opens_a_selection_and_compiles_it(
     assert bound == []
 
 
-async def test_a_message_edited_into_bind_binds_nothing(runtime, chat, api, people, clock):
+async def test_a_message_edited_into_bind_binds_nothing(runtime, chat, sent, people):
+    zhou = people["周敏"]
+    await in_group(chat, zhou, GROUP, "大家好", kind=Kind.WORDS)
+    await in_group(chat, zhou, GROUP, "/bind", kind=Kind.EDITED)
+    assert sent.keys(GROUP) == ["edit_not_taken"]
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(BoundChat))).all() == []
+
+
+@pytest.mark.telegram
+async def test_a_group_message_edited_into_bind_on_telegram_binds_nothing(
+    runtime, chat, api, people, clock
+):
     group = {"id": -100_200_301, "type": "group", "title": "市直机关党员群"}
     message = {
         "message_id": 7,
@@ -313,12 +403,12 @@ async def test_a_message_edited_into_bind_binds_nothing(runtime, chat, api, peop
 
 
 async def test_an_uploaded_material_is_normalised_as_typed_text(
-    runtime, chat, api, people, selection
+    runtime, chat, sent, people, selection
 ):
     who = await ids(runtime)
     deeds = "郑强同志\x00爱岗敬业，\x1b服务群众。\r\n窗口业务零投诉。"
     await nominate(chat, people["张明"], "推荐：优秀共产党员", "郑强", ("事迹.txt", deeds.encode()))
-    assert "已推荐郑强" in api.last(people["张明"].user_id).text
+    assert sent.last(people["张明"]).key == "commendation_nominated"
     assert [(n.nominee, n.material) for n in await nominations(runtime)] == [
         (f"member:{who['郑强']}", "郑强同志爱岗敬业，服务群众。\n窗口业务零投诉。")
     ]

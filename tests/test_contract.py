@@ -8,76 +8,55 @@ from typing import Annotated, Literal
 import pytest
 from sqlmodel import select
 
-import handlers
-from bot.channels.local import CHANNEL
-from bot.channels.local.chat import LocalChat, Person
-from bot.cli import demo
 from bot.core.actions import Action, _pattern
 from bot.core.pledges import NoDeadline, PledgeStep
 from storage.models import Pledge
 
 
-@pytest.fixture
-def local(runtime, clock) -> LocalChat:
-    return LocalChat(runtime, handlers.routes(), clock)
-
-
-@pytest.fixture
-async def people(runtime) -> dict[str, Person]:
-    """The demo organisation, everyone bound on the local chat; by name."""
-    await demo.seed(runtime, channel=CHANNEL)
-    return {person.name: person for person in await demo.demo_people(runtime, channel=CHANNEL)}
-
-
-def keys(local: LocalChat, person) -> list[str]:
-    return [s.key for s in local.channel.sent if s.chat == str(person.user_id) and s.key]
-
-
-async def test_a_pledge_is_made_through_the_contract(local, people, runtime):
+async def test_a_pledge_is_made_through_the_contract(chat, sent, people, runtime):
     zheng = people["郑强"]
-    await local.send(zheng, "/pledge")
-    await local.send(zheng, "按时办结窗口业务")
-    await local.send(zheng, "每天提前到岗")
-    assert keys(local, zheng) == ["pledge_ask_goal", "pledge_ask_measures", "pledge_ask_due"]
-    assert [payload for _label, payload in local.last_with_buttons(zheng).buttons] == [
+    await chat.send(zheng, "/pledge")
+    await chat.send(zheng, "按时办结窗口业务")
+    await chat.send(zheng, "每天提前到岗")
+    assert sent.keys(zheng) == ["pledge_ask_goal", "pledge_ask_measures", "pledge_ask_due"]
+    assert [payload for _label, payload in chat.last_with_buttons(zheng).buttons] == [
         NoDeadline().pack()
     ]
-    assert await local.tap(zheng, "1")
-    assert keys(local, zheng)[-1] == "pledge_saved"
+    assert await chat.tap(zheng, "1")
+    assert sent.keys(zheng)[-1] == "pledge_saved"
     async with runtime.db.session() as session:
         (pledge,) = (await session.exec(select(Pledge))).all()
     assert pledge.due_on is None and pledge.goal == "按时办结窗口业务"
-    await local.send(zheng, "/pledges")
-    assert local.last_with_buttons(zheng).buttons[0][1] == PledgeStep(pledge.id, "open").pack()
+    await chat.send(zheng, "/pledges")
+    assert chat.last_with_buttons(zheng).buttons[0][1] == PledgeStep(pledge.id, "open").pack()
 
 
-async def test_a_forged_or_unknown_button_gets_only_a_toast(local, people, runtime):
+async def test_a_forged_or_unknown_button_gets_only_a_toast(chat, sent, people, runtime):
     zheng = people["郑强"]
     for payload in ("pledge:delete:1", "nothing", "pledge:1:kept:extra", "x" * 200):
-        await local.press(zheng, payload)
-    sent = [s for s in local.channel.sent if s.chat == str(zheng.user_id)]
+        await chat.press(zheng, payload)
     stale = runtime.messages.plain("zh_CN", "button_stale")
-    assert [(s.kind, s.text) for s in sent] == [("toast", stale)] * 4
+    assert sent.to(zheng) == [] and sent.toasts(zheng) == [stale] * 4
 
 
-async def test_a_stranger_is_told_whom_to_ask(local, stranger):
-    await local.send(stranger, "/pledge")
-    assert keys(local, stranger) == ["not_member"]
+async def test_a_stranger_is_told_whom_to_ask(chat, sent, stranger):
+    await chat.send(stranger, "/pledge")
+    assert sent.keys(stranger) == ["not_member"]
 
 
-async def test_an_unknown_command_and_stray_words_are_answered_politely(local, people):
+async def test_an_unknown_command_and_stray_words_are_answered_politely(chat, sent, people):
     zheng = people["郑强"]
-    await local.send(zheng, "/nonsense")
-    await local.send(zheng, "你好")
-    assert keys(local, zheng) == ["not_understood", "not_understood"]
+    await chat.send(zheng, "/nonsense")
+    await chat.send(zheng, "你好")
+    assert sent.keys(zheng) == ["not_understood", "not_understood"]
 
 
-async def test_a_deep_link_is_the_channels_own(local, people):
+async def test_a_deep_link_is_the_channels_own(chat, sent, people):
     """On the local chat an invite is a line to type, not a t.me link."""
     zhang = people["张明"]
-    await local.send(zhang, "/invites 郑强")
-    (sent,) = [s for s in local.channel.sent if s.chat == str(zhang.user_id)]
-    assert "/start " in sent.text and "t.me" not in sent.text
+    await chat.send(zhang, "/invites 郑强")
+    (invite,) = sent.to(zhang)
+    assert "/start " in invite.text and "t.me" not in invite.text
 
 
 # --- typed actions ---------------------------------------------------------------------------

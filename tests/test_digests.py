@@ -1,4 +1,5 @@
-"""Digests, the workbook and the charts, through the real Application on both databases."""
+"""Digests, the workbook and the charts, through the channel contract on both databases. One
+test stays on Telegram: a long digest split within Telegram's message limit (UTF-16 units)."""
 
 import asyncio
 import io
@@ -13,7 +14,9 @@ from sqlmodel import col, delete, func, select
 
 from bot import delivery
 from bot.__main__ import main
+from bot.channels.local.chat import Person
 from bot.core import ballot_counting, charts, evaluation
+from bot.core.digests import DigestAction
 from bot.core.evaluation import MEMBERS, Rater
 from messages.render import MESSAGE_LIMIT
 from storage import accounts
@@ -21,10 +24,11 @@ from storage import people as people_queries
 from storage.models import Branch, ChannelAccount, Member, Summary, SummaryStatus
 from tests.conftest import bind_account, block_bot
 from tests.test_evaluation import open_round
-from tests.test_reminders import at, load
-from tests.test_reviews import ids, toast
+from tests.test_reminders import CAMPAIGN, at, load
+from tests.test_reviews import ids
 from tests.test_summaries import QUARTER
 
+WEEKLY_KEYS = ("digest_branch", "digest_organisation")
 MARKET = ("张明", "郑强", "王秀英", "冯磊", "何静", "许涛")  # 市场管理党支部, in roster order
 
 
@@ -34,14 +38,13 @@ async def quarter(runtime, people):
     return people
 
 
-async def submit_summary(chat, api, person, command: str = "/summary") -> None:
+async def submit_summary(chat, person, command: str = "/summary") -> None:
     """/summary, an answer to every question, then submit (the form adapts to the member)."""
     await chat.send(person, command)
     for _ in range(8):
-        if any(
-            label in b["text"]
-            for b in api.last(person.user_id).buttons
-            for label in ("确认提交", "Submit")
+        offered = chat.last_with_buttons(person)
+        if offered and any(
+            label in text for text, _payload in offered.buttons for label in ("确认提交", "Submit")
         ):
             assert await chat.tap(person, "确认提交") or await chat.tap(person, "Submit")
             return
@@ -71,11 +74,31 @@ def digest_line(text: str, start: str) -> str:
     return next(line for line in plain(text).splitlines() if line.strip().startswith(start))
 
 
-async def test_the_branch_digest_follows_the_quarter(quarter, chat, api, runtime, clock):
+def files(sent, person) -> list:
+    """The files (documents and charts) the person received, oldest first."""
+    return [item for item in sent.to(person) if item.kind == "file"]
+
+
+def weekly(sent, person) -> list[str]:
+    """The weekly digests the person received (from the outbox, where a message may bundle
+    several, its key naming each), oldest first."""
+    return [
+        m.text
+        for m in sent.to(person)
+        if set(m.key.split(",")) & set(WEEKLY_KEYS) and "每周简报" in m.text
+    ]
+
+
+async def test_the_branch_digest_follows_the_quarter(quarter, chat, sent, runtime, clock):
     zhang = quarter["张明"]
     # Nothing done yet: every member is missing, names listed.
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    assert sent.keys(zhang) == ["digest_branch"]
+    assert [payload for _label, payload in sent.last(zhang).buttons] == [
+        DigestAction("chart").pack(),
+        DigestAction("export").pack(),
+    ]
+    text = plain(sent.last(zhang).text)
     assert "市场管理党支部工作进展" in text and "当前阶段：全面推进" in text
     assert "第四季度自我小结 — 11月30日（还有 7 天）" in text
     assert "已交 0/6" in text and "支部小结尚未提交" in text
@@ -84,10 +107,10 @@ async def test_the_branch_digest_follows_the_quarter(quarter, chat, api, runtime
 
     # Half done.
     for name in ("郑强", "冯磊", "许涛"):
-        await submit_summary(chat, api, quarter[name])
+        await submit_summary(chat, quarter[name])
     assert await submitted_in(runtime, "市场管理党支部") == 3
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    text = plain(sent.last(zhang).text)
     assert "已交 3/6" in text
     assert set(digest_line(text, "尚未提交").split("：")[1].split("、")) == {
         "张明",
@@ -97,12 +120,12 @@ async def test_the_branch_digest_follows_the_quarter(quarter, chat, api, runtime
 
     # All done, one of them after the deadline.
     for name in ("张明", "王秀英"):
-        await submit_summary(chat, api, quarter[name])
+        await submit_summary(chat, quarter[name])
     clock.set(at(30, 23, 30) + timedelta(hours=1))
-    await submit_summary(chat, api, quarter["何静"])
+    await submit_summary(chat, quarter["何静"])
     assert await submitted_in(runtime, "市场管理党支部") == 6
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    text = plain(sent.last(zhang).text)
     assert "已交 6/6（其中补交 1），全部交齐" in text and "尚未提交：" not in text
 
 
@@ -133,11 +156,11 @@ async def rate_everyone_in(runtime, branch: str, evaluation_round, levels: dict[
     await ballot_counting.count_full_batches(runtime)
 
 
-async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, runtime, clock):
+async def test_while_rating_and_after_the_round_closes(quarter, chat, sent, runtime, clock):
     zhang, zheng = quarter["张明"], quarter["郑强"]
     evaluation_round = await open_round(runtime)
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    text = plain(sent.last(zhang).text)
     assert "群众评议：已评完 0/6" in text
     assert set(digest_line(text, "尚未评完").split("：")[1].split("、")) == set(MARKET)
 
@@ -145,21 +168,21 @@ async def test_while_rating_and_after_the_round_closes(quarter, chat, api, app, 
     levels = {name: 0 for name in MARKET} | {"郑强": 3}
     await rate_everyone_in(runtime, "市场管理党支部", evaluation_round, levels)
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    text = plain(sent.last(zhang).text)
     assert "群众评议：已评完 6/6" in text and "尚未评完" not in text
     assert "党员满意率" not in text  # no figure of any kind before the round closes
 
     clock.advance(timedelta(days=6))  # past the closing time
     await chat.send(zhang, "/evaluation")  # any update; the reminder job closes due rounds
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
     await chat.send(zhang, "/digest")
-    text = plain(api.last(zhang.user_id).text)
+    text = plain(sent.last(zhang).text)
     # Five of six members satisfied on every item: 5/6 pooled.
     assert "党员满意率 83%（6 人达到公布人数）" in text
     # A member never reads another's figure in the digest, and nobody reads anything of 郑强's.
     assert "郑强" not in digest_line(text, "🗳")
     await chat.send(zheng, "/digest")
-    assert "没有这项权限" in plain(api.last(zheng.user_id).text)
+    assert sent.keys(zheng)[-1] == "not_allowed"
 
 
 async def cast_on(
@@ -188,7 +211,7 @@ async def cast_on(
 
 
 async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
-    quarter, chat, api, app, runtime, clock
+    quarter, chat, sent, runtime, clock
 ):
     zhang = quarter["张明"]
     evaluation_round = await open_round(runtime)
@@ -198,37 +221,38 @@ async def test_a_member_below_the_threshold_is_left_out_of_the_branch_figure(
         runtime, evaluation_round, "张明", ("郑强", "冯磊", "许涛", "何静", "王秀英"), level=0
     )
     clock.advance(timedelta(days=6))
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
     await chat.send(zhang, "/digest")
-    line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
+    line = digest_line(plain(sent.last(zhang).text), "🗳")
     # Only 张明 is over the threshold: 100%, and 郑强's 不满意 is nowhere in the figure.
     assert "党员满意率 100%（1 人达到公布人数，5 人评议人数不足未公布）" in line
 
 
 async def test_a_branch_figure_beside_members_under_the_threshold_says_whose_raters_are_few(
-    quarter, chat, api, app, runtime, clock
+    quarter, chat, sent, runtime, clock
 ):
     zhang = quarter["张明"]
     evaluation_round = await open_round(runtime)
     raters = ("郑强", "冯磊", "许涛", "何静", "王秀英")
     await cast_on(runtime, evaluation_round, "市场管理党支部", raters, level=0, kind="branch")
     clock.advance(timedelta(days=6))
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
     await chat.send(zhang, "/digest")
-    line = digest_line(plain(api.last(zhang.user_id).text), "🗳")
+    line = digest_line(plain(sent.last(zhang).text), "🗳")
     assert "党员评议人数不足，未公布；支部满意率 100%" in line
 
 
 async def test_the_organisation_digest_puts_the_branches_most_behind_first(
-    quarter, chat, api, runtime
+    quarter, chat, sent, runtime
 ):
     for name in MARKET:
-        await submit_summary(chat, api, quarter[name])
+        await submit_summary(chat, quarter[name])
     for name in ("刘芳", "孙伟"):
-        await submit_summary(chat, api, quarter[name])
+        await submit_summary(chat, quarter[name])
     wang = quarter["王志刚"]  # 党组书记
     await chat.send(wang, "/digest")
-    text = plain(api.last(wang.user_id).text)
+    assert sent.last(wang).key == "digest_organisation"
+    text = plain(sent.last(wang).text)
     order = [text.index(f"{b}（") for b in ("执法大队党支部", "机关党支部", "市场管理党支部")]
     assert order == sorted(order)
     assert "1. 执法大队党支部（6 人）：小结 0/6" in text
@@ -236,29 +260,30 @@ async def test_the_organisation_digest_puts_the_branches_most_behind_first(
     assert "机关党支部（8 人）：小结 2/8" in text
 
 
-async def test_who_may_read_a_digest_and_export(quarter, chat, api, runtime):
+async def test_who_may_read_a_digest_and_export(quarter, chat, sent, runtime):
     zheng = quarter["郑强"]
     await chat.send(zheng, "/digest")
-    assert "没有这项权限" in plain(api.last(zheng.user_id).text)
     await chat.send(zheng, "/export")
-    assert not [c for c in api.sent(zheng.user_id) if c.method == "sendDocument"]
-    # A forged button press is refused the same way.
-    await chat.press(zheng, "dg:export")
-    await chat.press(zheng, "dg:chart")
-    assert not [c for c in api.sent(zheng.user_id) if c.method in ("sendDocument", "sendPhoto")]
+    assert sent.keys(zheng) == ["not_allowed", "not_allowed"]
+    assert "没有这项权限" in plain(sent.last(zheng).text)
+    # A forged button press is refused the same way: a toast, and no file.
+    await chat.press(zheng, DigestAction("export").pack())
+    await chat.press(zheng, DigestAction("chart").pack())
+    refused = runtime.messages.plain("zh_CN", "button_refused")
+    assert sent.toasts(zheng) == [refused, refused]
+    assert files(sent, zheng) == [] and len(sent.to(zheng)) == 2
 
 
-async def test_the_workbook_holds_the_branch_and_nothing_else(quarter, chat, api, runtime):
+async def test_the_workbook_holds_the_branch_and_nothing_else(quarter, chat, sent, runtime):
     zhang, zheng = quarter["张明"], quarter["郑强"]
-    await submit_summary(chat, api, zheng)
+    await submit_summary(chat, zheng)
     await chat.send(zheng, "/pledge 办好窗口业务 | 提前到岗")
     await chat.send(zhang, "/digest")
     assert await chat.tap(zhang, "导出 Excel")
-    documents = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"]
-    assert len(documents) == 1
-    document = documents[0].params["document"]
-    assert document["filename"].endswith(".xlsx")
-    book = load_workbook(io.BytesIO(document["content"]))
+    assert sent.toasts(zhang) == [runtime.messages.plain("zh_CN", "export_coming")]
+    (document,) = files(sent, zhang)
+    assert document.file_name.endswith(".xlsx")
+    book = load_workbook(io.BytesIO(document.content))
     assert book.sheetnames == [
         "党员名单",
         "公开承诺",
@@ -280,31 +305,26 @@ async def test_the_workbook_holds_the_branch_and_nothing_else(quarter, chat, api
     assert summaries["（支部）"][3] == "未提交"
     # /export and /export 第四季度 are the same workbook, under the same name.
     await chat.send(zhang, "/export 第四季度")
-    named = [
-        c.params["document"]["filename"]
-        for c in api.sent(zhang.user_id)
-        if c.method == "sendDocument"
-    ]
+    named = [document.file_name for document in files(sent, zhang)]
     assert len(named) == 2 and named[0] == named[1] and "第四季度" in named[0]
     # /export with a quarter the calendar does not have says so, and sends nothing.
     await chat.send(zhang, "/export 第九季度")
-    assert "没有“第九季度”" in plain(api.last(zhang.user_id).text)
+    assert sent.last(zhang).key == "export_unknown_quarter"
+    assert "没有“第九季度”" in plain(sent.last(zhang).text) and len(files(sent, zhang)) == 2
 
 
 async def test_the_workbook_shows_evaluation_figures_only_over_the_threshold(
-    quarter, chat, api, app, runtime, clock
+    quarter, chat, sent, runtime, clock
 ):
     evaluation_round = await open_round(runtime)
     levels = {name: 0 for name in MARKET} | {"郑强": 3}
     await rate_everyone_in(runtime, "市场管理党支部", evaluation_round, levels)
     clock.advance(timedelta(days=6))
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
     organiser = quarter["周敏"]
     await chat.send(organiser, "/export")
-    document = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"][-1]
-    rows = list(
-        load_workbook(io.BytesIO(document.params["document"]["content"])).worksheets[3].values
-    )
+    document = files(sent, organiser)[-1]
+    rows = list(load_workbook(io.BytesIO(document.content)).worksheets[3].values)
     assert rows[0] == (
         "支部",
         "评议对象",
@@ -320,7 +340,7 @@ async def test_the_workbook_shows_evaluation_figures_only_over_the_threshold(
     zheng = [r for r in rows if r[1] == "郑强"]
     assert len(zheng) == 7  # six items and the overall line
     assert zheng[0][5:] == (0, 0, 0, 5, 0)
-    sheet = load_workbook(io.BytesIO(document.params["document"]["content"])).worksheets[3]
+    sheet = load_workbook(io.BytesIO(document.content)).worksheets[3]
     rates = [row[9] for row in sheet.iter_rows(min_row=2) if row[9].value is not None]
     assert rates and all(cell.number_format == "0%" for cell in rates)  # 83%, not 0.8333
     # Nobody rated the other branches' members: withheld, with no figure at all.
@@ -333,21 +353,21 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, api, runtime):
+async def test_the_chart_is_a_png_with_chinese_text(quarter, chat, sent, runtime):
     zhang = quarter["张明"]
     # Nothing in yet: a sentence, not a chart of empty bars.
     await chat.send(zhang, "/digest")
     assert await chat.tap(zhang, "查看图表")
-    assert not [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
-    assert "暂时没有可画的图表" in toast(api)
-    await submit_summary(chat, api, quarter["郑强"])
+    assert files(sent, zhang) == []
+    assert "暂时没有可画的图表" in sent.toasts(zhang)[-1]
+    await submit_summary(chat, quarter["郑强"])
     await chat.send(zhang, "/digest")
     assert await chat.tap(zhang, "查看图表")
-    photos = [c for c in api.sent(zhang.user_id) if c.method == "sendPhoto"]
-    assert len(photos) == 1
+    assert sent.toasts(zhang)[-1] == runtime.messages.plain("zh_CN", "digest_chart_coming")
+    (photo,) = files(sent, zhang)
     # A secretary's chart is about the branch, and says so.
-    assert photos[0].params["caption"] == "市场管理党支部工作进度"
-    width, height = png_size(photos[0].params["photo"]["content"])
+    assert photo.text == "市场管理党支部工作进度"
+    width, height = png_size(photo.content)
     assert width == charts.WIDTH_INCHES * charts.DPI
     assert height == int((1.2 + charts.BAR_INCHES * 1 * 2**0.5) * charts.DPI)
     # Every character of the chart's text has a glyph in the font: no squares.
@@ -365,7 +385,8 @@ def test_the_flag_line_is_named_in_the_legend():
     assert {t.get_text() for t in legend.get_texts()} == {"满意率", "60% 提示线（低于此建议补课）"}
 
 
-async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api, runtime):
+async def crowd(runtime) -> None:
+    """150 more branches with long names, and 大支部 of 500 members."""
     async with runtime.db.session() as session:
         organisation = await people_queries.get_organisation(session)
         now = runtime.clock.now()
@@ -386,55 +407,79 @@ async def test_long_digests_are_split_and_big_branches_folded(quarter, chat, api
             )
             for n in range(500)
         )
+
+
+async def test_long_digests_are_split_and_big_branches_folded(
+    quarter, chat, sent, runtime, channel
+):
+    await crowd(runtime)
     wang = quarter["王志刚"]
     await chat.send(wang, "/digest")
-    parts = [c.text for c in api.sent(wang.user_id) if c.method == "sendMessage"]
-    assert len(parts) > 1
-    assert all(len(p.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT for p in parts)
-    whole = plain("\n".join(parts))
+    parts = sent.to(wang)
+    assert len(parts) > 1 and {part.key for part in parts} == {"digest_organisation"}
+    assert all(len(part.text) <= sent.limits.text_length for part in parts)
+    # The buttons come once, under the last part.
+    assert [bool(part.buttons) for part in parts] == [False] * (len(parts) - 1) + [True]
+    whole = plain("\n".join(sent.texts(wang)))
     assert all(f"第{n:03d}党支部" in whole for n in range(150))
     assert "大支部（500 人）：小结 0/500" in whole
     # The big branch's secretary sees the first names and a count, not 500 names.
     async with runtime.db.session() as session:
         member = (await session.exec(select(Member).where(Member.name == "党员000"))).one()
         member.roles = "member secretary"
-    await bind_account(runtime, member.id, "777000001")
-    from bot.channels.local.chat import Person
-
+    await bind_account(runtime, member.id, "777000001", channel)
     secretary = Person(777_000_001, "党员000", "zh-hans")
     await chat.send(secretary, "/digest")
-    text = "\n".join(c.text for c in api.sent(777_000_001) if c.method == "sendMessage")
-    missing = digest_line(text, "尚未提交")
+    assert set(sent.keys(secretary)) == {"digest_branch"}
+    missing = digest_line("\n".join(sent.texts(secretary)), "尚未提交")
     assert missing.endswith("等 500 人") and missing.count("、") == 11
 
 
+async def test_a_long_digest_keeps_within_telegrams_limit(quarter, chat, api, runtime):
+    await crowd(runtime)
+    wang = quarter["王志刚"]
+    await chat.send(wang, "/digest")
+    parts = [c.text for c in api.sent(wang.user_id) if c.method == "sendMessage"]
+    assert len(parts) > 1
+    assert all(len(p.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT for p in parts)
+    assert "大支部（500 人）：小结 0/500" in plain("\n".join(parts))
+
+
 async def test_the_weekly_digest_goes_once_a_week_to_those_who_look_after_branches(
-    quarter, chat, api, app, clock
+    quarter, chat, sent, runtime, clock
 ):
     clock.set(at(23, 9, 5))  # Monday
-    await delivery.tick(app.bot_data["runtime"])
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
+    await delivery.tick(runtime)
     zhang = quarter["张明"]
-    weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
-    assert len(weekly) == 1 and "已交 0/6" in weekly[0]
-    assert len([t for t in api.texts(quarter["马俊"].user_id) if "每周简报" in t]) == 1
+    assert weekly(sent, zhang) == [sent.last(zhang).text]
+    assert "digest_branch" in sent.last(zhang).key.split(",")
+    assert "已交 0/6" in sent.last(zhang).text
+    assert [payload for _label, payload in sent.last(zhang).buttons] == [
+        DigestAction("chart").pack(),
+        DigestAction("export").pack(),
+    ]
+    assert len(weekly(sent, quarter["马俊"])) == 1
     for leader in ("王志刚", "周敏"):  # 党组书记 and the organiser: every branch
-        assert len([t for t in api.texts(quarter[leader].user_id) if "各支部工作进展" in t]) == 1
-    assert not [t for t in api.texts(quarter["郑强"].user_id) if "每周简报" in t]
+        assert (
+            sum("digest_organisation" in key.split(",") for key in sent.keys(quarter[leader])) == 1
+        )
+        assert "各支部工作进展" in sent.last(quarter[leader]).text
+    assert weekly(sent, quarter["郑强"]) == []
     clock.set(at(29, 9, 5))  # Sunday: nothing new
-    await delivery.tick(app.bot_data["runtime"])
-    assert len([t for t in api.texts(zhang.user_id) if "每周简报" in t]) == 1
+    await delivery.tick(runtime)
+    assert len(weekly(sent, zhang)) == 1
     clock.set(at(30, 9, 5))  # the next Monday, and nobody has done anything: the short form
-    await delivery.tick(app.bot_data["runtime"])
-    weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
-    assert len(weekly) == 2 and "每周简报 · 11月30日" in weekly[1]
-    assert "与上周相比没有新的变化：市场管理党支部（6 人）：小结 0/6" in plain(weekly[1])
-    assert "尚未提交" not in weekly[1]
-    await submit_summary(chat, api, quarter["郑强"])
+    await delivery.tick(runtime)
+    found = weekly(sent, zhang)
+    assert len(found) == 2 and "每周简报 · 11月30日" in found[1]
+    assert "与上周相比没有新的变化：市场管理党支部（6 人）：小结 0/6" in plain(found[1])
+    assert "尚未提交" not in found[1]
+    await submit_summary(chat, quarter["郑强"])
     clock.set(at(37, 9, 5))  # something moved: the whole digest again
-    await delivery.tick(app.bot_data["runtime"])
-    weekly = [t for t in api.texts(zhang.user_id) if "每周简报" in t]
-    assert len(weekly) == 3 and "已交 1/6" in weekly[2] and "尚未提交" in weekly[2]
+    await delivery.tick(runtime)
+    found = weekly(sent, zhang)
+    assert len(found) == 3 and "已交 1/6" in found[2] and "尚未提交" in found[2]
 
 
 PHASES_ONLY = """
@@ -452,29 +497,29 @@ end = 2026-12-31
 
 
 async def test_no_weekly_digest_when_there_is_nothing_to_say_unless_asked(
-    runtime, people, api, app, clock
+    runtime, people, sent, clock
 ):
     async with runtime.db.session() as session:
         huang = (await session.exec(select(Member).where(Member.name == "黄勇"))).one()
     await block_bot(runtime, huang.id)
     await load(runtime, PHASES_ONLY.replace("{quiet}", ""))
     clock.set(at(23, 9, 5))
-    await delivery.tick(app.bot_data["runtime"])
+    await delivery.tick(runtime)
     # 执法大队党支部 has someone to reach out to; 市场管理党支部 has nothing to act on.
-    assert len([t for t in api.texts(people["马俊"].user_id) if "每周简报" in t]) == 1
-    assert "黄勇" in [t for t in api.texts(people["马俊"].user_id) if "每周简报" in t][0]
-    assert not [t for t in api.texts(people["张明"].user_id) if "每周简报" in t]
+    (ma,) = weekly(sent, people["马俊"])
+    assert "黄勇" in ma
+    assert weekly(sent, people["张明"]) == []
     await load(runtime, PHASES_ONLY.replace("{quiet}", "digest_when_quiet = true"))
     clock.set(at(30, 9, 5))
-    await delivery.tick(app.bot_data["runtime"])
-    quiet = [t for t in api.texts(people["张明"].user_id) if "每周简报" in t]
-    assert len(quiet) == 1 and "没有需要跟进的事项" in quiet[0]
+    await delivery.tick(runtime)
+    (quiet,) = weekly(sent, people["张明"])
+    assert "没有需要跟进的事项" in quiet
 
 
 async def test_the_command_line_exports_a_quarter_for_one_branch(
-    quarter, chat, api, runtime, monkeypatch, capsys, tmp_path
+    quarter, chat, runtime, monkeypatch, capsys, tmp_path
 ):
-    await submit_summary(chat, api, quarter["黄勇"])
+    await submit_summary(chat, quarter["黄勇"])
     monkeypatch.setenv("DATABASE_URL", runtime.settings.database_url)
     out = tmp_path / "执法大队.xlsx"
     arguments = ["export", "--quarter", "第四季度", "--branch", "执法大队党支部", "--out", str(out)]
@@ -492,15 +537,15 @@ async def test_the_command_line_exports_a_quarter_for_one_branch(
     assert "没有名为“无此支部”的支部" in capsys.readouterr().out
 
 
-async def test_the_workbook_is_named_by_the_organisations_date(quarter, chat, api, clock):
+async def test_the_workbook_is_named_by_the_organisations_date(quarter, chat, sent, clock):
     zhang = quarter["张明"]
     clock.set(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 07:30 on 12-01 in Beijing
     await chat.send(zhang, "/export")
-    (document,) = [c for c in api.sent(zhang.user_id) if c.method == "sendDocument"]
-    assert document.params["document"]["filename"] == "创先争优-第四季度-20261201.xlsx"
+    (document,) = files(sent, zhang)
+    assert document.file_name == "创先争优-第四季度-20261201.xlsx"
 
 
-async def test_members_who_never_joined_are_not_counted_unreachable(quarter, chat, api, runtime):
+async def test_members_who_never_joined_are_not_counted_unreachable(quarter, chat, sent, runtime):
     async with runtime.db.session() as session:
         members = {m.name: m for m in (await session.exec(select(Member))).all()}
         # 林娜 and 谢婷 never bound an account.
@@ -509,7 +554,8 @@ async def test_members_who_never_joined_are_not_counted_unreachable(quarter, cha
     await block_bot(runtime, members["黄勇"].id)
     wang = quarter["王志刚"]
     await chat.send(wang, "/digest")
-    line = digest_line(api.last(wang.user_id).text, "1. 执法大队党支部")
+    assert sent.last(wang).key == "digest_organisation"
+    line = digest_line(sent.last(wang).text, "1. 执法大队党支部")
     assert line.endswith("；联系不上 1 人；尚未加入 2 人"), line
     async with runtime.db.session() as session:
         unbound = (
@@ -519,15 +565,14 @@ async def test_members_who_never_joined_are_not_counted_unreachable(quarter, cha
 
 
 async def test_in_week_one_a_branch_line_says_there_is_nothing_to_follow_up(
-    runtime, people, chat, api, clock
+    runtime, people, chat, sent
 ):
-    from tests.test_reminders import CAMPAIGN
-
     await load(runtime, CAMPAIGN)  # 动员部署: no summary or round yet
     organiser = people["周敏"]
     await chat.send(organiser, "/digest")
-    line = digest_line(api.last(organiser.user_id).text, "1.")
+    line = digest_line(sent.last(organiser).text, "1.")
     assert line == "1. 市场管理党支部（6 人）：暂无需要跟进的事项"
     # And a secretary's /help does not speak of every branch.
     await chat.send(people["张明"], "/help")
-    assert "各支部" not in api.last(people["张明"].user_id).text
+    assert sent.last(people["张明"]).key == "help"
+    assert "各支部" not in sent.last(people["张明"]).text

@@ -1,7 +1,10 @@
 """The adversary: knowing who rated, in which order, and able to read copies of the database's
 files (every commit the WAL holds, every free page), PostgreSQL's row versions and statement
 log, every log line and everything the application keeps, can they tell who chose what?
-No more precisely than within a batch of k ballots, written together."""
+No more precisely than within a batch of k ballots, written together.
+
+Ballots are cast through the channel contract; two tests stay on Telegram, for what only its
+adapter keeps or logs: python-telegram-bot's own state and logs, and its error handler."""
 
 import json
 import logging
@@ -17,6 +20,7 @@ from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+from bot import logs
 from bot.channels.local.chat import Person
 from bot.core import evaluation, evaluation_codes
 from bot.intake import BALLOT_ACTIONS
@@ -115,10 +119,17 @@ class Ballots:
             assert await chat.tap(person, str(level + 1))
         await chat.send(person, marker)
 
-    async def rate(self, chat, api, person: Person, name: str, token: str) -> None:
+    async def rate(self, chat, texts, person: Person, name: str, token: str) -> None:
+        """Fill and confirm; `texts(person)` is what the person's chat shows."""
         await self.fill(chat, person, name, token)
         assert await chat.tap(person, "1")
-        assert "已收到" in "".join(api.texts(person.user_id)), name
+        assert "已收到" in "".join(texts(person)), name
+
+    async def rate_all(self, chat, sent, token: str) -> None:
+        """Everyone in order, through the contract: each told their ballot is received."""
+        for person, name in self.order:
+            await self.rate(chat, sent.texts, person, name, token)
+            assert "ballot_received" in sent.keys(person), name
 
     def summed(self, names) -> dict[tuple[int, int], int]:
         total = Counter()
@@ -128,15 +139,18 @@ class Ballots:
         return dict(total)
 
 
-async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, caplog):
+async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, sent, people, caplog):
+    # The libraries' loggers capped, as every command of `python -m bot` does at start (and
+    # the Telegram application when built): the database driver's DEBUG lines quote each
+    # statement's parameters.
+    logs.cap_libraries()
     caplog.set_level(logging.DEBUG)
     who = await ids(runtime)
     evaluation_round, token = await open_round_with_a_code(runtime)
     before = await dump(runtime)
     records_before = len(caplog.records)
     ballots = Ballots(people)
-    for person, name in ballots.order:
-        await ballots.rate(chat, api, person, name, token)
+    await ballots.rate_all(chat, sent, token)
     target = f"member:{who[LEADER]}"
 
     # 17 ballots: two batches of five are in the database (each written when ten waited),
@@ -174,9 +188,8 @@ async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, c
 
     # 3. The round closes: what waited is counted, and the counts are all the database keeps
     #    of the choices; every count row of the target was rewritten by the last batch.
-    zhou = people["周敏"]
-    await chat.send(zhou, "/evaluation")
-    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    await close_the_round(chat, people)
+    assert sent.last(people["周敏"]).key == "evaluation_closed_now"
     assert len(runtime.pending) == 0
     after = await dump(runtime)
     tally = [r for r in after["evaluationtally"] if r["target"] == target]
@@ -198,13 +211,38 @@ async def test_no_rater_can_be_matched_to_a_choice(runtime, chat, api, people, c
         assert hits <= 6, hits  # 17 comments: chance gives one on average
 
     # 5. No log line names a rater beside a choice, or carries a ballot at all.
+    assert_no_ballot_in(caplog.records[records_before:], ballots)
+
+    # 6. Nothing of a ballot is left in memory.
+    assert len(runtime.ballots) == 0 and len(runtime.pending) == 0
+
+
+async def close_the_round(chat, people) -> None:
+    """The organiser closes the round by /evaluation: what waits is counted."""
+    zhou = people["周敏"]
+    await chat.send(zhou, "/evaluation")
+    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+
+
+def assert_no_ballot_in(records, ballots: Ballots) -> None:
     markers = [marker for _choices, marker in ballots.of.values()]
-    for record in caplog.records[records_before:]:
+    for record in records:
         line = record.getMessage()
         assert not any(m in line for m in markers), line
         assert not re.search(BALLOT_PAYLOAD, line), line
 
-    # 6. Nothing of a ballot is left in memory or in python-telegram-bot's own state.
+
+async def test_telegram_keeps_no_ballot_in_its_state_or_logs(runtime, chat, api, people, caplog):
+    """python-telegram-bot's per-user and per-chat stores stay empty, and nothing it or the
+    adapter logs carries a ballot."""
+    caplog.set_level(logging.DEBUG)
+    _round, token = await open_round_with_a_code(runtime)
+    ballots = Ballots(people)
+    for person, name in ballots.order:
+        await ballots.rate(chat, lambda p: api.texts(p.user_id), person, name, token)
+    await close_the_round(chat, people)
+    assert "已结束" in api.last(people["周敏"].user_id).text
+    assert_no_ballot_in(caplog.records, ballots)
     assert len(runtime.ballots) == 0 and len(runtime.pending) == 0
     application = chat.application
     for store in (application.user_data, application.chat_data):
@@ -248,7 +286,7 @@ def leader_state(image: bytes, folder: Path, target: str):
 
 
 async def test_a_copy_of_the_sqlite_files_links_nobody_closer_than_a_batch(
-    runtime, chat, api, people, tmp_path
+    runtime, chat, sent, people, tmp_path
 ):
     if not runtime.db.is_sqlite:
         pytest.skip("SQLite's files")
@@ -264,8 +302,7 @@ async def test_a_copy_of_the_sqlite_files_links_nobody_closer_than_a_batch(
     watcher.execute("BEGIN")
     watcher.execute("SELECT count(*) FROM member").fetchall()
     ballots = Ballots(people)
-    for person, name in ballots.order:
-        await ballots.rate(chat, api, person, name, token)
+    await ballots.rate_all(chat, sent, token)
 
     # A copy of the files while the bot runs.
     copy = tmp_path / "copy"
@@ -302,9 +339,7 @@ async def test_a_copy_of_the_sqlite_files_links_nobody_closer_than_a_batch(
     watcher.close()
 
     # The round closes; nothing of the old page versions is left in the files afterwards.
-    zhou = people["周敏"]
-    await chat.send(zhou, "/evaluation")
-    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    await close_the_round(chat, people)
     assert path.with_name(path.name + "-wal").stat().st_size == 0
     image = path.read_bytes()
     raters, counts, _comments = leader_state(image, tmp_path, target)
@@ -319,7 +354,7 @@ SERVER_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
 
 
 async def test_postgres_row_versions_and_statement_log_link_nobody_closer_than_a_batch(
-    runtime, chat, api, people
+    runtime, chat, sent, people
 ):
     if runtime.db.is_sqlite:
         pytest.skip("PostgreSQL's row versions and log")
@@ -338,8 +373,7 @@ async def test_postgres_row_versions_and_statement_log_link_nobody_closer_than_a
     log_start = _server_log_size()
     evaluation_round, token = await open_round_with_a_code(runtime)
     ballots = Ballots(people)
-    for person, name in ballots.order:
-        await ballots.rate(chat, api, person, name, token)
+    await ballots.rate_all(chat, sent, token)
 
     async with runtime.db.engine.begin() as connection:
         await connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pageinspect")
@@ -370,9 +404,7 @@ async def test_postgres_row_versions_and_statement_log_link_nobody_closer_than_a
         assert counting == 2  # the two batches, each logged with its parameters
 
     # Closing rewrites the rating tables: no dead version of a count row is left.
-    zhou = people["周敏"]
-    await chat.send(zhou, "/evaluation")
-    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
+    await close_the_round(chat, people)
     async with runtime.db.engine.connect() as connection:
         for table in RATING_TABLES:
             versions = await _tuple_versions(connection, table)
@@ -429,9 +461,22 @@ def _transactions(lines: list[str], database: str) -> list[str]:
 # --- logs ------------------------------------------------------------------------------------
 
 
+def assert_logs_keep_no_ballot(records, ballots: Ballots, who: dict[str, int]) -> None:
+    """No marker, payload, parameter list or level, nor any rater's or the leader's id."""
+    for record in records:
+        line = record.getMessage() + (record.exc_text or "")
+        for _choices, marker in ballots.of.values():
+            assert marker not in line, line
+        assert not re.search(rf"{BALLOT_PAYLOAD}|\[parameters|level_\d|'added'", line), line
+        assert not re.search(rf"member:{who[LEADER]}\b", line), line
+        for rater_name in RATERS:
+            assert not re.search(rf"member:{who[rater_name]}\b", line), line
+
+
 async def test_a_failed_write_keeps_the_ballots_and_logs_nothing_of_them(
-    runtime, chat, api, people, caplog
+    runtime, chat, sent, people, caplog
 ):
+    logs.cap_libraries()  # as `python -m bot` does at start
     caplog.set_level(logging.DEBUG)
     who = await ids(runtime)
     await open_round_with_a_code(runtime)
@@ -439,12 +484,14 @@ async def test_a_failed_write_keeps_the_ballots_and_logs_nothing_of_them(
     members = [(person, name) for person, name in ballots.order if name != "code"]
     raters = members[: 2 * K]
     for person, name in raters[:-1]:
-        await ballots.rate(chat, api, person, name, "")
+        await ballots.rate(chat, sent.texts, person, name, "")
     # The database refuses the batch's count update (a lock timeout, a failover: here the
     # table is away), while the 2k-th ballot makes a batch due.
     async with runtime.db.engine.begin() as connection:
         await connection.exec_driver_sql("ALTER TABLE evaluationtally RENAME TO tally_away")
-    await ballots.rate(chat, api, *raters[-1], "")
+    await ballots.rate(chat, sent.texts, *raters[-1], "")
+    # The rater is still told the ballot is received: it waits, whole, for the next try.
+    assert "ballot_received" in sent.keys(raters[-1][0])
     assert "could not count 1 batch" in caplog.text
     # Nothing half written; the batch waits for the next try.
     assert len(runtime.pending) == 2 * K
@@ -452,9 +499,28 @@ async def test_a_failed_write_keeps_the_ballots_and_logs_nothing_of_them(
         rows = await connection.exec_driver_sql("SELECT count(*) FROM evaluationparticipation")
         assert rows.scalar() == 0
         await connection.exec_driver_sql("ALTER TABLE tally_away RENAME TO evaluationtally")
-    # A failure while a ballot is being confirmed reaches the error handler: it logs where,
-    # never what (a database error's message quotes the rows).
-    person, name = members[2 * K]
+    assert_logs_keep_no_ballot(caplog.records, ballots, who)
+    # The next try counts the batch, once.
+    await close_the_round(chat, people)
+    async with runtime.db.engine.connect() as connection:
+        rows = await connection.exec_driver_sql(
+            "SELECT count(*) FROM evaluationparticipation WHERE target = :t".replace(
+                ":t", f"'member:{who[LEADER]}'"
+            )
+        )
+        assert rows.scalar() == 2 * K
+
+
+async def test_a_failure_while_confirming_is_logged_by_telegrams_error_handler_without_the_ballot(
+    runtime, chat, api, people, caplog
+):
+    """A failure while a ballot is being confirmed reaches the Telegram adapter's error
+    handler: it logs where, never what (a database error's message quotes the rows)."""
+    caplog.set_level(logging.DEBUG)
+    who = await ids(runtime)
+    await open_round_with_a_code(runtime)
+    ballots = Ballots(people)
+    person, name = next((p, n) for p, n in ballots.order if n != "code")
     await ballots.fill(chat, person, name, "")
     async with runtime.db.engine.begin() as connection:
         await connection.exec_driver_sql(
@@ -466,22 +532,4 @@ async def test_a_failed_write_keeps_the_ballots_and_logs_nothing_of_them(
         await connection.exec_driver_sql(
             "ALTER TABLE participation_away RENAME TO evaluationparticipation"
         )
-    for record in caplog.records:
-        line = record.getMessage() + (record.exc_text or "")
-        for _choices, marker in ballots.of.values():
-            assert marker not in line, line
-        assert not re.search(rf"{BALLOT_PAYLOAD}|\[parameters|level_\d|'added'", line), line
-        assert not re.search(rf"member:{who[LEADER]}\b", line), line
-        for rater_name in RATERS:
-            assert not re.search(rf"member:{who[rater_name]}\b", line), line
-    # The next try counts the batch, once.
-    zhou = people["周敏"]
-    await chat.send(zhou, "/evaluation")
-    assert await chat.tap(zhou, "结束评议") and await chat.tap(zhou, "确认结束")
-    async with runtime.db.engine.connect() as connection:
-        rows = await connection.exec_driver_sql(
-            "SELECT count(*) FROM evaluationparticipation WHERE target = :t".replace(
-                ":t", f"'member:{who[LEADER]}'"
-            )
-        )
-        assert rows.scalar() == 2 * K
+    assert_logs_keep_no_ballot(caplog.records, ballots, who)

@@ -1,5 +1,5 @@
 """Hardening (issue 16): secrets at rest, refusals that hold for every role and process, and
-hostile files and text."""
+hostile files and text. Through the channel contract (the local channel)."""
 
 import asyncio
 import csv
@@ -18,6 +18,12 @@ from bot.channels.local.chat import Person
 from bot.cli import demo
 from bot.core import deed_documents, onboarding, roster, tokens
 from bot.core.access import Account
+from bot.core.commendation import ConfirmList, Publish, SeeTally
+from bot.core.contract import Kind
+from bot.core.digests import DigestAction
+from bot.core.evaluation import RoundControl
+from bot.core.evaluation_results import ShowResults
+from bot.core.preferences import ReminderChoice
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Invite, Member, Nomination, Selection
@@ -31,6 +37,7 @@ from tests.test_commendation import (
     nominations,
     open_selection,
 )
+from tests.test_pledges import feed, labels
 from tests.test_reviews import toast
 
 BRANCHES = [["支部", "机关支部"], ["机关党支部", "是"]]
@@ -72,12 +79,13 @@ def bomb_docx(unpacked: int) -> bytes:
     return out.getvalue()
 
 
-async def test_a_docx_bomb_is_refused_before_it_is_parsed(runtime, chat, api, people, selection):
+async def test_a_docx_bomb_is_refused_before_it_is_parsed(runtime, chat, sent, people, selection):
     zhang = people["张明"]
     bomb = bomb_docx(deed_documents.UNPACKED_LIMIT)
     assert len(bomb) < 64 * 1024
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", ("事迹.docx", bomb))
-    assert "展开后内容过大" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_material_too_large"
+    assert "“事迹.docx”展开后内容过大" in sent.last(zhang).text
     assert await nominations(runtime) == []
     # Still waiting for the material, and a real document is taken.
     await chat.send_document(zhang, "事迹.docx", docx_of(DEEDS))
@@ -85,7 +93,7 @@ async def test_a_docx_bomb_is_refused_before_it_is_parsed(runtime, chat, api, pe
 
 
 async def test_control_characters_never_block_publication(
-    runtime, chat, api, app, people, selection, clock
+    runtime, chat, sent, people, selection, clock
 ):
     zhang, organiser = people["张明"], people["周敏"]
     material = DEEDS + "\x00\x1a"
@@ -104,13 +112,13 @@ async def test_control_characters_never_block_publication(
     assert await chat.tap(organiser, "公布")
     async with runtime.db.session() as session:
         assert (await session.get(Selection, selection.id)).stage == "published"
-    (document,) = [c for c in api.sent(organiser.user_id) if c.method == "sendDocument"]
-    compiled = Document(io.BytesIO(document.params["document"]["content"]))
+    (document,) = [item for item in sent.to(organiser) if item.kind == "file"]
+    compiled = Document(io.BytesIO(document.content))
     assert DEEDS in [p.text for p in compiled.paragraphs]
 
 
 async def test_an_organiser_who_grades_sees_no_proposal_before_submitting(
-    runtime, chat, api, people, selection, clock
+    runtime, chat, sent, people, selection, clock
 ):
     organiser = people["周敏"]
     await nominate(chat, people["张明"], "推荐：优秀共产党员", "郑强", DEEDS)
@@ -118,56 +126,65 @@ async def test_an_organiser_who_grades_sees_no_proposal_before_submitting(
     await grade_all(chat, people["王志刚"], ["一等奖"])
     # Neither the tally nor the list, by button or by a forged press, before her own.
     await chat.send(organiser, "/commendation")
-    labels = [b["text"] for b in chat.last_with_buttons(organiser).buttons]
-    assert labels == ["开始评定"]
-    for data in (f"cmt:{selection.id}", f"cmf:{selection.id}", f"cmf:{selection.id}:anyway"):
-        await chat.press(organiser, data)
-        answer = api.last(organiser.user_id).text
-        assert "请先提交自己的评定意见" in answer and "王志刚" not in answer
+    assert labels(chat.last_with_buttons(organiser)) == ["开始评定"]
+    forged = (
+        SeeTally(selection.id),
+        ConfirmList(selection.id),
+        ConfirmList(selection.id, "anyway"),
+    )
+    for action in forged:
+        await chat.press(organiser, action.pack())
+        answer = sent.last(organiser)
+        assert "请先提交自己的评定意见" in answer.text and "王志刚" not in answer.text
     async with runtime.db.session() as session:
         assert (await session.get(Selection, selection.id)).confirmed_at is None
     await grade_all(chat, organiser, ["二等奖"])
-    assert "王志刚 一等奖" in api.last(organiser.user_id).text
+    assert "王志刚 一等奖" in sent.last(organiser).text
     # Confirming with a grader missing names him first; she may go ahead without him.
     await chat.send(organiser, "/commendation")
     assert await chat.tap(organiser, "确定名单")
-    assert "李建国" in api.last(organiser.user_id).text
+    assert "李建国" in sent.last(organiser).text
+    assert ConfirmList(selection.id, "anyway").pack() in [
+        p for _l, p in sent.last(organiser).buttons
+    ]
     async with runtime.db.session() as session:
         assert (await session.get(Selection, selection.id)).confirmed_at is None
     assert await chat.tap(organiser, "仍然确定名单")
-    assert "一等奖：郑强" in api.last(organiser.user_id).text
+    assert "一等奖：郑强" in sent.last(organiser).text
     # A second 公布 says it is already published.
     assert await chat.tap(organiser, "公布")
-    await chat.press(organiser, f"cmp:{selection.id}")
-    answer = api.last(organiser.user_id).text
+    await chat.press(organiser, Publish(selection.id).pack())
+    answer = sent.last(organiser).text
     assert "已经公布" in answer and "名单确定后才能公布" not in answer
 
 
-async def test_buttons_pressed_in_a_group_answer_only_privately(chat, api, people, selection):
+async def test_buttons_pressed_in_a_group_answer_only_privately(
+    chat, sent, runtime, people, selection
+):
     organiser, zheng = people["周敏"], people["郑强"]
-    group = {"id": -100_123, "type": "supergroup", "title": "支部群"}
+    group = "-100123"
     presses = [
-        (zheng, "evr:own"),  # results
-        (zheng, "remind:all"),
-        (organiser, "dg:export"),  # the organisation's workbook
-        (organiser, "eva:open"),  # an organiser's view
-        (organiser, f"cmt:{selection.id}"),  # the graders' tally
+        (zheng, ShowResults("own").pack()),  # results
+        (zheng, ReminderChoice("all").pack()),
+        (organiser, DigestAction("export").pack()),  # the organisation's workbook
+        (organiser, RoundControl("open").pack()),  # an organiser's view
+        (organiser, SeeTally(selection.id).pack()),  # the graders' tally
         (organiser, "pledge:delete:1"),  # a button no handler knows
     ]
-    for person, data in presses:
-        await chat.press(person, data, in_chat=group)
-        assert "私聊" in toast(api), data
-    assert not api.sent(group["id"])
-    assert not api.sent(zheng.user_id) and not api.sent(organiser.user_id)
+    for person, payload in presses:
+        await feed(chat, person, Kind.ACTION, group=group, action=payload)
+    assert sent.toasts(group) == [toast(runtime, "private_only")] * len(presses)
+    assert not sent.to(group)
+    assert not sent.to(zheng) and not sent.to(organiser)
     # The same press in the private chat still works.
-    await chat.press(zheng, "evr:own")
-    assert api.sent(zheng.user_id)
+    await chat.press(zheng, ShowResults("own").pack())
+    assert sent.to(zheng)
 
 
-async def test_invite_tokens_are_kept_only_as_digests(chat, api, runtime, people):
+async def test_invite_tokens_are_kept_only_as_digests(chat, sent, runtime, people):
     zhang = people["张明"]
     await chat.send(zhang, "/invites 郑强")
-    token = re.search(r"start=(m[\w-]+)", api.last(zhang.user_id).text).group(1)
+    token = re.search(r"/start (m[\w-]+)", sent.last(zhang).text).group(1)
     async with runtime.db.session() as session:
         rows = (await session.exec(select(Invite))).all()
     stored = [value for row in rows for value in row.model_dump().values()]
@@ -177,9 +194,10 @@ async def test_invite_tokens_are_kept_only_as_digests(chat, api, runtime, people
     for value in stored:
         if isinstance(value, str):
             await chat.send(thief, f"/start {value}")
-    assert not any("欢迎" in text for text in api.texts(thief.user_id))
+    assert set(sent.keys(thief)) == {"invite_invalid"}
+    assert not any("欢迎" in text for text in sent.texts(thief))
     await chat.send(Person(77, "new phone"), f"/start {token}")
-    assert "郑强同志，欢迎您" in api.last(77).text
+    assert sent.keys(77) == ["welcome"] and "郑强同志，欢迎您" in sent.last(77).text
 
 
 async def test_the_migration_turns_clear_tokens_into_digests(database_url, clock):
@@ -216,11 +234,11 @@ async def test_the_migration_turns_clear_tokens_into_digests(database_url, clock
 
 
 async def test_a_removal_from_another_process_holds_on_the_next_update(
-    chat, api, runtime, people, database_url
+    chat, sent, runtime, people, database_url
 ):
     zheng = people["郑强"]
     await chat.send(zheng, "/help")
-    assert "/pledge" in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "help" and "/pledge" in sent.last(zheng).text
     # The command line imports a roster without him, through an engine of its own.
     elsewhere = Runtime(
         settings=runtime.settings,
@@ -234,15 +252,15 @@ async def test_a_removal_from_another_process_holds_on_the_next_update(
     assert report.ok
     await elsewhere.db.dispose()
     await chat.send(zheng, "/help")
-    assert "/pledge" not in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "not_member" and "/pledge" not in sent.last(zheng).text
 
 
 async def test_a_new_role_from_another_process_holds_on_the_next_update(
-    chat, api, runtime, people, database_url
+    chat, sent, runtime, people, database_url
 ):
     zheng = people["郑强"]
     await chat.send(zheng, "/invites")
-    assert "没有这项权限" in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "not_allowed"
     other = Database(database_url)
     async with other.session() as session:
         await session.exec(
@@ -250,14 +268,15 @@ async def test_a_new_role_from_another_process_holds_on_the_next_update(
         )
     await other.dispose()
     await chat.send(zheng, "/invites")
-    assert "没有这项权限" not in api.last(zheng.user_id).text
+    assert sent.last(zheng).key == "invites"  # a secretary now: his branch is all bound
 
 
 async def test_a_document_that_takes_too_long_to_read_is_refused(
-    runtime, chat, api, people, selection, monkeypatch
+    runtime, chat, sent, people, selection, monkeypatch
 ):
     monkeypatch.setattr(deed_documents, "READ_SECONDS", 0)
     zhang = people["张明"]
     await nominate(chat, zhang, "推荐：优秀共产党员", "郑强", ("事迹.docx", docx_of(DEEDS)))
-    assert "读取耗时过长" in api.last(zhang.user_id).text
+    assert sent.last(zhang).key == "commendation_material_too_large"
+    assert "读取耗时过长" in sent.last(zhang).text
     assert await nominations(runtime) == []

@@ -31,10 +31,10 @@ SCRIPT = """\
 """
 
 
-def run_demo(script: str, database: Path) -> subprocess.CompletedProcess:
+def run_demo(script: str, database: Path, *options: str) -> subprocess.CompletedProcess:
     """`python -m bot demo` in a process of its own, its standard input the script."""
     return subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}"],
+        [sys.executable, "-m", "bot", "demo", "--database", f"sqlite:///{database}", *options],
         input=script,
         capture_output=True,
         text=True,
@@ -89,6 +89,21 @@ def test_demo_refuses_nothing_when_stdin_is_empty(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["demo", "--database", f"sqlite:///{tmp_path / 'd.db'}"]) == 0
     assert "本地聊天已启动" in capsys.readouterr().out
+
+
+def test_the_wecom_view_says_when_wecom_would_hold_a_reply(tmp_path, monkeypatch, capsys):
+    import io
+
+    # 31 questions within one simulated minute: WeCom takes 30 a minute for one member.
+    script = ":as 郑强\n" + "帮助\n" * 31 + ":quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    database = f"sqlite:///{tmp_path / 'd.db'}"
+    assert main(["demo", "--channel", "wecom", "--database", database]) == 0
+    out = capsys.readouterr().out
+    assert out.count("── 郑强 ──\n郑强同志，您好！您可以使用以下功能") == 31
+    (note,) = re.findall(r"（企业微信每人每分钟最多收 30 条.*）", out)
+    assert "下一条要等 60 秒才发出" in note
+    assert out[: out.index(note)].count("── 郑强 ──") == 30  # said just before the 31st
 
 
 def test_run_without_token_is_one_clear_line(monkeypatch, capsys, tmp_path):
@@ -355,3 +370,56 @@ def test_a_small_selection_from_nomination_to_the_compiled_document(tmp_path):
     assert compiled.name.endswith(".docx") and compiled.read_bytes()[:2] == b"PK"
     for name in ("郑强", "谢婷"):
         assert any("评选结果" in m and "一等奖：郑强" in m for m in received[name]), name
+
+
+@pytest.mark.slow
+def test_a_wecom_members_view_shows_what_wecom_received(tmp_path):
+    answer = "本季度按时办结窗口业务，主动靠前服务经营户。" * 40  # 2,640 bytes
+    script = "\n".join(
+        [
+            ":who",
+            "帮助",  # a typed keyword, as on WeCom
+            ":as 郑强",
+            "/reminders",  # a slash command: its buttons come on a template card
+            ":tap 2",
+            ":clock +9d",  # the quarter's self-summaries are open
+            ":clock 10:00",
+            "小结",
+            answer,
+            *[":tap 跳过"] * 3,
+            ":as 张明",
+            "周报",
+            ":tap 导出 Excel",
+            ":as stranger",
+            "/help",
+            ":quit",
+        ]
+    )
+    result = run_demo(script + "\n", tmp_path / "d.db", "--channel", "wecom")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = result.stdout
+    assert "企业微信模式" in out and "应用菜单：日常（承诺、小结、整改" in out
+    assert "  访客  stranger（不在名册中的企业微信成员）" in out
+    received = blocks(out)
+    assert "/pledge — 作出公开承诺" in received["王志刚"][0]
+    # A card with its buttons, then the same card updated in place after the tap.
+    assert (
+        "── 郑强 ──\n┌─ 您目前接收全部通知和提醒。\n│ 夜间休息时间不会打扰您。\n"
+        "└─ [1] 接收全部通知和提醒  [2] 只接收我自己的截止提醒" in out
+    )
+    assert "── 郑强 ──（卡片已更新）\n┌─ 已保存。您目前只接收自己的截止提醒" in out
+    # The preview of his long answer comes as texts within 2,048 bytes, then its card.
+    zheng = received["郑强"]
+    start = zheng.index("请看一下您的自我小结全文：")
+    parts = zheng[start + 1 : -1]
+    assert len(parts) > 1 and all(len(part.encode()) <= 2048 for part in parts)
+    assert answer in "".join(parts)
+    assert zheng[-1] == "┌─ 请看一下您的自我小结全文：\n└─ [1] ✅ 确认提交  [2] 修改"
+    # The workbook went through media/upload, and was saved where the newcomer can open it.
+    (workbook,) = saved_files(received["张明"])
+    assert workbook.name.endswith(".xlsx") and workbook.read_bytes()[:2] == b"PK"
+    assert received["访客"] == [
+        "您好！本助手为党组织的党员同志服务。\n"
+        "请打开所在党支部发给您的个人专属链接完成绑定；如果还没有收到，请联系您的支部书记。"
+    ]

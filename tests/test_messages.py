@@ -24,7 +24,14 @@ from bot.core.pledges import DueProblem, DueRefusal, PledgeView
 from bot.core.rectification import Reported
 from bot.core.reviews import Material, Reviewee, Subject
 from bot.core.summaries import BranchRow, Quarter, Readable, Window
-from messages.render import MESSAGE_LIMIT, TELEGRAM_TAGS, Messages, split
+from messages.render import (
+    MESSAGE_LIMIT,
+    TELEGRAM_TAGS,
+    Messages,
+    split,
+    unmarked,
+    wecom_markdown,
+)
 from storage.models import (
     Audience,
     Branch,
@@ -369,6 +376,7 @@ SPECIAL_VALUES = {
     "weekly": True,
     "export_hint": True,
     "unchanged": False,
+    "upload_limit": 2 * 1024 * 1024,
     "kind": "leading_cadre",
     "item_name": HOSTILE,
     "when": date(2026, 1, 1),
@@ -482,3 +490,58 @@ def test_plain_text_for_labels_is_unescaped(messages):
     assert messages.plain("zh_CN", "invites_unknown_member", name="A&B <i>") == (
         "在您负责的名单中没有找到“A&B <i>”，请核对姓名后再试。"
     )
+
+
+# --- the notation in the catalogues, the filters, the WeCom flavour ---------------------------
+
+
+def test_a_value_that_spells_the_emphasis_notation_stays_words(messages):
+    for locale in LOCALES:
+        shown = messages.render(locale, "invites_unknown_member", name="[em]A[/em] <b>")
+        assert "[em]A[/em] &lt;b&gt;" in shown and "<b>" not in shown
+
+
+def test_percentages_are_formatted_per_locale_and_the_digests_flag_is_its_value(messages):
+    closed = EvaluationFigures("closed", satisfaction=0.5, members_shown=6)
+    closed.flagged, closed.flag_below = True, 0.7
+    branch = BranchDigest(1, "市场管理党支部", members=6, evaluation=closed)
+    digest = Digest(date(2026, 1, 1), None, [], None, ROUND, "closed", [branch])
+    values = {"digest": digest, "branch_digest": branch, "weekly": False}
+    values |= {"unchanged": False, "export_hint": False}
+    zh = messages.render("zh_CN", "digest_branch", **values)
+    en = messages.render("en", "digest_branch", **values)
+    assert "党员满意率 50%（6 人达到公布人数） ⚠️ 低于 70%，建议补课" in zh
+    assert "under 70%: a make-up session is suggested" in en
+    assert messages.render("en", "chart_flag_line", rate=0.6).startswith("60% line")
+
+
+def test_wecom_markdown_marks_what_templates_ask_and_escapes_everything_else():
+    html = (
+        "<b>目标</b>：&lt;b&gt;*x* _y_ [z](u) `c` \\ &amp;\n# 标题\n > 引用\n"
+        '<a href="https://example.org/a b">https://example.org/a b</a> '
+        '<a href="发送「/start X」">发送「/start X」</a>\n'
+        "<code>/pledge 目标 | 措施</code><pre>*原文*</pre>"
+    )
+    markdown = wecom_markdown(html)
+    assert markdown == (
+        "**目标**：\\<b>\\*x\\* \\_y\\_ \\[z\\](u) \\`c\\` \\\\ &\n\\# 标题\n \\> 引用\n"
+        "[https://example.org/a b](https://example.org/a%20b) 发送「/start X」\n"
+        "`/pledge 目标 | 措施`\\*原文\\*"
+    )
+    assert unmarked(markdown) == (
+        "目标：<b>*x* _y_ [z](u) `c` \\ &\n# 标题\n > 引用\n"
+        "https://example.org/a b 发送「/start X」\n/pledge 目标 | 措施*原文*"
+    )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_in_wecom_no_hostile_value_becomes_markup_and_commands_are_keywords(messages, locale):
+    for name in html_templates(messages):
+        shown = messages.render_as("wecom", locale, name, **values_for(messages, name))
+        assert not re.search(r"(?<!\\)<", shown), name  # every < of a value escaped
+        assert len(re.findall(r"(?<!\\)\*\*", shown)) % 2 == 0, name
+        assert "/rate" not in shown and "/pledges" not in shown, name
+    help_text = messages.render_as(
+        "wecom", locale, "pledge_saved", **values_for(messages, "pledge_saved")
+    )
+    assert "「承诺」" in help_text

@@ -13,6 +13,7 @@ import pytest
 from test_messages import HOSTILE, SPECIAL_VALUES, Hostile
 
 from bot.config import LOCALES
+from bot.core.digests import UNCHANGED_BRANCHES
 
 FIXTURE = Path(__file__).parent / "payloads" / "messages_before.json"
 _ESCAPED = "&lt;b&gt;&amp;amp; &lt;/a&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;&#39;"
@@ -56,10 +57,18 @@ def shorten(text: str) -> str:
 
 # invites_ambiguous lists branch names; test_messages.py gives it the digest's branches.
 OVERRIDES = {"invites_ambiguous": {"branches": [HOSTILE[:40]] * 3}}
+# What callers pass in one variant only: an unchanged week's digest of every branch gets the
+# branches most behind, no longer all of them cut in the template (bot/core/digest_notices.py).
+VARIANT_OVERRIDES = {
+    ("digest_organisation", "flipped"): {
+        "branches": SPECIAL_VALUES["branches"][:UNCHANGED_BRANCHES]
+    },
+}
 
 
 def value(message: str, name: str, variant: str):
     given = OVERRIDES.get(message, {}) | VARIANTS[variant]
+    given |= VARIANT_OVERRIDES.get((message, variant), {})
     return given.get(name, SPECIAL_VALUES.get(name, Hostile()))
 
 

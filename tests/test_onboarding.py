@@ -1,5 +1,10 @@
-"""Binding a Telegram account through a personal invite link."""
+"""Binding a channel account through a personal invite: `/start <token>`, as the local
+channel's deep link says it and Telegram's t.me link sends it.
 
+Through the channel contract; Telegram keeps the per-chat command menus (setMyCommands) and
+the command line's t.me links (tests without a chat)."""
+
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,7 +14,7 @@ from bot.channels.local.chat import Person
 from bot.cli import demo
 from bot.core import onboarding, roster
 from storage.models import ChannelAccount, Invite, Member
-from tests.conftest import import_roster, telegram_ids
+from tests.conftest import account_ids, import_roster
 
 
 @pytest.fixture
@@ -29,14 +34,15 @@ async def member_named(runtime, name: str) -> Member:
         return (await session.exec(select(Member).where(Member.name == name))).one()
 
 
-async def telegram_id_of(runtime, name: str) -> int | None:
-    return (await telegram_ids(runtime)).get((await member_named(runtime, name)).id)
+async def account_id_of(runtime, name: str, channel: str) -> int | None:
+    return (await account_ids(runtime, channel)).get((await member_named(runtime, name)).id)
 
 
-async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):
+async def test_good_token_binds_and_greets_by_name(chat, sent, runtime, unbound, channel):
     zheng = Person(42, "Zheng", "zh-hans")
     await chat.send(zheng, f"/start {unbound['郑强']}")
-    greeting = api.last(42).text
+    assert sent.keys(42) == ["welcome"]
+    greeting = sent.last(42).text
     assert "郑强同志，欢迎您" in greeting
     assert "/help" in greeting
     member = await member_named(runtime, "郑强")
@@ -44,7 +50,7 @@ async def test_good_token_binds_and_greets_by_name(chat, api, runtime, unbound):
         (account,) = (
             await session.exec(select(ChannelAccount).where(ChannelAccount.member_id == member.id))
         ).all()
-    assert (account.channel, account.external_id) == ("telegram", "42")
+    assert (account.channel, account.external_id) == (channel, "42")
     assert account.bound_at == runtime.clock.now()
 
 
@@ -61,48 +67,57 @@ async def test_ordinary_member_keeps_the_default_menu(chat, api, unbound):
     assert not [call for call in api.calls if call.method == "setMyCommands"]
 
 
-async def test_reused_token_by_another_account_is_refused_politely(chat, api, runtime, unbound):
+async def test_reused_token_by_another_account_is_refused_politely(
+    chat, sent, runtime, unbound, channel
+):
     token = unbound["郑强"]
     await chat.send(Person(42, "Zheng"), f"/start {token}")
     await chat.send(Person(99, "Someone else"), f"/start {token}")
-    answer = api.last(99).text
-    assert "无法使用" in answer
-    assert "郑强" not in answer and "示范局" not in answer
-    assert await telegram_id_of(runtime, "郑强") == 42
+    answer = sent.last(99)
+    assert answer.key == "invite_invalid" and "无法使用" in answer.text
+    assert "郑强" not in answer.text and "示范局" not in answer.text
+    assert await account_id_of(runtime, "郑强", channel) == 42
 
 
-async def test_same_account_tapping_the_link_again_is_welcomed_back(chat, api, unbound):
+async def test_same_account_tapping_the_link_again_is_welcomed_back(chat, sent, unbound):
     token = unbound["郑强"]
     await chat.send(Person(42, "Zheng"), f"/start {token}")
     await chat.send(Person(42, "Zheng"), f"/start {token}")
-    assert "欢迎回来" in api.last(42).text
+    assert sent.keys(42) == ["welcome", "welcome_back"]
+    assert "欢迎回来" in sent.last(42).text and "郑强" in sent.last(42).text
 
 
-async def test_expired_token_is_refused(chat, api, runtime, clock, unbound):
+async def test_expired_token_is_refused(chat, sent, runtime, clock, unbound, channel):
     clock.advance(timedelta(days=14, seconds=1))
     await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
-    assert "无法使用" in api.last(42).text
-    assert await telegram_id_of(runtime, "郑强") is None
+    assert sent.keys(42) == ["invite_invalid"]
+    assert await account_id_of(runtime, "郑强", channel) is None
 
 
-async def test_stranger_learns_nothing(chat, api, stranger, unbound):
+async def test_stranger_learns_nothing(chat, sent, stranger, unbound):
     for text in ("/start", "/start mNOT-A-TOKEN", "/help", "hello", "/invites"):
         await chat.send(stranger, text)
-    answers = api.texts(stranger.user_id)
-    assert len(answers) == 5
-    for answer in answers:
+    assert sent.keys(stranger) == [
+        "not_member",
+        "invite_invalid",
+        "not_member",
+        "not_member",
+        "not_member",
+    ]
+    for answer in sent.texts(stranger):
         assert "示范局" not in answer
         assert not any(name in answer for name in unbound)
 
 
-async def test_one_account_cannot_take_two_members(chat, api, runtime, unbound):
+async def test_one_account_cannot_take_two_members(chat, sent, runtime, unbound, channel):
     await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
     await chat.send(Person(42, "Zheng"), f"/start {unbound['冯磊']}")
-    assert "已经绑定为“郑强”" in api.last(42).text
-    assert await telegram_id_of(runtime, "冯磊") is None
+    assert sent.last(42).key == "invite_account_taken"
+    assert "已经绑定为“郑强”" in sent.last(42).text
+    assert await account_id_of(runtime, "冯磊", channel) is None
 
 
-async def test_reissued_invite_replaces_the_old_one(chat, api, runtime, unbound):
+async def test_reissued_invite_replaces_the_old_one(chat, sent, runtime, unbound):
     old = unbound["郑强"]
     async with runtime.db.session() as session:
         renewed = await onboarding.issue_invites(
@@ -110,19 +125,20 @@ async def test_reissued_invite_replaces_the_old_one(chat, api, runtime, unbound)
         )
     assert len(renewed) == 1 and renewed[0].token != old
     await chat.send(Person(42, "Zheng"), f"/start {old}")
-    assert "无法使用" in api.last(42).text
+    assert sent.last(42).key == "invite_invalid"
     await chat.send(Person(42, "Zheng"), f"/start {renewed[0].token}")
-    assert "郑强同志，欢迎您" in api.last(42).text
+    assert sent.last(42).key == "welcome" and "郑强同志，欢迎您" in sent.last(42).text
 
 
-async def test_a_renewed_link_moves_a_member_to_a_new_phone(chat, api, runtime, unbound):
+async def test_a_renewed_link_moves_a_member_to_a_new_phone(chat, sent, runtime, unbound, channel):
     await chat.send(Person(42, "old phone"), f"/start {unbound['郑强']}")
     async with runtime.db.session() as session:
         (renewed,) = await onboarding.issue_invites(
             session, now=runtime.clock.now(), valid_for=timedelta(days=14), member_name="郑强"
         )
     await chat.send(Person(77, "new phone"), f"/start {renewed.token}")
-    assert await telegram_id_of(runtime, "郑强") == 77
+    assert sent.keys(77) == ["welcome"]
+    assert await account_id_of(runtime, "郑强", channel) == 77
 
 
 async def test_invites_are_kept_until_reissued_but_never_shown_again(runtime, unbound):
@@ -138,13 +154,14 @@ async def test_invites_are_kept_until_reissued_but_never_shown_again(runtime, un
     assert sum(invite.revoked_at is not None for invite in invites) == len(unbound)
 
 
-async def test_secretary_lists_links_of_own_branch_only(chat, api, unbound):
+async def test_secretary_lists_links_of_own_branch_only(chat, sent, unbound):
     await chat.send(Person(43, "Zhang"), f"/start {unbound['张明']}")
     await chat.send(Person(43, "Zhang"), "/invites")
-    listing = api.last(43).text
+    assert sent.last(43).key == "invites"
+    listing = sent.last(43).text
     # The links were handed out already (the fixture): listed, not shown again.
     assert "郑强（市场管理党支部）" in listing and "/invites 郑强" in listing
-    assert "start=m" not in listing
+    assert "/start " not in listing and not any(token in listing for token in unbound.values())
     assert "黄勇" not in listing  # 执法大队党支部, not his branch
     assert "张明（" not in listing  # he is bound now
 
@@ -193,11 +210,43 @@ async def test_invites_command_line_without_username_is_clear(
     assert "TELEGRAM_BOT_USERNAME" in capsys.readouterr().out
 
 
-async def test_joining_mid_campaign_shows_where_it_stands(chat, api, runtime, unbound):
+async def test_joining_mid_campaign_shows_where_it_stands(chat, sent, runtime, unbound):
     from tests.test_reminders import load
 
     await load(runtime)
     await chat.send(Person(42, "Zheng"), f"/start {unbound['郑强']}")
-    welcome, stage = api.texts(42)[-2:]
+    assert sent.keys(42) == ["welcome", "phase"]
+    welcome, stage = sent.texts(42)
     assert "郑强同志，欢迎您" in welcome
-    assert "当前阶段：<b>动员部署</b>" in stage
+    assert "当前阶段：" in stage and "动员部署" in stage
+
+
+async def renew_for_zheng(chat, unbound) -> None:
+    """The secretary (account 43) renews 郑强's invite."""
+    zhang = Person(43, "Zhang")
+    await chat.send(zhang, f"/start {unbound['张明']}")
+    await chat.send(zhang, "/invites 郑强")
+
+
+async def test_a_renewed_invite_typed_as_the_channel_says_binds(
+    chat, sent, runtime, unbound, channel
+):
+    """The local channel's deep link is the line to type: `/start <payload>`."""
+    await renew_for_zheng(chat, unbound)
+    renewal = sent.last(43).text
+    assert sent.last(43).key == "invites" and "郑强（市场管理党支部）" in renewal
+    (payload,) = set(re.findall(r"/start (m[\w-]+)", renewal))
+    assert payload != unbound["郑强"]  # a new link; the old one is revoked
+    await chat.send(Person(42, "Zheng"), f"/start {payload}")
+    assert sent.keys(42) == ["welcome"]
+    assert await account_id_of(runtime, "郑强", channel) == 42
+
+
+async def test_on_telegram_a_renewed_invite_is_a_t_me_link(chat, api, runtime, unbound):
+    await renew_for_zheng(chat, unbound)
+    renewal = api.last(43).text
+    (payload,) = set(re.findall(r"https://t\.me/cxzy_demo_bot\?start=(m[\w-]+)", renewal))
+    assert "/start " not in renewal
+    await chat.send(Person(42, "Zheng"), f"/start {payload}")  # what Telegram sends on opening it
+    assert "郑强同志，欢迎您" in api.last(42).text
+    assert await account_id_of(runtime, "郑强", "telegram") == 42

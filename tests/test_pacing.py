@@ -18,7 +18,7 @@ from bot.runtime import Runtime
 from storage import people as people_queries
 from storage.models import OutboxMessage, OutboxStatus
 
-pytestmark = pytest.mark.virtual_time
+pytestmark = [pytest.mark.virtual_time, pytest.mark.telegram]
 
 
 @pytest.fixture

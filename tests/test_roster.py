@@ -1,4 +1,6 @@
-"""Roster import: whole-file validation with row numbers, all or nothing, bindings kept."""
+"""Roster import: whole-file validation with row numbers, all or nothing, bindings kept.
+
+Accounts are bound on the test's `channel` (the local channel: no test here is Telegram's)."""
 
 import asyncio
 import csv
@@ -12,7 +14,7 @@ from bot.__main__ import main
 from bot.cli import demo
 from bot.core import roster
 from storage.models import Branch, BranchLiaison, Member, Outsider
-from tests.conftest import bind_account, import_roster, telegram_ids
+from tests.conftest import account_ids, bind_account, import_roster
 
 BRANCHES = [
     ["支部", "机关支部", "联系班子成员"],
@@ -122,17 +124,17 @@ async def test_every_problem_is_reported_at_once(runtime):
     assert {p.reason for p in report.problems} >= {r for r, _, _ in BAD_ROWS} - {"duplicate_id"}
 
 
-async def test_reimport_updates_in_place_and_keeps_bindings(runtime):
+async def test_reimport_updates_in_place_and_keeps_bindings(runtime, channel):
     assert (await import_tables(runtime, PEOPLE)).ok
     async with runtime.db.session() as session:
         wang = (await session.exec(select(Member).where(Member.name == "王五"))).one()
-    await bind_account(runtime, wang.id, "4242")
+    await bind_account(runtime, wang.id, "4242", channel)
     updated = [row[:] for row in PEOPLE if row[1] != "赵六"]
     updated[3][4] = "年老体弱"  # 王五's category changes
     report = await import_tables(runtime, updated)
     assert report.ok and report.deactivated == 1 and report.added == 0
     found = await members(runtime)
-    assert (await telegram_ids(runtime))[found["王五"].id] == 4242
+    assert (await account_ids(runtime, channel))[found["王五"].id] == 4242
     assert found["王五"].category == "elderly"
     assert found["赵六"].active is False  # history kept, access gone
 
@@ -176,12 +178,12 @@ async def test_the_sample_roster_validates(runtime):
     assert report.ok and report.added == 24
 
 
-async def bind(runtime, name: str, telegram_user_id: int) -> None:
+async def bind(runtime, name: str, account_id: int, channel: str) -> None:
     async with runtime.db.session() as session:
         member = (
             await session.exec(select(Member).where(Member.name == name, Member.active))
         ).one()
-    await bind_account(runtime, member.id, str(telegram_user_id))
+    await bind_account(runtime, member.id, str(account_id), channel)
 
 
 async def all_members(runtime) -> list[Member]:
@@ -189,14 +191,14 @@ async def all_members(runtime) -> list[Member]:
         return list((await session.exec(select(Member).order_by(Member.id))).all())
 
 
-async def test_a_newcomer_never_inherits_a_former_members_account(runtime):
+async def test_a_newcomer_never_inherits_a_former_members_account(runtime, channel):
     assert (await import_tables(runtime, PEOPLE)).ok
-    await bind(runtime, "赵六", 333)
+    await bind(runtime, "赵六", 333, channel)
     newcomer = [row[:] for row in PEOPLE]
     newcomer[4][0] = "44"  # a different 赵六 with a new id joins; id 4 leaves
     assert (await import_tables(runtime, newcomer)).ok
     zhaos = [m for m in await all_members(runtime) if m.name == "赵六"]
-    bound = await telegram_ids(runtime)
+    bound = await account_ids(runtime, channel)
     assert [(m.roster_id, m.active, bound.get(m.id)) for m in zhaos] == [
         ("4", False, 333),
         ("44", True, None),
@@ -222,7 +224,9 @@ async def test_members_may_swap_names(runtime):
     assert (by_id["3"], by_id["4"]) == ("赵六", "王五")
 
 
-async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, api, clock):
+async def test_a_renamed_member_can_bind_the_same_account_again(
+    runtime, chat, sent, clock, channel
+):
     from datetime import timedelta
 
     from bot.channels.local.chat import Person
@@ -230,7 +234,7 @@ async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, a
 
     no_ids = [row[1:] for row in PEOPLE]
     assert (await import_tables(runtime, no_ids)).ok
-    await bind(runtime, "王五", 77)
+    await bind(runtime, "王五", 77, channel)
     renamed = [row[:] for row in no_ids]
     renamed[3][0] = "王武"  # no id column: the new spelling is a new roster entry
     assert (await import_tables(runtime, renamed)).ok
@@ -239,8 +243,8 @@ async def test_a_renamed_member_can_bind_the_same_account_again(runtime, chat, a
             session, now=clock.now(), valid_for=timedelta(days=1), member_name="王武"
         )
     await chat.send(Person(77, "Wang"), f"/start {invite.token}")
-    assert "王武同志，欢迎您" in api.last(77).text
-    bound = await telegram_ids(runtime)
+    assert sent.keys(77) == ["welcome"] and "王武同志，欢迎您" in sent.last(77).text
+    bound = await account_ids(runtime, channel)
     owners = {m.name: bound.get(m.id) for m in await all_members(runtime)}
     assert owners == {"张三": None, "李四": None, "王五": None, "赵六": None, "王武": 77}
 

@@ -16,7 +16,7 @@ from bench.harness import populate
 from bot import delivery
 from bot.channels.wecom import local_server
 from bot.channels.wecom.app import WeCom
-from bot.channels.wecom.channel import TEXT_BYTES, split_bytes, wecom_text
+from bot.channels.wecom.channel import TEXT_BYTES, split_bytes
 from bot.channels.wecom.inbound import CHANNEL, Pushed
 from bot.channels.wecom.local_server import LocalWeCom, Pusher
 from bot.channels.wecom.pacing import MemberPace
@@ -24,6 +24,7 @@ from bot.cli import demo
 from bot.core.contract import Outgoing, OutgoingFile, Undelivered, Unreachable
 from bot.intake import Intake
 from bot.runtime import Runtime
+from messages.render import unmarked
 from storage.models import ChannelAccount, IntakeUpdate, OutboxMessage, OutboxStatus
 from tests.test_evaluation_anonymity import (
     LEADER,
@@ -41,9 +42,11 @@ async def fake():
     await wecom.stop()
 
 
-async def running(runtime, fake, pace: MemberPace | None = None):
+async def running(runtime, fake, pace: MemberPace | None = None, **settings):
     runtime = Runtime(
-        settings=runtime.settings.model_copy(update=local_server.settings(fake.base_url)),
+        settings=runtime.settings.model_copy(
+            update={**local_server.settings(fake.base_url), **settings}
+        ),
         db=runtime.db,
         clock=runtime.clock,
         messages=runtime.messages,
@@ -92,8 +95,9 @@ def texts(fake: LocalWeCom, user: str) -> list[str]:
     return [item.text for item in fake.to(user)]
 
 
-def plain(runtime, template: str, **values) -> str:
-    return wecom_text(runtime.messages.render("zh_CN", template, **values))
+def shown(runtime, template: str, **values) -> str:
+    """A message as WeCom shows it by default: text, with the keywords members type."""
+    return runtime.messages.render_as("wecom_text", "zh_CN", template, **values)
 
 
 # --- the callback endpoint ---------------------------------------------------------------------
@@ -158,7 +162,7 @@ async def test_a_forged_signature_is_refused_and_nothing_stored(
 async def test_a_stranger_is_told_whom_to_ask(pusher, wecom, fake, runtime):
     fake.members.add("4242")
     await say(pusher, wecom, pusher.text("4242", "承诺"))
-    assert texts(fake, "4242") == [plain(runtime, "not_member")]
+    assert texts(fake, "4242") == [shown(runtime, "not_member")]
 
 
 async def test_leaving_and_coming_back_follow_wecoms_events(pusher, wecom, fake, members, runtime):
@@ -221,7 +225,7 @@ async def test_words_where_a_button_was_expected_are_answered_politely(
     zheng = members["郑强"]
     await say(pusher, wecom, pusher.text(zheng, "/reminders"))
     await say(pusher, wecom, pusher.text(zheng, "全部提醒"))
-    assert texts(fake, zheng)[-1] == plain(runtime, "not_understood")
+    assert texts(fake, zheng)[-1] == shown(runtime, "not_understood")
 
 
 # --- the sender --------------------------------------------------------------------------------
@@ -409,3 +413,61 @@ async def test_more_than_six_buttons_go_on_further_cards(wecom, fake, members):
     kinds = [item.msgtype for item in fake.to(zheng)[2:]]
     assert kinds == ["text", "template_card", "template_card"]
     assert fake.to(zheng)[2].text == long_text
+
+
+async def test_two_taps_on_one_card_in_one_second_are_both_taken(pusher, wecom, fake, members):
+    """WeCom's retry repeats a tap's response code; a second tap has a code of its own."""
+    zheng = members["郑强"]
+    await say(pusher, wecom, pusher.text(zheng, "/reminders"))
+    card = fake.last_card(zheng)
+    task, keys = card["task_id"], [button["key"] for button in card["button_list"]]
+    before = len(fake.updates)
+    await say(pusher, wecom, pusher.tap(zheng, task, keys[0], fake.card_code(task)))
+    pusher.created -= 1  # the next push carries the same CreateTime
+    await say(pusher, wecom, pusher.tap(zheng, task, keys[1], fake.card_code(task)))
+    assert len(fake.updates) - before == 2
+
+
+# --- markdown ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def markdown_pusher(runtime, fake):
+    """A pusher to an application set to send markdown (WECOM_MESSAGE_FORMAT=markdown)."""
+    service = await running(runtime, fake, wecom_message_format="markdown")
+    client = Pusher(f"http://127.0.0.1:{service.port}/wecom/callback")
+    yield client, service
+    await client.close()
+    await service.stop()
+
+
+async def test_replies_are_text_by_default_that_every_client_shows(pusher, wecom, fake, members):
+    zheng = members["郑强"]
+    await say(pusher, wecom, pusher.text(zheng, "/pledge 全勤 | 每天提前到岗 | 2026-12-31"))
+    saved = fake.to(zheng)[-1]
+    assert saved.msgtype == "text" and saved.text.startswith("承诺已记录")
+    assert "\n目标：全勤\n措施：每天提前到岗\n" in saved.text and "*" not in saved.text
+    assert "发送 「承诺」 可查看" in saved.text
+
+
+async def test_replies_are_wecom_markdown_and_a_members_words_never_become_markup(
+    markdown_pusher, fake, members, runtime
+):
+    pusher, wecom = markdown_pusher
+    zheng = members["郑强"]
+    goal = '**全勤** [奖](https://evil.example) `x` <font color="warning">红</font>'
+    await say(
+        pusher, wecom, pusher.text(zheng, f"/pledge {goal} | # 每天 > 提前到岗_ | 2026-12-31")
+    )
+    saved = fake.to(zheng)[-1]
+    assert saved.msgtype == "markdown"
+    text = saved.text
+    assert text.startswith("承诺已记录") and "\n**目标**：" in text and "\n**措施**：" in text
+    # The member's asterisks, link, code and font tag stay words: escaped, never markup.
+    for markup in ("*", "[", "`", "<"):
+        assert markup not in text.replace("**目标**", "").replace("**措施**", "").replace(
+            "**时限**", ""
+        ).replace(f"\\{markup}", "")
+    assert f"\n目标：{goal}\n措施：# 每天 > 提前到岗_\n" in unmarked(text)
+    # WeCom has no slash commands: the keyword a member types.
+    assert "发送 「承诺」 可查看" in text

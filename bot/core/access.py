@@ -60,6 +60,7 @@ class Actor:
     unreachable: bool = False  # they blocked the bot there once; any message from it ends that
     # The flow (pledge, summary…) waiting for their answer, as it stood when the update began.
     conversation: Conversation | None = None
+    unseen: bool = False  # the roster gave the account and they have not written from it yet
 
     @classmethod
     def of(
@@ -81,6 +82,7 @@ class Actor:
             account=Account.of(account) if account is not None else None,
             unreachable=account is not None and account.unreachable_since is not None,
             conversation=conversation,
+            unseen=account is not None and account.unseen,
         )
 
     @property

@@ -832,18 +832,28 @@ async def compilation(
     )
 
 
-async def bound_chats(session: AsyncSession, *, organisation_id: int) -> list[str]:
-    """The chats (as the channel names them) that hear the organisation's announcements."""
+async def bound_chats(session: AsyncSession, *, organisation_id: int) -> list[tuple[str, str]]:
+    """The group chats that hear the organisation's announcements: (channel, chat as the
+    channel names it)."""
     rows = await session.exec(
-        select(BoundChat.chat_id).where(BoundChat.organisation_id == organisation_id)
+        select(BoundChat.channel, BoundChat.chat_id).where(
+            BoundChat.organisation_id == organisation_id
+        )
     )
-    return [str(chat_id) for chat_id in rows.all()]
+    return [(channel, str(chat_id)) for channel, chat_id in rows.all()]
 
 
 async def bind_chat(
-    session: AsyncSession, *, actor: Actor, chat: str, title: str = "", now: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    channel: str,
+    chat: str,
+    title: str = "",
+    now: datetime,
 ) -> None:
-    """A group chat that receives the organisation's announcements (bound again: renamed)."""
+    """A group chat of a channel that receives the organisation's announcements (bound
+    again: renamed)."""
     chat_id = int(chat)
     bound = await session.get(BoundChat, chat_id) or BoundChat(
         chat_id=chat_id,
@@ -852,6 +862,7 @@ async def bind_chat(
         bound_at=now,
     )
     bound.organisation_id, bound.title = actor.organisation_id, title[:200]
+    bound.channel = channel
     session.add(bound)
     await session.flush()
 
@@ -1187,7 +1198,7 @@ class Published:
     selection: Selection
     rules: Rules
     winners: list[tuple[Nomination, str]]
-    chats: list[str]
+    chats: list[tuple[str, str]]  # (channel, chat)
 
 
 async def publish_list(

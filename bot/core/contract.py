@@ -1,6 +1,6 @@
 """The channel contract: what a channel gives the core, and what the core gives a channel.
 
-A channel (Telegram, the local chat, WeCom next) turns its native events into an `Inbound`
+A channel (Telegram, WeCom, the local chat) turns its native events into an `Inbound`
 (a member's words, a command, a pressed action, a file, joined or blocked, each with the
 channel account it came from) and sends the core's `Outgoing` messages: text made from the
 messages' templates, buttons carrying packed actions, files, and edits of an earlier message.
@@ -24,6 +24,7 @@ class Kind(enum.StrEnum):
     EDITED = "edited"  # an earlier message changed: never acted on
     JOINED = "joined"  # the member can be reached again
     BLOCKED = "blocked"  # the member blocked the bot or left
+    MOVED = "moved"  # the channel gave the account a new id (`text`), e.g. a renamed userid
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Limits:
     toast_length: int
     messages_per_second: float  # to everyone
     messages_per_chat_minute: int  # to one chat
+    flavour: str  # how messages are marked up for it: a name in messages.render.FLAVOURS
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,13 @@ class Channel(Protocol):
         error means it may have arrived."""
 
     async def send_file(self, item: OutgoingFile) -> None: ...
+
+    async def announce(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """Send one queued group announcement to the group chat `item.chat` names (WeCom: a
+        group robot), as `push` does: raises Undelivered, or Unreachable for a group the
+        channel does not know. Only channels that queue group announcements have it."""
 
     async def acknowledge(self, inbound: Inbound, notice: str | None) -> None:
         """Answer a pressed button (a toast with `notice`, or nothing to show)."""

@@ -141,7 +141,8 @@ async def compose(
         values = {"digest": found, "weekly": True, "unchanged": unchanged}
         if scope is None:
             template = "digest_organisation"
-            values["branches"] = found.most_behind_first
+            behind = found.most_behind_first
+            values["branches"] = behind[: digests.UNCHANGED_BRANCHES] if unchanged else behind
         else:
             template = "digest_branch"
             values |= {"branch_digest": found.branch(scope), "export_hint": True}

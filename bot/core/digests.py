@@ -57,6 +57,10 @@ class DigestAction(Action, prefix="dg"):
 CHARTS, WORKBOOK = DigestAction("chart"), DigestAction("export")
 
 
+# An unchanged week's digest of every branch names only this many, those most behind.
+UNCHANGED_BRANCHES = 5
+
+
 @dataclass
 class SummaryFigures:
     expected: int = 0
@@ -77,7 +81,8 @@ class EvaluationFigures:
     members_shown: int = 0
     members_withheld: int = 0
     branch_satisfaction: float | None = None  # the branch as a target, if shown
-    flagged: bool = False
+    flagged: bool = False  # satisfaction below the round's `flag_below`
+    flag_below: float | None = None
 
 
 @dataclass
@@ -387,6 +392,7 @@ async def _add_evaluation(session, rows, evaluation_round, branch_id, now) -> No
             if row is not None:
                 figures = row.evaluation
                 figures.satisfaction, figures.flagged = total.satisfaction, total.flagged
+                figures.flag_below = found.settings.flag_below
                 figures.members_shown, figures.members_withheld = total.included, total.withheld
         by_branch = defaultdict(list)
         for target in found.targets:

@@ -1,9 +1,15 @@
 """What the outbox sender needs from a feature: for each claimed row, a message or a reason
-to skip it. Calendar reminders, reviews and rectification each compose their own rows."""
+to skip it. Calendar reminders, reviews and rectification each compose their own rows. Group
+announcements are queued rendered (`announce_to_groups`)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.actions import Button
+from storage import outbox
 from storage.models import Member
 
 
@@ -35,3 +41,28 @@ def undeliverable(member: Member | None) -> str | None:
     if member is None or not member.active:
         return "not an active member"
     return None
+
+
+async def announce_to_groups(
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    groups: Sequence[tuple[str, str]],
+    subject: str,
+    text: str,
+    now: datetime,
+) -> int:
+    """Queue an announcement once for each group chat, as (channel, name) (a WeCom group
+    robot), in the caller's transaction: the outbox sender sends each once."""
+    rows = [
+        {
+            "organisation_id": organisation_id,
+            "channel": channel,
+            "chat": chat,
+            "subject": subject,
+            "text": text,
+            "send_after": now,
+        }
+        for channel, chat in groups
+    ]
+    return await outbox.add_group_messages(session, rows=rows)

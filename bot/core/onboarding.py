@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import Account, Actor, overseen_branch
 from bot.core.tokens import digest
-from storage import accounts, invites, people
+from storage import accounts, invites, outbox, people
 from storage.models import ChannelAccount, Invite, Member
 
 # Deep-link payloads allow 64 characters of [A-Za-z0-9_-]; invites start with "m".
@@ -184,5 +184,38 @@ async def redeem(
         session.add(mine)
     else:
         mine.external_id, mine.bound_at, mine.unreachable_since = account.external_id, now, None
+        mine.unseen = False
     await session.flush()
     return RedeemResult(Redemption.BOUND, member, mine)
+
+
+async def seen(session: AsyncSession, *, account: Account) -> None:
+    """The member wrote from an account the roster gave (no longer `unseen`)."""
+    held = await accounts.get_account(
+        session, channel=account.channel, external_id=account.external_id
+    )
+    if held is not None:
+        held.unseen = False
+        await session.flush()
+
+
+async def move_account(session: AsyncSession, *, account: Account, external_id: str) -> None:
+    """The channel renamed this account (WeCom: an administrator changed a userid): the
+    binding, and the messages queued for it, follow. An account already holding the new id
+    is let go: the channel says the id is this person's now."""
+    if not external_id or external_id == account.external_id:
+        return
+    held = await accounts.get_account(
+        session, channel=account.channel, external_id=account.external_id
+    )
+    if held is None:
+        return
+    taken = await accounts.get_account(session, channel=account.channel, external_id=external_id)
+    if taken is not None:
+        await session.delete(taken)
+        await session.flush()
+    held.external_id = external_id
+    await outbox.readdress(
+        session, channel=account.channel, old=account.external_id, new=external_id
+    )
+    await session.flush()

@@ -50,6 +50,9 @@ OVERDUE_USEFUL_FOR = timedelta(days=7)
 # A summary draft left alone this long gets one friendly nudge.
 DRAFT_IDLE = timedelta(days=1)
 DRAFT_NUDGE_USEFUL_FOR = timedelta(days=3)
+# Rows a broadcast keeps waiting in the outbox at most; the rest is written as they go out
+# (a tick every few minutes; Telegram sends 1,800 a minute at most).
+BROADCAST_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -136,20 +139,29 @@ def recipients_of(trigger: Trigger, organisation_id: int) -> Recipients:
     )
 
 
-async def _unplanned(
+async def _calendar(
     session: AsyncSession, organisation_id: int
 ) -> tuple[CampaignTime, list[Trigger]] | None:
-    """The campaign's time rules and every reminder it implies that was never planned."""
+    """The campaign's time rules and every reminder its calendar implies."""
     campaign = await session.get(Campaign, organisation_id)
     if campaign is None:
         return None
     time = CampaignTime.of(campaign)
     phases = await calendar_queries.list_phases(session, organisation_id=organisation_id)
     steps = await calendar_queries.list_steps(session, organisation_id=organisation_id)
+    return time, triggers(time, phases, steps)
+
+
+async def _unplanned(
+    session: AsyncSession, organisation_id: int
+) -> tuple[CampaignTime, list[Trigger]] | None:
+    """The campaign's time rules and every reminder it implies that was never planned."""
+    calendar = await _calendar(session, organisation_id)
+    if calendar is None:
+        return None
     planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
-    return time, [
-        t for t in triggers(time, phases, steps) if (t.reminder, t.subject) not in planned
-    ]
+    time, every = calendar
+    return time, [t for t in every if (t.reminder, t.subject) not in planned]
 
 
 @dataclass
@@ -162,11 +174,64 @@ class PlanReport:
         return sum(self.planned.values())
 
 
-async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) -> PlanReport:
+def _live(fired: list[Trigger], now: datetime) -> set[tuple[str, str]]:
+    """The fired reminders still worth sending: not expired, and not superseded by a later
+    reminder of the same deadline."""
+    latest_chase: dict[str, datetime] = {}
+    for t in fired:
+        if t.reminder in _CHASE and t.expires_at > now:
+            latest_chase[t.subject] = max(latest_chase.get(t.subject, t.fires_at), t.fires_at)
+    return {
+        (t.reminder, t.subject)
+        for t in fired
+        if t.expires_at > now
+        and not (t.reminder in _CHASE and t.fires_at < latest_chase.get(t.subject, t.fires_at))
+    }
+
+
+async def _write_batch(
+    session: AsyncSession,
+    t: Trigger,
+    organisation_id: int,
+    after: outbox.Written,
+    budget: int,
+) -> tuple[int, outbox.Written | None]:
+    """Write the reminder's next recipients, at most `budget` of them, leaders first: how many
+    were written, and how far (None: all of them)."""
+    recipients = recipients_of(t, organisation_id)
+    written = 0
+    while budget > written:
+        through = await outbox.next_batch_ends(
+            session, recipients=recipients, after=after, size=budget - written
+        )
+        written += await outbox.insert_recipients(
+            session,
+            recipients=recipients,
+            reminder=t.reminder,
+            subject=t.subject,
+            step_id=t.step.id if t.step else None,
+            send_after=t.fires_at,
+            expires_at=t.expires_at,
+            after=after,
+            through=through,
+        )
+        if through is not None:
+            return written, outbox.Written(after.priority, through)
+        if after.priority == outbox.PRIORITIES[-1]:
+            return written, None
+        after = outbox.Written(after.priority + 1, 0)
+    return written, after
+
+
+async def plan(
+    session: AsyncSession, *, organisation_id: int, now: datetime, batch: int = BROADCAST_BATCH
+) -> PlanReport:
     """Put every reminder that fell due and was never planned into the outbox, once.
 
-    A few queries to read the calendar, then one statement per reminder that fell due,
-    whatever the number of members: the database selects the recipients itself.
+    A few queries to read the calendar, then a statement or two per reminder that fell due,
+    whatever the number of members: the database selects the recipients itself. The outbox
+    holds at most about `batch` rows waiting: a reminder to more is written batch by batch as
+    the senders catch up, so a province's announcement costs a tick no more than a branch's.
     """
     report = PlanReport()
     # 群众评议 rounds have their own times, campaign file or not.
@@ -175,30 +240,42 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
     )
     if notices:
         report.planned["evaluation"] = notices
-    calendar = await _unplanned(session, organisation_id)
+    calendar = await _calendar(session, organisation_id)
     if calendar is None:
         return report
-    fired = [t for t in calendar[1] if t.fires_at <= now]
-    latest_chase: dict[str, datetime] = {}
-    for t in fired:
-        if t.reminder in _CHASE and t.expires_at > now:
-            latest_chase[t.subject] = max(latest_chase.get(t.subject, t.fires_at), t.fires_at)
+    time, every = calendar
+    fired = [t for t in every if t.fires_at <= now]
+    live = _live(fired, now)
+    budget = max(batch - await outbox.waiting(session, organisation_id=organisation_id), 0)
+    by_key = {(t.reminder, t.subject): t for t in fired}
+    for marker in await outbox.expanding_reminders(session, organisation_id=organisation_id):
+        key = (marker.reminder, marker.subject)
+        count, written = 0, None  # expired or superseded: no more of it
+        if key in live:
+            after = outbox.Written(marker.written_priority, marker.written_member_id)
+            count, written = await _write_batch(
+                session, by_key[key], organisation_id, after, budget
+            )
+        budget -= count
+        report.planned[":".join(key)] = count
+        marker.recipients += count
+        marker.expanding = written is not None
+        if written is not None:
+            marker.written_priority, marker.written_member_id = written.priority, written.member_id
+        session.add(marker)
+    planned = await outbox.planned_reminders(session, organisation_id=organisation_id)
     markers = []
     for t in fired:
+        if (t.reminder, t.subject) in planned:
+            continue
         key = f"{t.reminder}:{t.subject}"
-        superseded = t.reminder in _CHASE and t.fires_at < latest_chase.get(t.subject, t.fires_at)
-        count = 0
-        if t.expires_at > now and not superseded:
-            count = await outbox.insert_recipients(
-                session,
-                recipients=recipients_of(t, organisation_id),
-                reminder=t.reminder,
-                subject=t.subject,
-                step_id=t.step.id if t.step else None,
-                send_after=t.fires_at,
-                expires_at=t.expires_at,
+        count, written = 0, None
+        if (t.reminder, t.subject) in live:
+            count, written = await _write_batch(
+                session, t, organisation_id, outbox.Written(), budget
             )
-        if not count:
+            budget -= count
+        if not count and written is None:
             report.stale.append(key)
         report.planned[key] = count
         markers.append(
@@ -208,20 +285,23 @@ async def plan(session: AsyncSession, *, organisation_id: int, now: datetime) ->
                 "organisation_id": organisation_id,
                 "planned_at": now,
                 "recipients": count,
+                "expanding": written is not None,
+                "written_priority": written.priority if written else 0,
+                "written_member_id": written.member_id if written else 0,
             }
         )
     await outbox.mark_planned(session, markers=markers)
     weekly = await digest_notices.plan(
         session,
         campaign=await session.get(Campaign, organisation_id),
-        time=calendar[0],
+        time=time,
         planned=await outbox.planned_reminders(session, organisation_id=organisation_id),
         now=now,
     )
     if weekly:
         report.planned[digest_notices.WEEKLY] = weekly
     items = await rectification.plan_reminders(
-        session, organisation_id=organisation_id, time=calendar[0], now=now
+        session, organisation_id=organisation_id, time=time, now=now
     )
     if items:
         report.planned["rectification"] = items
@@ -254,6 +334,8 @@ async def next_work(
     pending = await outbox.earliest_pending(session, organisation_id=organisation_id)
     if pending is not None:
         moments.append(pending)
+    if await outbox.expanding_reminders(session, organisation_id=organisation_id):
+        moments.append(after)  # a broadcast's next batch
     item_reminder = await rectification.next_reminder(
         session, organisation_id=organisation_id, time=time, after=after
     )

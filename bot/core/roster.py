@@ -1,6 +1,7 @@
 """Roster import: read a CSV or XLSX roster, validate every row, then apply it all or nothing."""
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -12,8 +13,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.access import format_roles
 from bot.core.text import normalise
-from storage import people
-from storage.models import Branch, Category, Member, Organisation, Outsider, RaterGroup, Role
+from storage import accounts, people
+from storage.models import (
+    Branch,
+    Category,
+    ChannelAccount,
+    Member,
+    Organisation,
+    Outsider,
+    RaterGroup,
+    Role,
+)
 
 # Column → the headers that name it (Chinese first; English and codes also accepted).
 PEOPLE_COLUMNS = {
@@ -23,6 +33,8 @@ PEOPLE_COLUMNS = {
     "roles": ("角色", "role", "roles"),
     "category": ("类别", "category"),
     "locale": ("语言", "language", "locale"),
+    # The member's WeCom account (userid, 账号 in WeCom's admin console): bound at once.
+    "wecom": ("企业微信账号", "wecom", "wecom_userid"),
 }
 BRANCH_COLUMNS = {
     "name": ("支部", "branch", "name"),
@@ -55,6 +67,9 @@ RATER_GROUP_WORDS = {
 YES_WORDS = {"是", "yes", "y", "true", "1"}
 NO_WORDS = {"否", "no", "n", "false", "0", ""}
 LOCALE_WORDS = {"zh_CN": "zh_CN", "中文": "zh_CN", "zh": "zh_CN", "en": "en", "English": "en"}
+# WeCom's userid: 1–64 letters, digits and _-@. (WeCom compares them without case).
+WECOM_USERID = re.compile(r"^[A-Za-z0-9_\-@.]{1,64}$")
+WECOM = "wecom"  # the channel its accounts are on
 _SEPARATORS = str.maketrans({"、": " ", ",": " ", "，": " ", ";": " ", "；": " ", "/": " "})
 
 
@@ -78,6 +93,7 @@ class PersonRow:
     category: Category | None  # None for one of the masses
     rater_group: RaterGroup | None
     locale: str | None
+    wecom: str | None = None  # the WeCom userid
 
 
 @dataclass
@@ -106,6 +122,8 @@ class ImportReport:
     # The organisation's former name, when this import renamed it.
     renamed_from: str | None = None
     branches_given: bool = True
+    # Members whose WeCom account this import bound or changed (None: no such column).
+    wecom_accounts: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -273,6 +291,11 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
         locale_word = value("locale")
         if locale_word and locale_word not in LOCALE_WORDS:
             problems.append(RosterProblem(sheet, number, "unknown_locale", locale_word))
+        wecom = value("wecom")
+        if wecom and not WECOM_USERID.match(wecom):
+            problems.append(RosterProblem(sheet, number, "bad_wecom_id", wecom[:64]))
+        elif wecom and rater_group is not None:
+            problems.append(RosterProblem(sheet, number, "outsider_with_wecom_id", name))
         rows.append(
             PersonRow(
                 row=number,
@@ -283,6 +306,7 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
                 category=category,
                 rater_group=rater_group,
                 locale=LOCALE_WORDS.get(locale_word),
+                wecom=wecom or None,
             )
         )
     rows = [row for row in rows if row.name]
@@ -290,7 +314,10 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
         problems.append(RosterProblem(sheet, header_row, "no_members"))
     ids = Counter(row.roster_id for row in rows if row.roster_id)
     names = Counter((row.branch, row.name) for row in rows if row.category is not None)
+    userids = Counter(row.wecom.lower() for row in rows if row.wecom)
     for row in rows:
+        if row.wecom and userids[row.wecom.lower()] > 1:
+            problems.append(RosterProblem(sheet, row.row, "duplicate_wecom_id", row.wecom))
         if row.roster_id and ids[row.roster_id] > 1:
             problems.append(RosterProblem(sheet, row.row, "duplicate_id", row.roster_id))
         if row.category is not None and names[(row.branch, row.name)] > 1:
@@ -415,7 +442,7 @@ async def import_roster(
     """Validate the whole roster, then apply it in the caller's transaction, or nothing.
 
     A row with an id (编号) is the member with that id; a row without one is the member
-    with that name in that branch. So an updated file keeps every member's Telegram binding
+    with that name in that branch. So an updated file keeps every member's channel accounts
     and history. People missing from the file are deactivated, never deleted; a file that
     would deactivate more than half of the members needs `allow_removals`. `progress` is
     told how many members are written, out of how many, as the writing goes.
@@ -461,6 +488,10 @@ async def import_roster(
     )
     await _apply_outsiders(session, organisation, branches, roster, report, now)
     await session.flush()
+    if "wecom" in _columns((_header(people_table) or (0, []))[1], PEOPLE_COLUMNS, "people")[0]:
+        report.wecom_accounts = await _apply_wecom_accounts(
+            session, organisation, branches, roster, now
+        )
 
     for row in roster.branches or []:
         liaison = None
@@ -649,3 +680,46 @@ async def _apply_outsiders(session, organisation, branches, roster, report, now)
             outsider.active = False
             outsider.updated_at = now
             report.deactivated += 1
+
+
+async def _apply_wecom_accounts(session, organisation, branches, roster, now) -> int:
+    """Each member given a userid gets that WeCom account: bound at once, `unseen` until they
+    write (welcomed then). A userid held by someone else moves to the member the roster gives
+    it to; a member given another userid than before gets the new one in place of the old.
+    An empty cell leaves a member's account as it is. Returns how many accounts changed."""
+    wanted = {
+        (branches[row.branch].id, row.name): row.wecom
+        for row in roster.people
+        if row.wecom and row.category is not None
+    }
+    if not wanted:
+        return 0
+    ids = await people.active_member_ids(session, organisation_id=organisation.id)
+    userid_of = {ids[key]: userid for key, userid in wanted.items()}
+    pairs = list(userid_of.items())
+    found: dict[int, ChannelAccount] = {}
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start : start + _CHUNK]
+        for account in await accounts.accounts_held(
+            session,
+            channel=WECOM,
+            member_ids=[member_id for member_id, _ in chunk],
+            external_ids=[userid for _, userid in chunk],
+        ):
+            found[account.id] = account
+    held = list(found.values())
+    stale = [account for account in held if userid_of.get(account.member_id) != account.external_id]
+    kept = {a.member_id for a in held if a not in stale}
+    for account in stale:
+        await session.delete(account)
+    await session.flush()
+    added = [
+        ChannelAccount(
+            member_id=member_id, channel=WECOM, external_id=userid, bound_at=now, unseen=True
+        )
+        for member_id, userid in userid_of.items()
+        if member_id not in kept
+    ]
+    session.add_all(added)
+    await session.flush()
+    return len(added)

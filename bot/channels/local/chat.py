@@ -38,6 +38,7 @@ LIMITS = Limits(
     toast_length=200,
     messages_per_second=1000,
     messages_per_chat_minute=1000,
+    flavour="telegram",
 )
 _TAG = re.compile(r"<[^>]+>")
 _STEP = re.compile(r"^\+(\d+)([dhm])$")
@@ -135,6 +136,34 @@ class LocalChannel:
     async def send_news(self) -> None:
         await delivery.send_now(self.runtime)
 
+    # --- what a chat shows: for the console's transcripts and the tests ------------------
+
+    def _in(self, chat: "Person | int | str | None", kinds: tuple[str, ...]) -> list[Sent]:
+        wanted = None if chat is None else str(getattr(chat, "user_id", chat))
+        return [
+            item
+            for item in self.sent
+            if item.kind in kinds and (wanted is None or item.chat == wanted)
+        ]
+
+    def to(self, chat: "Person | int | str | None" = None) -> list[Sent]:
+        """Messages, edits and files (not toasts) in a person's chat or a group, oldest first."""
+        return self._in(chat, ("message", "edit", "file"))
+
+    def last(self, chat: "Person | int | str | None" = None) -> Sent:
+        """The newest message, edit or file in the chat (or anywhere)."""
+        return self.to(chat)[-1]
+
+    def texts(self, chat: "Person | int | str | None" = None) -> list[str]:
+        return [item.text for item in self.to(chat)]
+
+    def keys(self, chat: "Person | int | str | None" = None) -> list[str]:
+        """Which messages were sent (their templates), whatever their words."""
+        return [item.key for item in self.to(chat) if item.key]
+
+    def toasts(self, chat: "Person | int | str | None" = None) -> list[str]:
+        return [item.text for item in self._in(chat, ("toast",))]
+
 
 class LocalChat:
     """Turns what a person does into the core's inputs and hands them to the routes."""
@@ -181,6 +210,10 @@ class LocalChat:
         self.channel.files[file_id] = content
         document = FileRef(file_id, "document", filename, len(content))
         await self._feed(person, Kind.WORDS, file=document)
+
+    def sent_texts(self) -> list[str]:
+        """Every text the bot sent, oldest first."""
+        return [item.text for item in self.channel.sent]
 
     def last_with_buttons(self, person: Person) -> Sent | None:
         chat = str(person.user_id)

@@ -13,6 +13,10 @@ from sqlalchemy.engine import make_url
 import handlers
 from bot.channels.local import CHANNEL
 from bot.channels.local.chat import LocalChat, Person, printer_for
+from bot.channels.wecom import local_server
+from bot.channels.wecom.inbound import CHANNEL as WECOM
+from bot.channels.wecom.local_chat import WeComChat
+from bot.channels.wecom.local_server import LocalWeCom
 from bot.cli import demo
 from bot.clock import ManualClock, SystemClock
 from bot.config import Settings
@@ -29,7 +33,7 @@ class Console:
 
     def __init__(
         self,
-        chat: LocalChat,
+        chat: LocalChat | WeComChat,
         everyone: list[Person],
         runtime: Runtime,
         write: Callable[[str], None],
@@ -64,7 +68,8 @@ class Console:
         command, _, argument = line.partition(" ")
         argument = argument.strip()
         if command == ":who":
-            self.say("console_who.txt", people=self.everyone, current=self.current)
+            channel = self.runtime.settings.channels[0]
+            self.say("console_who.txt", people=self.everyone, current=self.current, channel=channel)
         elif command == ":as":
             person = self.find(argument)
             if person is None:
@@ -97,8 +102,8 @@ class Console:
     def _link(self, selector: str) -> str | None:
         """The Nth start link of the newest bot message that has any (as if it was tapped,
         or its QR code scanned, by whoever is speaking now)."""
-        for sent in reversed(self.chat.channel.sent):
-            found = _START_LINK.findall(sent.text)
+        for text in reversed(self.chat.sent_texts()):
+            found = _START_LINK.findall(text)
             if found:
                 number = int(selector) if selector.isdigit() else 1
                 return found[number - 1] if 0 < number <= len(found) else None
@@ -148,35 +153,57 @@ def _lines(stream: TextIO):
 
 
 async def run_demo(
-    settings: Settings, *, stdin: TextIO | None = None, write: Callable[[str], None] = print
+    settings: Settings,
+    *,
+    channel: str = CHANNEL,
+    stdin: TextIO | None = None,
+    write: Callable[[str], None] = print,
 ) -> int:
-    """Seed the demo organisation if needed, then chat until :quit or end of input."""
+    """Seed the demo organisation if needed, then chat until :quit or end of input: through
+    the local channel, or (`channel="wecom"`) as a WeCom member, through the real WeCom
+    application and a local WeCom."""
     clock = ManualClock(SystemClock().now())
     # Hourly ticks keep :clock +30d quick; reminders go out on the hour anyway. Only the
-    # local chat runs here, so it is where reminders go.
-    local_only = {"reminder_tick_minutes": 60, "channel_order": "local"}
-    runtime = Runtime.create(settings.model_copy(update=local_only), clock)
+    # chosen channel runs here, so it is where reminders go.
+    update = {"reminder_tick_minutes": 60, "channel_order": channel}
+    wecom = None
+    if channel == WECOM:
+        wecom = LocalWeCom()
+        update |= local_server.settings(await wecom.start())
+    runtime = Runtime.create(settings.model_copy(update=update), clock)
     await runtime.db.migrate()
     if await demo.seed(
-        runtime, channel=CHANNEL
+        runtime, channel=channel
     ):  # never lay the demo's calendar over someone's own data
         await demo.seed_campaign(runtime)
         await demo.seed_selection(runtime)
-    everyone = await demo.demo_people(runtime, channel=CHANNEL)
+    everyone = await demo.demo_people(runtime, channel=channel)
     names = {str(person.user_id): person.name for person in [*everyone, STRANGER]}
     folder = files_folder(settings.database_url)
-    chat = LocalChat(
-        runtime,
-        handlers.routes(),
-        clock,
-        SteppedJobs(runtime, periodic_jobs(runtime.settings), clock.now()),
-        on_sent=printer_for(
-            lambda chat_id: names.get(chat_id, chat_id),
-            write,
-            _file_keeper(folder, runtime),
-            runtime.messages.render(runtime.settings.default_locale, "console_edited.txt"),
-        ),
-    )
+    keep = _file_keeper(folder, runtime)
+    if wecom is None:
+        chat = LocalChat(
+            runtime,
+            handlers.routes(),
+            clock,
+            SteppedJobs(runtime, periodic_jobs(runtime.settings), clock.now()),
+            on_sent=printer_for(
+                lambda chat_id: names.get(chat_id, chat_id),
+                write,
+                keep,
+                runtime.messages.render(runtime.settings.default_locale, "console_edited.txt"),
+            ),
+        )
+    else:
+        chat = await WeComChat.open(
+            runtime,
+            wecom,
+            clock,
+            names,
+            names=lambda user: names.get(user, user),
+            write=write,
+            keep_file=keep,
+        )
     console = Console(chat, everyone, runtime, write)
     read = _lines(stdin or sys.stdin)  # looked up now: it may have been replaced
     console.say(
@@ -185,9 +212,15 @@ async def run_demo(
         nobody_bound=not everyone,
         database=make_url(settings.database_url).database or settings.database_url,
         folder=str(folder),
+        channel=channel,
+        wecom_menu=None if wecom is None else chat.menu(),
     )
-    while (line := await read()) is not None:
-        if not await console.handle(line):
-            break
-    await runtime.db.dispose()
+    try:
+        while (line := await read()) is not None:
+            if not await console.handle(line):
+                break
+    finally:
+        if wecom is not None:
+            await chat.close()
+        await runtime.db.dispose()
     return 0

@@ -15,6 +15,7 @@ LIMITS = Limits(
     toast_length=200,
     messages_per_second=30,
     messages_per_chat_minute=20,
+    flavour="telegram",
 )
 
 

@@ -2,20 +2,19 @@
 buttons as template cards, files through media/upload, WeCom's answers mapped to the
 outbox's outcomes.
 
-The core renders Telegram-flavoured HTML; a WeCom text keeps only its http(s) links (WeCom
-shows `<a href>` in texts) and the members read everything else as plain text, in the WeCom
-app and in personal WeChat's plug-in alike (which shows no markdown, hence texts, not
-markdown). A message with buttons ends in a `button_interaction` card (6 buttons at most,
-more go on further cards); a tap comes back with the card's task id and a response code,
-with which an edit replaces the card in place (once, within 72 hours), or else is sent anew.
+The core renders messages in the `wecom` flavour (messages.render: WeCom markdown, every
+value escaped, commands named by the keywords members type) and cuts them at 2,048 bytes; they
+go as markdown messages. A message with buttons ends in a `button_interaction` card (6 buttons
+at most, more go on further cards; a card shows no markdown, so its text is the message
+unmarked); a tap comes back with the card's task id and a response code, with which an edit
+replaces the card in place (once, within 72 hours), or else is sent anew.
 """
 
 import asyncio
-import html
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -36,6 +35,7 @@ from bot.core.contract import (
     Unreachable,
 )
 from bot.runtime import Runtime
+from messages.render import unmarked
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ LIMITS = Limits(
     # No documented rate for message/send to everyone; WeCom answers 45009 when it is busy.
     messages_per_second=30,
     messages_per_chat_minute=30,
+    flavour="wecom",
 )
 # WeCom's answers that certainly delivered nothing and ask to wait.
 TRY_AGAIN = {
@@ -63,28 +64,6 @@ TRY_AGAIN = {
 # The member is not (or no longer) in the application's reach: all recipients invalid, unknown
 # userid.
 GONE = frozenset({81013, 60111})
-
-_LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def _plain(markup: str) -> str:
-    return html.unescape(_TAG.sub("", markup))
-
-
-def wecom_text(markup: str) -> str:
-    """The core's HTML as a WeCom text: plain, with its http(s) links kept."""
-    pieces, at = [], 0
-    for link in _LINK.finditer(markup):
-        pieces.append(_plain(markup[at : link.start()]))
-        href, words = html.unescape(link.group(1)), _plain(link.group(2))
-        if href.startswith(("https://", "http://")):
-            pieces.append(f'<a href="{html.escape(href)}">{words}</a>')
-        else:
-            pieces.append(words)  # not a link WeCom opens (typed words instead of a deep link)
-        at = link.end()
-    pieces.append(_plain(markup[at:]))
-    return "".join(pieces)
 
 
 def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
@@ -116,6 +95,7 @@ class WeComChannel:
 
     name = CHANNEL
     limits = LIMITS
+    robots = None  # the group robots (robots.py), when WECOM_ROBOTS names any
 
     def __init__(
         self,
@@ -127,6 +107,8 @@ class WeComChannel:
     ) -> None:
         self.runtime = runtime
         self.api = api
+        self.markdown = runtime.settings.wecom_message_format == "markdown"
+        self.limits = replace(LIMITS, flavour="wecom" if self.markdown else "wecom_text")
         self.pace = pace or MemberPace()
         self._wait = wait
         # The cards tapped and not yet answered: task id → response code (usable once).
@@ -147,6 +129,9 @@ class WeComChannel:
     def _text(self, user: str, content: str) -> dict:
         return {"touser": user, "msgtype": "text", "text": {"content": content}}
 
+    def _markdown(self, user: str, content: str) -> dict:
+        return {"touser": user, "msgtype": "markdown", "markdown": {"content": content}}
+
     def _card(self, user: str, text: str, buttons: list[list[str]], task_id: str) -> dict:
         title, _, rest = text.strip().partition("\n")
         body = rest.strip() if len(title) <= CARD_TITLE_CHARACTERS else text.strip()
@@ -162,15 +147,18 @@ class WeComChannel:
             card["sub_title_text"] = body
         return {"touser": user, "msgtype": "template_card", "template_card": card}
 
+    def _texts(self, item: Outgoing) -> list[dict]:
+        message = self._markdown if self.markdown else self._text
+        return [message(item.chat, part) for part in split_bytes(item.text)]
+
     def _bodies(self, item: Outgoing) -> list[dict]:
         buttons = [button for row in item.buttons or () for button in row]
         if not buttons:
-            return [self._text(item.chat, part) for part in split_bytes(wecom_text(item.text))]
-        plain = _plain(item.text).strip()
+            return self._texts(item)
+        plain = (unmarked(item.text) if self.markdown else item.text).strip()
         bodies = []
         if len(plain.encode()) > CARD_TEXT_BYTES:
-            texts = split_bytes(wecom_text(item.text))
-            bodies = [self._text(item.chat, part) for part in texts]
+            bodies = self._texts(item)
             plain = plain.partition("\n")[0]  # the card keeps the first line as its title
         for start in range(0, len(buttons), CARD_BUTTONS):
             chunk = buttons[start : start + CARD_BUTTONS]
@@ -182,7 +170,7 @@ class WeComChannel:
 
     async def _post(self, body: dict) -> None:
         user = body["touser"]
-        self.pace.take(user, self.runtime.clock.now())
+        await self.pace.take(user, self.runtime.clock.now())
         answer = await self.api.send(body)
         if user.lower() in answer.get("invaliduser", "").split("|"):
             raise Unreachable("not in the application's reach")
@@ -217,7 +205,7 @@ class WeComChannel:
         code, the code used or expired, or a message a card cannot hold)."""
         code = self._codes.pop(item.edit, None)
         buttons = [button for row in item.buttons or () for button in row]
-        plain = _plain(item.text).strip()
+        plain = unmarked(item.text).strip()
         if code is None:
             return False
         if 0 < len(buttons) <= CARD_BUTTONS and len(plain.encode()) <= CARD_TEXT_BYTES:
@@ -249,18 +237,20 @@ class WeComChannel:
                 raise Undelivered("the member's message limit", wait)
             await self._push(bodies, before_request)
 
-    async def _push(self, bodies: list[dict], before_request) -> None:
+    async def _push(self, bodies: list[dict], before_request, post=None, gone=GONE) -> None:
+        """Each body through `post` (message/send; a group robot's webhook), WeCom's answers
+        to the first mapped to the outbox's outcomes (`gone`: the errcodes of "never")."""
         for index, body in enumerate(bodies):
             if index == 0 and before_request is not None:
                 await before_request()
             try:
-                await self._post(body)
+                await (post or self._post)(body)
             except WeComError as error:
                 if index:
                     raise  # part of it arrived: never sent again
                 if error.errcode in TRY_AGAIN:
                     raise Undelivered(error.errmsg, TRY_AGAIN[error.errcode]) from error
-                if error.errcode in GONE:
+                if error.errcode in gone:
                     raise Unreachable(error.errmsg) from error
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -271,6 +261,14 @@ class WeComChannel:
                 if index or error.response.status_code < 500:
                     raise
                 raise Undelivered(f"HTTP {error.response.status_code}") from error
+
+    async def announce(
+        self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """A group announcement, through the group's robot."""
+        if self.robots is None:
+            raise Unreachable("no group robots (WECOM_ROBOTS)")
+        await self.robots.send(item, before_request=before_request)
 
     async def send_file(self, item: OutgoingFile) -> None:
         kind = "image" if item.kind == "photo" else "file"

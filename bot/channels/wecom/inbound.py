@@ -2,7 +2,10 @@
 
 Pushed messages (document 90375: text, image, voice, video, location, link) and events
 (90376: subscribe, unsubscribe, enter_agent, click, view, template_card_event …) come from
-one member (`FromUserName`, their userid) in their chat with the application. WeCom has no
+one member (`FromUserName`, their userid) in their chat with the application. The directory's
+changes (90970 成员变更通知, `change_contact`, from "sys") name the member in `UserID`: one who
+left the organisation (delete_user) can no longer be reached, a renamed userid (update_user
+with NewUserID) keeps its binding. WeCom has no
 slash commands: a member types "/word", or one of the typed keywords, or picks a menu entry
 (a click event whose EventKey is the command's name).
 """
@@ -15,6 +18,7 @@ from bot.core.access import Account
 from bot.core.contract import FileRef, Inbound, Kind
 
 CHANNEL = "wecom"
+CHANGE_CONTACT = "change_contact"
 # The words a member may type instead of a command (as the menu and /help name them).
 KEYWORDS = {
     "承诺": "pledges",
@@ -59,11 +63,20 @@ class Pushed:
     @property
     def update_id(self) -> str:
         """Messages by MsgId; events by sender and time (document 90930), with the event's
-        type and card so that two events in one second stay two; hashed to fit the intake's
-        64 characters. Never the pressed button: a ballot's id is stored, its choice never."""
+        type, card and a tap's response code (new for every tap, the same in WeCom's retries)
+        so that two events in one second stay two; hashed to fit the intake's 64 characters.
+        Never the pressed button: a ballot's id is stored, its choice never."""
         if self.get("MsgType") != "event":
             return f"m:{self.get('MsgId')}"[:64]
-        parts = (self.user, self.get("CreateTime"), self.get("Event"), self.get("TaskId"))
+        parts = (
+            self.user,
+            self.get("CreateTime"),
+            self.get("Event"),
+            self.get("TaskId"),
+            self.get("ResponseCode"),
+        )
+        if self.get("Event") == CHANGE_CONTACT:  # from "sys": which member, and what changed
+            parts += (self.get("ChangeType"), self.get("UserID"))
         return "e:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:48]
 
     @property
@@ -110,6 +123,8 @@ def inbound_of(pushed: Pushed) -> Inbound | None:
     if kind != "event":
         return Inbound(Kind.WORDS, other=True, **common)  # voice, video, location, link
     event = pushed.get("Event")
+    if event == CHANGE_CONTACT:
+        return _directory_change(pushed)
     if event == "click":
         command = pushed.get("EventKey")
         return Inbound(Kind.COMMAND, text=f"/{command}", command=command.lower(), **common)
@@ -121,8 +136,27 @@ def inbound_of(pushed: Pushed) -> Inbound | None:
             answer_token=pushed.get("ResponseCode") or None,
             **common,
         )
-    if event == "subscribe":
+    if event in ("subscribe", "enter_agent"):  # following the application, or opening it
         return Inbound(Kind.JOINED, **common)
     if event == "unsubscribe":
         return Inbound(Kind.BLOCKED, **common)
+    return None
+
+
+def _directory_change(pushed: Pushed) -> Inbound | None:
+    """A member who left the organisation, or whose userid changed; other changes of the
+    directory (new members, departments) are the roster's business."""
+    user, change = pushed.get("UserID"), pushed.get("ChangeType")
+    if not user:
+        return None
+    common = {
+        "account": Account(CHANNEL, user),
+        "chat": user,
+        "private": True,
+        "update_id": pushed.update_id,
+    }
+    if change == "delete_user":
+        return Inbound(Kind.BLOCKED, **common)
+    if change == "update_user" and pushed.get("NewUserID"):
+        return Inbound(Kind.MOVED, text=pushed.get("NewUserID"), **common)
     return None

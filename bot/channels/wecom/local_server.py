@@ -4,7 +4,9 @@ codes, and the pushing side (signed, encrypted callbacks POSTed to the bot's URL
 
 It keeps WeCom's rules that matter to the bot: tokens expire (or are revoked early), unknown
 userids are refused (81013), text over 2,048 bytes is truncated as WeCom does, a card's
-task id is unique, a response code works once, and a frequency limit answers 45009.
+task id is unique, a response code works once, and a frequency limit answers 45009. Its group
+robots (`webhook/send?key=…`) take text (2,048 bytes) and markdown (4,096), refuse an unknown
+key (93000) and answer 45009 beyond 20 messages a robot until `reset_frequency`.
 """
 
 import itertools
@@ -48,8 +50,8 @@ class Delivered:
 
     @property
     def text(self) -> str:
-        if self.msgtype == "text":
-            return self.body["text"]["content"]
+        if self.msgtype in ("text", "markdown"):
+            return self.body[self.msgtype]["content"]
         card = self.body.get("template_card", {})
         return "\n".join(
             [card.get("main_title", {}).get("title", ""), card.get("sub_title_text", "")]
@@ -74,6 +76,7 @@ class LocalWeCom:
     updates: list[dict] = field(default_factory=list)
     menus: list[dict] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    upload_names: dict[str, str] = field(default_factory=dict)  # media_id → the file's name
     token_fetches: int = 0
     refused_by_frequency: int = 0
     _tokens: set[str] = field(default_factory=set)
@@ -82,6 +85,11 @@ class LocalWeCom:
     _used_codes: set[str] = field(default_factory=set)
     _taken: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # Group robots: their webhook keys, what each took (key, body), and their minute's limit.
+    robot_keys: set[str] = field(default_factory=set)
+    robot_messages: list[tuple[str, dict]] = field(default_factory=list)
+    robot_per_minute: int = 20
+    _robot_taken: dict[str, int] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -95,6 +103,7 @@ class LocalWeCom:
         app.router.add_post("/cgi-bin/media/upload", self._upload)
         app.router.add_get("/cgi-bin/media/get", self._media)
         app.router.add_post("/cgi-bin/menu/create", self._menu)
+        app.router.add_post("/cgi-bin/webhook/send", self._webhook)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -113,6 +122,13 @@ class LocalWeCom:
 
     def reset_frequency(self) -> None:
         self._taken = 0
+        self._robot_taken.clear()
+
+    def robot_texts(self, key: str) -> list[str]:
+        """What the robot with this key posted in its group, in order."""
+        return [
+            body[body["msgtype"]]["content"] for taken, body in self.robot_messages if taken == key
+        ]
 
     def to(self, user: str) -> list[Delivered]:
         return [item for item in self.delivered if item.user == user]
@@ -160,12 +176,12 @@ class LocalWeCom:
             return self._answer(81013, "user & party & tag all invalid")
         kind = body.get("msgtype")
         code = None
-        if kind == "text":
-            content = body["text"]["content"]
+        if kind in ("text", "markdown"):
+            content = body[kind]["content"]
             if len(content.encode()) > 5120:
-                return self._answer(40058, "text.content exceed max length 5120")
+                return self._answer(40058, f"{kind}.content exceed max length 5120")
             # WeCom truncates beyond 2,048 bytes: the bot must never rely on it.
-            body["text"]["content"] = content.encode()[:2048].decode(errors="ignore")
+            body[kind]["content"] = content.encode()[:2048].decode(errors="ignore")
         elif kind == "template_card":
             card = body["template_card"]
             task = card.get("task_id", "")
@@ -240,6 +256,7 @@ class LocalWeCom:
             return self._answer(40005, "invalid file size")
         media_id = f"media-{next(self._ids)}"
         self.uploads[media_id] = content
+        self.upload_names[media_id] = media.filename
         return self._answer(type=request.query.get("type"), media_id=media_id, created_at="0")
 
     async def _media(self, request: web.Request) -> web.Response:
@@ -249,6 +266,24 @@ class LocalWeCom:
         if content is None:
             return self._answer(40007, "invalid media_id")
         return web.Response(body=content, content_type="application/octet-stream")
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        key = request.query.get("key", "")
+        if key not in self.robot_keys:
+            return self._answer(93000, "invalid webhook url")
+        body = await request.json()
+        kind = body.get("msgtype")
+        if kind not in ("text", "markdown") or not body.get(kind, {}).get("content"):
+            return self._answer(40008, "invalid message type")
+        longest = 2048 if kind == "text" else 4096
+        if len(body[kind]["content"].encode()) > longest:
+            return self._answer(40058, f"content exceed max length {longest}")
+        if self._robot_taken.get(key, 0) >= self.robot_per_minute:
+            self.refused_by_frequency += 1
+            return self._answer(45009, "api freq out of limit")
+        self._robot_taken[key] = self._robot_taken.get(key, 0) + 1
+        self.robot_messages.append((key, body))
+        return self._answer()
 
     async def _menu(self, request: web.Request) -> web.Response:
         if (problem := self._token_problem(request)) is not None:
@@ -260,12 +295,17 @@ class LocalWeCom:
 class Pusher:
     """WeCom's pushing side: callbacks encrypted and signed as WeCom sends them."""
 
-    def __init__(self, url: str, crypto: WeComCrypto | None = None) -> None:
+    def __init__(
+        self, url: str, crypto: WeComCrypto | None = None, *, created: int = 1_764_000_000
+    ) -> None:
+        """`created`: the CreateTime before the first push (each push one second later);
+        message ids follow from it, so pushes from another start are never taken for
+        retries of earlier ones."""
         self.url = url
         self.crypto = crypto or WeComCrypto(TOKEN, AES_KEY, CORP_ID)
         self.client = httpx.AsyncClient(timeout=10)
-        self._msgids = itertools.count(7_000_000_000_000_000_001)
-        self.created = 1_764_000_000
+        self._msgids = itertools.count(7_000_000_000_000_000_001 + (created - 1_764_000_000) * 1000)
+        self.created = created
 
     async def close(self) -> None:
         await self.client.aclose()
