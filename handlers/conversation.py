@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 from bot.core.access import Permission
 from handlers.gate import Turn, gated
-from storage import conversations
 from storage.conversations import Conversation
 
 Step = Callable[[Turn, Conversation], Awaitable[None]]
@@ -28,10 +27,8 @@ def flow(name: str) -> Callable[[Step], Step]:
 
 @gated(Permission.USE, on_loop=True)
 async def route(turn: Turn) -> None:
-    """Hand the message to the flow the member is in."""
-    state = None
-    if turn.actor.in_conversation:
-        state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    """Hand the message to the flow the member is in (known with who they are)."""
+    state = turn.actor.conversation
     if state is None or state.flow not in _FLOWS:
         turn.reply("not_understood")
         return

@@ -46,10 +46,21 @@ async def open_summary(turn: Turn) -> None:
             turn, existing, "summary_view", buttons=buttons, closed=quarter.window != Window.OPEN
         )
         return
-    summary = await summaries.start(
-        turn.session, actor=turn.actor, quarter=quarter, for_branch=for_branch, now=turn.now
+    summary, questions = await summaries.start(
+        turn.session,
+        actor=turn.actor,
+        quarter=quarter,
+        for_branch=for_branch,
+        existing=existing,
+        now=turn.now,
     )
-    await _ask(turn, summary, resumed=existing is not None, late=quarter.window == Window.LATE)
+    await _ask(
+        turn,
+        summary,
+        questions=questions,
+        resumed=existing is not None,
+        late=quarter.window == Window.LATE,
+    )
 
 
 def _form(state: Conversation | None, summary: Summary) -> list[str] | None:
@@ -60,7 +71,7 @@ def _form(state: Conversation | None, summary: Summary) -> list[str] | None:
 
 
 async def _stages(turn: Turn, summary: Summary, state: Conversation | None) -> list[str]:
-    return _form(state, summary) or await summaries.form(turn.session, summary)
+    return _form(state, summary) or await summaries.form(turn.session, summary, actor=turn.actor)
 
 
 async def _ask(
@@ -68,13 +79,15 @@ async def _ask(
     summary: Summary,
     *,
     state: Conversation | None = None,
+    questions: list[str] | None = None,
+    notes: dict[str, str] | None = None,
     resumed: bool = False,
     late: bool = False,
 ) -> None:
     """Put the current question. Opening the summary (no `state` given) remembers that this
-    member is in the summary flow and its form, read once then: the questions (pledges,
-    carried-over items) stay as they were when it was opened; the summary's own stage says
-    where it stands, so an answer writes nothing more here."""
+    member is in the summary flow and its form (`questions`), read once then: the questions
+    (pledges, carried-over items) stay as they were when it was opened; the summary's own
+    stage says where it stands, so an answer writes nothing more here."""
     if _form(state, summary) is None:
         await conversations.set_state(
             turn.session,
@@ -83,7 +96,7 @@ async def _ask(
             subject_id=summary.id,
             stage=summary.stage,
             now=turn.now,
-            data={"form": await summaries.form(turn.session, summary)},
+            data={"form": questions or await _stages(turn, summary, state)},
         )
     intro = {"resumed": resumed, "late": late}
     if pledge := await summaries.pledge_asked(turn.session, summary=summary):
@@ -105,7 +118,7 @@ async def _ask(
             ],
         )
     else:
-        question = await summaries.question(turn.session, summary=summary)
+        question = await summaries.question(turn.session, summary=summary, notes=notes)
         skip = turn.label("button_keep" if question.current else "button_skip")
         buttons = [[(skip, SummaryStep(summary.id, "skip"))]] if question.skippable else None
         turn.reply(
@@ -137,12 +150,14 @@ async def _show(
 
 @flow("summary")
 async def summary_step(turn: Turn, state: Conversation) -> None:
-    """A typed answer to the current question."""
-    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=state.subject_id)
-    if summary is None:
+    """A typed answer to the current question: one read (the summary with its notes), one
+    write (the answer with the next question)."""
+    draft = await summaries.draft(turn.session, actor=turn.actor, summary_id=state.subject_id)
+    if draft is None:
         await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
         turn.reply("button_stale")
         return
+    summary = draft.summary
     text = turn.text.strip()
     if summary.stage.startswith("pledge:") or summary.stage == CONFIRM:
         turn.reply("summary_use_buttons")
@@ -152,7 +167,7 @@ async def summary_step(turn: Turn, state: Conversation) -> None:
         return
     refused = await summaries.answer_text(
         turn.session,
-        summary=summary,
+        draft=draft,
         stages=await _stages(turn, summary, state),
         text=text,
         limit=turn.runtime.settings.summary_limit,
@@ -161,49 +176,34 @@ async def summary_step(turn: Turn, state: Conversation) -> None:
     if refused is not None:
         turn.refuse(refused)
         return
-    await _ask(turn, summary, state=state)
+    await _ask(turn, summary, state=state, notes=draft.notes)
 
 
 @gated(Permission.USE, on_loop=True)
 async def summary_button(turn: Turn) -> None:
     """A pledge status, skip, submit or edit button (its data is checked, never trusted)."""
     pressed = turn.action
-    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=pressed.summary_id)
-    if summary is None:
-        turn.notice("button_refused")
-        return
     action = pressed.step if isinstance(pressed, SummaryStep) else "status"
     if action in ("edit", "submit"):
-        quarter = await summaries.current_quarter(
-            turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
-        )
-    if action == "edit":
-        if not await summaries.reopen(turn.session, summary=summary, quarter=quarter, now=turn.now):
-            turn.notice("summary_closed")
-            return
-        await _ask(turn, summary)
+        await _edit_or_submit(turn, pressed.summary_id, action)
         return
+    # An answer by button: one read (the summary with its notes), its writes, the next question.
+    draft = await summaries.draft(turn.session, actor=turn.actor, summary_id=pressed.summary_id)
+    if draft is None:
+        turn.notice("button_refused")
+        return
+    summary = draft.summary
     if summary.status == SummaryStatus.SUBMITTED:
         turn.notice("summary_already_submitted")
         return
-    if action == "submit":
-        if not await summaries.submit(
-            turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
-        ):
-            turn.notice("summary_already_submitted")
-            return
-        await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
-        turn.notice("saved")
-        turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
-        return
-    state = await conversations.get_state(turn.session, member_id=turn.actor.member_id)
+    state = turn.actor.conversation
     stages = await _stages(turn, summary, state)
     if action == "skip":
-        moved = summaries.skip(summary=summary, stages=stages, now=turn.now)
+        moved = await summaries.skip(turn.session, draft=draft, stages=stages, now=turn.now)
     else:
         moved = await summaries.choose_status(
             turn.session,
-            summary=summary,
+            draft=draft,
             stages=stages,
             pledge_id=pressed.pledge_id,
             status=PLEDGE_STATUSES[pressed.status],
@@ -212,7 +212,37 @@ async def summary_button(turn: Turn) -> None:
     if not moved:
         turn.notice("button_stale")
         return
-    await _ask(turn, summary, state=state)
+    await _ask(turn, summary, state=state, notes=draft.notes)
+
+
+async def _edit_or_submit(turn: Turn, summary_id: int, action: str) -> None:
+    summary = await summaries.own(turn.session, actor=turn.actor, summary_id=summary_id)
+    if summary is None:
+        turn.notice("button_refused")
+        return
+    quarter = await summaries.current_quarter(
+        turn.session, organisation_id=turn.actor.organisation_id, now=turn.now
+    )
+    if action == "edit":
+        questions = await summaries.reopen(
+            turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
+        )
+        if questions is None:
+            turn.notice("summary_closed")
+            return
+        await _ask(turn, summary, questions=questions)
+        return
+    if summary.status == SummaryStatus.SUBMITTED:
+        turn.notice("summary_already_submitted")
+        return
+    if not await summaries.submit(
+        turn.session, summary=summary, quarter=quarter, actor=turn.actor, now=turn.now
+    ):
+        turn.notice("summary_already_submitted")
+        return
+    await conversations.clear_state(turn.session, member_id=turn.actor.member_id)
+    turn.notice("saved")
+    turn.reply("summary_submitted", summary=summary, name=turn.actor.name)
 
 
 @gated(Permission.BRANCH_OVERSIGHT)

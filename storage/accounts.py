@@ -9,7 +9,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChannelAccount, ChatState, Member
+from storage.models import ChannelAccount, Member
 
 # The default of the CHANNEL_ORDER setting; Runtime hands the setting to the database.
 CHANNEL_ORDER = ("wecom", "telegram", "local")
@@ -133,24 +133,6 @@ async def accounts_by_key(
         )
     )
     return {(a.channel, a.external_id): a for a in result.all()}
-
-
-async def member_and_conversation(
-    session: AsyncSession, *, channel: str, external_id: str
-) -> tuple[Member | None, ChannelAccount | None, bool]:
-    """The active member with this account, the account, and whether a conversation waits."""
-    result = await session.exec(
-        select(Member, ChannelAccount, ChatState.member_id)
-        .join(ChannelAccount, ChannelAccount.member_id == Member.id)
-        .outerjoin(ChatState, col(ChatState.member_id) == Member.id)
-        .where(
-            ChannelAccount.channel == channel,
-            ChannelAccount.external_id == external_id,
-            Member.active,
-        )
-    )
-    row = result.first()
-    return (row[0], row[1], row[2] is not None) if row else (None, None, False)
 
 
 async def members_on(

@@ -1,17 +1,19 @@
 """Queries on the conversation each member is in.
 
 Read and written on every answer, so in SQLAlchemy Core (prepared statements, no identity
-map). Starting or ending a conversation tells the identity cache (`storage.db`), whose
-actors know whether they are in one; the answers in between change nothing it holds.
+map). The identity cache (`bot.core.access.Identities`) holds each member's conversation
+with who they are, read once with them: every state written here is handed to it when the
+transaction commits (`storage.db.note_conversation`), so an answer never reads it again.
 """
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert, note_conversation
 from storage.models import ChatState
 
 _TABLE = ChatState.__table__
@@ -37,10 +39,6 @@ async def get_state(session: AsyncSession, *, member_id: int) -> Conversation | 
     return Conversation(*row) if row is not None else None
 
 
-def _started_or_ended(session: AsyncSession, member_id: int) -> None:
-    session.info.setdefault("members_changed", set()).add(member_id)
-
-
 async def set_state(
     session: AsyncSession,
     *,
@@ -59,19 +57,17 @@ async def set_state(
         "updated_at": now,
     }
     connection = await session.connection()
-    changed = await connection.execute(
-        update(_TABLE).where(_TABLE.c.member_id == member_id).values(values)
+    upsert = dialect_insert(session)(_TABLE).values(member_id=member_id, **values)
+    await connection.execute(
+        upsert.on_conflict_do_update(index_elements=[_TABLE.c.member_id], set_=values)
     )
-    if changed.rowcount == 0:
-        await connection.execute(insert(_TABLE).values(member_id=member_id, **values))
-        _started_or_ended(session, member_id)
-    return Conversation(member_id, flow, subject_id, stage, values["data"])
+    state = Conversation(member_id, flow, subject_id, stage, values["data"])
+    note_conversation(session, member_id, state)
+    return state
 
 
 async def clear_state(session: AsyncSession, *, member_id: int) -> bool:
     connection = await session.connection()
     removed = await connection.execute(delete(_TABLE).where(_TABLE.c.member_id == member_id))
-    if removed.rowcount == 0:
-        return False
-    _started_or_ended(session, member_id)
-    return True
+    note_conversation(session, member_id, None)
+    return removed.rowcount > 0

@@ -4,6 +4,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 from alembic import command
@@ -19,6 +20,9 @@ from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChannelAccount, Member, SQLModel
+
+if TYPE_CHECKING:
+    from storage.conversations import Conversation
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another writer
@@ -59,8 +63,8 @@ def alembic_config(url: str) -> Config:
 
 
 def _note_roster_writes(session: Session, _context) -> None:
-    """Remember whose accounts and member rows this flush really changed (conversations that
-    start or end are noted by `storage.conversations` itself)."""
+    """Remember whose accounts and member rows this flush really changed (the conversation
+    states written are noted by `storage.conversations` itself, `note_conversation`)."""
     accounts: set[tuple[str, str]] = session.info.setdefault("accounts_changed", set())
     members: set[int] = session.info.setdefault("members_changed", set())
     changed = [row for row in session.dirty if session.is_modified(row)]
@@ -72,6 +76,21 @@ def _note_roster_writes(session: Session, _context) -> None:
             members.add(row.member_id)
         elif isinstance(row, Member):
             members.add(row.id)
+
+
+_CONVERSATIONS = "conversations_written"
+
+
+def note_conversation(session: AsyncSession, member_id: int, state: "Conversation | None") -> None:
+    """A member's conversation state written in this session's transaction (None: ended),
+    told to the roster listeners once it commits."""
+    session.info.setdefault(_CONVERSATIONS, {})[member_id] = state
+
+
+def _after_rollback(session: Session) -> None:
+    """What a transaction rolled back wrote is told to nobody."""
+    for key in ("accounts_changed", "members_changed", _CONVERSATIONS):
+        session.info.pop(key, None)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -160,11 +179,16 @@ def _back_to_thread(dbapi_connection, _record) -> None:
         driver.on_loop = False
 
 
+# Called after a commit with the (channel, external id) accounts and the member ids whose rows
+# it changed, and the conversation states it wrote (member id → state, None when ended).
+RosterListener = Callable[[set[tuple[str, str]], set[int], dict[int, "Conversation | None"]], None]
+
+
 class Database:
     """One engine per process; `session()` opens the session of one update or job."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self._roster_listeners: list[Callable[[set[tuple[str, str]], set[int]], None]] = []
+        self._roster_listeners: list[RosterListener] = []
         # The CHANNEL_ORDER setting, for the queries that choose where a message goes
         # (storage.accounts); Runtime sets it.
         self.channel_order: tuple[str, ...] | None = None
@@ -198,19 +222,21 @@ class Database:
         )
         event.listen(session_class, "after_flush", _note_roster_writes)
         event.listen(session_class, "after_commit", self._after_commit)
+        event.listen(session_class, "after_rollback", _after_rollback)
 
-    def on_roster_change(self, listener: Callable[[set[tuple[str, str]], set[int]], None]) -> None:
-        """After a commit that changed accounts or member rows, or started or ended a
-        conversation, call `listener` with the (channel, external id) pairs and the member ids
-        concerned (caches listen)."""
+    def on_roster_change(self, listener: RosterListener) -> None:
+        """After a commit that changed accounts or member rows, or wrote a conversation state,
+        call `listener` with the (channel, external id) pairs and the member ids concerned,
+        and the states written (caches listen)."""
         self._roster_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
         accounts = session.info.pop("accounts_changed", set())
         members = session.info.pop("members_changed", set())
-        if accounts or members:
+        states = session.info.pop(_CONVERSATIONS, {})
+        if accounts or members or states:
             for listener in self._roster_listeners:
-                listener(accounts, members)
+                listener(accounts, members, states)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -2,12 +2,16 @@
 
 from collections.abc import Iterable, Sequence
 
+from sqlalchemy import Row, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.conversations import Conversation
 from storage.models import (
     Branch,
     BranchLiaison,
+    ChannelAccount,
+    ChatState,
     Member,
     Organisation,
     Outsider,
@@ -71,6 +75,57 @@ async def roster_version(session: AsyncSession) -> int:
     (triggers do it); read on every update, so in Core."""
     connection = await session.connection()
     return (await connection.execute(_ROSTER_VERSION)).scalar_one()
+
+
+_MEMBER, _ACCOUNT, _STATE = Member.__table__, ChannelAccount.__table__, ChatState.__table__
+_IDENTITY = (
+    select(
+        _MEMBER.c.id,
+        _MEMBER.c.organisation_id,
+        _MEMBER.c.branch_id,
+        _MEMBER.c.name,
+        _MEMBER.c.roles,
+        _MEMBER.c.category,
+        _MEMBER.c.locale,
+        _ACCOUNT.c.channel,
+        _ACCOUNT.c.external_id,
+        _ACCOUNT.c.unreachable_since,
+        _ACCOUNT.c.unseen,
+        _STATE.c.member_id.label("state_member_id"),
+        _STATE.c.flow,
+        _STATE.c.subject_id,
+        _STATE.c.stage,
+        _STATE.c.data,
+    )
+    .join(_ACCOUNT, _ACCOUNT.c.member_id == _MEMBER.c.id)
+    .outerjoin(_STATE, _STATE.c.member_id == _MEMBER.c.id)
+    .where(
+        _ACCOUNT.c.channel == bindparam("channel"),
+        _ACCOUNT.c.external_id == bindparam("external_id"),
+        _MEMBER.c.active,
+    )
+)
+
+
+async def identity(
+    session: AsyncSession, *, channel: str, external_id: str
+) -> tuple[Row, Conversation | None] | None:
+    """The active member with this account (a row with the member's id, organisation_id,
+    branch_id, name, roles, category, locale, and the account's channel, external_id,
+    unreachable_since) and the conversation they are in; None for a stranger. Read on every
+    update the identity cache has not seen, so in Core."""
+    connection = await session.connection()
+    row = (
+        await connection.execute(_IDENTITY, {"channel": channel, "external_id": external_id})
+    ).first()
+    if row is None:
+        return None
+    state = (
+        Conversation(row.state_member_id, row.flow, row.subject_id, row.stage, row.data)
+        if row.state_member_id is not None
+        else None
+    )
+    return row, state
 
 
 async def list_outsiders(session: AsyncSession, *, organisation_id: int) -> Sequence[Outsider]:

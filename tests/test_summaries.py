@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import event
 from sqlmodel import select
 
 import handlers
@@ -111,6 +112,46 @@ async def test_a_full_summary_is_written_previewed_and_submitted(quarter, chat, 
     rows = list(load_workbook(io.BytesIO(document.content))["自我小结"].values)
     assert rows[0][-1] == "回头看"
     assert next(r for r in rows if r[1] == "郑强")[-1] == "办好窗口业务：已兑现（每天都提前到岗）"
+
+
+async def test_a_typed_answer_is_one_read_and_one_write(quarter, chat, api, runtime):
+    """Who is answering and which conversation they are in are known from the updates
+    before: a typed answer reads the summary with its notes and writes the answer with the
+    next question, besides the roster's version every update reads."""
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    assert await chat.tap(zheng, "已兑现")
+    await chat.send(zheng, "每天都提前到岗")
+    statements = []
+
+    def note(_connection, _cursor, statement, *_rest) -> None:
+        statements.append(" ".join(statement.split()[:4]))
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await chat.send(zheng, "窗口业务零投诉")
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "UPDATE"]
+    assert "rosterversion" in statements[0] and statements[2].startswith("UPDATE summary SET")
+    assert (await the_summary(runtime)).achievements == "窗口业务零投诉"
+    assert "问题" in api.last(zheng.user_id).text  # on to the next question
+
+
+async def test_a_conversation_left_and_taken_up_again(quarter, chat, api, runtime):
+    """The conversation known with the member follows every state written: left with
+    /cancel, words are not taken as answers; /summary takes it up where it stopped."""
+    zheng = quarter["郑强"]
+    await chat.send(zheng, "/summary")
+    assert await chat.tap(zheng, "已兑现")
+    await chat.send(zheng, "/cancel")
+    await chat.send(zheng, "每天都提前到岗")
+    assert "没有理解" in api.last(zheng.user_id).text
+    await chat.send(zheng, "/summary")
+    await chat.send(zheng, "每天都提前到岗")
+    async with runtime.db.session() as session:
+        review = (await session.exec(select(SummaryPledge))).one()
+    assert review.note == "每天都提前到岗"
 
 
 async def test_a_summary_written_across_a_restart(quarter, chat, runtime, clock):

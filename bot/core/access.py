@@ -1,11 +1,12 @@
 """Who is asking and what they may do: the one access check every channel goes through."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import accounts, people
+from storage import people
+from storage.conversations import Conversation
 from storage.models import Category, ChannelAccount, Member, Role
 
 
@@ -57,7 +58,8 @@ class Actor:
     locale: str | None
     account: Account | None = None  # the account they are asking from, if through a channel
     unreachable: bool = False  # they blocked the bot there once; any message from it ends that
-    in_conversation: bool = False  # a flow (pledge, summary…) is waiting for their answer
+    # The flow (pledge, summary…) waiting for their answer, as it stood when the update began.
+    conversation: Conversation | None = None
     unseen: bool = False  # the roster gave the account and they have not written from it yet
 
     @classmethod
@@ -66,8 +68,9 @@ class Actor:
         member: Member,
         *,
         account: ChannelAccount | None = None,
-        in_conversation: bool = False,
+        conversation: Conversation | None = None,
     ) -> "Actor":
+        """From a member row and the account asking (or any row with their columns)."""
         return cls(
             member_id=member.id,
             organisation_id=member.organisation_id,
@@ -78,9 +81,13 @@ class Actor:
             locale=member.locale,
             account=Account.of(account) if account is not None else None,
             unreachable=account is not None and account.unreachable_since is not None,
-            in_conversation=in_conversation,
+            conversation=conversation,
             unseen=account is not None and account.unseen,
         )
+
+    @property
+    def in_conversation(self) -> bool:
+        return self.conversation is not None
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -101,15 +108,17 @@ class Identities:
     Every write to a member or channel account row raises the roster version in the same
     transaction (database triggers), whichever process made it: the roster command line too.
     Each update reads it (one tiny query) and forgets everything when it moved, so a removal,
-    a new role or an account bound or let go holds from the next update on. Conversation
-    states written through this process clear their entries when the transaction commits
-    (see `storage.db`).
+    a new role or an account bound or let go holds from the next update on. The member's
+    conversation is read with them and kept: conversation states are written only through
+    `storage.conversations` in this process, which hands each one here when its transaction
+    commits (see `storage.db`), so an answer in a conversation reads neither again.
     """
 
     def __init__(self) -> None:
         self._version: int | None = None
         self._known: dict[Account, Actor | None] = {}
         self._accounts: dict[int, set[Account]] = {}  # member id → their accounts known here
+        self._changes = 0  # how many times `forget` was told something: a read meanwhile is old
 
     async def identify(self, session: AsyncSession, *, account: Account) -> Actor | None:
         """The active member bound to this account, or None for a stranger."""
@@ -120,26 +129,38 @@ class Identities:
             self._version = version
         if account in self._known:
             return self._known[account]
-        member, bound, in_conversation = await accounts.member_and_conversation(
+        changes = self._changes
+        found = await people.identity(
             session, channel=account.channel, external_id=account.external_id
         )
-        actor = (
-            Actor.of(member, account=bound, in_conversation=in_conversation)
-            if member is not None
-            else None
-        )
-        self._known[account] = actor
-        if actor is not None:
-            self._accounts.setdefault(actor.member_id, set()).add(account)
+        actor = None
+        if found is not None:
+            row, conversation = found  # the member's and the account's columns
+            actor = Actor.of(row, account=row, conversation=conversation)
+        if changes == self._changes:  # else another update committed a change during the read
+            self._known[account] = actor
+            if actor is not None:
+                self._accounts.setdefault(actor.member_id, set()).add(account)
         return actor
 
-    def forget(self, changed: set[tuple[str, str]], member_ids: set[int] = frozenset()) -> None:
-        """Forget these (channel, external id) accounts and every account of these members."""
+    def forget(
+        self,
+        changed: set[tuple[str, str]],
+        member_ids: set[int] = frozenset(),
+        conversations: dict[int, Conversation | None] | None = None,
+    ) -> None:
+        """Forget these (channel, external id) accounts and every account of these members;
+        take these members' `conversations` as written (None: ended)."""
+        self._changes += 1
         forgotten = {Account(*pair) for pair in changed}
         for member_id in member_ids:
             forgotten |= self._accounts.pop(member_id, set())
         for account in forgotten:
             self._known.pop(account, None)
+        for member_id, conversation in (conversations or {}).items():
+            for account in self._accounts.get(member_id, ()):
+                if (actor := self._known.get(account)) is not None:
+                    self._known[account] = replace(actor, conversation=conversation)
 
 
 def roles_allow(roles: frozenset[Role], permission: Permission) -> bool:

@@ -13,7 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from sqlalchemy import bindparam, insert, literal_column, union_all
+from sqlalchemy import bindparam, insert, literal_column, true, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +26,7 @@ from bot.core.actions import Action
 from bot.core.calendar import CampaignTime
 from bot.core.refusal import Refusal, too_long
 from storage import calendar as calendar_queries
+from storage.db import dialect_insert
 from storage.models import (
     Branch,
     Campaign,
@@ -138,21 +141,24 @@ def owner_of(actor: Actor, for_branch: bool) -> str:
     return f"branch:{actor.branch_id}" if for_branch else f"member:{actor.member_id}"
 
 
-async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
-    """The summary, if it is this person's to write: their own, or their branch's for its
-    secretary (button data names any id; this is where it is checked)."""
-    summary = await session.get(Summary, summary_id) if summary_id else None
+def _owns(actor: Actor, summary: Summary | None) -> bool:
+    """The summary is this person's to write: their own, or their branch's for its secretary
+    (button data names any id; this is where it is checked)."""
     if summary is None or summary.organisation_id != actor.organisation_id:
-        return None
+        return False
     if summary.member_id == actor.member_id:
-        return summary
-    if (
+        return True
+    return (
         summary.member_id is None
         and speaks_for_branch(actor)
         and summary.branch_id == actor.branch_id
-    ):
-        return summary
-    return None
+    )
+
+
+async def own(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Summary | None:
+    """The summary, if it is this person's to write."""
+    summary = await session.get(Summary, summary_id) if summary_id else None
+    return summary if _owns(actor, summary) else None
 
 
 async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | None:
@@ -163,35 +169,42 @@ async def find(session: AsyncSession, *, step_id: int, owner: str) -> Summary | 
 
 
 async def start(
-    session: AsyncSession, *, actor: Actor, quarter: Quarter, for_branch: bool, now: datetime
-) -> Summary:
-    """This quarter's summary of mine (or my branch's): the draft to continue, or a new one."""
-    owner = owner_of(actor, for_branch)
-    summary = await find(session, step_id=quarter.step.id, owner=owner)
-    if summary is None:
-        summary = Summary(
-            organisation_id=actor.organisation_id,
-            step_id=quarter.step.id,
-            owner=owner,
-            member_id=None if for_branch else actor.member_id,
-            branch_id=actor.branch_id,
-            short_form=not for_branch and actor.category == Category.ELDERLY,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(summary)
-        await session.flush()
-        summary.stage = (await form(session, summary))[0]
-    return summary
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    quarter: Quarter,
+    for_branch: bool,
+    existing: Summary | None,
+    now: datetime,
+) -> tuple[Summary, list[str]]:
+    """This quarter's summary of mine (or my branch's): the draft to continue (`existing`, as
+    `find` gave it), or a new one; with its questions (`form`)."""
+    if existing is not None:
+        return existing, await form(session, existing, actor=actor)
+    summary = Summary(
+        organisation_id=actor.organisation_id,
+        step_id=quarter.step.id,
+        owner=owner_of(actor, for_branch),
+        member_id=None if for_branch else actor.member_id,
+        branch_id=actor.branch_id,
+        short_form=not for_branch and actor.category == Category.ELDERLY,
+        created_at=now,
+        updated_at=now,
+    )
+    questions = await form(session, summary, actor=actor)
+    summary.stage = questions[0]
+    session.add(summary)
+    await session.flush()
+    return summary, questions
 
 
-async def form(session: AsyncSession, summary: Summary) -> list[str]:
-    """The questions of this summary, in order, ending with the confirmation."""
+async def form(session: AsyncSession, summary: Summary, *, actor: Actor) -> list[str]:
+    """The questions of this summary, in order, ending with the confirmation. `actor` is the
+    person writing it: the member it belongs to, or their branch's secretary."""
     pledges = await pledge_service.open_pledges(
         session, member_id=summary.member_id, branch_id=summary.branch_id
     )
-    member = await session.get(Member, summary.member_id) if summary.member_id else None
-    short = member is not None and member.category == Category.ELDERLY
+    short = summary.member_id == actor.member_id and actor.category == Category.ELDERLY
     stages = []
     for pledge in pledges:
         stages.append(f"pledge:{pledge.id}")
@@ -220,15 +233,58 @@ def _used(summary: Summary, notes: dict[str, str], leaving_out: str) -> int:
     return sum(len(t) for t in texts)
 
 
+_SUMMARY = Summary.__table__
 _PLEDGE_NOTES = SummaryPledge.__table__
 _ITEM_NOTES = SummaryRectification.__table__
 _NOTES = union_all(
-    select(literal_column("'pledge_note'"), _PLEDGE_NOTES.c.pledge_id, _PLEDGE_NOTES.c.note).where(
-        _PLEDGE_NOTES.c.summary_id == bindparam("summary_id")
-    ),
+    select(
+        literal_column("'pledge_note'").label("kind"),
+        _PLEDGE_NOTES.c.pledge_id.label("number"),
+        _PLEDGE_NOTES.c.note,
+    ).where(_PLEDGE_NOTES.c.summary_id == bindparam("summary_id")),
     select(literal_column("'rect'"), _ITEM_NOTES.c.rectification_id, _ITEM_NOTES.c.note).where(
         _ITEM_NOTES.c.summary_id == bindparam("summary_id")
     ),
+)
+_NOTES_OF = _NOTES.subquery()
+# The summary and its notes, a row per note (one with empty notes when there is none).
+_DRAFT = (
+    select(
+        *_SUMMARY.c,
+        _NOTES_OF.c.kind.label("note_kind"),
+        _NOTES_OF.c.number.label("note_number"),
+        _NOTES_OF.c.note.label("note_text"),
+    )
+    .select_from(_SUMMARY.outerjoin(_NOTES_OF, true()))
+    .where(_SUMMARY.c.id == bindparam("summary_id"))
+)
+# The answers' writes, prepared once: the summary's columns named by the parameters given.
+_SAVE = update(_SUMMARY).where(_SUMMARY.c.id == bindparam("summary_id"))
+_SAVE_PLEDGE_NOTE = (
+    update(_PLEDGE_NOTES)
+    .where(_PLEDGE_NOTES.c.summary_id == bindparam("summary"))
+    .where(_PLEDGE_NOTES.c.pledge_id == bindparam("item"))
+    .values(note=bindparam("text"))
+)
+_SAVE_ITEM_NOTE = (
+    update(_ITEM_NOTES)
+    .where(_ITEM_NOTES.c.summary_id == bindparam("summary"))
+    .where(_ITEM_NOTES.c.rectification_id == bindparam("item"))
+    .values(note=bindparam("text"))
+)
+_SET_PLEDGE_STATUS = (
+    update(_PLEDGE_NOTES)
+    .where(_PLEDGE_NOTES.c.summary_id == bindparam("summary"))
+    .where(_PLEDGE_NOTES.c.pledge_id == bindparam("item"))
+    .values(status=bindparam("status"))
+)
+_ADD_PLEDGE_STATUS = insert(_PLEDGE_NOTES).values(
+    summary_id=bindparam("summary"), pledge_id=bindparam("item"), status=bindparam("status")
+)
+_ADD_ITEM_NOTE = insert(_ITEM_NOTES).values(
+    summary_id=bindparam("summary"),
+    rectification_id=bindparam("item"),
+    note=bindparam("text"),
 )
 
 
@@ -241,6 +297,31 @@ async def note_texts(session: AsyncSession, *, summary_id: int) -> dict[str, str
 
 
 @dataclass(frozen=True)
+class Draft:
+    """A summary being answered, read in one statement with the texts of its notes (by the
+    question each answers). The summary is not the session's: `answer_text` writes it."""
+
+    summary: Summary
+    notes: dict[str, str]
+
+
+async def draft(session: AsyncSession, *, actor: Actor, summary_id: int | None) -> Draft | None:
+    """The summary and its notes, if it is this person's to write."""
+    if not summary_id:
+        return None
+    connection = await session.connection()
+    rows = (await connection.execute(_DRAFT, {"summary_id": summary_id})).all()
+    if not rows:
+        return None
+    first = rows[0]._mapping
+    summary = Summary(**{column.name: first[column.name] for column in _SUMMARY.c})
+    if not _owns(actor, summary):
+        return None
+    notes = {f"{row.note_kind}:{row.note_number}": row.note_text for row in rows if row.note_kind}
+    return Draft(summary, notes)
+
+
+@dataclass(frozen=True)
 class Notes:
     """What a summary says of each pledge (回头看) and of each carried-over item."""
 
@@ -249,10 +330,14 @@ class Notes:
 
 
 async def notes_of(session: AsyncSession, summary: Summary) -> Notes:
+    return Notes(await pledge_reviews(session, summary), await _item_notes(session, summary))
+
+
+async def _item_notes(session: AsyncSession, summary: Summary) -> list[SummaryRectification]:
     items = await session.exec(
         select(SummaryRectification).where(SummaryRectification.summary_id == summary.id)
     )
-    return Notes(await pledge_reviews(session, summary), list(items.all()))
+    return list(items.all())
 
 
 @dataclass(frozen=True)
@@ -293,84 +378,104 @@ async def pledge_reviews(session: AsyncSession, summary: Summary) -> list[Summar
 async def answer_text(
     session: AsyncSession,
     *,
-    summary: Summary,
+    draft: Draft,
     stages: list[str],
     text: str,
     limit: int,
     now: datetime,
 ) -> Refusal | None:
     """Record the text for the current question, unless the whole would exceed the limit
-    (then it is kept aside, so it can be shortened rather than typed again)."""
+    (then it is kept aside, so it can be shortened rather than typed again). A text answer
+    and the next question are one UPDATE; a note is its own row, then the stage."""
+    summary, notes = draft.summary, draft.notes
     stage = summary.stage
-    notes = await note_texts(session, summary_id=summary.id)
     allowed = limit - _used(summary, notes, stage)
     kind, _, number = stage.partition(":")
     if kind in ("pledge_note", "rect"):
         allowed = min(allowed, NOTE_LIMIT)
+    connection = await session.connection()
     if len(text) > allowed:
         summary.refused_text = text
         summary.updated_at = now
+        await connection.execute(
+            _SAVE, {"summary_id": summary.id, "refused_text": text, "updated_at": now}
+        )
         return too_long(text, max(allowed, 0), limit=limit)
-    connection = await session.connection()
+    answer = {}
     if stage in TEXT_FIELDS:
         setattr(summary, stage, text)
-    elif kind == "pledge_note":  # its row was written with the pledge's status
+        answer = {stage: text}
+    elif kind in ("pledge_note", "rect"):
+        # A pledge's note goes in the row written with its status; an item's may be new.
+        written = _SAVE_ITEM_NOTE if stage in notes else _ADD_ITEM_NOTE
         await connection.execute(
-            update(_PLEDGE_NOTES)
-            .where(_PLEDGE_NOTES.c.summary_id == summary.id)
-            .where(_PLEDGE_NOTES.c.pledge_id == int(number))
-            .values(note=text)
+            _SAVE_PLEDGE_NOTE if kind == "pledge_note" else written,
+            {"summary": summary.id, "item": int(number), "text": text},
         )
-    elif kind == "rect":
-        key = {"summary_id": summary.id, "rectification_id": int(number)}
-        await connection.execute(
-            update(_ITEM_NOTES).filter_by(**key).values(note=text)
-            if stage in notes
-            else insert(_ITEM_NOTES).values(**key, note=text)
-        )
-    advance(summary, stages, now)  # the answer and the next question: one UPDATE
+        notes[stage] = text
+    await _advance(connection, summary, stages, now, answer)
     return None
+
+
+async def _advance(
+    connection: AsyncConnection,
+    summary: Summary,
+    stages: list[str],
+    now: datetime,
+    answer: dict[str, str] | None = None,
+) -> None:
+    """On to the next question, written in one UPDATE with the `answer` (its column: text)."""
+    advance(summary, stages, now)
+    values = {"stage": summary.stage, "refused_text": None, "updated_at": now, **(answer or {})}
+    await connection.execute(_SAVE, {"summary_id": summary.id, **values})
 
 
 async def choose_status(
     session: AsyncSession,
     *,
-    summary: Summary,
+    draft: Draft,
     stages: list[str],
     pledge_id: int,
     status: PledgeStatus,
     now: datetime,
 ) -> bool:
     """回头看: how a pledge stands. False when the button is not for the current question."""
+    summary = draft.summary
     if summary.stage != f"pledge:{pledge_id}":
         return False
-    review = await session.get(SummaryPledge, (summary.id, pledge_id))
-    if review is None:
-        session.add(SummaryPledge(summary_id=summary.id, pledge_id=pledge_id, status=status))
+    connection = await session.connection()
+    review = {"summary": summary.id, "item": pledge_id, "status": status}
+    note = f"pledge_note:{pledge_id}"
+    if note in draft.notes:  # every review of the summary is among its notes
+        await connection.execute(_SET_PLEDGE_STATUS, review)
     else:
-        review.status = status
-    advance(summary, stages, now)
+        await connection.execute(_ADD_PLEDGE_STATUS, review)
+        draft.notes[note] = ""
+    await _advance(connection, summary, stages, now)
     return True
 
 
-def skip(*, summary: Summary, stages: list[str], now: datetime) -> bool:
+async def skip(session: AsyncSession, *, draft: Draft, stages: list[str], now: datetime) -> bool:
     """Leave an optional question as it is (or keep the earlier answer when editing)."""
+    summary = draft.summary
     if summary.stage in REQUIRED and not summary.achievements:
         return False
-    advance(summary, stages, now)
+    await _advance(await session.connection(), summary, stages, now)
     return True
 
 
 async def reopen(
-    session: AsyncSession, *, summary: Summary, quarter: Quarter, now: datetime
-) -> bool:
-    """Back to the first question, keeping the answers; only while the window is open."""
+    session: AsyncSession, *, summary: Summary, quarter: Quarter, actor: Actor, now: datetime
+) -> list[str] | None:
+    """Back to the first question, keeping the answers; only while the window is open. The
+    questions (`form`), or None when it stays closed."""
     if quarter.window != Window.OPEN or summary.step_id != quarter.step.id:
-        return False
+        return None
+    questions = await form(session, summary, actor=actor)
     summary.status = SummaryStatus.DRAFT
-    summary.stage = (await form(session, summary))[0]
+    summary.stage = questions[0]
     summary.updated_at = now
-    return True
+    return questions
 
 
 async def submit(
@@ -395,29 +500,39 @@ async def submit(
             if review.note:
                 pledge.status_note = review.note
     author = summary.member_id or actor.member_id
-    for noted in (await notes_of(session, summary)).items:
+    for noted in await _item_notes(session, summary):
         await rectification.note_from_summary(
             session, item_id=noted.rectification_id, author_id=author, note=noted.note, now=now
         )
-    if (
-        summary.member_id is not None
-        and await session.get(StepDone, (summary.step_id, summary.member_id)) is None
+    if summary.member_id is not None:
+        await session.exec(
+            dialect_insert(session)(StepDone)
+            .values(step_id=summary.step_id, member_id=summary.member_id, done_at=now)
+            .on_conflict_do_nothing()
+        )
+    # What the UPDATE wrote, without reading the row back.
+    for name, value in (
+        ("status", SummaryStatus.SUBMITTED),
+        ("submitted_at", now),
+        ("late", late),
+        ("updated_at", now),
     ):
-        session.add(StepDone(step_id=summary.step_id, member_id=summary.member_id, done_at=now))
-    await session.flush()
-    await session.refresh(summary)
+        set_committed_value(summary, name, value)
     return True
 
 
-async def question(session: AsyncSession, *, summary: Summary) -> Question:
+async def question(
+    session: AsyncSession, *, summary: Summary, notes: dict[str, str] | None = None
+) -> Question:
     """The current question of a summary being written (not the pledge or confirm stages'
-    buttons: see `pledge_asked`)."""
+    buttons: see `pledge_asked`); `notes` are its notes' texts when they are known."""
     stage = summary.stage
-    current = (
-        getattr(summary, stage, "")
-        if stage in TEXT_FIELDS
-        else (await note_texts(session, summary_id=summary.id)).get(stage, "")
-    )
+    if stage in TEXT_FIELDS:
+        current = getattr(summary, stage, "")
+    else:
+        if notes is None:
+            notes = await note_texts(session, summary_id=summary.id)
+        current = notes.get(stage, "")
     kind, _, number = stage.partition(":")
     return Question(
         field=kind,
