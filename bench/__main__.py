@@ -19,6 +19,7 @@ BENCHMARKS = {
     "digests": digests.run_digests,
     "export": digests.run_export,
     "wecom": wecom.run,
+    "wecom_broadcast": wecom.run_broadcast,
     "scale": scale.run,
 }
 

@@ -1,7 +1,9 @@
 """WeCom callbacks per second through the whole path (HTTP, signature, AES, XML, the durable
 intake, the features, the replies through message/send to the local WeCom), against a floor
 of the same run: the same HTTP server and client with signature, AES and XML and an empty
-handler."""
+handler. And a broadcast's pace against WeCom's per-member limits (30 a minute), with the
+local WeCom dropping what goes beyond them as WeCom does: the fraction of the limit used, and
+the messages dropped (none) or doubled (none)."""
 
 import tempfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from bot.channels.wecom.pacing import MemberPace
 from bot.cli import demo
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.core.contract import Outgoing, Undelivered
 from bot.runtime import Runtime
 
 # A member's ordinary traffic on WeCom: commands typed and picked from the menu, keywords,
@@ -78,12 +81,7 @@ async def run(scale: float = 1.0) -> list[dict]:
     fake = LocalWeCom(members={"4242"})
     await fake.start()
     with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(
-            _env_file=None,
-            database_url=f"sqlite:///{Path(scratch) / 'bench.db'}",
-            **local_server.settings(fake.base_url),
-        )
-        runtime = Runtime.create(settings, ManualClock(START))
+        runtime = Runtime.create(_settings(scratch, fake), ManualClock(START))
         await runtime.db.migrate()
         await demo.seed(runtime)
         users = [str(person.user_id) for person in await demo.demo_people(runtime)]
@@ -115,5 +113,70 @@ async def run(scale: float = 1.0) -> list[dict]:
             "ratio": round(app_rate / floor_rate, 3),
             "replies": len(fake.delivered),
             "peak_memory_mb": peak_memory_mb(),
+        }
+    ]
+
+
+def _settings(scratch: str, fake: LocalWeCom) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{Path(scratch) / 'bench.db'}",
+        **local_server.settings(fake.base_url),
+    )
+
+
+async def run_broadcast(scale: float = 1.0) -> list[dict]:
+    """Every member of the demo sent `per_member` outbox messages at once (a busy week's
+    notices), pushed as the outbox sender pushes them: a message over the member's limit
+    waits (Undelivered) and the simulated clock moves to when it may go. The fraction of
+    WeCom's 30 a minute they went at (the least time the limit allows over the time they
+    took), and what the local WeCom dropped or received twice."""
+    per_member = max(int(90 * scale), 31)
+    clock = ManualClock(START)
+    fake = LocalWeCom()
+    await fake.start()
+    fake.clock = clock.now
+    with tempfile.TemporaryDirectory() as scratch:
+        runtime = Runtime.create(_settings(scratch, fake), clock)
+        await runtime.db.migrate()
+        await demo.seed(runtime)
+        users = [str(person.user_id) for person in await demo.demo_people(runtime)]
+        fake.members |= set(users)
+        wecom = WeCom.build(runtime)
+        waiting = {user: per_member for user in users}
+        started = clock.now()
+        while waiting:
+            soonest = None
+            for user in list(waiting):
+                try:
+                    await wecom.channel.push(
+                        Outgoing(user, f"通知 {waiting[user]}"), before_request=None
+                    )
+                except Undelivered as error:
+                    soonest = min(soonest or error.wait, error.wait)
+                    continue
+                waiting[user] -= 1
+                if not waiting[user]:
+                    del waiting[user]
+            if soonest is not None:
+                clock.advance(soonest)
+        minutes = (clock.now() - started).total_seconds() / 60
+        await wecom.stop()
+        await runtime.db.dispose()
+    await fake.stop()
+    texts = [(item.user, item.text) for item in fake.delivered]
+    # WeCom lets 30 go at once and 30 more each minute after: the least time they can take.
+    least = -(-per_member // 30) - 1
+    return [
+        {
+            "benchmark": "wecom_broadcast",
+            "members": len(users),
+            "messages_per_member": per_member,
+            "simulated_minutes": round(minutes, 2),
+            "least_minutes_the_limit_allows": least,
+            "fraction_of_limit": round(least / minutes, 3) if minutes else None,
+            "delivered": len(texts),
+            "dropped": len(fake.dropped),
+            "doubled": len(texts) - len(set(texts)),
         }
     ]

@@ -334,6 +334,31 @@ async def test_a_rate_limited_broadcast_to_200_members_drops_none_and_doubles_no
     assert set(statuses) - {OutboxStatus.SKIPPED} == {OutboxStatus.SENT}
 
 
+async def test_a_members_31st_message_in_a_minute_waits_where_wecom_would_drop_it(
+    runtime, fake, members, clock
+):
+    zheng = members["郑强"]
+    fake.clock = clock.now  # the local WeCom drops beyond 30 a minute, as WeCom does
+    unpaced = await running(runtime, fake, pace=MemberPace(per_minute=10**6, per_hour=None))
+    try:
+        for n in range(31):
+            await unpaced.channel.push(Outgoing(zheng, f"通知{n}"), before_request=None)
+    finally:
+        await unpaced.stop()
+    assert len(fake.dropped) == 1  # what an application without the limits would lose
+    clock.advance(timedelta(hours=1))
+    wecom = await running(runtime, fake)
+    try:
+        for n in range(30):
+            await wecom.channel.push(Outgoing(zheng, f"提醒{n}"), before_request=None)
+        with pytest.raises(Undelivered) as refused:
+            await wecom.channel.push(Outgoing(zheng, "提醒30"), before_request=None)
+    finally:
+        await wecom.stop()
+    assert timedelta(0) < refused.value.wait <= timedelta(minutes=1)
+    assert len(fake.dropped) == 1
+
+
 # --- 群众评议 through cards --------------------------------------------------------------------
 
 

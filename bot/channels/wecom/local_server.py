@@ -12,7 +12,9 @@ key (93000) and answer 45009 beyond 20 messages a robot until `reset_frequency`.
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import httpx
 from aiohttp import web
@@ -90,6 +92,11 @@ class LocalWeCom:
     robot_messages: list[tuple[str, dict]] = field(default_factory=list)
     robot_per_minute: int = 20
     _robot_taken: dict[str, int] = field(default_factory=dict)
+    # With a clock, WeCom's per-member limits: a message beyond 30 a minute or 1,000 an hour
+    # to one member is answered "ok" and silently dropped (kept in `dropped` for the tests).
+    clock: Callable[[], datetime] | None = None
+    dropped: list[Delivered] = field(default_factory=list)
+    _received: dict[str, list[datetime]] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -199,11 +206,25 @@ class LocalWeCom:
         msgid = f"local-{next(self._ids)}"
         for user in known:
             item = Delivered(user, kind, body, msgid, code)
+            if self._over_member_limits(user):
+                self.dropped.append(item)
+                continue
             self.delivered.append(item)
             self.timeline.append(item)
         invalid = "|".join(user.lower() for user in users if user not in self.members)
         extra = {"invaliduser": invalid} if invalid else {}
         return self._answer(msgid=msgid, **({"response_code": code} if code else {}), **extra)
+
+    def _over_member_limits(self, user: str) -> bool:
+        if self.clock is None:
+            return False
+        now = self.clock()
+        received = [t for t in self._received.get(user, []) if t > now - timedelta(hours=1)]
+        last_minute = [t for t in received if t > now - timedelta(minutes=1)]
+        if len(last_minute) >= 30 or len(received) >= 1000:
+            return True
+        self._received[user] = [*received, now]
+        return False
 
     def last_card(self, user: str, label: str | None = None) -> dict | None:
         """The latest card this member can still tap (with a button whose label holds
