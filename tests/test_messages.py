@@ -277,7 +277,8 @@ SPECIAL_VALUES = {
     "label": HOSTILE[:100],
     "links": ["https://t.me/x?start=rate-<b>"] * 100,
     "code_groups": [("vendor", 1, HOSTILE[:100], 3)] * 20,
-    "problems": ["evaluation_bad_scale", "evaluation_threshold_too_low"],
+    # As the rules report them: with the limits their wording names.
+    "problems": RoundSettings.parse({"scale": ["好"], "min_raters": 2})[1],
     "progress": [BranchParticipation(1, HOSTILE[:100], 9, 3, 2, [HOSTILE[:40]] * 80, 5, 1)] * 30,
     "proposal": Proposal(HOSTILE[:100], NOW),
     "settings": EVALUATION_SETTINGS,
