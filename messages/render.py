@@ -29,6 +29,17 @@ DOMAIN = "messages"
 SOURCE_LOCALE = "zh_CN"
 LOCALES = ("zh_CN", "en")
 MESSAGE_LIMIT = 4096
+# How many entries of a long list a message shows before "等": a presentational choice that keeps
+# the message within a chat message's limit with the longest names, the same for every caller,
+# so it is a renderer global (`shown.digest`), never a number written in a template.
+SHOWN = {
+    "digest": 12,  # names under each heading of a digest
+    "overdue": 30,  # a branch's members behind on a step
+    "not_done": 50,  # a branch's members who have not finished rating
+    "withheld": 12,  # targets whose results are withheld
+    "waiting": 40,  # reviewees and members not yet heard from
+    "notes": 2,  # the latest progress notes under a rectification item
+}
 # The tags Telegram's HTML parse mode accepts.
 TELEGRAM_TAGS = frozenset(
     "b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split()
@@ -261,6 +272,7 @@ class Messages:
             newstyle=True,
         )
         env.globals["command"] = flavour.command
+        env.globals["shown"] = SHOWN
         env.filters.update(MARKUP)
         env.filters["date"] = self._format_date
         env.filters["datetime"] = self._format_datetime
