@@ -21,6 +21,7 @@ from bot import logs
 from bot.channels.telegram.markup import start_link
 from bot.clock import SystemClock
 from bot.config import TOKEN_PATTERN, Settings, robot_keys
+from bot.core.evaluation import MAX_CODES
 from bot.runtime import Runtime
 from messages.render import Messages
 
@@ -112,7 +113,7 @@ def _parser(words: dict) -> argparse.ArgumentParser:
     codes = round_commands.add_parser("codes", help=say["evaluation_codes"])
     codes.add_argument("--group", required=True, help=say["evaluation_group"])
     codes.add_argument("--branch", help=say["evaluation_branch"])
-    codes.add_argument("--count", type=int, required=True, help=say["evaluation_count"])
+    codes.add_argument("--count", type=int, required=True, help=say["evaluation_count"] % MAX_CODES)
     codes.add_argument("--qr", type=Path, help=say["evaluation_qr"])
     codes.add_argument("--pdf", type=Path, help=say["evaluation_pdf"])
 

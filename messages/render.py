@@ -29,6 +29,25 @@ DOMAIN = "messages"
 SOURCE_LOCALE = "zh_CN"
 LOCALES = ("zh_CN", "en")
 MESSAGE_LIMIT = 4096
+# How many entries of a long list a message shows before "等": a presentational choice that keeps
+# the message within a chat message's limit with the longest names, the same for every caller,
+# so it is a renderer global (`shown.digest`), never a number written in a template.
+SHOWN = {
+    "digest": 12,  # names under each heading of a digest
+    "overdue": 30,  # a branch's members behind on a step
+    "not_done": 50,  # a branch's members who have not finished rating
+    "withheld": 12,  # targets whose results are withheld
+    "waiting": 40,  # reviewees and members not yet heard from
+    "notes": 2,  # the latest progress notes under a rectification item
+}
+# How many characters of a value a short text shows (`value | truncate(cut.item)`): a label must
+# leave room for its words within the channels' label limits.
+CUT = {
+    "step_title": 24,  # a step's title on a "done" button
+    "item": 12,  # a rectification item on its buttons
+    "chart_item": 18,  # an evaluation item under a chart's bar
+    "chart_item_long": 24,  # the same, longer, for a translation that offers it (item_name2)
+}
 # The tags Telegram's HTML parse mode accepts.
 TELEGRAM_TAGS = frozenset(
     "b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split()
@@ -261,6 +280,8 @@ class Messages:
             newstyle=True,
         )
         env.globals["command"] = flavour.command
+        env.globals["shown"] = SHOWN
+        env.globals["cut"] = CUT
         env.filters.update(MARKUP)
         env.filters["date"] = self._format_date
         env.filters["datetime"] = self._format_datetime
@@ -272,6 +293,9 @@ class Messages:
         env.filters["percent"] = lambda rate: format_percent(rate, locale=locale)
         env.filters["megabytes"] = lambda size: (
             f"{format_decimal(size / 2**20, '#,##0.#', locale=locale)} MB"
+        )
+        env.filters["kilobytes"] = lambda size: (
+            f"{format_decimal(size / 2**10, '0.0', locale=locale)} KB"
         )
         env.filters["compact_date"] = lambda day: day.strftime("%Y%m%d")
         return env

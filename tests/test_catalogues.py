@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import read_mo
 from test_messages import HOSTILE, SPECIAL_VALUES, Hostile, html_templates, values_for
 
@@ -158,6 +159,73 @@ def test_rules_and_formats_stay_in_code():
         # A command is named through command("…"), so a channel can show its own way in.
         slash = re.findall(r"(?<![\w/:.[])/[a-z{]\S*", text)
         assert not slash, (path.name, slash)
+
+
+# Entries whose digits show what to type or name a thing, not a rule: a date's or a command's
+# format, a document's number, a port. (context, how the source begins)
+EXAMPLES = {
+    ("_cli.reviewers", ""),  # 第 004 号文件: the seed document's number
+    ("_evaluation.evaluation_bad_date", ""),
+    ("cli_bot_api_unreachable", ""),  # api.telegram.org's port 443
+    ("cli_campaign_report.not_a_date", ""),
+    ("cli_commendation.bad_input", ""),  # 名额如 1,2,3: the form of --prizes
+    ("console_bad_clock", ""),
+    ("console_help", ""),
+    ("console_intro", ":who"),  # :clock +3d
+    ("export_unknown_quarter", ""),
+    ("pledge_ask_due", ""),
+    ("pledge_bad_date", ""),
+    ("pledge_format", ""),
+}
+# Limits still spelled in a template, and where the code that checks them lives: each should
+# become a value its caller passes in, as the evaluation problems carry theirs.
+NOT_YET_VALUES = {
+    ("cli_campaign_report.bad_days", ""),  # 0—30: bot/core/calendar.py
+    ("cli_commendation.bad_name", ""),  # 200: bot/core/commendation.py
+    ("cli_commendation.bad_quota", ""),  # 1: bot/core/commendation.py
+    ("cli_roster_report.bad_wecom_id", ""),  # 64: bot/core/roster.py
+    ("console_intro", "企业微信模式"),  # 2048 bytes, 6 buttons: bot/channels/wecom/channel.py
+    ("console_wecom_held", ""),  # 30 a minute, 1000 an hour: bot/channels/wecom
+}
+_PLACEHOLDER = re.compile(r"%\(\w+\)s|\\\d")  # %(most)s and a regular expression's \1
+
+
+def spelled_numbers(catalog) -> dict[tuple[str, str], list[str]]:
+    """The digits in each source string that is neither an example nor a known leftover."""
+    allowed = EXAMPLES | NOT_YET_VALUES
+    found = {}
+    for message in catalog:
+        for source in message.id if isinstance(message.id, tuple | list) else (message.id,):
+            if not source or any(
+                message.context == context and source.startswith(beginning)
+                for context, beginning in allowed
+            ):
+                continue
+            digits = re.findall(r"\d+", _PLACEHOLDER.sub("", source))
+            if digits:
+                found[message.context, source] = digits
+    return found
+
+
+def test_templates_spell_no_limit(extracted):
+    """Limits, thresholds and caps are values from the code; a template spells none."""
+    assert not spelled_numbers(extracted), spelled_numbers(extracted)
+    for path in TEMPLATES.glob("*.j2"):
+        # How many of a list a message shows is the renderer's `shown`, how much of a value its
+        # `cut`, and a size is formatted by a filter: never a number written in place.
+        text = path.read_text(encoding="utf-8")
+        slices = [s for s in re.findall(r"\[-?\d*:-?\d*\]", text) if re.search(r"\d", s)]
+        spelled = re.findall(r"truncate\(\d|round\(\d|/ ?1024", text)
+        assert not slices and not spelled, (path.name, slices, spelled)
+
+
+def test_the_limit_check_catches_a_spelled_limit():
+    catalog = Catalog(locale=SOURCE_LOCALE)
+    catalog.add("评价等级要有 2 到 %(most)s 个。", context="_evaluation.evaluation_bad_scale")
+    catalog.add("最多 %(most)s 个，例如 \\1", context="_evaluation.fine")
+    assert spelled_numbers(catalog) == {
+        ("_evaluation.evaluation_bad_scale", "评价等级要有 2 到 %(most)s 个。"): ["2"]
+    }
 
 
 # `[em]`, `[/em]` and anything a translator may have meant as one (`[EM]`, `[ /em]`, `[em`).

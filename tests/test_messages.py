@@ -14,6 +14,8 @@ from bot.core.commendation import Category as SelectionCategory
 from bot.core.commendation import Evidence, Rules, Tallied
 from bot.core.digests import BranchDigest, Digest, EvaluationFigures, SummaryFigures
 from bot.core.evaluation import (
+    ITEM_LIMIT,
+    ITEMS_PER_KIND,
     BranchParticipation,
     Proposal,
     RoundSettings,
@@ -277,7 +279,8 @@ SPECIAL_VALUES = {
     "label": HOSTILE[:100],
     "links": ["https://t.me/x?start=rate-<b>"] * 100,
     "code_groups": [("vendor", 1, HOSTILE[:100], 3)] * 20,
-    "problems": ["evaluation_bad_scale", "evaluation_threshold_too_low"],
+    # As the rules report them: with the limits their wording names.
+    "problems": RoundSettings.parse({"scale": ["好"], "min_raters": 2})[1],
     "progress": [BranchParticipation(1, HOSTILE[:100], 9, 3, 2, [HOSTILE[:40]] * 80, 5, 1)] * 30,
     "proposal": Proposal(HOSTILE[:100], NOW),
     "settings": EVALUATION_SETTINGS,
@@ -513,6 +516,17 @@ def test_percentages_are_formatted_per_locale_and_the_digests_flag_is_its_value(
     assert "党员满意率 50%（6 人达到公布人数） ⚠️ 低于 70%，建议补课" in zh
     assert "under 70%: a make-up session is suggested" in en
     assert messages.render("en", "chart_flag_line", rate=0.6).startswith("60% line")
+
+
+def test_evaluation_problems_name_the_limits_the_rules_checked(messages):
+    problems = RoundSettings.parse({"items": {"branch": ["甲"] * 13}, "flag_below": 2})[1]
+    assert problems == ["evaluation_bad_items", "evaluation_bad_flag"]
+    (fewest, most), longest = ITEMS_PER_KIND, ITEM_LIMIT
+    zh = messages.render("zh_CN", "evaluation_problems", problems=problems)
+    en = messages.render("en", "evaluation_problems", problems=problems)
+    assert f"每类对象的评议项目要有 {fewest} 到 {most} 项，每项不超过 {longest} 字。" in zh
+    assert f"flag_below 是 0 到 1 之间的比例，例如 {RoundSettings().flag_below}。" in zh
+    assert f"needs {fewest} to {most} items of at most {longest} characters" in en
 
 
 def test_wecom_markdown_marks_what_templates_ask_and_escapes_everything_else():

@@ -85,9 +85,25 @@ DEFAULT_WHO_RATES = {
 }
 THRESHOLD_FLOOR = 3  # never fewer raters than this behind a figure, whatever the settings
 COMMENT_LIMIT = 300
+SCALE_LEVELS = (2, 7)  # fewest and most levels of a scale
+ITEMS_PER_KIND = (1, 12)  # fewest and most items asked of one kind of target
 ITEM_LIMIT = 60
+QUARTER_LIMIT = 100  # characters of a round's quarter name
+FLAG_RANGE = (0, 1)  # flag_below is a share of satisfied ratings
 MAX_CODES = 500  # evaluation codes per request: a sheet for one market or unit
 DEFAULT_CODES = 10  # when the roster lists nobody for a group, this many codes are printed
+
+
+class Problem(str):
+    """A problem's message key (it compares and is stored as the key), with the values its
+    wording names: the limits it was checked against, so that messages never spell them."""
+
+    values: dict[str, object]
+
+    def __new__(cls, key: str, **values: object) -> "Problem":
+        problem = super().__new__(cls, key)
+        problem.values = values
+        return problem
 
 
 @dataclass(frozen=True)
@@ -181,23 +197,35 @@ class RoundSettings:
             )
         except (TypeError, ValueError, AttributeError):
             return None, [*problems, "evaluation_bad_setting"]
-        if not 2 <= len(scale) <= 7 or len(set(scale)) != len(scale) or not all(scale):
-            problems.append("evaluation_bad_scale")
+        fewest, most = SCALE_LEVELS
+        if not fewest <= len(scale) <= most or len(set(scale)) != len(scale) or not all(scale):
+            problems.append(Problem("evaluation_bad_scale", fewest=fewest, most=most))
         elif not 1 <= settings.satisfied_levels < len(scale):
-            problems.append("evaluation_bad_satisfied_levels")
+            problems.append(Problem("evaluation_bad_satisfied_levels", fewest=1))
+        fewest, most = ITEMS_PER_KIND
         if any(
-            not 1 <= len(v) <= 12 or not all(0 < len(i) <= ITEM_LIMIT for i in v)
+            not fewest <= len(v) <= most or not all(0 < len(i) <= ITEM_LIMIT for i in v)
             for v in items.values()
         ):
-            problems.append("evaluation_bad_items")
+            problems.append(
+                Problem("evaluation_bad_items", fewest=fewest, most=most, longest=ITEM_LIMIT)
+            )
         if set(who_rates) - set(RATER_KINDS) or any(
             set(v) - set(TARGET_SETS) for v in who_rates.values()
         ):
             problems.append("evaluation_bad_who_rates")
         if min(settings.min_raters, settings.min_commenters) < THRESHOLD_FLOOR:
-            problems.append("evaluation_threshold_too_low")
-        if not 0 <= settings.flag_below <= 1:
-            problems.append("evaluation_bad_flag")
+            problems.append(Problem("evaluation_threshold_too_low", floor=THRESHOLD_FLOOR))
+        lowest, highest = FLAG_RANGE
+        if not lowest <= settings.flag_below <= highest:
+            problems.append(
+                Problem(
+                    "evaluation_bad_flag",
+                    lowest=lowest,
+                    highest=highest,
+                    example=RoundSettings.flag_below,
+                )
+            )
         return (None, problems) if problems else (settings, [])
 
 
@@ -282,8 +310,8 @@ async def open_round(
     opens_at = opens_at or now
     quarter = quarter.strip()
     problems = []
-    if not 0 < len(quarter) <= 100:
-        problems.append("evaluation_bad_quarter")
+    if not 0 < len(quarter) <= QUARTER_LIMIT:
+        problems.append(Problem("evaluation_bad_quarter", longest=QUARTER_LIMIT))
     if closes_at <= max(opens_at, now):
         problems.append("evaluation_bad_closing")
     existing = await queries.rounds_of(session, organisation_id=organisation_id)
@@ -497,7 +525,7 @@ async def order_codes(
     if count is None:
         count = min(group.listed or DEFAULT_CODES, MAX_CODES)
     if not 0 < count <= MAX_CODES:
-        problems.append("evaluation_bad_count")
+        problems.append(Problem("evaluation_bad_count", fewest=1, most=MAX_CODES))
     evaluation_round = await open_now(session, organisation_id=organisation_id, now=now)
     if evaluation_round is None:
         problems.append("evaluation_no_round")
