@@ -216,7 +216,12 @@ async def _import_roster(runtime: Runtime, args: argparse.Namespace) -> int:
         )
         if not report.ok:
             await session.rollback()
-    _say(runtime, "cli_roster_report.txt", report=report)
+    _say(
+        runtime,
+        "cli_roster_report.txt",
+        report=report,
+        wecom_id_longest=roster.WECOM_USERID_LONGEST,
+    )
     return 0 if report.ok else 1
 
 
@@ -234,7 +239,9 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
         return 2
     spec, problems = calendar.parse_campaign(text)
     if problems:
-        _say(runtime, "cli_campaign_report.txt", problems=problems)
+        _say(
+            runtime, "cli_campaign_report.txt", problems=problems, remind_days=calendar.REMIND_DAYS
+        )
         return 1
     await runtime.db.migrate()
     async with runtime.db.session() as session:
@@ -249,7 +256,13 @@ async def _load_campaign(runtime: Runtime, args: argparse.Namespace) -> int:
             now=runtime.clock.now(),
             allow_removals=args.allow_removals,
         )
-    _say(runtime, "cli_campaign_report.txt", problems=[], report=report)
+    _say(
+        runtime,
+        "cli_campaign_report.txt",
+        problems=[],
+        report=report,
+        remind_days=calendar.REMIND_DAYS,
+    )
     return 1 if report.refused else 0
 
 
@@ -376,6 +389,7 @@ async def _reviewers(runtime: Runtime, args: argparse.Namespace) -> int:
 
 async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
     from bot.cli import commendation as commendation_cli
+    from bot.core import commendation
 
     await runtime.db.migrate()
     words = runtime.messages.commendation_words(runtime.settings.default_locale)
@@ -388,6 +402,8 @@ async def _commendation(runtime: Runtime, args: argparse.Namespace) -> int:
         runtime,
         "cli_commendation.txt",
         problems=report.problems,
+        name_limit=commendation.NAME_LIMIT,
+        least_quota=commendation.LEAST_QUOTA,
         selections=report.selections,
         files=report.files,
     )

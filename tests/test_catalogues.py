@@ -177,22 +177,12 @@ EXAMPLES = {
     ("pledge_bad_date", ""),
     ("pledge_format", ""),
 }
-# Limits still spelled in a template, and where the code that checks them lives: each should
-# become a value its caller passes in, as the evaluation problems carry theirs.
-NOT_YET_VALUES = {
-    ("cli_campaign_report.bad_days", ""),  # 0—30: bot/core/calendar.py
-    ("cli_commendation.bad_name", ""),  # 200: bot/core/commendation.py
-    ("cli_commendation.bad_quota", ""),  # 1: bot/core/commendation.py
-    ("cli_roster_report.bad_wecom_id", ""),  # 64: bot/core/roster.py
-    ("console_intro", "企业微信模式"),  # 2048 bytes, 6 buttons: bot/channels/wecom/channel.py
-    ("console_wecom_held", ""),  # 30 a minute, 1000 an hour: bot/channels/wecom
-}
 _PLACEHOLDER = re.compile(r"%\(\w+\)s|\\\d")  # %(most)s and a regular expression's \1
 
 
 def spelled_numbers(catalog) -> dict[tuple[str, str], list[str]]:
-    """The digits in each source string that is neither an example nor a known leftover."""
-    allowed = EXAMPLES | NOT_YET_VALUES
+    """The digits in each source string that is not an example."""
+    allowed = EXAMPLES
     found = {}
     for message in catalog:
         for source in message.id if isinstance(message.id, tuple | list) else (message.id,):

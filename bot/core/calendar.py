@@ -28,6 +28,8 @@ from storage.models import (
     StepKind,
 )
 
+# How many days before a deadline its reminder may come (remind_days_before).
+REMIND_DAYS = (0, 30)
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _KEYS = {
     "campaign": {
@@ -194,7 +196,8 @@ def parse_campaign(text: str) -> tuple[CampaignSpec | None, list[CampaignProblem
         except (ZoneInfoNotFoundError, ValueError):
             problem("campaign", 0, "timezone", "unknown_timezone", campaign["timezone"])
     days = campaign.get("remind_days_before", 3)
-    if not isinstance(days, int) or not 0 <= days <= 30:
+    fewest, most = REMIND_DAYS
+    if not isinstance(days, int) or not fewest <= days <= most:
         problem("campaign", 0, "remind_days_before", "bad_days", days)
     if str(campaign.get("digest_day", "monday")).lower() not in DIGEST_DAYS:
         problem("campaign", 0, "digest_day", "bad_digest_day", campaign.get("digest_day"))

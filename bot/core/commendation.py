@@ -44,6 +44,8 @@ from storage.models import (
 from storage.outbox import Recipients
 
 MATERIAL_LIMIT = 1500  # 字, seed 002
+NAME_LIMIT = 200  # a selection's name, 字
+LEAST_QUOTA = 1  # nominations a branch may make
 PRIZES = ("first", "second", "third")
 NO_PRIZE = "none"
 POINTS = {"first": 3, "second": 2, "third": 1, NO_PRIZE: 0}
@@ -201,11 +203,11 @@ async def open_selection(
     latest = await current(session, organisation_id=organisation_id)
     if latest is not None and latest.stage != SelectionStage.PUBLISHED:
         problems.append(f"selection_running:{latest.name}")
-    if not 0 < len(name.strip()) <= 200:
+    if not 0 < len(name.strip()) <= NAME_LIMIT:
         problems.append("bad_name")
     if closes_at <= opens_at:
         problems.append("bad_window")
-    if per_branch < 1:
+    if per_branch < LEAST_QUOTA:
         problems.append("bad_quota")
     if any(n < 0 for n in prizes) or not any(prizes):
         problems.append("bad_prizes")

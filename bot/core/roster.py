@@ -68,7 +68,8 @@ YES_WORDS = {"是", "yes", "y", "true", "1"}
 NO_WORDS = {"否", "no", "n", "false", "0", ""}
 LOCALE_WORDS = {"zh_CN": "zh_CN", "中文": "zh_CN", "zh": "zh_CN", "en": "en", "English": "en"}
 # WeCom's userid: 1–64 letters, digits and _-@. (WeCom compares them without case).
-WECOM_USERID = re.compile(r"^[A-Za-z0-9_\-@.]{1,64}$")
+WECOM_USERID_LONGEST = 64
+WECOM_USERID = re.compile(rf"^[A-Za-z0-9_\-@.]{{1,{WECOM_USERID_LONGEST}}}$")
 WECOM = "wecom"  # the channel its accounts are on
 _SEPARATORS = str.maketrans({"、": " ", ",": " ", "，": " ", ";": " ", "；": " ", "/": " "})
 
@@ -293,7 +294,9 @@ def parse_people(table: Table) -> tuple[list[PersonRow], list[RosterProblem]]:
             problems.append(RosterProblem(sheet, number, "unknown_locale", locale_word))
         wecom = value("wecom")
         if wecom and not WECOM_USERID.match(wecom):
-            problems.append(RosterProblem(sheet, number, "bad_wecom_id", wecom[:64]))
+            problems.append(
+                RosterProblem(sheet, number, "bad_wecom_id", wecom[:WECOM_USERID_LONGEST])
+            )
         elif wecom and rater_group is not None:
             problems.append(RosterProblem(sheet, number, "outsider_with_wecom_id", name))
         rows.append(

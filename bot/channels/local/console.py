@@ -14,6 +14,7 @@ import handlers
 from bot.channels.local import CHANNEL
 from bot.channels.local.chat import LocalChat, Person, printer_for
 from bot.channels.wecom import local_server
+from bot.channels.wecom.channel import CARD_BUTTONS, TEXT_BYTES
 from bot.channels.wecom.inbound import CHANNEL as WECOM
 from bot.channels.wecom.local_chat import WeComChat
 from bot.channels.wecom.local_server import LocalWeCom
@@ -209,6 +210,8 @@ async def run_demo(
     console.say(
         "console_intro.txt",
         current=console.current,
+        text_bytes=TEXT_BYTES,
+        card_buttons=CARD_BUTTONS,
         nobody_bound=not everyone,
         database=make_url(settings.database_url).database or settings.database_url,
         folder=str(folder),

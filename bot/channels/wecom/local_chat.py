@@ -13,6 +13,7 @@ from datetime import datetime
 from bot.channels.local.chat import Person, chosen, move_clock
 from bot.channels.wecom.app import WeCom
 from bot.channels.wecom.local_server import Delivered, LocalWeCom, Pusher
+from bot.channels.wecom.pacing import PER_HOUR, PER_MINUTE
 from bot.clock import ManualClock
 from bot.jobs import SteppedJobs, periodic_jobs
 from bot.runtime import Runtime
@@ -110,9 +111,16 @@ class WeComChat:
     # What the member sees.
 
     async def _held(self, seconds: float) -> None:
-        """A reply beyond the member's 30 a minute: on WeCom it would wait this long."""
+        """A reply beyond the member's limits: on WeCom it would wait this long."""
         self.show_new()
-        self.write(self._say("console_wecom_held.txt", seconds=round(seconds)))
+        self.write(
+            self._say(
+                "console_wecom_held.txt",
+                seconds=round(seconds),
+                per_minute=PER_MINUTE,
+                per_hour=PER_HOUR,
+            )
+        )
 
     def show_new(self) -> None:
         for item in self.fake.timeline[self._shown :]:

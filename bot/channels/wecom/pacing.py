@@ -16,10 +16,11 @@ from storage import pacing
 from storage.db import Database
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+PER_MINUTE, PER_HOUR = 30, 1000  # to one member (document 90236)
 
 
 class MemberPace:
-    def __init__(self, per_minute: int = 30, per_hour: int | None = 1000) -> None:
+    def __init__(self, per_minute: int = PER_MINUTE, per_hour: int | None = PER_HOUR) -> None:
         self.windows = ((MINUTE, per_minute),) + (((HOUR, per_hour),) if per_hour else ())
         self._sent: dict[str, deque[datetime]] = {}
         self._db: Database | None = None
