@@ -88,10 +88,17 @@ async def test_two_members_with_one_userid_is_an_import_error_and_nothing_is_wri
         (6, "outsider_with_wecom_id"),
     ]
     assert await wecom_accounts(runtime) == {}
-    said = runtime.messages.render("zh_CN", "cli_roster_report.txt", report=report)
+    said, english = (
+        runtime.messages.render(
+            locale,
+            "cli_roster_report.txt",
+            report=report,
+            wecom_id_longest=roster.WECOM_USERID_LONGEST,
+        )
+        for locale in ("zh_CN", "en")
+    )
     assert "人员表 第 3 行：企业微信账号重复：一个账号只能属于一个人（WANGWU）" in said
-    english = runtime.messages.render("en", "cli_roster_report.txt", report=report)
-    assert "WeCom account" in english
+    assert "最长 64 个字符" in said and "WeCom account" in english
 
 
 async def test_a_listed_member_is_welcomed_on_their_first_message_and_then_answered(
