@@ -127,8 +127,8 @@ def _settings(scratch: str, fake: LocalWeCom) -> Settings:
 
 async def run_broadcast(scale: float = 1.0) -> list[dict]:
     """Every member of the demo sent `per_member` outbox messages at once (a busy week's
-    notices), pushed as the outbox sender pushes them: a message over the member's limit
-    waits (Undelivered) and the simulated clock moves to when it may go. The fraction of
+    notices), handed over as the outbox sender hands them (room made, then pushed): a message
+    over the member's limit waits (Undelivered) and the simulated clock moves to when it may go. The fraction of
     WeCom's 30 a minute they went at (the least time the limit allows over the time they
     took), and what the local WeCom dropped or received twice."""
     per_member = max(int(90 * scale), 31)
@@ -148,10 +148,10 @@ async def run_broadcast(scale: float = 1.0) -> list[dict]:
         while waiting:
             soonest = None
             for user in list(waiting):
+                item = Outgoing(user, f"通知 {waiting[user]}")
                 try:
-                    await wecom.channel.push(
-                        Outgoing(user, f"通知 {waiting[user]}"), before_request=None
-                    )
+                    await wecom.channel.make_room([item])
+                    await wecom.channel.push(item, before_request=None)
                 except Undelivered as error:
                     soonest = min(soonest or error.wait, error.wait)
                     continue

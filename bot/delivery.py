@@ -236,18 +236,15 @@ class Sender:
             text = "\n\n".join(
                 messages.markup(flavour, locale, n.template, **n.values) for n in notices
             )
-            parts = parts_of(flavour, text, channel.limits.text_length)
+            texts = parts_of(flavour, text, channel.limits.text_length)
+            key = ",".join(n.template for n in notices)
+            parts = [
+                Outgoing(chat, part, buttons if index == len(texts) - 1 else None, key=key)
+                for index, part in enumerate(texts)
+            ]
+            await channel.make_room(parts)
             for index, part in enumerate(parts):
-                last = index == len(parts) - 1
-                await channel.push(
-                    Outgoing(
-                        chat,
-                        part,
-                        buttons if last else None,
-                        key=",".join(n.template for n in notices),
-                    ),
-                    before_request=handed_over if index == 0 else None,
-                )
+                await channel.push(part, before_request=handed_over if index == 0 else None)
                 sent_parts += 1
         except Exception as error:  # noqa: BLE001 — every failure is recorded, none stops the rest
             return Outcome(error, sent_parts)

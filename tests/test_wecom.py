@@ -91,6 +91,12 @@ async def say(pusher: Pusher, wecom: WeCom, xml: str, times: int = 1) -> list[in
     return statuses
 
 
+async def push(channel, item: Outgoing) -> None:
+    """An outbox message as the sender hands it over: room made for it, then pushed."""
+    await channel.make_room([item])
+    await channel.push(item, before_request=None)
+
+
 def texts(fake: LocalWeCom, user: str) -> list[str]:
     return [item.text for item in fake.to(user)]
 
@@ -267,17 +273,17 @@ async def test_the_member_limits_keep_messages_in_the_outbox(runtime, fake, memb
     zheng = members["郑强"]
     try:
         for _ in range(2):
-            await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒"))
         with pytest.raises(Undelivered) as refused:
-            await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒"))
         assert refused.value.wait == timedelta(minutes=1)
         runtime.clock.advance(timedelta(minutes=1))
-        await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+        await push(wecom.channel, Outgoing(zheng, "提醒"))
         with pytest.raises(Undelivered) as refused:  # the hour's three are used
-            await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒"))
         assert refused.value.wait == timedelta(minutes=59)
         with pytest.raises(Unreachable):
-            await wecom.channel.push(Outgoing("nobody", "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing("nobody", "提醒"))
     finally:
         await wecom.stop()
     assert len(fake.to(zheng)) == 3
@@ -342,7 +348,7 @@ async def test_a_members_31st_message_in_a_minute_waits_where_wecom_would_drop_i
     unpaced = await running(runtime, fake, pace=MemberPace(per_minute=10**6, per_hour=None))
     try:
         for n in range(31):
-            await unpaced.channel.push(Outgoing(zheng, f"通知{n}"), before_request=None)
+            await push(unpaced.channel, Outgoing(zheng, f"通知{n}"))
     finally:
         await unpaced.stop()
     assert len(fake.dropped) == 1  # what an application without the limits would lose
@@ -350,13 +356,46 @@ async def test_a_members_31st_message_in_a_minute_waits_where_wecom_would_drop_i
     wecom = await running(runtime, fake)
     try:
         for n in range(30):
-            await wecom.channel.push(Outgoing(zheng, f"提醒{n}"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, f"提醒{n}"))
         with pytest.raises(Undelivered) as refused:
-            await wecom.channel.push(Outgoing(zheng, "提醒30"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒30"))
     finally:
         await wecom.stop()
     assert timedelta(0) < refused.value.wait <= timedelta(minutes=1)
     assert len(fake.dropped) == 1
+
+
+async def test_an_outbox_message_waits_whole_when_its_parts_do_not_all_fit(runtime, fake, members):
+    wecom = await running(runtime, fake, pace=MemberPace(per_minute=2, per_hour=None))
+    zheng = members["郑强"]
+    try:
+        await push(wecom.channel, Outgoing(zheng, "提醒"))
+        with pytest.raises(Undelivered) as refused:  # one slot left for two parts
+            await wecom.channel.make_room(
+                [Outgoing(zheng, "第一部分"), Outgoing(zheng, "第二部分")]
+            )
+    finally:
+        await wecom.stop()
+    assert refused.value.wait == timedelta(minutes=1) and texts(fake, zheng) == ["提醒"]
+
+
+async def test_a_server_outside_the_trusted_ips_keeps_the_broadcast_for_later(
+    runtime, fake, members, clock
+):
+    """WeCom refuses every message from an untrusted IP (60020): nothing arrived, so the
+    messages wait for the administrator to add the IP instead of being given up."""
+    await _announce_to_everyone(runtime)
+    fake.refuse_with = 60020
+    wecom = await running(runtime, fake)
+    try:
+        refused = await delivery.send_now(wecom.channel.runtime)
+        fake.refuse_with = None  # the administrator added the IP
+        clock.advance(timedelta(minutes=10))
+        sent = await delivery.send_now(wecom.channel.runtime)
+    finally:
+        await wecom.stop()
+    assert refused.sent == 0 and refused.failed == 0 and refused.again > 0
+    assert sent.sent == refused.again and len(fake.delivered) == sent.sent
 
 
 # --- 群众评议 through cards --------------------------------------------------------------------

@@ -27,7 +27,7 @@ from storage.models import (
     SentCount,
 )
 from tests.test_commendation import open_selection
-from tests.test_wecom import fake, members, people, running, say  # noqa: F401 — fixtures
+from tests.test_wecom import fake, members, people, push, running, say  # noqa: F401 — fixtures
 
 ALL_KEY = "0f1e2d3c-aaaa-4bbb-8ccc-000000000001"
 BRANCH_KEY = "0f1e2d3c-aaaa-4bbb-8ccc-000000000002"
@@ -214,7 +214,7 @@ async def test_a_restarted_bot_still_keeps_a_members_hour(
     wecom = await running(runtime, fake, pace=MemberPace(per_minute=2, per_hour=3))
     try:
         for _ in range(2):
-            await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒"))
         clock.advance(timedelta(minutes=10))
         await wecom.channel.send([Outgoing(zheng, "回复")], None)
     finally:
@@ -227,11 +227,11 @@ async def test_a_restarted_bot_still_keeps_a_members_hour(
     # A new process, with nothing in memory: the hour's two pushes are still counted.
     wecom = await running(runtime, fake, pace=MemberPace(per_minute=2, per_hour=3))
     try:
-        await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+        await push(wecom.channel, Outgoing(zheng, "提醒"))
         with pytest.raises(Undelivered) as refused:
-            await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+            await push(wecom.channel, Outgoing(zheng, "提醒"))
         clock.advance(refused.value.wait)
-        await wecom.channel.push(Outgoing(zheng, "提醒"), before_request=None)
+        await push(wecom.channel, Outgoing(zheng, "提醒"))
     finally:
         await wecom.stop()
     # The first two count from the end of their minute: never earlier than they went.

@@ -129,6 +129,11 @@ class Channel(Protocol):
     async def send(self, outgoing: Sequence[Outgoing], answering: Answering | None) -> None:
         """Send in order, each recorded as handed over just before its request."""
 
+    async def make_room(self, parts: Sequence[Outgoing]) -> None:
+        """Before the first of an outbox message's parts goes: raise Undelivered unless all
+        of them may go now (a channel that drops what goes beyond its limits), so that a
+        member never gets half a message. A channel that waits instead does nothing."""
+
     async def push(
         self, item: Outgoing, *, before_request: Callable[[], Awaitable[object]] | None
     ) -> None:

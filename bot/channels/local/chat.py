@@ -114,6 +114,9 @@ class LocalChannel:
             await before_request()
         self._message(item)
 
+    async def make_room(self, parts) -> None:
+        """A terminal takes everything."""
+
     async def send_file(self, item: OutgoingFile) -> None:
         self._record(
             Sent("file", item.chat, item.caption, file_name=item.name, content=item.content)

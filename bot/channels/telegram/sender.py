@@ -118,6 +118,9 @@ class TelegramChannel:
                     raise Undelivered(error.message) from error
                 raise
 
+    async def make_room(self, parts: Sequence[Outgoing]) -> None:
+        """Telegram's limits are kept by waiting (the pacer), never by dropping."""
+
     async def send_file(self, item: OutgoingFile) -> None:
         method = self.bot.send_photo if item.kind == "photo" else self.bot.send_document
         field = "photo" if item.kind == "photo" else "document"

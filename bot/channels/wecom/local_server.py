@@ -72,6 +72,8 @@ class LocalWeCom:
     frequency_limit: int | None = None
     # After this many messages WeCom revokes every token (once).
     expire_tokens_after: int | None = None
+    # Every message/send answered with this errcode (60020: the caller's IP is not trusted).
+    refuse_with: int | None = None
     delivered: list[Delivered] = field(default_factory=list)
     # Messages and card updates, in order (a card update as msgtype "update").
     timeline: list[Delivered] = field(default_factory=list)
@@ -174,6 +176,8 @@ class LocalWeCom:
         body = await request.json()
         if body.get("agentid") != AGENT_ID:
             return self._answer(40056, "invalid agentid")
+        if self.refuse_with is not None:
+            return self._answer(self.refuse_with, "refused")
         if self.frequency_limit is not None and self._taken >= self.frequency_limit:
             self.refused_by_frequency += 1
             return self._answer(45009, "api freq out of limit")
